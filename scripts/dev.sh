@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Set up a development machine (Debian 12, Python >= 3.11) and serve or test.
+#
+#   scripts/dev.sh serve   install what is missing, create ./data on first run, start the server
+#   scripts/dev.sh test    install what is missing, then run the whole test suite
+#
+# Installs, only when missing: Debian packages (apt-get, through sudo when not root), a virtual
+# environment in .venv with the project and its test extra, and the npm packages the tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+APT_PACKAGES=(python3-venv python3-dev build-essential nodejs npm openssl softhsm2 opensc
+              poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
+              fonts-dejavu-core fonts-liberation)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+install_debian_packages() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+}
+
+python_bin() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c \
+        'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "Python 3.11 or newer is required" >&2; exit 1
+}
+
+install_python_packages() {
+  local stamp=.venv/.vnegov-installed
+  local want
+  want=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -d' ' -f1)
+  if [ ! -x .venv/bin/python ]; then
+    say "creating the virtual environment in .venv"
+    "$(python_bin)" -m venv .venv
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Python packages"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+install_npm_packages() {
+  local dir=tests/interop/node
+  [ -f "$dir/package.json" ] || return 0
+  local stamp="$dir/node_modules/.vnegov-installed"
+  local want
+  want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing npm packages for the interoperability tests"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+}
+
+setup() {
+  install_debian_packages
+  install_python_packages
+  install_npm_packages
+}
+
+case "${1:-}" in
+  serve)
+    setup
+    if [ ! -f data/vnegov.toml ]; then
+      say "creating ./data (configuration, SQLite database, development PKI)"
+      .venv/bin/vnegov --data-dir data init
+    fi
+    say "serving: gRPC (mutual TLS) on 127.0.0.1:50051, HTTP on 127.0.0.1:8080; Ctrl-C stops"
+    exec .venv/bin/vnegov --data-dir data serve --migrate
+    ;;
+  test)
+    setup
+    shift
+    say "ruff"
+    .venv/bin/ruff check .
+    say "mypy"
+    .venv/bin/mypy
+    say "generated protobuf code"
+    .venv/bin/python scripts/gen_proto.py --check
+    say "pytest"
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh serve | test [pytest arguments]" >&2
+    exit 2
+    ;;
+esac

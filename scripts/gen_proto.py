@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Regenerate the Python code for proto/ (messages, gRPC stubs, and type stubs for both).
+
+    python scripts/gen_proto.py          # write the generated files next to the .proto sources
+    python scripts/gen_proto.py --check  # exit 1 if the committed files differ from a regeneration
+
+Generation uses the pinned grpcio-tools and mypy-protobuf from the test extra, so the output is
+byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "proto"
+PACKAGE = PROTO_ROOT / "vnegov"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+
+
+def sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.proto"))
+
+
+def generate(out: Path) -> None:
+    bindir = Path(sys.executable).parent
+    wkt = Path(grpc_tools.__file__).parent / "_proto"
+    rel = [str(p.relative_to(PROTO_ROOT)) for p in sources()]
+    cmd = [
+        sys.executable, "-m", "grpc_tools.protoc",
+        f"--proto_path={PROTO_ROOT}", f"--proto_path={wkt}",
+        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
+        f"--python_out={out}", f"--grpc_python_out={out}",
+        f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+        *rel,
+    ]
+    done = subprocess.run(cmd, cwd=PROTO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
+    # Every directory on the way to a generated module is a package.
+    for directory in {p.parent for p in out.rglob("*_pb2.py")}:
+        d = directory
+        while d != out:
+            (d / "__init__.py").touch()
+            d = d.parent
+    (out / "vnegov" / "py.typed").touch()
+
+
+def generated_files(base: Path) -> set[Path]:
+    files = {p.relative_to(base) for p in (base / "vnegov").rglob("*") if p.is_file()
+             and (p.name.endswith(GENERATED_SUFFIXES) or p.name in {"__init__.py", "py.typed"})}
+    return files
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="compare instead of writing; exit 1 on any difference")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        generate(out)
+        fresh = generated_files(out)
+        current = generated_files(PROTO_ROOT)
+        differ = sorted(
+            str(p) for p in fresh | current
+            if p not in fresh or p not in current
+            or not filecmp.cmp(out / p, PROTO_ROOT / p, shallow=False)
+        )
+        if args.check:
+            if differ:
+                print("generated protobuf code is out of date; run scripts/gen_proto.py:")
+                print("\n".join(f"  {d}" for d in differ))
+                return 1
+            print(f"generated protobuf code is up to date ({len(fresh)} files)")
+            return 0
+        for p in current - fresh:
+            (PROTO_ROOT / p).unlink()
+        for p in fresh:
+            (PROTO_ROOT / p).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / p, PROTO_ROOT / p)
+        print(f"wrote {len(fresh)} files; {len(differ)} changed")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

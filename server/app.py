@@ -1,0 +1,285 @@
+"""The server application: one process serving gRPC (grpc.aio) and HTTP (uvicorn) on one loop.
+
+Start-up: open the database (refusing to run on an unmigrated schema), start the audit writer and
+the modules, then listen. Shutdown (SIGTERM/SIGINT or :meth:`Application.stop`): health turns
+NOT_SERVING, the mutual-TLS front stops accepting connections, the gRPC server refuses new calls and
+lets in-flight calls finish within the grace period, the HTTP server drains, modules stop, the audit
+writer commits what it holds, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import uvicorn
+from cryptography import x509
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
+
+from server.audit import AuditWriter
+from server.auth.authenticator import Authenticator
+from server.auth.caller import AuthMethod, Caller, PermissionTable
+from server.auth.certificates import ClientCertificateVerifier
+from server.config import Config
+from server.http.app import build_http_app
+from server.metrics import Metrics
+from server.modules import MODULES, AppContext, Module
+from server.rpc.interceptors import AuthInterceptor, ErrorInterceptor, ObservabilityInterceptor
+from server.rpc.rules import load_rules
+from server.storage import migrate
+from server.storage.db import Database
+from server.tlsfront import PeerRegistry, TlsFront, make_server_context
+from signing.ca.keys import load_private_key
+
+__all__ = ["Application", "StartupError"]
+
+log = logging.getLogger("server")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start with this configuration; the message says why."""
+
+
+class _Uvicorn(uvicorn.Server):
+    # The application owns signal handling; uvicorn must not install (or re-raise) its own.
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise StartupError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _certificates(paths: tuple[str, ...], what: str) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            certs.extend(x509.load_pem_x509_certificates(_read(path, what)))
+        except ValueError:
+            raise StartupError(f"{what} {path} holds no PEM certificate") from None
+    return certs
+
+
+class Application:
+    def __init__(self, config: Config, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.config = config
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.metrics = Metrics()
+        self.grpc_port = 0
+        self.http_port = 0
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._modules: list[Module] = []
+        self._front: TlsFront | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http: _Uvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._runtime_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._registry = PeerRegistry()
+        self.db = Database(config.storage.url, echo=config.storage.echo,
+                           pool_size=config.storage.pool_size)
+        self.audit = AuditWriter(self.db)
+        self.executor = ThreadPoolExecutor(max_workers=config.server.worker_threads,
+                                           thread_name_prefix="vnegov-worker")
+        self.context = AppContext(config=config, db=self.db, audit=self.audit,
+                                  metrics=self.metrics, executor=self.executor, clock=self.clock)
+
+    # ---------------------------------------------------------------- start
+    async def start(self) -> None:
+        pending = await asyncio.to_thread(migrate.pending, self.db)
+        if pending:
+            raise StartupError("the database schema is not up to date (run `vnegov migrate`); "
+                               f"missing: {', '.join(sorted(pending))}")
+        self.audit.start()
+        self._modules = [factory(self.context) for factory in MODULES]
+        for module in self._modules:
+            await module.start()
+        authenticator = self._authenticator()
+        services = [s for m in self._modules for s in m.grpc_services()]
+        service_names = [s.name for s in services]
+        builtin = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        try:
+            rules = load_rules(service_names + builtin)
+        except (ValueError, KeyError) as exc:
+            raise StartupError(str(exc)) from None
+        self._grpc = grpc.aio.server(
+            interceptors=[
+                ObservabilityInterceptor(self.metrics, self.audit),
+                ErrorInterceptor(),
+                AuthInterceptor(authenticator, rules, self.metrics, self.clock),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        for service in services:
+            service.add_to_server(service.servicer, self._grpc)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        reflection.enable_server_reflection(service_names + builtin, self._grpc)
+        await self._listen_grpc()
+        await self._grpc.start()
+        for name in ["", *service_names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._listen_http()
+        log.info("server started", extra={
+            "grpc_port": self.grpc_port, "http_port": self.http_port,
+            "mode": "plaintext" if self.config.server.plaintext else "mutual-tls",
+            "database": self.db.dialect,
+        })
+
+    def _authenticator(self) -> Authenticator:
+        cfg = self.config
+        permissions = PermissionTable(cfg.auth.callers)
+        if cfg.server.plaintext:
+            row = permissions.row_for_agency(cfg.auth.plaintext_caller)
+            if row is None:
+                raise StartupError("plaintext mode needs auth.plaintext_caller to name the agency "
+                                   "code of a row in [[auth.callers]]")
+            log.warning("gRPC is served WITHOUT TLS: every call is treated as coming from %s. "
+                        "Use this only for local development.", row.agency_code)
+            caller = Caller(
+                display_name=row.name or "plaintext-development", agency_code=row.agency_code,
+                province_code="", scopes=frozenset(row.scopes), provinces=frozenset(row.provinces),
+                method=AuthMethod.PLAINTEXT_DEVELOPMENT,
+            )
+            return Authenticator(plaintext_caller=caller)
+        roots = _certificates(cfg.tls.client_ca_files, "client CA file")
+        intermediates = _certificates(cfg.tls.client_intermediate_files, "intermediate file")
+        if not roots:
+            raise StartupError("tls.client_ca_files must name the trust anchors of client "
+                               "certificates (or set server.plaintext for development)")
+        revocation = self.context.registry.get("revocation_checker")
+        verifier = ClientCertificateVerifier(roots, intermediates, permissions, revocation)
+        return Authenticator(registry=self._registry, verifier=verifier)
+
+    async def _listen_grpc(self) -> None:
+        assert self._grpc is not None
+        cfg = self.config
+        if cfg.server.plaintext:
+            self.grpc_port = self._grpc.add_insecure_port(
+                f"{cfg.server.grpc_host}:{cfg.server.grpc_port}")
+            if self.grpc_port == 0:
+                raise StartupError(f"cannot listen on {cfg.server.grpc_host}:"
+                                   f"{cfg.server.grpc_port}")
+            return
+        chain = _certificates((cfg.tls.cert_file,), "server certificate file")
+        passphrase = _read(cfg.tls.key_passphrase_file, "passphrase file").strip() \
+            if cfg.tls.key_passphrase_file else None
+        try:
+            key = load_private_key(_read(cfg.tls.key_file, "server key file"), passphrase)
+        except Exception as exc:
+            raise StartupError(f"cannot load the server key {cfg.tls.key_file}: {exc}") from None
+        roots = _certificates(cfg.tls.client_ca_files, "client CA file")
+        intermediates = _certificates(cfg.tls.client_intermediate_files, "intermediate file")
+        context = make_server_context(chain, key, roots + intermediates)
+        self._runtime_dir = tempfile.TemporaryDirectory(prefix="vnegov-")
+        os.chmod(self._runtime_dir.name, 0o700)
+        inner = os.path.join(self._runtime_dir.name, "grpc.sock")
+        if self._grpc.add_insecure_port("unix:" + inner) == 0:
+            raise StartupError("cannot create the internal gRPC socket")
+        self._front = TlsFront(context, inner, self._registry)
+        try:
+            self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {cfg.server.grpc_host}:{cfg.server.grpc_port}: "
+                               f"{exc.strerror}") from None
+
+    async def _listen_http(self) -> None:
+        cfg = self.config
+        routes = [r for m in self._modules for r in m.http_routes()]
+        app = build_http_app(self.metrics, self._ready, routes)
+        config = uvicorn.Config(app, host=cfg.server.http_host, port=cfg.server.http_port,
+                                log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=max(1, int(
+                                    cfg.server.shutdown_grace_seconds)))
+        self._http = _Uvicorn(config)
+        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise StartupError(f"cannot listen on {cfg.server.http_host}:"
+                                   f"{cfg.server.http_port}")
+            await asyncio.sleep(0.01)
+        sockets = [s for srv in self._http.servers for s in srv.sockets]
+        self.http_port = int(sockets[0].getsockname()[1])
+
+    async def _ready(self) -> bool:
+        if self._stopping:
+            return False
+
+        def ping() -> bool:
+            with self.db.read() as session:
+                session.execute(text("SELECT 1"))
+            return True
+
+        try:
+            return await asyncio.wait_for(self.context.run(ping), timeout=2)
+        except Exception:
+            return False
+
+    # ---------------------------------------------------------------- stop
+    async def stop(self, grace: float | None = None) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        grace = self.config.server.shutdown_grace_seconds if grace is None else grace
+        log.info("shutting down", extra={"grace_seconds": grace})
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._front is not None:
+            self._front.stop_accepting()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._front is not None:
+            await self._front.close()
+        if self._http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        for module in reversed(self._modules):
+            try:
+                await module.stop()
+            except Exception:
+                log.exception("module %s failed to stop cleanly", module.name)
+        await self.audit.close()
+        self.executor.shutdown(wait=True)
+        await asyncio.to_thread(self.db.dispose)
+        if self._runtime_dir is not None:
+            self._runtime_dir.cleanup()
+        log.info("server stopped")
+        self._stopped.set()
+
+    async def serve_until_signal(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop(0)
+            raise
+        await stop.wait()
+        await self.stop()

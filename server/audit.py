@@ -1,0 +1,258 @@
+"""The append-only, hash-chained audit log.
+
+Each event is hashed (SHA-256) over a canonical JSON rendering of its fields together with the hash of
+the event before it, so editing, deleting or reordering any stored event breaks the chain from that
+point on; :func:`verify_chain` names the first event that no longer fits. Writers append under a lock
+on the single ``audit_head`` row (``SELECT ... FOR UPDATE`` on PostgreSQL, the write lock on SQLite),
+so several server processes on one database extend one chain.
+
+Events never contain secrets or document contents: callers pass identifiers, outcomes and reasons.
+Domain code appends its events with :func:`append_events` inside its own transaction (the state change
+and its audit record commit together); the gRPC layer records each call through :class:`AuditWriter`,
+which group-commits the events of concurrent calls in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.storage.audit import AuditEventRow, AuditHeadRow
+from server.storage.db import Database
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "AuditWriter",
+    "ChainReport",
+    "StoredAuditEvent",
+    "append_events",
+    "event_hash",
+    "verify_chain",
+]
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+_MAX_DETAIL_VALUE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What happened, before it has a place in the chain."""
+
+    at: dt.datetime
+    request_id: str
+    caller: str
+    kind: str  # "rpc", "auth", "http", or a domain ("ca", "payments", ...)
+    action: str  # full gRPC method name, or a domain action such as "certificate.revoke"
+    outcome: str  # "OK" or a status / failure code
+    reason: str = ""
+    details: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditEvent:
+    seq: int
+    at: dt.datetime
+    request_id: str
+    caller: str
+    kind: str
+    action: str
+    outcome: str
+    reason: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _format_at(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical_details(details: Mapping[str, Any]) -> str:
+    clean = {}
+    for key, value in details.items():
+        if isinstance(value, str) and len(value) > _MAX_DETAIL_VALUE:
+            value = value[:_MAX_DETAIL_VALUE] + "…"
+        clean[str(key)] = value
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(*, seq: int, at: dt.datetime, request_id: str, caller: str, kind: str,
+               action: str, outcome: str, reason: str, details: str, prev_hash: str) -> str:
+    """SHA-256 (hex) of the canonical JSON of one event; ``details`` is its canonical JSON text."""
+    body = json.dumps(
+        {
+            "seq": seq, "at": _format_at(at), "request_id": request_id, "caller": caller,
+            "kind": kind, "action": action, "outcome": outcome, "reason": reason,
+            "details": details, "prev_hash": prev_hash,
+        },
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def append_events(session: Session, events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` to the chain inside the caller's write transaction; returns their seqs."""
+    if not events:
+        return []
+    head = session.execute(
+        select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+    ).scalar_one()
+    seq, prev = head.seq, head.hash
+    rows = []
+    for event in events:
+        seq += 1
+        # Truncate to what both databases store (microseconds) before hashing.
+        at = event.at.astimezone(dt.UTC)
+        details = _canonical_details(event.details)
+        digest = event_hash(seq=seq, at=at, request_id=event.request_id, caller=event.caller,
+                            kind=event.kind, action=event.action, outcome=event.outcome,
+                            reason=event.reason, details=details, prev_hash=prev)
+        rows.append({
+            "seq": seq, "at": at, "request_id": event.request_id, "caller": event.caller,
+            "kind": event.kind, "action": event.action, "outcome": event.outcome,
+            "reason": event.reason, "details": details, "prev_hash": prev, "hash": digest,
+        })
+        prev = digest
+    session.execute(AuditEventRow.__table__.insert(), rows)
+    session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, hash=prev))
+    return [r["seq"] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    problem: str = ""
+
+
+def _iter_rows(db: Database, batch: int = 5000) -> Iterator[AuditEventRow]:
+    after = 0
+    while True:
+        with db.read() as session:
+            rows = session.execute(
+                select(AuditEventRow).where(AuditEventRow.seq > after)
+                .order_by(AuditEventRow.seq).limit(batch)
+            ).scalars().all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+
+
+def verify_chain(db: Database) -> ChainReport:
+    """Recompute the chain from the first event; report the first event that does not fit."""
+    prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    for row in _iter_rows(db):
+        if row.seq != expected_seq:
+            return ChainReport(False, checked, expected_seq,
+                               f"event {expected_seq} is missing (next stored event is {row.seq})")
+        if row.prev_hash != prev:
+            return ChainReport(False, checked, row.seq,
+                               "link to the previous event is broken (prev_hash changed)")
+        digest = event_hash(seq=row.seq, at=row.at, request_id=row.request_id, caller=row.caller,
+                            kind=row.kind, action=row.action, outcome=row.outcome,
+                            reason=row.reason, details=row.details, prev_hash=row.prev_hash)
+        if digest != row.hash:
+            return ChainReport(False, checked, row.seq,
+                               "content does not match its hash (the event was edited)")
+        prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
+    with db.read() as session:
+        head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1)).scalar_one()
+    if head.seq != checked or head.hash != prev:
+        return ChainReport(False, checked, checked + 1 if head.seq > checked else head.seq,
+                           f"chain head names event {head.seq} but the stored chain ends at "
+                           f"{checked} (events removed from the end, or the head was edited)")
+    return ChainReport(True, checked)
+
+
+def to_stored(row: AuditEventRow) -> StoredAuditEvent:
+    return StoredAuditEvent(
+        seq=row.seq, at=row.at, request_id=row.request_id, caller=row.caller, kind=row.kind,
+        action=row.action, outcome=row.outcome, reason=row.reason,
+        details=json.loads(row.details), prev_hash=row.prev_hash, hash=row.hash,
+    )
+
+
+_Pending = tuple[AuditEvent, "asyncio.Future[int]"]
+
+
+class AuditWriter:
+    """Group commit for events recorded by the gRPC layer.
+
+    ``await writer.record(event)`` returns once the event is committed. Events arriving while a
+    commit is in progress go together in the next transaction, so the database sees one write per
+    batch rather than one per call.
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        # None is the stop marker, queued by close() behind everything already recorded.
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def record(self, event: AuditEvent) -> int:
+        """Queue ``event`` and wait until it is committed; returns its sequence number."""
+        if self._closed:
+            raise RuntimeError("audit writer is closed")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = await self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        def write() -> list[int]:
+            with self._db.write() as session:
+                return append_events(session, [e for e, _ in batch])
+
+        try:
+            seqs = await asyncio.to_thread(write)
+        except Exception as exc:  # the database is down or refusing: every waiter learns of it
+            log.error("audit write failed", extra={"error": type(exc).__name__})
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), seq in zip(batch, seqs, strict=True):
+            if not future.done():
+                future.set_result(seq)
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop."""
+        self._closed = True
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None

@@ -1,0 +1,198 @@
+"""The ``vnegov`` command: the server's entry point, and the only code that reads configuration
+files and environment variables.
+
+    vnegov init [--data-dir DIR] [--force]   create a data directory: config, SQLite, development PKI
+    vnegov serve [--migrate]                 serve gRPC and HTTP until SIGTERM/SIGINT
+    vnegov migrate                           apply database migrations
+    vnegov audit verify                      check the audit hash chain; name the first broken event
+
+The configuration file is ``--config PATH``, else ``$VNEGOV_CONFIG``, else ``<data-dir>/vnegov.toml``
+with the data directory from ``--data-dir``, ``$VNEGOV_DATA_DIR`` or ``./data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from server.config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = """\
+# vnegov server configuration, written by `vnegov init`. Paths are relative to this file.
+# Every setting can be overridden by an environment variable VNEGOV__<SECTION>__<KEY>.
+data_dir = "."
+
+[server]
+grpc_host = "127.0.0.1"
+grpc_port = {grpc_port}
+http_host = "127.0.0.1"
+http_port = {http_port}
+public_url = "http://127.0.0.1:{http_port}"
+plaintext = false
+shutdown_grace_seconds = 30
+
+[tls]
+cert_file = "pki/server.pem"
+key_file = "pki/server.key.pem"
+key_passphrase_file = "secrets/pki-passphrase"
+client_ca_files = ["pki/root-ca.pem"]
+client_intermediate_files = ["pki/issuing-ca.pem"]
+
+[storage]
+# Empty: SQLite in the data directory. PostgreSQL: "postgresql+psycopg://user@host:5432/db".
+url = ""
+
+[pki]
+directory = "pki"
+key_passphrase_file = "secrets/pki-passphrase"
+
+[logging]
+level = "INFO"
+format = "json"
+
+# Permissions: which caller (by the agency code in its certificate, optionally its common name)
+# holds which scopes, in which provinces ("*" = all).
+{callers}
+"""
+
+
+def _callers_toml() -> str:
+    from server.devpki import SAMPLE_CLIENTS
+
+    blocks = []
+    for c in SAMPLE_CLIENTS:
+        scopes = ", ".join(f'"{s}"' for s in c.scopes)
+        provinces = ", ".join(f'"{p}"' for p in c.provinces)
+        blocks.append(f'[[auth.callers]]\n# {c.organisation} ({c.file_name})\n'
+                      f'agency_code = "{c.agency_code}"\nname = "{c.common_name}"\n'
+                      f'scopes = [{scopes}]\nprovinces = [{provinces}]\n')
+    return "\n".join(blocks)
+
+
+def _data_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    return Path(args.data_dir or environ.get("VNEGOV_DATA_DIR") or "data").resolve()
+
+
+def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    path = args.config or environ.get("VNEGOV_CONFIG")
+    config_path = Path(path) if path else _data_dir(args, environ) / "vnegov.toml"
+    if not config_path.exists():
+        raise ConfigError(f"configuration file {config_path} does not exist "
+                          f"(create a data directory with `vnegov init`)")
+    return load_config(config_path, environ)
+
+
+def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from server.devpki import create_dev_pki
+    from server.storage import migrate
+    from server.storage.db import Database
+
+    data_dir = _data_dir(args, environ)
+    config_path = data_dir / "vnegov.toml"
+    if config_path.exists() and not args.force:
+        print(f"{data_dir} is already initialised (use --force to recreate it)")
+        return 0
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    config_path.write_text(DEFAULT_CONFIG.format(
+        grpc_port=args.grpc_port, http_port=args.http_port, callers=_callers_toml()),
+        encoding="utf-8")
+    config = load_config(config_path, {})
+    create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
+                   public_url=config.server.public_url)
+    db_file = data_dir / "vnegov.db"
+    if args.force:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    db = Database(config.storage.url)
+    migrate.upgrade(db)
+    db.dispose()
+    print(f"initialised {data_dir}: configuration vnegov.toml, database, development PKI "
+          f"(sample client certificates in {data_dir / 'pki' / 'clients'})")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from server.storage import migrate
+    from server.storage.db import Database
+
+    config = _config(args, environ)
+    db = Database(config.storage.url)
+    migrate.upgrade(db)
+    print(f"database is at {', '.join(sorted(migrate.current_heads(db)))}")
+    db.dispose()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from server.app import Application, StartupError
+    from server.logs import configure_logging
+
+    config = _config(args, environ)
+    configure_logging(config.logging.level, config.logging.format)
+    if args.migrate:
+        cmd_migrate(args, environ)
+    try:
+        asyncio.run(Application(config).serve_until_signal())
+    except StartupError as exc:
+        print(f"vnegov: cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from server.audit import verify_chain
+    from server.storage.db import Database
+
+    config = _config(args, environ)
+    db = Database(config.storage.url)
+    report = verify_chain(db)
+    db.dispose()
+    if report.ok:
+        print(f"audit chain OK: {report.checked} events verified")
+        return 0
+    print(f"audit chain BROKEN at event {report.first_broken_seq}: {report.problem} "
+          f"({report.checked} events before it verified)")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vnegov", description="vnegov reference server")
+    parser.add_argument("--config", help="configuration file (TOML)")
+    parser.add_argument("--data-dir", help="data directory (default ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create a data directory with a development PKI")
+    p.add_argument("--force", action="store_true", help="recreate an existing data directory")
+    p.add_argument("--grpc-port", type=int, default=50051)
+    p.add_argument("--http-port", type=int, default=8080)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="serve gRPC and HTTP until SIGTERM")
+    p.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    audit = sub.add_parser("audit", help="audit log tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser("verify", help="verify the audit hash chain")
+    p.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        return int(args.func(args, env))
+    except ConfigError as exc:
+        print(f"vnegov: configuration error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,179 @@
+"""The development PKI that ``vnegov init`` creates for the embedded deployment.
+
+A root CA (20 years), an issuing CA, the server's TLS certificate, and client certificates for two
+sample provincial systems and the national portal, all ECDSA P-256 and issued with
+:mod:`signing.ca`. CA and server keys are encrypted PKCS#8 files protected by a random passphrase
+kept in ``secrets/pki-passphrase``; the sample clients' keys are plain PKCS#8 files readable only by
+their owner, as a client system would keep them.
+
+The sample agency codes are illustrative, in the QCVN 102 form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from signing.ca import (
+    CA_KEY_USAGES,
+    CertificateSpec,
+    KeyAlgorithm,
+    KeyUsages,
+    SubjectInfo,
+    dump_encrypted_private_key,
+    generate_private_key,
+    issue_certificate,
+)
+
+__all__ = ["SAMPLE_CLIENTS", "DevPki", "SampleClient", "create_dev_pki"]
+
+
+@dataclass(frozen=True)
+class SampleClient:
+    file_name: str
+    common_name: str
+    organisation: str
+    agency_code: str
+    province_code: str | None
+    scopes: tuple[str, ...]
+    provinces: tuple[str, ...]
+
+
+SAMPLE_CLIENTS = (
+    SampleClient("dvc-hcm", "dvc-hcm", "UBND Thành phố Hồ Chí Minh", "000.00.00.H29", "79",
+                 ("identity.read", "signing.issue", "signing.sign", "payments.collect",
+                  "payments.reconcile"), ("79",)),
+    SampleClient("dvc-hanoi", "dvc-hanoi", "UBND Thành phố Hà Nội", "000.00.00.H26", "01",
+                 ("identity.read", "signing.issue", "signing.sign", "payments.collect",
+                  "payments.reconcile"), ("01",)),
+    SampleClient("national-portal", "dichvucong-quocgia", "Văn phòng Chính phủ", "000.00.00.G22",
+                 None, ("identity.read", "identity.manage", "signing.issue", "signing.sign",
+                        "signing.admin", "payments.collect", "payments.reconcile", "audit.read"),
+                 ("*",)),
+)
+
+
+@dataclass(frozen=True)
+class DevPki:
+    directory: Path
+    passphrase_file: Path
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root-ca.pem"
+
+    @property
+    def issuing(self) -> Path:
+        return self.directory / "issuing-ca.pem"
+
+    @property
+    def server_chain(self) -> Path:
+        return self.directory / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.directory / "server.key.pem"
+
+    def client_chain(self, name: str) -> Path:
+        return self.directory / "clients" / f"{name}.pem"
+
+    def client_key(self, name: str) -> Path:
+        return self.directory / "clients" / f"{name}.key.pem"
+
+
+def _name(cn: str, org: str, unit: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    if unit:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+
+
+def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
+                   server_names: tuple[str, ...] = ("localhost",),
+                   now: dt.datetime | None = None) -> DevPki:
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    passphrase = secrets.token_urlsafe(32).encode()
+    _write(passphrase_file, passphrase + b"\n", 0o600)
+    pki = DevPki(directory, passphrase_file)
+    start = now - dt.timedelta(minutes=5)
+    org = "vnegov development"
+
+    root_key = generate_private_key(KeyAlgorithm.EC_P256)
+    root = issue_certificate(CertificateSpec(
+        subject=_name("vnegov Development Root CA", org), not_before=start,
+        not_after=start + dt.timedelta(days=365 * 20), key_usages=CA_KEY_USAGES, is_ca=True,
+    ), root_key.public_key(), root_key)
+
+    issuing_key = generate_private_key(KeyAlgorithm.EC_P256)
+    issuing = issue_certificate(CertificateSpec(
+        subject=_name("vnegov Development Issuing CA G1", org), not_before=start,
+        not_after=start + dt.timedelta(days=365 * 10), key_usages=CA_KEY_USAGES, is_ca=True,
+        path_length=0,
+        crl_urls=(f"{public_url}/pki/crl/root-ca.crl",),
+        ca_issuers_urls=(f"{public_url}/pki/certs/root-ca.cer",),
+    ), issuing_key.public_key(), root_key, root)
+
+    leaf_common = {
+        "not_before": start,
+        "crl_urls": (f"{public_url}/pki/crl/issuing-ca.crl",),
+        "ca_issuers_urls": (f"{public_url}/pki/certs/issuing-ca.cer",),
+    }
+    server_key = generate_private_key(KeyAlgorithm.EC_P256)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
+    sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+             x509.IPAddress(ipaddress.ip_address("::1"))]
+    server = issue_certificate(CertificateSpec(
+        subject=_name(server_names[0], org, "vnegov server"),
+        not_after=start + dt.timedelta(days=825),
+        key_usages=KeyUsages(digital_signature=True),
+        extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH,), subject_alt_names=sans,
+        **leaf_common,  # type: ignore[arg-type]
+    ), server_key.public_key(), issuing_key, issuing)
+
+    _write(pki.root, _pem(root))
+    _write(pki.issuing, _pem(issuing))
+    _write(directory / "root-ca.key.pem", dump_encrypted_private_key(root_key, passphrase), 0o600)
+    _write(directory / "issuing-ca.key.pem",
+           dump_encrypted_private_key(issuing_key, passphrase), 0o600)
+    _write(pki.server_chain, _pem(server, issuing))
+    _write(pki.server_key, dump_encrypted_private_key(server_key, passphrase), 0o600)
+
+    for client in SAMPLE_CLIENTS:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue_certificate(CertificateSpec(
+            subject=_name(client.common_name, client.organisation, "hệ thống thông tin"),
+            not_after=start + dt.timedelta(days=825),
+            key_usages=KeyUsages(digital_signature=True),
+            extended_key_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+            subject_info=SubjectInfo(agency_code=client.agency_code,
+                                     province_code=client.province_code),
+            **leaf_common,  # type: ignore[arg-type]
+        ), key.public_key(), issuing_key, issuing)
+        _write(pki.client_chain(client.file_name), _pem(cert, issuing))
+        _write(pki.client_key(client.file_name), key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()), 0o600)
+    return pki

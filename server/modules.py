@@ -1,0 +1,90 @@
+"""How the domain parts plug into the server.
+
+A :class:`Module` contributes gRPC services, HTTP routes and background tasks. Each domain (admin
+now; certificate authority, documents, identity, payments) has one, listed in :data:`MODULES`; the
+application builds them all from one :class:`AppContext`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import grpc
+from starlette.routing import BaseRoute
+
+from server.audit import AuditWriter
+from server.config import Config
+from server.metrics import Metrics
+from server.storage.db import Database
+
+__all__ = ["MODULES", "AppContext", "GrpcService", "Module"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class AppContext:
+    """What every module may use. Modules must not read files or the environment themselves."""
+
+    config: Config
+    db: Database
+    audit: AuditWriter
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # Shared objects modules publish for each other (e.g. the CA's revocation checker).
+    registry: dict[str, Any] = field(default_factory=dict)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking work (database, cryptography) on the worker threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    name: str  # full service name, e.g. "vnegov.admin.v1.AdminService"
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+class Module:
+    """Base class: override what the module provides."""
+
+    name = "module"
+
+    def grpc_services(self) -> Sequence[GrpcService]:
+        return ()
+
+    def http_routes(self) -> Sequence[BaseRoute]:
+        return ()
+
+    async def start(self) -> None:
+        """Start background work (after the database is ready, before serving)."""
+
+    async def stop(self) -> None:
+        """Stop background work (after serving has stopped)."""
+
+
+def _admin(ctx: AppContext) -> Module:
+    from server.rpc.admin import AdminService
+    from vnegov.admin.v1 import admin_pb2_grpc
+
+    class Admin(Module):
+        name = "admin"
+
+        def grpc_services(self) -> Sequence[GrpcService]:
+            return [GrpcService("vnegov.admin.v1.AdminService", AdminService(ctx.db, ctx.run),
+                                admin_pb2_grpc.add_AdminServiceServicer_to_server)]
+
+    return Admin()
+
+
+# Factories of every module, in start order.
+MODULES: list[Callable[[AppContext], Module]] = [_admin]

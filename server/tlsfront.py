@@ -1,0 +1,318 @@
+"""The mutual-TLS front of the gRPC port.
+
+grpcio's server credentials either do not ask for a client certificate or reject a missing, expired
+or foreign one during the handshake, before any application code runs: the caller sees a dropped
+connection (UNAVAILABLE) and nothing can be audited. This front terminates TLS itself (pyOpenSSL),
+asks for a client certificate and accepts whatever the client proves it holds the key for, then
+relays the decrypted HTTP/2 stream to the gRPC server over a private Unix socket. Each relayed
+connection binds its socket to an unguessable abstract name that the gRPC server reports as the
+call's peer; :class:`PeerRegistry` maps that name to the certificate chain, and the authentication
+interceptor verifies it and answers UNAUTHENTICATED (audited) when it does not verify.
+
+The Unix socket lives in a directory only the server's user can enter, so no other local user can
+reach the gRPC server without going through the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from OpenSSL import SSL, crypto
+
+__all__ = ["PeerConnection", "PeerRegistry", "TlsFront", "make_server_context"]
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 256 * 1024
+HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class PeerConnection:
+    """A client connection as the front saw it. ``auth_cache`` belongs to the auth layer."""
+
+    leaf: x509.Certificate | None
+    chain: Sequence[x509.Certificate]
+    remote: str
+    auth_cache: Any = field(default=None)
+
+
+class PeerRegistry:
+    """Peer name (as grpc reports it: ``unix-abstract:<name>``) -> the connection's TLS facts."""
+
+    def __init__(self) -> None:
+        self._peers: dict[str, PeerConnection] = {}
+
+    def add(self, name: str, peer: PeerConnection) -> None:
+        self._peers["unix-abstract:" + name] = peer
+
+    def remove(self, name: str) -> None:
+        self._peers.pop("unix-abstract:" + name, None)
+
+    def get(self, grpc_peer: str) -> PeerConnection | None:
+        return self._peers.get(grpc_peer)
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+
+def make_server_context(
+    chain: Sequence[x509.Certificate],
+    key: PrivateKeyTypes,
+    client_ca_names: Sequence[x509.Certificate],
+) -> SSL.Context:
+    """TLS 1.2+ server context that requests (but does not itself judge) a client certificate."""
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    ctx.use_certificate(crypto.X509.from_cryptography(chain[0]))
+    for extra in chain[1:]:
+        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+    ctx.use_privatekey(crypto.PKey.from_cryptography_key(key))  # type: ignore[arg-type]
+    ctx.check_privatekey()
+    # Accept any chain here: the handshake still proves possession of the client key
+    # (CertificateVerify); trust is decided by the interceptor so failures can be answered.
+    ctx.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: True)
+    ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in client_ca_names])
+    ctx.set_alpn_select_callback(_select_h2)
+    ctx.set_session_id(b"vnegov-grpc")
+    return ctx
+
+
+def _select_h2(_conn: SSL.Connection, protocols: list[bytes]) -> bytes:
+    return b"h2" if b"h2" in protocols else SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[return-value]
+
+
+class _Upstream(asyncio.Protocol):
+    def __init__(self, front: _FrontConnection) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.front.send_plain(data)
+
+    def eof_received(self) -> bool:
+        self.front.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.close()
+
+    def pause_writing(self) -> None:
+        self.front.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.front.resume_reading()
+
+
+class _FrontConnection(asyncio.Protocol):
+    def __init__(self, front: TlsFront) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self.tls = SSL.Connection(front.context, None)
+        self.tls.set_accept_state()
+        self.handshaken = False
+        self.pending: list[bytes] = []
+        self.upstream: _Upstream | None = None
+        self.name = ""
+        self.closed = False
+        self.remote = ""
+        self._timeout: asyncio.TimerHandle | None = None
+
+    # client side -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.front.connections.add(self)
+        self._timeout = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._expire)
+
+    def _expire(self) -> None:
+        if not self.handshaken:
+            log.info("tls handshake timed out", extra={"remote": self.remote})
+            self.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.tls.bio_write(data)
+        if not self.handshaken:
+            try:
+                self.tls.do_handshake()
+            except SSL.WantReadError:
+                self._flush()
+                return
+            except SSL.Error as exc:
+                self._flush()
+                log.info("tls handshake failed", extra={"remote": self.remote,
+                                                        "error": _ssl_reason(exc)})
+                self.close()
+                return
+            self.handshaken = True
+            if self._timeout is not None:
+                self._timeout.cancel()
+            self._flush()
+            self._start_upstream()
+        plain: list[bytes] = []
+        while True:
+            try:
+                plain.append(self.tls.recv(_READ_CHUNK))
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self.close()
+                break
+            except SSL.Error as exc:
+                log.info("tls error", extra={"remote": self.remote, "error": _ssl_reason(exc)})
+                self.close()
+                return
+        self._flush()
+        if plain:
+            data = b"".join(plain)
+            if self.upstream is not None and self.upstream.transport is not None:
+                self.upstream.transport.write(data)
+            else:
+                self.pending.append(data)
+
+    def _flush(self) -> None:
+        out: list[bytes] = []
+        while True:
+            try:
+                out.append(self.tls.bio_read(_READ_CHUNK))
+            except SSL.WantReadError:
+                break
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+
+    def _start_upstream(self) -> None:
+        leaf = self.tls.get_peer_certificate(as_cryptography=True)
+        chain = self.tls.get_peer_cert_chain(as_cryptography=True) or []
+        self.name = "vnegov-" + secrets.token_hex(16)
+        self.front.registry.add(self.name, PeerConnection(leaf, chain, self.remote))
+        task = asyncio.ensure_future(self._connect())
+        task.add_done_callback(self._connected)
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind("\0" + self.name)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, self.front.inner_path)
+            _, self.upstream = await loop.create_unix_connection(lambda: _Upstream(self),
+                                                                 sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _connected(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            log.error("cannot reach the gRPC server behind the TLS front")
+            self.close()
+            return
+        if self.closed:
+            self.close()
+            return
+        if self.pending and self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.write(b"".join(self.pending))
+            self.pending.clear()
+
+    # upstream side -----------------------------------------------------------------------
+    def send_plain(self, data: bytes) -> None:
+        if self.closed:
+            return
+        view = memoryview(data)
+        while view:
+            sent = self.tls.send(view[:_READ_CHUNK])
+            view = view[sent:]
+            self._flush()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timeout is not None:
+            self._timeout.cancel()
+        if self.handshaken:
+            try:
+                self.tls.shutdown()
+                self._flush()
+            except SSL.Error:
+                pass
+        if self.transport is not None:
+            self.transport.close()
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.close()
+        if self.name:
+            self.front.registry.remove(self.name)
+        self.front.connections.discard(self)
+
+
+def _ssl_reason(exc: SSL.Error) -> str:
+    try:
+        return str(exc.args[0][0][2])[:100]
+    except (IndexError, TypeError):
+        return type(exc).__name__
+
+
+class TlsFront:
+    """Listens on the public gRPC address and relays to the gRPC server's private socket."""
+
+    def __init__(self, context: SSL.Context, inner_path: str, registry: PeerRegistry) -> None:
+        self.context = context
+        self.inner_path = inner_path
+        self.registry = registry
+        self.connections: set[_FrontConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _FrontConnection(self), host, port,
+                                                reuse_address=True, backlog=1024)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def stop_accepting(self) -> None:
+        """Refuse new connections; connections already open keep working."""
+        if self._server is not None:
+            self._server.close()
+
+    async def close(self) -> None:
+        self.stop_accepting()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,115 @@
+"""The machine-readable subject information extension carried by this CA's certificates.
+
+No standard X.509 extension carries a Vietnamese agency e-ID code, a province code or a personal ID
+number, so this CA defines one under a UUID-derived OID arc (ITU-T X.667 ``2.25``: collision-free and
+needing no registration)::
+
+    id-vnegov                 OBJECT IDENTIFIER ::= { 2 25 179962281968036698105535753515331105073 }
+    id-vnegov-ce              OBJECT IDENTIFIER ::= { id-vnegov 1 }
+    id-vnegov-ce-subjectInfo  OBJECT IDENTIFIER ::= { id-vnegov-ce 1 }
+
+    VnegovSubjectInfo ::= SEQUENCE {
+        agencyCode    [0] IMPLICIT UTF8String      OPTIONAL, -- QCVN 102 or Decision 20/2020 form
+        provinceCode  [1] IMPLICIT PrintableString OPTIONAL, -- 2 digits, Decision 19/2025
+        communeCode   [2] IMPLICIT PrintableString OPTIONAL, -- 5 digits, Decision 19/2025
+        personalId    [3] IMPLICIT PrintableString OPTIONAL  -- 12-digit personal ID number
+    }
+
+The extension is never critical: software that does not know it still accepts the certificate. The
+same values also appear in human-readable subject attributes (O, OU, ST); relying software reads the
+extension, people read the subject. See ``docs/certificate-fields.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from asn1crypto import core
+from cryptography import x509
+
+from signing.errors import InvalidInput
+
+__all__ = [
+    "OID_VNEGOV",
+    "OID_VNEGOV_SUBJECT_INFO",
+    "SubjectInfo",
+    "read_subject_info",
+]
+
+OID_VNEGOV = "2.25.179962281968036698105535753515331105073"
+OID_VNEGOV_SUBJECT_INFO = x509.ObjectIdentifier(OID_VNEGOV + ".1.1")
+
+
+class _SubjectInfoAsn1(core.Sequence):
+    _fields = [
+        ("agency_code", core.UTF8String, {"implicit": 0, "optional": True}),
+        ("province_code", core.PrintableString, {"implicit": 1, "optional": True}),
+        ("commune_code", core.PrintableString, {"implicit": 2, "optional": True}),
+        ("personal_id", core.PrintableString, {"implicit": 3, "optional": True}),
+    ]
+
+
+_PROVINCE = re.compile(r"^\d{2}$")
+_COMMUNE = re.compile(r"^\d{5}$")
+_PERSONAL_ID = re.compile(r"^\d{12}$")
+_AGENCY = re.compile(r"^[A-Z0-9.]{1,35}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectInfo:
+    """Values of the ``VnegovSubjectInfo`` extension. Syntax is checked here; whether a province or
+    agency code exists is the caller's business (it depends on the date and the reference data)."""
+
+    agency_code: str | None = None
+    province_code: str | None = None
+    commune_code: str | None = None
+    personal_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for value, pattern, what in (
+            (self.agency_code, _AGENCY, "agency code"),
+            (self.province_code, _PROVINCE, "province code"),
+            (self.commune_code, _COMMUNE, "commune code"),
+            (self.personal_id, _PERSONAL_ID, "personal ID number"),
+        ):
+            if value is not None and not pattern.fullmatch(value):
+                raise InvalidInput(f"malformed {what} in subject information",
+                                   reason="INVALID_SUBJECT_INFO")
+
+    def to_der(self) -> bytes:
+        fields = {k: v for k, v in (
+            ("agency_code", self.agency_code),
+            ("province_code", self.province_code),
+            ("commune_code", self.commune_code),
+            ("personal_id", self.personal_id),
+        ) if v is not None}
+        return bytes(_SubjectInfoAsn1(fields).dump())
+
+    def to_extension(self) -> x509.UnrecognizedExtension:
+        return x509.UnrecognizedExtension(OID_VNEGOV_SUBJECT_INFO, self.to_der())
+
+    @classmethod
+    def from_der(cls, der: bytes) -> SubjectInfo:
+        try:
+            parsed = _SubjectInfoAsn1.load(der, strict=True)
+            values = {
+                name: parsed[name].native if parsed[name].native is not None else None
+                for name in ("agency_code", "province_code", "commune_code", "personal_id")
+            }
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput("malformed subject information extension",
+                               reason="INVALID_SUBJECT_INFO") from exc
+        return cls(**values)
+
+
+def read_subject_info(certificate: x509.Certificate) -> SubjectInfo | None:
+    """The certificate's ``VnegovSubjectInfo``, or ``None`` when it has none."""
+    try:
+        ext = certificate.extensions.get_extension_for_oid(OID_VNEGOV_SUBJECT_INFO)
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):  # pragma: no cover - cryptography parses
+        raise InvalidInput("unexpected subject information extension", reason="INVALID_SUBJECT_INFO")
+    return SubjectInfo.from_der(value.value)

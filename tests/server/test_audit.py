@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from server.audit import AuditEvent, AuditWriter, append_events, verify_chain
+from server.storage.audit import AuditEventRow, AuditHeadRow
+from server.storage.db import Database
+
+T0 = dt.datetime(2025, 7, 1, 1, 2, 3, 456789, tzinfo=dt.UTC)
+
+
+def event(i: int, **kw: object) -> AuditEvent:
+    base = dict(at=T0 + dt.timedelta(seconds=i), request_id=f"req-{i:08d}", caller="000.00.00.H29/x",
+                kind="rpc", action="/vnegov.admin.v1.AdminService/GetCaller", outcome="OK",
+                details={"n": i, "note": "Hồ Chí Minh"})
+    base.update(kw)
+    return AuditEvent(**base)  # type: ignore[arg-type]
+
+
+def fill(db: Database, n: int) -> None:
+    with db.write() as s:
+        append_events(s, [event(i) for i in range(1, n + 1)])
+
+
+def test_empty_chain_verifies(db: Database) -> None:
+    report = verify_chain(db)
+    assert report.ok and report.checked == 0
+
+
+def test_chain_links_every_event_to_the_previous_one(db: Database) -> None:
+    fill(db, 5)
+    with db.read() as s:
+        rows = s.execute(select(AuditEventRow).order_by(AuditEventRow.seq)).scalars().all()
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0].prev_hash == "0" * 64
+    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+    assert verify_chain(db).ok and verify_chain(db).checked == 5
+
+
+@pytest.mark.parametrize("column,value", [
+    ("outcome", "PERMISSION_DENIED"), ("caller", "someone-else"), ("details", '{"n":3}'),
+    ("request_id", "req-forged"),
+])
+def test_editing_any_event_is_detected_and_named(db: Database, column: str, value: str) -> None:
+    fill(db, 6)
+    with db.write() as s:
+        s.execute(update(AuditEventRow).where(AuditEventRow.seq == 3).values({column: value}))
+    report = verify_chain(db)
+    assert not report.ok
+    assert report.first_broken_seq == 3
+    assert "edited" in report.problem
+    assert report.checked == 2
+
+
+def test_editing_the_time_is_detected(db: Database) -> None:
+    fill(db, 4)
+    with db.write() as s:
+        s.execute(update(AuditEventRow).where(AuditEventRow.seq == 2)
+                  .values(at=T0 + dt.timedelta(days=1)))
+    assert verify_chain(db).first_broken_seq == 2
+
+
+def test_rehashing_an_edited_event_breaks_the_next_link(db: Database) -> None:
+    """An attacker who recomputes the edited event's hash still breaks the following event."""
+    fill(db, 4)
+    with db.read() as s:
+        row = s.execute(select(AuditEventRow).where(AuditEventRow.seq == 2)).scalar_one()
+    from server.audit import event_hash
+    forged = event_hash(seq=2, at=row.at, request_id=row.request_id, caller="forged",
+                        kind=row.kind, action=row.action, outcome=row.outcome, reason=row.reason,
+                        details=row.details, prev_hash=row.prev_hash)
+    with db.write() as s:
+        s.execute(update(AuditEventRow).where(AuditEventRow.seq == 2)
+                  .values(caller="forged", hash=forged))
+    report = verify_chain(db)
+    assert report.first_broken_seq == 3 and "prev_hash" in report.problem
+
+
+def test_deleting_an_event_is_detected(db: Database) -> None:
+    fill(db, 5)
+    with db.write() as s:
+        s.execute(delete(AuditEventRow).where(AuditEventRow.seq == 4))
+    report = verify_chain(db)
+    assert report.first_broken_seq == 4 and "missing" in report.problem
+
+
+def test_truncating_the_tail_is_detected(db: Database) -> None:
+    fill(db, 5)
+    with db.write() as s:
+        s.execute(delete(AuditEventRow).where(AuditEventRow.seq >= 4))
+    report = verify_chain(db)
+    assert not report.ok and report.first_broken_seq == 4
+
+
+def test_head_row_is_single(db: Database) -> None:
+    with pytest.raises(Exception), db.write() as s:  # noqa: B017 - CHECK violation, driver-specific
+        s.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, 'x')"))
+    with db.read() as s:
+        assert s.execute(select(AuditHeadRow)).scalars().all()[0].id == 1
+
+
+def test_concurrent_writers_keep_one_chain(db: Database) -> None:
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(15):
+                with db.write() as s:
+                    append_events(s, [event(k * 100 + i)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = verify_chain(db)
+    assert report.ok and report.checked == 90
+
+
+async def test_group_commit_writer_records_every_event(db: Database) -> None:
+    writer = AuditWriter(db)
+    writer.start()
+    seqs = await asyncio.gather(*(writer.record(event(i)) for i in range(200)))
+    await writer.close()
+    assert sorted(seqs) == list(range(1, 201))
+    assert verify_chain(db).checked == 200
+
+
+async def test_writer_reports_database_failure_to_every_waiter(sqlite_db: Database) -> None:
+    with sqlite_db.write() as s:
+        s.execute(text("DROP TABLE audit_events"))
+    writer = AuditWriter(sqlite_db)
+    writer.start()
+    results = await asyncio.gather(*(writer.record(event(i)) for i in range(3)),
+                                   return_exceptions=True)
+    await writer.close()
+    assert all(isinstance(r, Exception) for r in results)
