@@ -161,7 +161,8 @@ class Application:
                 province_code="", scopes=frozenset(row.scopes), provinces=frozenset(row.provinces),
                 method=AuthMethod.PLAINTEXT_DEVELOPMENT,
             )
-            return Authenticator(plaintext_caller=caller)
+            return Authenticator(plaintext_caller=caller,
+                                 bearer=self.context.registry.get("bearer_authenticator"))
         roots = _certificates(cfg.tls.client_ca_files, "client CA file")
         intermediates = _certificates(cfg.tls.client_intermediate_files, "intermediate file")
         if not roots:
@@ -169,7 +170,8 @@ class Application:
                                "certificates (or set server.plaintext for development)")
         revocation = self.context.registry.get("revocation_checker")
         verifier = ClientCertificateVerifier(roots, intermediates, permissions, revocation)
-        return Authenticator(registry=self._registry, verifier=verifier)
+        return Authenticator(registry=self._registry, verifier=verifier,
+                             bearer=self.context.registry.get("bearer_authenticator"))
 
     async def _listen_grpc(self) -> None:
         assert self._grpc is not None

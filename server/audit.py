@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from server.storage.audit import AuditEventRow, AuditHeadRow
@@ -110,7 +110,7 @@ def append_events(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
     ).scalar_one()
     seq, prev = head.seq, head.hash
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event in events:
         seq += 1
         # Truncate to what both databases store (microseconds) before hashing.
@@ -125,7 +125,7 @@ def append_events(session: Session, events: Sequence[AuditEvent]) -> list[int]:
             "reason": event.reason, "details": details, "prev_hash": prev, "hash": digest,
         })
         prev = digest
-    session.execute(AuditEventRow.__table__.insert(), rows)
+    session.execute(insert(AuditEventRow), rows)
     session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, hash=prev))
     return [r["seq"] for r in rows]
 

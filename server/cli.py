@@ -16,8 +16,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from server.config import Config, ConfigError, load_config
 
@@ -162,6 +163,17 @@ def cmd_audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     return 1
 
 
+def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    """The configuration a subcommand runs with (for command groups in other modules)."""
+    return _config(args, environ)
+
+
+# Command groups contributed by the domain modules: each is a function that adds its subparsers
+# (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
+# adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
+COMMAND_GROUPS: list[Callable[[Any], None]] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vnegov", description="vnegov reference server")
     parser.add_argument("--config", help="configuration file (TOML)")
@@ -185,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the audit hash chain")
     p.set_defaults(func=cmd_audit_verify)
+
+    for register in COMMAND_GROUPS:
+        register(sub)
     return parser
 
 

@@ -38,7 +38,9 @@ class AppContext:
     metrics: Metrics
     executor: ThreadPoolExecutor
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-    # Shared objects modules publish for each other (e.g. the CA's revocation checker).
+    # Objects modules publish for the server and each other, set in their factory or start():
+    #   "revocation_checker"   server.auth.certificates.RevocationChecker (the CA module)
+    #   "bearer_authenticator" server.auth.authenticator.BearerAuthenticator (the identity module)
     registry: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -10,6 +10,7 @@ import pytest
 from server.storage.db import Database
 from tests.support.databases import PostgresTemplates, fresh_database
 from tests.support.pki import TestPki
+from tests.support.softhsm import SoftHsm
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -38,3 +39,9 @@ def sqlite_db(postgres_templates: PostgresTemplates, tmp_path: Path) -> Iterator
 @pytest.fixture(scope="session")
 def pki() -> TestPki:
     return TestPki()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
+    """The session's SoftHSM2 tokens; tests keep apart with ``unique_label()`` key labels."""
+    return SoftHsm(tmp_path_factory.mktemp("softhsm"))

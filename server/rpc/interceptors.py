@@ -30,8 +30,13 @@ from grpc_status import rpc_status
 from server.audit import AuditEvent, AuditWriter
 from server.auth.authenticator import Authenticator
 from server.auth.certificates import describe_certificate
-from server.errors import ERROR_DOMAIN, NotAuthenticated, PermissionDenied, ServerError, \
-    map_exception
+from server.errors import (
+    ERROR_DOMAIN,
+    NotAuthenticated,
+    PermissionDenied,
+    ServerError,
+    map_exception,
+)
 from server.metrics import Metrics
 from server.rpc.rules import MethodRule
 from server.rpc.state import CallState, current_call, reset_current, set_current

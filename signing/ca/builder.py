@@ -138,7 +138,7 @@ def issue_certificate(
         issuer_public = subject_public_key
     else:
         issuer_name = issuer_certificate.subject
-        issuer_public = issuer_certificate.public_key()  # type: ignore[assignment]
+        issuer_public = issuer_certificate.public_key()
         if spec.not_after > issuer_certificate.not_valid_after_utc:
             raise InvalidInput("certificate would outlive its issuer", reason="OUTLIVES_ISSUER")
     if issuer_key.public_key() != issuer_public:

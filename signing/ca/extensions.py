@@ -41,7 +41,7 @@ OID_VNEGOV = "2.25.179962281968036698105535753515331105073"
 OID_VNEGOV_SUBJECT_INFO = x509.ObjectIdentifier(OID_VNEGOV + ".1.1")
 
 
-class _SubjectInfoAsn1(core.Sequence):
+class _SubjectInfoAsn1(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("agency_code", core.UTF8String, {"implicit": 0, "optional": True}),
         ("province_code", core.PrintableString, {"implicit": 1, "optional": True}),

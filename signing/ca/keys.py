@@ -91,7 +91,7 @@ def check_public_key(key: CertificatePublicKeyTypes) -> CertificatePublicKeyType
     raise WeakKey(f"unsupported public key type {type(key).__name__}")
 
 
-def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
+def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384 | None:
     """The hash an issuer signs with: SHA-384 for P-384/P-521 keys, none for EdDSA, else SHA-256."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
