@@ -1,10 +1,10 @@
 """The three interceptors every gRPC call passes through, outermost first:
 
 1. :class:`ObservabilityInterceptor` gives the call a request id, and when it ends records it:
-   metrics, one JSON log line, and one audit event (awaited, so a call is answered only after its
-   audit record is committed).
+   metrics, one JSON log line, and one audit event. It answers the caller (response or error
+   status) only after that event is committed, so every answer a caller sees is in the audit log.
 2. :class:`ErrorInterceptor` turns any exception into a ``google.rpc.Status`` through the one table
-   in :mod:`server.errors`.
+   in :mod:`server.errors` (handed outwards to be sent after the audit event).
 3. :class:`AuthInterceptor` authenticates the caller and checks the method's required scopes.
 
 Calls to methods the server does not implement are authenticated and audited too, then answered
@@ -110,10 +110,11 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                             yield item
                     except BaseException as exc:
                         failed = exc
-                        raise
                     finally:
                         await self._end(state, context, failed)
                         reset_current(token)
+                    if failed is not None:
+                        await _reraise(failed, context)
                 return stream
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -125,10 +126,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                     return await behavior(request, context)
                 except BaseException as exc:
                     failed = exc
-                    raise
                 finally:
                     await self._end(state, context, failed)
                     reset_current(token)
+                await _reraise(failed, context)
             return unary
 
         return _wrap(handler, around)
@@ -136,7 +137,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
     async def _begin(self, state: CallState, context: grpc.aio.ServicerContext) -> None:
         service, _, name = state.method.lstrip("/").rpartition("/")
         self._metrics.grpc_started.labels(service, name).inc()
-        await context.send_initial_metadata((("x-request-id", state.request_id),))
+        # Sent with the status (no extra write per call); the error path re-adds it when aborting.
+        context.set_trailing_metadata((("x-request-id", state.request_id),))
 
     async def _end(self, state: CallState, context: grpc.aio.ServicerContext,
                    failed: BaseException | None) -> None:
@@ -198,6 +200,24 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _wrap(handler, around)
 
 
+class _Mapped(Exception):
+    """A failure already turned into a status; the outermost interceptor sends it after the call
+    is recorded, so that a caller who sees an error can always find its audit event."""
+
+    def __init__(self, code: grpc.StatusCode, details: str,
+                 trailing: tuple[tuple[str, str | bytes], ...]) -> None:
+        super().__init__(details)
+        self.code, self.details, self.trailing = code, details, trailing
+
+
+async def _reraise(failed: BaseException | None, context: grpc.aio.ServicerContext) -> None:
+    if failed is None:
+        return
+    if isinstance(failed, _Mapped):
+        await context.abort(failed.code, failed.details, failed.trailing)
+    raise failed
+
+
 async def _abort(exc: Exception, context: grpc.aio.ServicerContext) -> None:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
@@ -214,7 +234,8 @@ async def _abort(exc: Exception, context: grpc.aio.ServicerContext) -> None:
     detail.Pack(info)
     status = rpc_status.to_status(status_pb2.Status(
         code=mapped.code.value[0], message=mapped.message, details=[detail]))
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise _Mapped(status.code, status.details,
+                  (*status.trailing_metadata, ("x-request-id", state.request_id)))
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

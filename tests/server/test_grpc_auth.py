@@ -151,14 +151,14 @@ async def test_request_id_is_echoed_and_taken_from_the_caller(srv: RunningServer
     call = stub.GetCaller(admin_pb2.GetCallerRequest(),
                           metadata=(("x-request-id", "portal-2025-07-01-0001"),))
     await call
-    assert ("x-request-id", "portal-2025-07-01-0001") in list(await call.initial_metadata())
+    assert ("x-request-id", "portal-2025-07-01-0001") in list(await call.trailing_metadata())
     events = await audit_events(srv)
     assert any(e.request_id == "portal-2025-07-01-0001" for e in events)
     # A request id that could smuggle content into logs is replaced, not trusted.
     call = stub.GetCaller(admin_pb2.GetCallerRequest(),
                           metadata=(("x-request-id", "bad id <script>alert(1)</script>"),))
     await call
-    echoed = dict(await call.initial_metadata())["x-request-id"]
+    echoed = dict(await call.trailing_metadata())["x-request-id"]
     assert echoed != "bad id <script>alert(1)</script>" and len(echoed) == 32
 
 
