@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-APT_PACKAGES=(python3-venv python3-dev build-essential nodejs npm openssl softhsm2 opensc
+APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
               fonts-dejavu-core fonts-liberation)
 
@@ -21,6 +21,9 @@ install_debian_packages() {
   for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
+  # Node.js may come from elsewhere (NodeSource ships npm inside nodejs): ask for the commands.
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
   local sudo=()
