@@ -12,7 +12,8 @@ from typing import Any
 __all__ = ["JsonFormatter", "configure_logging"]
 
 # Attributes every LogRecord has; anything else passed with ``extra=`` is emitted as a field.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName",
+                                                      "color_message"}  # uvicorn's ANSI copy
 
 
 class JsonFormatter(logging.Formatter):
