@@ -38,6 +38,7 @@ __all__ = [
     "TokenConfig",
     "TokenEcKey",
     "TokenError",
+    "TokenKeySource",
     "TokenRsaKey",
 ]
 
