@@ -303,13 +303,13 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, request: bytes, now: dt.datetime) -> bytes | None:
+    def get(self, request: bytes, now: dt.datetime) -> OcspAnswer | None:
         entry = self._entries.get(request)
         if entry is None or now >= entry.refresh_at:
             self.misses += 1
             return None
         self.hits += 1
-        return entry.answer.body
+        return entry.answer
 
     def put(self, request: bytes, answer: OcspAnswer, epoch: int) -> bool:
         """Store ``answer`` if it is cacheable and no invalidation happened since ``epoch``."""
