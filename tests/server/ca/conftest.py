@@ -44,16 +44,22 @@ SUBJECT_HCM = {"full_name": "Nguyễn Văn An", "title": "Chuyên viên",
                "personal_id": "079084000999"}
 
 
-def write_ca_files(pki: TestPki, directory: Path, base_url: str) -> dict[str, Any]:
-    """The [ca] section for the test PKI's issuing CA, with a delegated OCSP responder and a TSA
-    issued by it; keys in encrypted files."""
+def write_ca_files(pki: TestPki, directory: Path, base_url: str,
+                   hierarchy: Any = None) -> dict[str, Any]:
+    """The [ca] section for the test PKI's issuing CA (or ``hierarchy``'s), with a delegated OCSP
+    responder and a TSA issued by it; keys in encrypted files."""
     directory.mkdir(parents=True, exist_ok=True)
-    authority = IssuingAuthority("issuing-ca", pki.issuing.cert, pki.issuing.key, AuthorityUrls(
+    if hierarchy is not None:
+        issuing_cert, issuing_key = hierarchy.issuing, hierarchy.issuing_key
+        root_cert, root_key = hierarchy.root, hierarchy.root_key
+    else:
+        issuing_cert, issuing_key = pki.issuing.cert, pki.issuing.key
+        root_cert, root_key = pki.root.cert, pki.root.key
+    authority = IssuingAuthority("issuing-ca", issuing_cert, issuing_key, AuthorityUrls(
         crl=f"{base_url}/pki/crl/issuing-ca.crl", delta_crl=f"{base_url}/pki/crl/issuing-ca-delta.crl",
         ocsp=f"{base_url}/pki/ocsp", ca_issuers=f"{base_url}/pki/certs/issuing-ca.cer"))
     files: dict[str, Any] = {}
-    for name, cert, key in (("issuing", pki.issuing.cert, pki.issuing.key),
-                            ("root", pki.root.cert, pki.root.key)):
+    for name, cert, key in (("issuing", issuing_cert, issuing_key), ("root", root_cert, root_key)):
         (directory / f"{name}.pem").write_bytes(pem(cert))
         (directory / f"{name}.key.pem").write_bytes(dump_encrypted_private_key(key, PASSPHRASE))
     now = dt.datetime.now(dt.UTC)
@@ -64,8 +70,8 @@ def write_ca_files(pki: TestPki, directory: Path, base_url: str) -> dict[str, An
                                                     parent_body="vnegov tests"),
                                key.public_key(), new_validity(
                                    profile, now=now - dt.timedelta(minutes=5), days=None,
-                                   issuer_not_after=pki.issuing.cert.not_valid_after_utc))
-        (directory / f"{name}.pem").write_bytes(pem(cert, pki.issuing.cert))
+                                   issuer_not_after=issuing_cert.not_valid_after_utc))
+        (directory / f"{name}.pem").write_bytes(pem(cert, issuing_cert))
         (directory / f"{name}.key.pem").write_bytes(dump_encrypted_private_key(key, PASSPHRASE))
     (directory / "passphrase").write_bytes(PASSPHRASE)
     files.update(
@@ -103,10 +109,11 @@ class CaServerFactory:
     tmp_path: Path
     url: str
 
-    def config(self, **ca: Any) -> tuple[int, dict[str, Any]]:
-        port = free_port()
+    def config(self, hierarchy: Any = None, port: int = 0, **ca: Any
+               ) -> tuple[int, dict[str, Any]]:
+        port = port or free_port()
         base = f"http://127.0.0.1:{port}"
-        section = write_ca_files(self.pki, self.tmp_path / "ca", base)
+        section = write_ca_files(self.pki, self.tmp_path / "ca", base, hierarchy)
         section.update(ca)
         extra = {"ca": section, "auth": {"callers": CALLERS, "plaintext_caller": "000.00.00.G22"},
                  "server": {"public_url": base}}
@@ -153,6 +160,8 @@ async def issue(ca: CaServer, *, client: Any = None, profile: str = "individual"
                 subject: dict[str, Any] | None = None, key: Any = None, csr: bytes = b"",
                 **kwargs: Any) -> tuple[pb.CertificateRequest, Any]:
     key = key or ec.generate_private_key(ec.SECP256R1())
+    if client is None:  # the national operator, acting for TP. Hồ Chí Minh's people's committee
+        kwargs.setdefault("managing_body", "000.00.00.H29")
     request = await ca.stub(client).CreateCertificateRequest(pb.CreateCertificateRequestRequest(
         profile=profile, subject=pb.CertificateSubject(**(subject or SUBJECT_HCM)),
         csr=csr or csr_for(key), **kwargs))
