@@ -41,13 +41,13 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Any
 
 
 def _open(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from server.ca.module import open_ca
+    from server.ca.module import bootstrap, open_ca
     from server.storage.db import Database
 
     config = load_config_for(args, environ)
     db = Database(config.storage.url)
     parts = open_ca(config, db, lambda: dt.datetime.now(dt.UTC))
-    parts.service.ensure_issuer()
+    bootstrap(parts, config)
     return db, parts
 
 
@@ -68,7 +68,8 @@ def _cert_id(text: str) -> int:
     return int(tail)
 
 
-def _print_request(view: Any) -> None:
+def _print_request(view: Any) -> int:
+    """Print the request; the exit status is 1 if it was rejected."""
     out = {"name": view.name, "kind": view.kind.value, "state": view.state.value,
            "profile": view.profile}
     if view.certificate_id:
@@ -78,6 +79,7 @@ def _print_request(view: Any) -> None:
     if view.rejection_reason:
         out["rejection"] = f"{view.rejection_reason}: {view.rejection_message}"
     print(json.dumps(out, ensure_ascii=False))
+    return 1 if view.state.value == "rejected" else 0
 
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str], action: Any) -> int:
@@ -106,7 +108,7 @@ def cmd_issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                                    managing_body=args.managing_body,
                                    validity_days=args.validity_days,
                                    client_request_id=args.request_id or "")
-        _print_request(view)
+        code = _print_request(view)
         if args.out and view.result_certificate_id:
             cert = parts.service.get_certificate(actor, view.result_certificate_id)
             from cryptography import x509
@@ -114,7 +116,7 @@ def cmd_issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
             Path(args.out).write_bytes(x509.load_der_x509_certificate(cert.der).public_bytes(
                 serialization.Encoding.PEM))
-        return 0 if view.state.value == "completed" else 1
+        return code
 
     return _run(args, environ, action)
 
@@ -295,7 +297,8 @@ def cmd_token_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from server.ca.token_setup import initialise_token
 
     config = load_config_for(args, environ)
-    written = initialise_token(config, algorithm=args.algorithm, force=args.force)
+    written = initialise_token(config, algorithm=args.algorithm, force=args.force,
+                               root_key_file=args.root_key or "")
     for path in written:
         print(path)
     return 0
@@ -375,4 +378,6 @@ def register(sub: Any) -> None:
     p.add_argument("--algorithm", default="ec-p256", choices=["ec-p256", "ec-p384",
                                                                "rsa-3072"])
     p.add_argument("--force", action="store_true", help="replace existing certificate files")
+    p.add_argument("--root-key", help="the root's encrypted key file (default: "
+                                      "<pki>/root-ca.key.pem)")
     p.set_defaults(func=cmd_token_init)

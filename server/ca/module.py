@@ -29,7 +29,7 @@ from server.storage.db import Database
 from signing.ca import read_subject_info
 from signing.ca.subject import subject_data_from_certificate
 
-__all__ = ["CaComponents", "CaModule", "ca_module", "open_ca"]
+__all__ = ["CaComponents", "CaModule", "bootstrap", "ca_module", "open_ca"]
 
 log = logging.getLogger("server.ca")
 
@@ -99,6 +99,16 @@ def import_development_certificates(parts: CaComponents, directory: Path) -> int
     return count
 
 
+def bootstrap(parts: CaComponents, config: Config) -> None:
+    """Make the database ready for this CA: its issuer row, and in the embedded deployment (no
+    [ca] section, the development PKI) the certificates ``vnegov init`` issued."""
+    parts.service.ensure_issuer()
+    if "ca" not in config.extensions and config.pki.directory:
+        imported = import_development_certificates(parts, Path(config.pki.directory))
+        if imported:
+            log.info("imported development certificates", extra={"count": imported})
+
+
 class CaModule(Module):
     name = "ca"
 
@@ -133,12 +143,7 @@ class CaModule(Module):
 
     def _prepare(self) -> None:
         parts = self.parts
-        parts.service.ensure_issuer()
-        config = self.ctx.config
-        if "ca" not in config.extensions and config.pki.directory:
-            imported = import_development_certificates(parts, Path(config.pki.directory))
-            if imported:
-                log.info("imported development certificates", extra={"count": imported})
+        bootstrap(parts, self.ctx.config)
         loaded = parts.refresher.load_all()
         parts.publisher.scheduled()
         log.info("certificate authority ready", extra={
