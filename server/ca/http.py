@@ -51,6 +51,10 @@ class PkiHttp:
         self.clock = clock
         self.run = run
         self.counter = ocsp_counter
+        self._cache_hits = ocsp_counter.labels("cache")
+        # GET path -> (request DER, the cached answer, its HTTP headers): a repeated GET skips
+        # decoding and header formatting while the cache still holds the same answer.
+        self._hot: dict[str, tuple[bytes, OcspAnswer, tuple[tuple[bytes, bytes], ...]]] = {}
         self.inline = inline_signing  # file keys sign on the loop; token keys in a thread
         issuing = runtime.authority.certificate
         self.certs = {
@@ -93,6 +97,14 @@ class PkiHttp:
         await self._ocsp(body, send, cacheable_http=False)
 
     async def _ocsp_get(self, scope: Scope, encoded: str, send: Send) -> None:
+        hot = self._hot.get(encoded)
+        if hot is not None:
+            der, answer, headers = hot
+            if self.rt.cache.get(der, self.clock()) is answer:
+                self._cache_hits.inc()
+                await _send(send, 200, answer.body, b"application/ocsp-response", headers)
+                return
+            del self._hot[encoded]
         raw = urllib.parse.unquote(encoded)
         try:
             der = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
@@ -101,9 +113,10 @@ class PkiHttp:
             await _send(send, 200, error_response(OcspResponseStatus.MALFORMED_REQUEST),
                         b"application/ocsp-response")
             return
-        await self._ocsp(der, send, cacheable_http=True)
+        await self._ocsp(der, send, cacheable_http=True, path=encoded)
 
-    async def _ocsp(self, der: bytes, send: Send, *, cacheable_http: bool) -> None:
+    async def _ocsp(self, der: bytes, send: Send, *, cacheable_http: bool,
+                    path: str = "") -> None:
         responder = self.rt.responder
         if responder is None:
             await _send(send, 503, b"no OCSP responder is configured\n", b"text/plain")
@@ -111,9 +124,12 @@ class PkiHttp:
         now = self.clock()
         cached = self.rt.cache.get(der, now)
         if cached is not None:
-            self.counter.labels("cache").inc()
-            await _send(send, 200, cached.body, b"application/ocsp-response",
-                        self._cache_headers(cached) if cacheable_http else ())
+            self._cache_hits.inc()
+            headers: tuple[tuple[bytes, bytes], ...] = ()
+            if cacheable_http:
+                headers = self._cache_headers(cached)
+                self._remember(path, der, cached, headers)
+            await _send(send, 200, cached.body, b"application/ocsp-response", headers)
             return
         epoch = self.rt.cache.epoch
         if self.inline:
@@ -121,17 +137,26 @@ class PkiHttp:
         else:
             answer = await self.run(responder.respond, der, now)
         self.counter.labels(_label(answer)).inc()
-        headers: tuple[tuple[bytes, bytes], ...] = ()
+        headers = ()
         if self.rt.cache.put(der, answer, epoch) and cacheable_http:
             headers = self._cache_headers(answer)
+            self._remember(path, der, answer, headers)
         await _send(send, 200, answer.body, b"application/ocsp-response", headers)
+
+    def _remember(self, path: str, der: bytes, answer: OcspAnswer,
+                  headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        if not path:
+            return
+        if len(self._hot) >= 10_000:
+            self._hot.clear()
+        self._hot[path] = (der, answer, headers)
 
     def _cache_headers(self, entry: OcspAnswer) -> tuple[tuple[bytes, bytes], ...]:
         if entry.produced_at is None or entry.next_update is None:
             return ((b"cache-control", b"no-cache"),)
-        now = self.clock()
-        fresh_until = entry.produced_at + (entry.next_update - entry.produced_at) / 2
-        max_age = max(0, int((fresh_until - now).total_seconds()))
+        # Fresh until the cache would replace it (half-way to nextUpdate); a shared HTTP cache
+        # may keep it that long, and Expires bounds it absolutely.
+        max_age = int((entry.next_update - entry.produced_at).total_seconds() / 2)
         return (
             (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate"
              .encode()),

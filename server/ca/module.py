@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute, Mount
 
 from server.ca.publishing import CrlPublisher, StatusRefresher
@@ -121,6 +121,11 @@ class CaModule(Module):
         self.ocsp_counter = Counter("vnegov_ocsp_responses_total",
                                     "OCSP responses, by how they were produced.", ["result"],
                                     registry=ctx.metrics.registry)
+        batches = Histogram("vnegov_ca_issuance_batch_size",
+                            "Certificates written per issuance transaction (group commit).",
+                            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200),
+                            registry=ctx.metrics.registry)
+        parts.service.writer.observe = batches.observe
         ctx.registry["revocation_checker"] = parts.runtime.index
 
     def grpc_services(self) -> Sequence[GrpcService]:

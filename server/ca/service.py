@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEvent, append_events
+from server.ca.issuance import IssuanceWriter, PreparedIssue
 from server.ca.records import (
     Actor,
     CertificateView,
@@ -56,7 +57,7 @@ from signing.ca import (
     renewal_validity,
 )
 from signing.ca.requests import check_transition
-from signing.ca.subject import SubjectNotAllowed
+from signing.ca.subject import SubjectLayout, SubjectNotAllowed
 from signing.ca.validity import Validity
 from signing.errors import (
     Conflict,
@@ -112,6 +113,9 @@ class CaService:
         self.rt = runtime
         self.clock = clock
         self.on_committed = on_committed
+        self._writer = IssuanceWriter(
+            db, runtime.authority.key_id_hex, clock, self._event,
+            lambda issued: self.on_committed(Changes(issued=issued)))
 
     # ------------------------------------------------------------------ set-up
     def ensure_issuer(self) -> None:
@@ -195,8 +199,8 @@ class CaService:
                          .with_for_update()).scalar_one()
 
     def _check_subject(self, actor: Actor, profile: CertificateProfile, subject: SubjectData,
-                       managing_body: str) -> None:
-        build_subject(profile, subject)  # raises SubjectNotAllowed with the field
+                       managing_body: str) -> SubjectLayout:
+        layout = build_subject(profile, subject)  # raises SubjectNotAllowed with the field
         if not actor.may_act_in(subject.province_code):
             raise NotPermitted("the caller may not act in this province",
                                reason="OUT_OF_JURISDICTION",
@@ -212,6 +216,7 @@ class CaService:
         if profile.id in ("ocsp-responder", "timestamping") and not actor.operator:
             raise NotPermitted("only the CA operator may request this profile",
                                reason="OPERATOR_ONLY_PROFILE")
+        return layout
 
     def _check_key_free(self, s: Session, key_sha256: str, *, except_id: int | None = None
                         ) -> None:
@@ -238,6 +243,13 @@ class CaService:
             raise RequestIdReused("request_id was already used for a different request",
                                   metadata={"field": "request_id"})
         return row
+
+    @staticmethod
+    def _issue_fingerprint(profile: str, body: str, subject: SubjectData, csr: bytes,
+                           parameters: Mapping[str, Any]) -> str:
+        return _fingerprint(kind=RequestKind.ISSUE.value, profile=profile, certificate=None,
+                            body=body, subject=subject.as_dict(),
+                            csr=hashlib.sha256(csr).hexdigest(), parameters=dict(parameters))
 
     def _submit(self, actor: Actor, *, kind: RequestKind, profile: str,
                 certificate_id: int | None, managing_body: str, province_code: str,
@@ -441,24 +453,60 @@ class CaService:
     def issue(self, actor: Actor, *, profile_id: str, subject: SubjectData, csr: bytes,
               managing_body: str = "", validity_days: int | None = None,
               client_request_id: str = "") -> RequestView:
+        if self.rt.settings.auto_approve:
+            # The hot path: check and sign here, then write together with whatever else is
+            # being issued at the same time (server.ca.issuance).
+            with self._writer.preparing():
+                prepared = self._prepare_issue(actor, profile_id, subject, csr, managing_body,
+                                               validity_days, client_request_id)
+            assert isinstance(prepared, PreparedIssue)
+            return self._writer.submit(prepared)
+        view = self._prepare_issue(actor, profile_id, subject, csr, managing_body,
+                                   validity_days, client_request_id)
+        assert isinstance(view, RequestView)
+        return view
+
+    @property
+    def writer(self) -> IssuanceWriter:
+        return self._writer
+
+    def prepare_issue(self, actor: Actor, *, profile_id: str, subject: SubjectData,
+                      csr: bytes, managing_body: str = "", validity_days: int | None = None,
+                      client_request_id: str = "") -> PreparedIssue | RequestView:
+        """Check and sign an issuance for the group commit (auto-approval), or submit it for an
+        operator's approval (then the request is the result)."""
+        return self._prepare_issue(actor, profile_id, subject, csr, managing_body,
+                                   validity_days, client_request_id)
+
+    def _prepare_issue(self, actor: Actor, profile_id: str, subject: SubjectData, csr: bytes,
+                       managing_body: str, validity_days: int | None,
+                       client_request_id: str) -> PreparedIssue | RequestView:
         profile = self.rt.profiles.get(profile_id)
         body = managing_body or actor.agency_code
         if not body:
             raise InvalidInput("managing_body is required", reason="INVALID_ARGUMENT",
                                metadata={"field": "managing_body"})
-        self._check_subject(actor, profile, subject, body)
+        layout = self._check_subject(actor, profile, subject, body)
         request = load_csr(csr)  # proof of possession
         profile.check_public_key(request.public_key())
-        if validity_days is not None:
-            new_validity(profile, now=self.clock(), days=validity_days,
-                         issuer_not_after=self.rt.authority.certificate.not_valid_after_utc)
+        now = self.clock()
+        issuer_end = self.rt.authority.certificate.not_valid_after_utc
+        validity = new_validity(profile, now=now, days=validity_days, issuer_not_after=issuer_end)
         key_sha256 = public_key_sha256(request.public_key())
         params = {"validity_days": validity_days} if validity_days else {}
-        return self._submit(actor, kind=RequestKind.ISSUE, profile=profile.key,
-                            certificate_id=None, managing_body=body,
-                            province_code=subject.province_code, subject=subject, csr=csr,
-                            parameters=params, client_request_id=client_request_id,
-                            precheck=lambda s: self._check_key_free(s, key_sha256))
+        if not self.rt.settings.auto_approve:
+            return self._submit(actor, kind=RequestKind.ISSUE, profile=profile.key,
+                                certificate_id=None, managing_body=body,
+                                province_code=subject.province_code, subject=subject, csr=csr,
+                                parameters=params, client_request_id=client_request_id,
+                                precheck=lambda s: self._check_key_free(s, key_sha256))
+        return PreparedIssue(
+            actor=actor, profile=profile, subject=subject, managing_body=body, csr=csr,
+            parameters=params, client_request_id=client_request_id,
+            fingerprint=self._issue_fingerprint(profile.key, body, subject, csr, params),
+            certificate=self.rt.authority.issue(profile, subject, request.public_key(),
+                                                validity, layout=layout),
+            key_sha256=key_sha256, submitted_at=now)
 
     def _target(self, actor: Actor, certificate_id: int) -> CertificateView:
         with self.db.read() as s:

@@ -10,6 +10,7 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 from google.protobuf import timestamp_pb2
 
+from server.ca.issuance import IssueQueue, PreparedIssue
 from server.ca.listing import (
     CERTIFICATE_FILTER_FIELDS,
     REQUEST_FILTER_FIELDS,
@@ -112,6 +113,7 @@ class CertificateAuthorityServicer(pb_grpc.CertificateAuthorityServiceServicer):
         self.runner = runner
         self.run = run
         self.start_run = start_run
+        self.issue_queue = IssueQueue(service.writer, run)
         self._chain_pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode()
                                   for c in service.rt.authority.chain)
 
@@ -180,12 +182,14 @@ class CertificateAuthorityServicer(pb_grpc.CertificateAuthorityServiceServicer):
             raise InvalidArgument("csr is required", metadata={"field": "csr"})
         if not request.profile:
             raise InvalidArgument("profile is required", metadata={"field": "profile"})
-        view = await self.run(
-            self.service.issue, self._actor(), profile_id=request.profile,
+        prepared = await self.run(
+            self.service.prepare_issue, self._actor(), profile_id=request.profile,
             subject=subject_from_proto(request.subject), csr=request.csr,
             managing_body=request.managing_body, validity_days=request.validity_days or None,
             client_request_id=request.request_id)
-        return self._request(view)
+        if isinstance(prepared, PreparedIssue):  # auto-approved: written with others
+            prepared = await self.issue_queue.submit(prepared)
+        return self._request(prepared)
 
     async def GetCertificateRequest(self, request: pb.GetCertificateRequestRequest,
                                     context: grpc.aio.ServicerContext) -> pb.CertificateRequest:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 
 from signing.ca.builder import CertificateSpec, issue_certificate
 from signing.ca.profiles import CertificateProfile
-from signing.ca.subject import SubjectData, build_subject
+from signing.ca.subject import SubjectData, SubjectLayout, build_subject
 from signing.ca.validity import Validity
 from signing.errors import InvalidInput
 
@@ -81,9 +81,11 @@ class IssuingAuthority:
     def name_hash(self, algorithm: str) -> bytes:
         return hashlib.new(algorithm, self.name_der).digest()
 
-    def spec(self, profile: CertificateProfile, subject: SubjectData,
-             validity: Validity) -> CertificateSpec:
-        name, info, sans = build_subject(profile, subject)
+    def spec(self, profile: CertificateProfile, subject: SubjectData, validity: Validity, *,
+             layout: SubjectLayout | None = None) -> CertificateSpec:
+        """The certificate ``profile`` makes for ``subject``; ``layout`` is the result of
+        :func:`signing.ca.build_subject` for them when the caller has it already."""
+        name, info, sans = layout or build_subject(profile, subject)
         extra: list[tuple[x509.ExtensionType, bool]] = []
         if profile.ocsp_nocheck:
             extra.append((x509.OCSPNoCheck(), False))
@@ -98,8 +100,10 @@ class IssuingAuthority:
 
     def issue(self, profile: CertificateProfile, subject: SubjectData,
               public_key: CertificatePublicKeyTypes, validity: Validity, *,
-              serial_number: int | None = None) -> x509.Certificate:
+              serial_number: int | None = None,
+              layout: SubjectLayout | None = None) -> x509.Certificate:
         """Check the key against the profile, lay out the subject, and sign."""
         profile.check_public_key(public_key)
-        return issue_certificate(self.spec(profile, subject, validity), public_key, self.key,
-                                 self.certificate, serial_number=serial_number)
+        return issue_certificate(self.spec(profile, subject, validity, layout=layout),
+                                 public_key, self.key, self.certificate,
+                                 serial_number=serial_number)

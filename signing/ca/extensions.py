@@ -85,13 +85,13 @@ class SubjectInfo:
                                    reason="INVALID_SUBJECT_INFO")
 
     def to_der(self) -> bytes:
-        fields = {k: v for k, v in (
-            ("agency_code", self.agency_code),
-            ("province_code", self.province_code),
-            ("commune_code", self.commune_code),
-            ("personal_id", self.personal_id),
-        ) if v is not None}
-        return bytes(_SubjectInfoAsn1(fields).dump())
+        # Encoded directly (it is written for every certificate); read back with asn1crypto.
+        from signing.ca import der
+
+        parts = [der.tlv(0x80 | tag, value.encode("utf-8")) for tag, value in enumerate((
+            self.agency_code, self.province_code, self.commune_code, self.personal_id))
+            if value is not None]
+        return der.sequence(*parts)
 
     def to_extension(self) -> x509.UnrecognizedExtension:
         return x509.UnrecognizedExtension(OID_VNEGOV_SUBJECT_INFO, self.to_der())

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from asn1crypto import core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
@@ -102,29 +103,31 @@ def parse_request(data: bytes) -> ParsedRequest:
     try:
         request = asn1_ocsp.OCSPRequest.load(data, strict=True)
         tbs = request["tbs_request"]
-        if tbs["version"].native not in (None, "v1"):
+        if tbs["version"].native != "v1":
             raise MalformedOcspRequest("unsupported OCSP request version")
         certificates = []
         for item in tbs["request_list"]:
             cid = item["req_cert"]
-            if item["single_request_extensions"].native:
-                for ext in item["single_request_extensions"]:
+            single = item["single_request_extensions"]
+            if not isinstance(single, core.Void):
+                for ext in single:
                     if ext["critical"].native:
                         raise MalformedOcspRequest("unsupported critical single-request "
                                                    "extension")
-            algorithm = cid["hash_algorithm"]["algorithm"].native
             certificates.append(RequestedCertificate(
-                cert_id_der=cid.dump(), hash_algorithm=str(algorithm),
-                issuer_name_hash=bytes(cid["issuer_name_hash"].native),
-                issuer_key_hash=bytes(cid["issuer_key_hash"].native),
-                serial_number=int(cid["serial_number"].native),
+                cert_id_der=cid.dump(),
+                hash_algorithm=cid["hash_algorithm"]["algorithm"].native,
+                issuer_name_hash=cid["issuer_name_hash"].contents,
+                issuer_key_hash=cid["issuer_key_hash"].contents,
+                serial_number=cid["serial_number"].native,
             ))
         nonce: bytes | None = None
-        for ext in tbs["request_extensions"] if tbs["request_extensions"].native else ():
+        extensions = tbs["request_extensions"]
+        for ext in () if isinstance(extensions, core.Void) else extensions:
             name = ext["extn_id"].native
             if name == "nonce":
                 value = bytes(ext["extn_value"].contents)
-                inner = asn1_ocsp.OctetString.load(value, strict=True).native
+                inner = core.OctetString.load(value, strict=True).contents
                 if not 1 <= len(inner) <= MAX_NONCE_OCTETS:
                     raise MalformedOcspRequest("the nonce must have 1 to 128 octets")
                 nonce = value

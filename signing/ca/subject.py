@@ -43,7 +43,13 @@ from vnid.agency import agency_code_form
 from vnid.errors import VnidError
 from vnid.units import PROVINCES
 
-__all__ = ["SubjectData", "SubjectNotAllowed", "build_subject", "subject_data_from_certificate"]
+__all__ = [
+    "SubjectData",
+    "SubjectLayout",
+    "SubjectNotAllowed",
+    "build_subject",
+    "subject_data_from_certificate",
+]
 
 
 class SubjectNotAllowed(InvalidInput):
@@ -161,8 +167,11 @@ def _info(data: SubjectData) -> SubjectInfo | None:
                        personal_id=data.personal_id or None)
 
 
-def build_subject(profile: CertificateProfile, data: SubjectData
-                  ) -> tuple[x509.Name, SubjectInfo | None, list[x509.GeneralName]]:
+# The subject name, the subject-information extension, the subjectAltNames.
+SubjectLayout = tuple[x509.Name, SubjectInfo | None, list[x509.GeneralName]]
+
+
+def build_subject(profile: CertificateProfile, data: SubjectData) -> SubjectLayout:
     """The subject name, subject-information extension and subjectAltNames for ``data``.
 
     Raises :class:`SubjectNotAllowed` naming the first field that is missing, not allowed by the
