@@ -77,7 +77,7 @@ class IssuanceWriter:
     def __init__(self, db: Database, issuer_key_id: str, clock: Callable[[], dt.datetime],
                  event: Callable[..., AuditEvent],
                  committed: Callable[[list[tuple[bytes, int]]], None],
-                 *, max_batch: int = 200, gather_seconds: float = 0.002,
+                 *, max_batch: int = 200, gather_seconds: float = 0.005,
                  observe: Callable[[int], None] = lambda size: None) -> None:
         self.db = db
         self.issuer_key_id = issuer_key_id
@@ -292,19 +292,60 @@ class IssueQueue:
         self.run = run
         self._pending: list[PreparedIssue] = []
         self._task: asyncio.Task[None] | None = None
+        self._preparing = 0
+        self._changed = asyncio.Event()
+
+    def preparing(self) -> _QueuePreparing:
+        """Around checking and signing on a worker thread: one more issuance is coming."""
+        return _QueuePreparing(self)
 
     async def submit(self, item: PreparedIssue) -> RequestView:
         self._pending.append(item)
+        self._changed.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain(),
                                                                 name="ca-issue-writer")
         return await asyncio.wrap_future(item.future)
 
+    async def _gather(self) -> None:
+        """Wait (up to ``gather_seconds``) for issuances still being prepared."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.writer.gather_seconds
+        while self._preparing and len(self._pending) < self.writer.max_batch:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return
+
     async def _drain(self) -> None:
         while self._pending:
+            await self._gather()
             batch = self._pending[:self.writer.max_batch]
             del self._pending[:self.writer.max_batch]
-            await self.run(self.writer.write, batch)
+            try:
+                await self.run(self.writer.write, batch)
+            except BaseException as exc:  # the executor is gone (shutdown): tell the waiters
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+
+class _QueuePreparing:
+    def __init__(self, queue: IssueQueue) -> None:
+        self.queue = queue
+
+    async def __aenter__(self) -> None:
+        self.queue._preparing += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.queue._preparing -= 1
+        self.queue._changed.set()
 
 
 class _Preparing:

@@ -182,11 +182,13 @@ class CertificateAuthorityServicer(pb_grpc.CertificateAuthorityServiceServicer):
             raise InvalidArgument("csr is required", metadata={"field": "csr"})
         if not request.profile:
             raise InvalidArgument("profile is required", metadata={"field": "profile"})
-        prepared = await self.run(
-            self.service.prepare_issue, self._actor(), profile_id=request.profile,
-            subject=subject_from_proto(request.subject), csr=request.csr,
-            managing_body=request.managing_body, validity_days=request.validity_days or None,
-            client_request_id=request.request_id)
+        async with self.issue_queue.preparing():
+            prepared = await self.run(
+                self.service.prepare_issue, self._actor(), profile_id=request.profile,
+                subject=subject_from_proto(request.subject), csr=request.csr,
+                managing_body=request.managing_body,
+                validity_days=request.validity_days or None,
+                client_request_id=request.request_id)
         if isinstance(prepared, PreparedIssue):  # auto-approved: written with others
             prepared = await self.issue_queue.submit(prepared)
         return self._request(prepared)
