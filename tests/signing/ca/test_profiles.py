@@ -201,3 +201,15 @@ def test_renewal_rules() -> None:
     assert renewal_validity(relaxed, now=NOW, not_after=NOW + dt.timedelta(days=1),
                             renewals_so_far=2, extension_days=None, issuer_not_after=FAR
                             ).not_after == NOW + dt.timedelta(days=31)
+
+
+def test_subject_info_der_matches_asn1crypto() -> None:
+    from signing.ca.extensions import SubjectInfo, _SubjectInfoAsn1
+
+    for info in (SubjectInfo(agency_code="000.00.31.H29", province_code="79",
+                             commune_code="26734", personal_id="079084000999"),
+                 SubjectInfo(agency_code="H55.242"), SubjectInfo(personal_id="001099000001")):
+        fields = {k: getattr(info, k) for k in ("agency_code", "province_code", "commune_code",
+                                                "personal_id") if getattr(info, k) is not None}
+        assert info.to_der() == _SubjectInfoAsn1(fields).dump()
+        assert SubjectInfo.from_der(info.to_der()) == info
