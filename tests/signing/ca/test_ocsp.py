@@ -169,7 +169,7 @@ def test_cache_serves_until_the_status_changes(h: Hierarchy) -> None:
     epoch = cache.epoch
     answer = responder.respond(request, h.now)
     assert answer.cacheable and cache.put(request, answer, epoch)
-    assert cache.get(request, h.now + dt.timedelta(minutes=5)) == answer.body
+    assert cache.get(request, h.now + dt.timedelta(minutes=5)) == answer
     # Past half the validity the entry is refreshed.
     assert cache.get(request, h.now + dt.timedelta(hours=2)) is None
     # A revocation drops the entry at once ...
