@@ -1,10 +1,11 @@
 """The development PKI that ``vnegov init`` creates for the embedded deployment.
 
-A root CA (20 years), an issuing CA, the server's TLS certificate, and client certificates for two
-sample provincial systems and the national portal, all ECDSA P-256 and issued with
-:mod:`signing.ca`. CA and server keys are encrypted PKCS#8 files protected by a random passphrase
-kept in ``secrets/pki-passphrase``; the sample clients' keys are plain PKCS#8 files readable only by
-their owner, as a client system would keep them.
+A root CA (20 years), an issuing CA, the certificate authority's OCSP responder and time-stamping
+unit, the server's TLS certificate, and client certificates for two sample provincial systems and
+the national portal, all ECDSA P-256 and issued with :mod:`signing.ca`. CA, responder, TSA and
+server keys are encrypted PKCS#8 files protected by a random passphrase kept in
+``secrets/pki-passphrase``; the sample clients' keys are plain PKCS#8 files readable only by their
+owner, as a client system would keep them.
 
 The sample agency codes are illustrative, in the QCVN 102 form.
 """
@@ -25,13 +26,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.ca import (
     CA_KEY_USAGES,
+    AuthorityUrls,
     CertificateSpec,
+    IssuingAuthority,
     KeyAlgorithm,
     KeyUsages,
+    SubjectData,
     SubjectInfo,
+    default_profiles,
     dump_encrypted_private_key,
     generate_private_key,
     issue_certificate,
+    new_validity,
 )
 
 __all__ = ["SAMPLE_CLIENTS", "DevPki", "SampleClient", "create_dev_pki"]
@@ -74,6 +80,14 @@ class DevPki:
     @property
     def issuing(self) -> Path:
         return self.directory / "issuing-ca.pem"
+
+    @property
+    def ocsp_responder(self) -> Path:
+        return self.directory / "ocsp-responder.pem"
+
+    @property
+    def tsa(self) -> Path:
+        return self.directory / "tsa.pem"
 
     @property
     def server_chain(self) -> Path:
@@ -139,8 +153,26 @@ def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
     leaf_common = {
         "not_before": start,
         "crl_urls": (f"{public_url}/pki/crl/issuing-ca.crl",),
+        "ocsp_urls": (f"{public_url}/pki/ocsp",),
         "ca_issuers_urls": (f"{public_url}/pki/certs/issuing-ca.cer",),
     }
+    # The CA's own OCSP responder and time-stamping unit, from the CA's profiles.
+    authority = IssuingAuthority("issuing-ca", issuing, issuing_key, AuthorityUrls(
+        crl=f"{public_url}/pki/crl/issuing-ca.crl",
+        delta_crl=f"{public_url}/pki/crl/issuing-ca-delta.crl", ocsp=f"{public_url}/pki/ocsp",
+        ca_issuers=f"{public_url}/pki/certs/issuing-ca.cer"), chain=(issuing,))
+    for profile_id, cn, cert_path in (("ocsp-responder", "vnegov OCSP Responder",
+                                       pki.ocsp_responder),
+                                      ("timestamping", "vnegov Time-Stamping Unit", pki.tsa)):
+        profile = default_profiles().get(profile_id)
+        service_key = generate_private_key(KeyAlgorithm.EC_P256)
+        cert = authority.issue(profile, SubjectData(system_name=cn, parent_body=org),
+                               service_key.public_key(), new_validity(
+                                   profile, now=start, days=None,
+                                   issuer_not_after=issuing.not_valid_after_utc))
+        _write(cert_path, _pem(cert, issuing))
+        _write(cert_path.with_suffix(".key.pem"),
+               dump_encrypted_private_key(service_key, passphrase), 0o600)
     server_key = generate_private_key(KeyAlgorithm.EC_P256)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
     sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),

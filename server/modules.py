@@ -88,5 +88,11 @@ def _admin(ctx: AppContext) -> Module:
     return Admin()
 
 
+def _ca(ctx: AppContext) -> Module:
+    from server.ca.module import ca_module
+
+    return ca_module(ctx)
+
+
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca]

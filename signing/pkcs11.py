@@ -38,6 +38,7 @@ __all__ = [
     "TokenConfig",
     "TokenEcKey",
     "TokenError",
+    "TokenKeySource",
     "TokenRsaKey",
 ]
 
@@ -328,3 +329,19 @@ class TokenRsaKey(rsa.RSAPrivateKey):
 
     def __deepcopy__(self, memo: dict[int, object]) -> TokenRsaKey:
         return self
+
+
+class TokenKeySource:
+    """The :class:`signing.ca.KeySource` of keys held by a token: ``signing_key(label)``."""
+
+    def __init__(self, token: Token) -> None:
+        self.token = token
+        self._keys: dict[str, TokenRsaKey | TokenEcKey] = {}
+        self._lock = threading.Lock()
+
+    def signing_key(self, label: str) -> TokenRsaKey | TokenEcKey:
+        with self._lock:
+            key = self._keys.get(label)
+            if key is None:
+                key = self._keys[label] = self.token.key(label)
+            return key

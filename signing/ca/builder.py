@@ -9,6 +9,7 @@ profiles built on top of this module; this module enforces only what makes a cer
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -95,6 +96,36 @@ class CertificateSpec:
             raise InvalidInput("subject must not be empty", reason="EMPTY_SUBJECT")
 
 
+# Extensions that are the same for every certificate of an issuer are built once (a CA writes
+# thousands of certificates a minute; the objects are immutable).
+@functools.lru_cache(maxsize=64)
+def _distribution_points(urls: tuple[str, ...]) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls],
+        relative_name=None, reasons=None, crl_issuer=None)])
+
+
+@functools.lru_cache(maxsize=64)
+def _authority_information_access(ocsp: tuple[str, ...], ca_issuers: tuple[str, ...]
+                                   ) -> x509.AuthorityInformationAccess:
+    return x509.AuthorityInformationAccess(
+        [x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                x509.UniformResourceIdentifier(u)) for u in ocsp]
+        + [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                  x509.UniformResourceIdentifier(u)) for u in ca_issuers])
+
+
+@functools.lru_cache(maxsize=64)
+def _policies(oids: tuple[x509.ObjectIdentifier, ...]) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(o, None) for o in oids])
+
+
+@functools.lru_cache(maxsize=16)
+def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(
+        issuer.public_key())  # type: ignore[arg-type]
+
+
 def new_serial_number() -> int:
     """A positive 159-bit random serial number (RFC 5280 allows 20 octets; CA/B asks >= 64 bits)."""
     return x509.random_serial_number()
@@ -160,10 +191,10 @@ def issue_certificate(
                        critical=False)
     )
     if issuer_certificate is not None or not spec.is_ca:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public),  # type: ignore[arg-type]
-            critical=False,
-        )
+        aki = (_authority_key_identifier(issuer_certificate) if issuer_certificate is not None
+               else x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   issuer_public))  # type: ignore[arg-type]
+        builder = builder.add_extension(aki, critical=False)
     if spec.extended_key_usages:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage(list(spec.extended_key_usages)), critical=spec.eku_critical
@@ -173,30 +204,14 @@ def issue_certificate(
             x509.SubjectAlternativeName(list(spec.subject_alt_names)), critical=False
         )
     if spec.crl_urls:
+        builder = builder.add_extension(_distribution_points(tuple(spec.crl_urls)),
+                                        critical=False)
+    if spec.ocsp_urls or spec.ca_issuers_urls:
         builder = builder.add_extension(
-            x509.CRLDistributionPoints([
-                x509.DistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(u) for u in spec.crl_urls],
-                    relative_name=None, reasons=None, crl_issuer=None,
-                )
-            ]),
-            critical=False,
-        )
-    access = [
-        x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u))
-        for u in spec.ocsp_urls
-    ] + [
-        x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                               x509.UniformResourceIdentifier(u))
-        for u in spec.ca_issuers_urls
-    ]
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+            _authority_information_access(tuple(spec.ocsp_urls), tuple(spec.ca_issuers_urls)),
+            critical=False)
     if spec.policy_oids:
-        builder = builder.add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(o, None) for o in spec.policy_oids]),
-            critical=False,
-        )
+        builder = builder.add_extension(_policies(tuple(spec.policy_oids)), critical=False)
     if spec.subject_info is not None:
         builder = builder.add_extension(spec.subject_info.to_extension(), critical=False)
     for ext, critical in spec.extra_extensions:

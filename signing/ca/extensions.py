@@ -1,10 +1,9 @@
 """The machine-readable subject information extension carried by this CA's certificates.
 
 No standard X.509 extension carries a Vietnamese agency e-ID code, a province code or a personal ID
-number, so this CA defines one under a UUID-derived OID arc (ITU-T X.667 ``2.25``: collision-free and
-needing no registration)::
+number, so this CA defines one under its own OID arc::
 
-    id-vnegov                 OBJECT IDENTIFIER ::= { 2 25 179962281968036698105535753515331105073 }
+    id-vnegov                 OBJECT IDENTIFIER ::= { 1 3 6 1 4 1 32473 704 }
     id-vnegov-ce              OBJECT IDENTIFIER ::= { id-vnegov 1 }
     id-vnegov-ce-subjectInfo  OBJECT IDENTIFIER ::= { id-vnegov-ce 1 }
 
@@ -15,9 +14,15 @@ needing no registration)::
         personalId    [3] IMPLICIT PrintableString OPTIONAL  -- 12-digit personal ID number
     }
 
+``1.3.6.1.4.1.32473`` is the private enterprise number IANA reserves for documentation (RFC 5612):
+a production CA replaces ``OID_VNEGOV`` with an arc it has been assigned (an enterprise number, or an
+arc of the Government Cipher Committee). Every arc stays below 2^32: many X.509 parsers, pkilint's
+among them, refuse larger arcs, which rules out the UUID arc ``2.25``. Certificates carrying the
+extension under the earlier ``2.25.179962281968036698105535753515331105073.1.1`` are still read.
+
 The extension is never critical: software that does not know it still accepts the certificate. The
 same values also appear in human-readable subject attributes (O, OU, ST); relying software reads the
-extension, people read the subject. See ``docs/certificate-fields.md``.
+extension, people read the subject. See ``docs/certificate-authority.md``.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ __all__ = [
     "read_subject_info",
 ]
 
-OID_VNEGOV = "2.25.179962281968036698105535753515331105073"
+OID_VNEGOV = "1.3.6.1.4.1.32473.704"
 OID_VNEGOV_SUBJECT_INFO = x509.ObjectIdentifier(OID_VNEGOV + ".1.1")
+# The identifier used before the arc moved (see the module docstring); read, never written.
+_LEGACY_SUBJECT_INFO = x509.ObjectIdentifier("2.25.179962281968036698105535753515331105073.1.1")
 
 
 class _SubjectInfoAsn1(core.Sequence):  # type: ignore[misc]
@@ -78,13 +85,13 @@ class SubjectInfo:
                                    reason="INVALID_SUBJECT_INFO")
 
     def to_der(self) -> bytes:
-        fields = {k: v for k, v in (
-            ("agency_code", self.agency_code),
-            ("province_code", self.province_code),
-            ("commune_code", self.commune_code),
-            ("personal_id", self.personal_id),
-        ) if v is not None}
-        return bytes(_SubjectInfoAsn1(fields).dump())
+        # Encoded directly (it is written for every certificate); read back with asn1crypto.
+        from signing.ca import der
+
+        parts = [der.tlv(0x80 | tag, value.encode("utf-8")) for tag, value in enumerate((
+            self.agency_code, self.province_code, self.commune_code, self.personal_id))
+            if value is not None]
+        return der.sequence(*parts)
 
     def to_extension(self) -> x509.UnrecognizedExtension:
         return x509.UnrecognizedExtension(OID_VNEGOV_SUBJECT_INFO, self.to_der())
@@ -105,9 +112,13 @@ class SubjectInfo:
 
 def read_subject_info(certificate: x509.Certificate) -> SubjectInfo | None:
     """The certificate's ``VnegovSubjectInfo``, or ``None`` when it has none."""
-    try:
-        ext = certificate.extensions.get_extension_for_oid(OID_VNEGOV_SUBJECT_INFO)
-    except x509.ExtensionNotFound:
+    for oid in (OID_VNEGOV_SUBJECT_INFO, _LEGACY_SUBJECT_INFO):
+        try:
+            ext = certificate.extensions.get_extension_for_oid(oid)
+            break
+        except x509.ExtensionNotFound:
+            continue
+    else:
         return None
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):  # pragma: no cover - cryptography parses
