@@ -376,8 +376,12 @@ def _verify_one(document: bytes, root: etree._Element, signature: etree._Element
     else:  # several signatures: say which one (signxml takes the first one it finds)
         parent = signature.getparent()
         location = _location(root, parent) if parent is not None else "./"
+    # Whether the certificate was valid when it mattered is for path validation to judge, at the
+    # caller's time; signxml would check it against the clock, so show it a time inside the
+    # certificate's validity.
     config = SignatureConfiguration(expect_references=len(refs), location=location,
-                                    default_reference_c14n_method=_C14N)
+                                    default_reference_c14n_method=_C14N,
+                                    verification_time=certs[0].not_valid_before_utc)
     try:
         # Schema validation off: the tax convention puts SigningTime in the XMLDSig namespace,
         # which the XMLDSig schema does not allow inside SignatureProperty. The structure that

@@ -2,6 +2,7 @@
 (JSON, text, and the ETSI TS 119 102-2 XML report where pyHanko produces it)."""
 
 from signing.sign.revocation import TrustSettings
+from signing.validate.cms import validate_cms
 from signing.validate.pdf import validate_pdf
 from signing.validate.report import (
     Indication,
@@ -10,6 +11,7 @@ from signing.validate.report import (
     TimeSource,
     ValidationReport,
 )
+from signing.validate.xml import validate_xml
 
 __all__ = [
     "Indication",
@@ -18,5 +20,7 @@ __all__ = [
     "TimeSource",
     "TrustSettings",
     "ValidationReport",
+    "validate_cms",
     "validate_pdf",
+    "validate_xml",
 ]
