@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from signing.errors import InvalidInput
 from signing.pkcs11 import Token, TokenEcKey, TokenError, TokenRsaKey
@@ -83,8 +83,14 @@ def signature_size(certificate: x509.Certificate) -> int:
 
 
 def _sign_with(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: bytes,
-               hash_algorithm: str) -> bytes:
-    algorithm = hash_for(hash_algorithm)
+               hash_algorithm: str, *, prehashed: bool = False) -> bytes:
+    algorithm: hashes.HashAlgorithm | utils.Prehashed = hash_for(hash_algorithm)
+    if prehashed:
+        assert isinstance(algorithm, hashes.HashAlgorithm)
+        if len(data) != algorithm.digest_size:
+            raise InvalidInput("the digest does not match the hash algorithm",
+                               reason="BAD_DIGEST")
+        algorithm = utils.Prehashed(algorithm)
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(data, padding.PKCS1v15(), algorithm)
     return key.sign(data, ec.ECDSA(algorithm))
@@ -117,6 +123,10 @@ class KeySigner:
 
     def sign(self, data: bytes, hash_algorithm: str) -> bytes:
         return _sign_with(self._key, data, hash_algorithm)
+
+    def sign_digest(self, digest: bytes, hash_algorithm: str) -> bytes:
+        """Sign a precomputed digest (remote signing's signHash)."""
+        return _sign_with(self._key, digest, hash_algorithm, prehashed=True)
 
 
 class TokenSigner:
@@ -152,5 +162,13 @@ class TokenSigner:
     def sign(self, data: bytes, hash_algorithm: str) -> bytes:
         try:
             return _sign_with(self._key, data, hash_algorithm)
+        except TokenError as exc:
+            raise SigningRefused("the token refused to sign") from exc
+
+    def sign_digest(self, digest: bytes, hash_algorithm: str) -> bytes:
+        """Sign a precomputed digest with the token's raw mechanism (CKM_ECDSA, or CKM_RSA_PKCS
+        over the DigestInfo)."""
+        try:
+            return _sign_with(self._key, digest, hash_algorithm, prehashed=True)
         except TokenError as exc:
             raise SigningRefused("the token refused to sign") from exc
