@@ -88,5 +88,11 @@ def _admin(ctx: AppContext) -> Module:
     return Admin()
 
 
+def _documents(ctx: AppContext) -> Module:
+    from server.documents.module import create_module
+
+    return create_module(ctx)
+
+
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, _documents]
