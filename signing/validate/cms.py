@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from asn1crypto import cms
-from pyhanko.sign.ades.report import AdESStatus
+from pyhanko.sign.ades.report import AdESFailure, AdESStatus
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     ades_basic_validation,
@@ -30,6 +30,9 @@ from signing.validate.report import Indication, SignatureResult, TimeSource, Val
 __all__ = ["validate_cms"]
 
 _HASHES = {"sha256", "sha384", "sha512"}
+_INDICATION = {AdESStatus.PASSED: Indication.TOTAL_PASSED,
+               AdESStatus.FAILED: Indication.TOTAL_FAILED,
+               AdESStatus.INDETERMINATE: Indication.INDETERMINATE}
 
 
 def _load(signature: bytes) -> cms.SignedData:
@@ -58,7 +61,7 @@ def _claimed_signing_time(signed: cms.SignedData) -> dt.datetime | None:
     return None
 
 
-def validate_cms(signature: bytes, content: BinaryIO, *, trust: TrustSettings,
+def validate_cms(signature: bytes, content: IO[bytes], *, trust: TrustSettings,
                  at: dt.datetime) -> ValidationReport:
     """Validate the detached ``signature`` (DER or PEM) over the bytes read from ``content``."""
     signed = _load(signature)
@@ -89,13 +92,26 @@ async def _validate(signed: cms.SignedData, digest: bytes, sha256: str, trust: T
         else:
             outcome = await ades_basic_validation(signed, spec, timing_info=timing(at),
                                                   raw_digest=digest)
-    except (SignatureValidationError, ValueError) as exc:
-        raise DocumentInvalid("the CMS signature could not be processed") from exc
+    except SignatureValidationError as exc:
+        # pyHanko gave up on the signature itself (e.g. a disallowed or mislabelled algorithm)
+        sub = exc.ades_subindication or AdESFailure.FORMAT_FAILURE
+        failed = SignatureResult(
+            id="cms", indication=_INDICATION[sub.status], sub_indication=sub.standard_name,
+            signer=None, signing_time=None, signing_time_source=TimeSource.NONE,
+            format="CAdES", messages=(exc.failure_message,))
+        return ValidationReport("cms", sha256, at, (failed,))
+    except (ValueError, AssertionError) as exc:
+        # Hostile or malformed input can trip assertions inside the parser (e.g. an ECDSA
+        # signature labelled RSA): the signature is broken, not the validator.
+        failed = SignatureResult(
+            id="cms", indication=Indication.TOTAL_FAILED,
+            sub_indication=AdESFailure.FORMAT_FAILURE.name, signer=None, signing_time=None,
+            signing_time_source=TimeSource.NONE, format="CAdES",
+            messages=(f"the signature could not be processed: {type(exc).__name__}",))
+        return ValidationReport("cms", sha256, at, (failed,))
     status = outcome.api_status
     sub = outcome.ades_subindic
-    indication = {AdESStatus.PASSED: Indication.TOTAL_PASSED,
-                  AdESStatus.FAILED: Indication.TOTAL_FAILED,
-                  AdESStatus.INDETERMINATE: Indication.INDETERMINATE}[sub.status]
+    indication = _INDICATION[sub.status]
     signing_time, source = None, TimeSource.NONE
     ts = getattr(status, "timestamp_validity", None)
     if ts is not None and ts.intact and ts.valid:

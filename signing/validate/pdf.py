@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -43,7 +43,7 @@ __all__ = ["validate_pdf"]
 _CHUNK = 1 << 20
 
 
-def _sha256(source: BinaryIO) -> str:
+def _sha256(source: IO[bytes]) -> str:
     source.seek(0)
     h = hashlib.sha256()
     while chunk := source.read(_CHUNK):
@@ -52,13 +52,13 @@ def _sha256(source: BinaryIO) -> str:
     return h.hexdigest()
 
 
-def validate_pdf(source: BinaryIO, *, trust: TrustSettings, at: dt.datetime,
+def validate_pdf(source: IO[bytes], *, trust: TrustSettings, at: dt.datetime,
                  etsi_report: bool = True) -> ValidationReport:
     """Validate every signature of the PDF in ``source`` (a seekable binary stream) at ``at``."""
     return run(_validate(source, trust, at, etsi_report))
 
 
-async def _validate(source: BinaryIO, trust: TrustSettings, at: dt.datetime,
+async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
                     etsi_report: bool) -> ValidationReport:
     digest = _sha256(source)
     try:
@@ -89,7 +89,7 @@ async def _validate(source: BinaryIO, trust: TrustSettings, at: dt.datetime,
                 outcome = await ades_basic_validation(
                     sig.signed_data, spec.signature_validation_spec, timing_info=timing(at),
                     raw_digest=sig.compute_digest())
-        except (SignatureValidationError, PdfError, ValueError) as exc:
+        except (SignatureValidationError, PdfError, ValueError, AssertionError) as exc:
             results.append(_broken(sig, exc))
             continue
         results.append(_result(sig, outcome, has_dss, bool(later_ts)))
@@ -130,10 +130,13 @@ def _etsi(sig: EmbeddedPdfSignature, outcome: AdESBasicValidationResult[Any]) ->
 
 
 def _broken(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureResult:
+    sub = getattr(exc, "ades_subindication", None) or AdESFailure.FORMAT_FAILURE
+    indication = {AdESStatus.PASSED: Indication.TOTAL_FAILED,  # cannot happen for an error
+                  AdESStatus.FAILED: Indication.TOTAL_FAILED,
+                  AdESStatus.INDETERMINATE: Indication.INDETERMINATE}[sub.status]
     return SignatureResult(
-        id=str(sig.field_name), indication=Indication.TOTAL_FAILED,
-        sub_indication=AdESFailure.FORMAT_FAILURE.name, signer=None, signing_time=None,
-        signing_time_source=TimeSource.NONE, format="PAdES",
+        id=str(sig.field_name), indication=indication, sub_indication=sub.standard_name,
+        signer=None, signing_time=None, signing_time_source=TimeSource.NONE, format="PAdES",
         messages=(f"the signature could not be processed: {type(exc).__name__}",))
 
 
