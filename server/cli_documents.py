@@ -132,12 +132,21 @@ def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime) -> Any:
     return None
 
 
+def _quiet() -> None:
+    # pyHanko logs every validation problem with a traceback; the report says it better.
+    import logging
+
+    for name in ("pyhanko", "pyhanko_certvalidator", "fontTools"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from signing.errors import SigningError
     from signing.sign.cms import CadesLevel, sign_detached
     from signing.sign.pades import PadesLevel, PadesOptions, sign_pdf
     from signing.sign.xmldsig import XmlDsigSigner
 
+    _quiet()
     runtime = _runtime(args, environ)
     try:
         signer = _signer(args, runtime)
@@ -183,6 +192,7 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from signing.errors import SigningError
     from signing.validate import Indication, validate_cms, validate_pdf, validate_xml
 
+    _quiet()
     runtime = _runtime(args, environ)
     if not runtime.trust.trust_roots:
         print("vnegov verify: no trust anchors (--trust root.pem or documents.trust_roots)",

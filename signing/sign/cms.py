@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from enum import StrEnum
-from typing import BinaryIO
+from typing import IO
 
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 
@@ -31,7 +31,7 @@ class CadesLevel(StrEnum):
     B_T = "B-T"
 
 
-def digest_stream(source: BinaryIO, hash_algorithm: str = "sha256") -> bytes:
+def digest_stream(source: IO[bytes], hash_algorithm: str = "sha256") -> bytes:
     """Hash a binary stream in 1 MiB chunks."""
     hash_for(hash_algorithm)
     h = hashlib.new(hash_algorithm)
@@ -40,7 +40,7 @@ def digest_stream(source: BinaryIO, hash_algorithm: str = "sha256") -> bytes:
     return h.digest()
 
 
-def sign_detached(source: BinaryIO, signer: Signer, *, at: dt.datetime,
+def sign_detached(source: IO[bytes], signer: Signer, *, at: dt.datetime,
                   level: CadesLevel = CadesLevel.B_B,
                   timestamps: TimeStampTransport | None = None,
                   hash_algorithm: str = "sha256") -> bytes:

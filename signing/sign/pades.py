@@ -21,6 +21,7 @@ so with files on disk a 100 MB PDF signs without being held in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
 from pyhanko.sign.validation.dss import async_add_validation_info
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
@@ -151,19 +153,44 @@ async def _add_long_term_data(signed: IO[bytes], output: IO[bytes], field_name: 
     # signing time (EN 319 102-1 "grace period"); responders answer in whole seconds.
     await asyncio.sleep(trust.grace_period)
     context = trust.context(at)
-    signed.seek(0)
-    reader = PdfFileReader(signed, strict=False)
-    embedded = next(s for s in reader.embedded_regular_signatures
-                    if s.field_name == field_name)
-    if options.level is PadesLevel.B_LT:
-        await async_add_validation_info(embedded, context, output=output, force_write=True)
-        return
-    with _spool() as with_dss:
+    with contextlib.ExitStack() as spools:
+        current = await _cover_earlier_signatures(signed, field_name, trust, at, spools)
+        current.seek(0)
+        reader = PdfFileReader(current, strict=False)
+        embedded = next(s for s in reader.embedded_regular_signatures
+                        if s.field_name == field_name)
+        if options.level is PadesLevel.B_LT:
+            await async_add_validation_info(embedded, context, output=output, force_write=True)
+            return
+        with_dss = spools.enter_context(_spool())
         await async_add_validation_info(embedded, context, output=with_dss, force_write=True)
         with_dss.seek(0)
         await PdfTimeStamper(timestamper).async_timestamp_pdf(
             IncrementalPdfFileWriter(with_dss, strict=False), options.hash_algorithm,
             validation_context=context, output=output)
+
+
+async def _cover_earlier_signatures(signed: IO[bytes], field_name: str, trust: TrustSettings,
+                                    at: dt.datetime, spools: contextlib.ExitStack) -> IO[bytes]:
+    """Best effort: the validation data of the document's earlier signatures goes into the DSS
+    too, so that the new document time-stamp also vouches for them. Someone else's broken
+    signature is left as it is; it does not stop this one."""
+    signed.seek(0)
+    others = [s.field_name for s in PdfFileReader(signed, strict=False).embedded_regular_signatures
+              if s.field_name != field_name]
+    current = signed
+    soft = trust.context(at, hard_fail=False)
+    for name in others:
+        current.seek(0)
+        embedded = next(s for s in PdfFileReader(current, strict=False)
+                        .embedded_regular_signatures if s.field_name == name)
+        following = spools.enter_context(_spool())
+        try:
+            await async_add_validation_info(embedded, soft, output=following, force_write=True)
+        except (PathError, ValidationError, SignatureValidationError, PdfError, ValueError):
+            continue
+        current = following
+    return current
 
 
 def _reserve(signer: Signer, timestamped: bool) -> int:

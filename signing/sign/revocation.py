@@ -52,6 +52,10 @@ class TrustSettings:
     crls: Sequence[bytes] = ()
     ocsp_responses: Sequence[bytes] = ()
     fetch_timeout: float = 10.0
+    # Require revocation data for every certificate below the anchor (EN 319 102-1 practice,
+    # and this project's default). When False, only certificates that name a revocation
+    # source (OCSP or CRL URL) are checked: for closed test or demo PKIs without responders.
+    require_revocation: bool = True
     # Seconds to wait after the signature time-stamp before collecting the revocation data of a
     # B-LT/B-LTA signature, so that the data is issued after the time it must vouch for.
     grace_period: float = 1.1
@@ -62,7 +66,8 @@ class TrustSettings:
             other_certs=[to_asn1(c) for c in self.other_certs],
             moment=at, allow_fetching=self.allow_fetching,
             crls=list(self.crls), ocsps=list(self.ocsp_responses),
-            revocation_mode="hard-fail" if hard_fail else "soft-fail",
+            revocation_mode=("require" if self.require_revocation else "hard-fail")
+            if hard_fail else "soft-fail",
             fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.fetch_timeout),
         )
 

@@ -19,6 +19,7 @@ from pyhanko_certvalidator.policy_decl import (
     REQUIRE_REVINFO,
     CertRevTrustPolicy,
     FreshnessReqType,
+    RevocationCheckingPolicy,
 )
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
@@ -36,7 +37,8 @@ def signature_spec(trust: TrustSettings) -> SignatureValidationSpec:
         # Revocation data is required for every certificate below the anchor, and may be of any
         # age relative to the time it proves (what is embedded at signing time stays usable).
         revinfo_policy=CertRevTrustPolicy(
-            REQUIRE_REVINFO, freshness=None,
+            REQUIRE_REVINFO if trust.require_revocation
+            else RevocationCheckingPolicy.from_legacy("hard-fail"), freshness=None,
             freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION),
     )
     rule = (RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if trust.allow_fetching

@@ -271,3 +271,38 @@ async def test_remote_signing_on_both_databases(pki: TestPki, tmp_path: Path, db
             AuditEventRow.kind == "documents")).scalars())
     assert actions.count("remote_signing.authorize") == 2
     assert actions.count("remote_signing.sad_used") == 2
+
+
+async def test_remote_signer_over_grpc_signs_a_pdf_locally(
+        pki: TestPki, tmp_path: Path, sqlite_db: Database, doc_pki: DocumentPki,
+        softhsm: SoftHsm) -> None:
+    import asyncio
+    import io
+
+    from server.documents.csc_client import GrpcCscClient
+    from signing.sign import PadesOptions, RemoteSigner, SecondFactor, sign_pdf
+    from tests.support.pki import pem
+
+    credential_id = register_official(sqlite_db, doc_pki, softhsm)
+    extra = {"documents": documents_section(doc_pki, softhsm, tmp_path / "documents"),
+             "auth": {"callers": CALLERS}}
+    async with running_server(pki, tmp_path, sqlite_db.url.render_as_string(False),
+                              extra=extra) as srv:
+        def client_side() -> bytes:  # a signature creation application, in its own thread
+            creds = grpc.ssl_channel_credentials(pem(pki.root.cert), pki.hcm.key_pem,
+                                                 pki.hcm.chain_pem)
+            with grpc.secure_channel(srv.target, creds) as channel:
+                client = GrpcCscClient(channel, OWNER)
+                assert client.list_credentials() == [credential_id]
+                signer = RemoteSigner(client, credential_id,
+                                      lambda: SecondFactor("totp", pyotp.TOTP(SECRET).now()))
+                out = io.BytesIO()
+                sign_pdf(io.BytesIO(decision_pdf()), out, signer, at=dt.datetime.now(dt.UTC),
+                         options=PadesOptions())
+                return out.getvalue()
+
+        data = await asyncio.to_thread(client_side)
+    path = tmp_path / "remote-client.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+    assert "Signature is Valid." in out and "Nguyễn Văn An" in out
