@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -144,6 +143,3 @@ class ValidationReport:
 def _vn(value: dt.datetime) -> str:
     return value.astimezone(VIETNAM).strftime("%H:%M:%S %d/%m/%Y (GMT+7)")
 
-
-def worst(results: Sequence[SignatureResult]) -> Indication:
-    return ValidationReport("", "", dt.datetime.now(dt.UTC), tuple(results)).indication
