@@ -257,14 +257,19 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         header, source = await _spool(request_iterator, self._limit)
         output = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115
         try:
-            signer = await self._ctx.run(self._signer, header, current_caller(),
-                                         current_call().request_id)
+            if header.WhichOneof("signer") == "credential":  # reads the database
+                signer = await self._ctx.run(self._signer, header, current_caller(),
+                                             current_call().request_id)
+            else:
+                signer = self._signer(header, current_caller(), current_call().request_id)
             result = await self._ctx.run(self._sign, header, source, output, signer)
             source.close()
             output.seek(0)
             digest = hashlib.sha256()
             size = 0
-            while chunk := await self._ctx.run(output.read, CHUNK):
+            in_memory = not getattr(output, "_rolled", True)  # small outputs: no thread hop
+            while chunk := (output.read(CHUNK) if in_memory
+                            else await self._ctx.run(output.read, CHUNK)):
                 digest.update(chunk)
                 size += len(chunk)
                 yield pb.SignDocumentResponse(chunk=chunk)

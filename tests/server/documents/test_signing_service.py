@@ -306,3 +306,37 @@ async def test_remote_signer_over_grpc_signs_a_pdf_locally(
     path.write_bytes(data)
     out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
     assert "Signature is Valid." in out and "Nguyễn Văn An" in out
+
+
+@pytest.mark.slow
+async def test_large_pdf_streams_through_disk_spools(srv: RunningServer, tmp_path: Path,
+                                                     doc_pki: DocumentPki) -> None:
+    import io
+    import os
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    writer = PdfFileWriter()
+    for _ in range(12):  # 12 MiB: more than the 8 MiB kept in memory, so both spools hit disk
+        page = generic.DictionaryObject({
+            generic.NameObject("/Type"): generic.NameObject("/Page"),
+            generic.NameObject("/MediaBox"): generic.ArrayObject(
+                [generic.NumberObject(x) for x in (0, 0, 595, 842)]),
+            generic.NameObject("/Contents"): writer.add_object(generic.StreamObject(
+                stream_data=b"% " + os.urandom(512 * 1024).hex().encode() + b"\n")),
+            generic.NameObject("/Resources"): generic.DictionaryObject()})
+        writer.insert_page(page)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    document = buffer.getvalue()
+    data, result = await sign(stub(srv), pb.SignDocumentHeader(
+        format=pb.PDF, agency_signer="ubnd-hcm"), document)
+    assert result.size == len(data) > len(document)
+    assert data[:len(document)] == document  # an incremental update: the original is intact
+    sig = PdfFileReader(io.BytesIO(data)).embedded_signatures[0]
+    sig.compute_integrity_info()
+    assert sig.summarise_integrity_info()["coverage"].name == "ENTIRE_FILE"
+    report = await verify(stub(srv), pb.VerifyDocumentHeader(format=pb.PDF), data)
+    assert report.indication == pb.TOTAL_PASSED, report.report_text
