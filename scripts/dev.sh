@@ -12,7 +12,7 @@ ROOT=$PWD
 
 APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
-              fonts-dejavu-core fonts-liberation)
+              fonts-dejavu-core fonts-liberation fonts-liberation2)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -94,5 +94,11 @@ def _ca(ctx: AppContext) -> Module:
     return ca_module(ctx)
 
 
+def _documents(ctx: AppContext) -> Module:
+    from server.documents.module import create_module
+
+    return create_module(ctx)
+
+
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca, _documents]

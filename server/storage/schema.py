@@ -3,8 +3,11 @@
 A domain adding tables adds its module to the import list below.
 """
 
-import server.storage.ca  # noqa: F401
-from server.storage import audit  # noqa: F401
+from server.storage import (  # noqa: F401 - imported for their tables
+    audit,
+    ca,
+    documents,
+)
 from server.storage.base import Base
 
 metadata = Base.metadata

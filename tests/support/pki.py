@@ -109,7 +109,7 @@ class TestPki:
     __test__ = False  # not a test class
 
     def __init__(self, now: dt.datetime | None = None) -> None:
-        now = now or dt.datetime.now(dt.UTC)
+        now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         self.now = now
         self.root = Authority("vnegov Test Root CA", now)
         self.issuing = Authority("vnegov Test Issuing CA", now, self.root)

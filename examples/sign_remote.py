@@ -1,0 +1,70 @@
+"""Remote signing with CSC API v2 semantics: the document stays here, only its hash goes to the
+server, where the official's key lives in the PKCS#11 token; the official's TOTP code authorises
+exactly that hash.
+
+    # once, on the server: a token key and certificate for the official, and a TOTP secret
+    vnegov documents credential-add --credential-id an-2025 --owner 079084000123 \\
+        --agency-code 000.00.00.H29 --key-label an-2025 --cert-file an-chain.pem
+    vnegov documents totp --owner 079084000123          # scan the URI into an authenticator
+
+    # then, as the agency's system (mutual TLS) on behalf of the official:
+    .venv/bin/python examples/sign_remote.py decision.pdf --signer-id 079084000123 \\
+        [--credential-id an-2025] [--code 123456] [--tsa http://127.0.0.1:8080/tsa]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
+
+import grpc  # noqa: E402
+
+from server.documents.csc_client import GrpcCscClient  # noqa: E402
+from server.documents.transport import HttpTimeStampTransport  # noqa: E402
+from signing.sign import PadesLevel, PadesOptions, RemoteSigner, SecondFactor, sign_pdf  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pdf", type=Path)
+    parser.add_argument("--signer-id", required=True, help="the official's personal ID number")
+    parser.add_argument("--credential-id")
+    parser.add_argument("--code", help="the official's current TOTP code (asked if missing)")
+    parser.add_argument("--tsa")
+    parser.add_argument("--data-dir", default="data", type=Path)
+    parser.add_argument("--target", default="localhost:50051")
+    parser.add_argument("--client", default="dvc-hcm")
+    args = parser.parse_args()
+
+    pki = args.data_dir / "pki"
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(pki / "root-ca.pem").read_bytes(),
+        private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
+        certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
+    with grpc.secure_channel(args.target, credentials) as channel:
+        client = GrpcCscClient(channel, args.signer_id)
+        credential_id = args.credential_id or client.list_credentials()[0]
+        info = client.credential_info(credential_id)
+        print(f"credential {credential_id}: {info.certificates[0].subject.rfc4514_string()} "
+              f"({info.key_algorithm}-{info.key_length}, SCAL{info.scal})")
+
+        def second_factor() -> SecondFactor:
+            return SecondFactor("totp", args.code or input("TOTP code: ").strip())
+
+        signer = RemoteSigner(client, credential_id, second_factor)
+        out = args.pdf.with_name(args.pdf.stem + "-remote-signed.pdf")
+        tsa = HttpTimeStampTransport(args.tsa) if args.tsa else None
+        with args.pdf.open("rb") as src, out.open("w+b") as dst:
+            result = sign_pdf(src, dst, signer, at=dt.datetime.now(dt.UTC),
+                              options=PadesOptions(level=PadesLevel.B_T if tsa else PadesLevel.B_B),
+                              timestamps=tsa)
+        print(f"signed {out} ({result.level}, field {result.field_name})")
+
+
+if __name__ == "__main__":
+    main()

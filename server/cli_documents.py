@@ -1,0 +1,320 @@
+"""``vnegov sign``, ``vnegov verify`` and ``vnegov documents``: signing and verifying documents from
+the command line, and managing officials' remote-signing credentials.
+
+    vnegov sign decision.pdf --key official.key.pem --cert official-chain.pem \\
+        --level B-LTA --tsa http://127.0.0.1:8080/tsa --trust root.pem \\
+        --title "CHỦ TỊCH" --name "Nguyễn Văn An" --signature-png an.png --box 330,150,530,290
+    vnegov sign decision-signed.pdf --signer ubnd-hcm --seal-png seal.png --seal-mm 36 \\
+        --person-box 330,150,530,290 --signature-size 600x240
+    vnegov sign hoso.zip --format cms --key ... --cert ...       # writes hoso.zip.p7s
+    vnegov verify decision-signed.pdf --trust root.pem [--json | --etsi]
+    vnegov verify hoso.zip --signature hoso.zip.p7s --trust root.pem
+    vnegov documents credential-add --credential-id ... --owner ... --agency-code ... \\
+        --key-label ... --cert-file chain.pem
+    vnegov documents totp --owner 079084000123          # prints the otpauth:// URI once
+
+Settings not given on the command line come from the ``[documents]`` section of the
+configuration (TSA, trust anchors, font, the agencies' signers). ``verify`` exits 0 only when
+every signature is TOTAL-PASSED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+__all__ = ["register"]
+
+LEVELS = ["B-B", "B-T", "B-LT", "B-LTA"]
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError("a box is x1,y1,x2,y2 in points")
+    return (parts[0], parts[1], parts[2], parts[3])
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    return int(w), int(h)
+
+
+def _documents_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from server.cli import load_config_for
+    from server.config import ConfigError
+    from server.documents.config import DocumentsConfig
+
+    try:
+        config = load_config_for(args, environ)
+    except ConfigError:
+        if args.config or environ.get("VNEGOV_CONFIG"):
+            raise
+        return DocumentsConfig()  # no data directory: command-line settings only
+    return DocumentsConfig.from_config(config.extensions.get("documents", {}),
+                                       base_dir=Path(config.data_dir or "."))
+
+
+def _runtime(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    import dataclasses
+
+    from server.documents.runtime import DocumentsRuntime
+
+    config = _documents_config(args, environ)
+    changes: dict[str, Any] = {}
+    if getattr(args, "tsa", None):
+        changes["tsa_url"] = args.tsa
+    if getattr(args, "trust", None):
+        changes["trust_roots"] = tuple(str(Path(p).resolve()) for p in args.trust)
+    if getattr(args, "offline", False):
+        changes["allow_fetching"] = False
+    if getattr(args, "font", None):
+        changes["font_file"] = str(Path(args.font).resolve())
+    if getattr(args, "key", None):  # a key given here replaces the configured signers
+        changes["signers"] = ()
+        changes["token_module"] = ""
+    return DocumentsRuntime.build(dataclasses.replace(config, **changes))
+
+
+def _signer(args: argparse.Namespace, runtime: Any) -> Any:
+    from signing.ca.keys import load_private_key
+    from signing.sign.signers import KeySigner
+
+    if args.key:
+        if not args.cert:
+            raise SystemExit("vnegov sign: --key needs --cert (the certificate chain, PEM)")
+        passphrase = Path(args.key_passphrase_file).read_bytes().strip() \
+            if args.key_passphrase_file else None
+        key = load_private_key(Path(args.key).read_bytes(), passphrase)
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise SystemExit("vnegov sign: only RSA and ECDSA keys are supported")
+        chain = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())
+        return KeySigner(key, chain[0], chain[1:])
+    if args.signer:
+        found = runtime.signers.get(args.signer)
+        if found is None:
+            raise SystemExit(f"vnegov sign: no signer named {args.signer!r} in [documents]")
+        return found.signer
+    raise SystemExit("vnegov sign: give --key and --cert, or --signer NAME")
+
+
+def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime) -> Any:
+    from signing.stamp import (
+        agency_seal,
+        electronic_copy,
+        person_layout,
+        person_signature,
+        seal_box,
+    )
+
+    if args.signature_png:
+        if not (args.title and args.name and args.box):
+            raise SystemExit("vnegov sign: --signature-png needs --title, --name and --box")
+        return person_signature(page=args.page, box=args.box, title=args.title,
+                                full_name=args.name, image_png=Path(args.signature_png).read_bytes(),
+                                font=runtime.font)
+    if args.seal_png:
+        if not (args.person_box and args.signature_size):
+            raise SystemExit("vnegov sign: --seal-png needs --person-box and --signature-size")
+        plan = person_layout(args.person_box, args.signature_size)
+        return agency_seal(page=args.page, box=seal_box(plan, args.seal_mm),
+                           seal_png=Path(args.seal_png).read_bytes())
+    if args.copy_of:
+        return electronic_copy(page_width=595, page_height=842, copying_body=args.copy_of,
+                               at=at, font=runtime.font)
+    return None
+
+
+def _quiet() -> None:
+    # pyHanko logs every validation problem with a traceback; the report says it better.
+    import logging
+
+    for name in ("pyhanko", "pyhanko_certvalidator", "fontTools"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from signing.errors import SigningError
+    from signing.sign.cms import CadesLevel, sign_detached
+    from signing.sign.pades import PadesLevel, PadesOptions, sign_pdf
+    from signing.sign.xmldsig import XmlDsigSigner
+
+    _quiet()
+    runtime = _runtime(args, environ)
+    try:
+        signer = _signer(args, runtime)
+        at = dt.datetime.now(dt.UTC)
+        source = Path(args.file)
+        fmt = args.format or {".pdf": "pdf", ".xml": "xml"}.get(source.suffix.lower(), "cms")
+        if fmt == "pdf":
+            out = Path(args.out or source.with_name(source.stem + "-signed.pdf"))
+            with source.open("rb") as src, out.open("w+b") as dst:
+                result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
+                    level=PadesLevel(args.level), reason=args.reason, location=args.location,
+                    appearance=_appearance(args, runtime, at)),
+                    timestamps=runtime.tsa, trust=runtime.trust)
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(f"signed {out} ({result.level}, field {result.field_name})")
+        elif fmt == "cms":
+            out = Path(args.out or str(source) + ".p7s")
+            with source.open("rb") as src:
+                p7s = sign_detached(src, signer, at=at, level=CadesLevel(args.level),
+                                    timestamps=runtime.tsa)
+            out.write_bytes(p7s)
+            print(f"signed {out} (detached CAdES {args.level})")
+        else:
+            key = getattr(signer, "key", None)
+            if key is None:
+                raise SystemExit("vnegov sign: XML signing needs a key (--key or a file signer)")
+            out = Path(args.out or source.with_name(source.stem + "-signed.xml"))
+            out.write_bytes(XmlDsigSigner(key, [signer.certificate, *signer.chain]).sign_xml(
+                source.read_bytes(), signing_time=at, reference_id=args.reference_id,
+                signature_id=args.signature_id, signature_parent=args.signature_parent))
+            print(f"signed {out} (XMLDSig)")
+    except SigningError as exc:
+        print(f"vnegov sign: {exc.message} [{exc.reason}]"
+              + "".join(f" {k}={v}" for k, v in exc.metadata.items()), file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from signing.errors import SigningError
+    from signing.validate import Indication, validate_cms, validate_pdf, validate_xml
+
+    _quiet()
+    runtime = _runtime(args, environ)
+    if not runtime.trust.trust_roots:
+        print("vnegov verify: no trust anchors (--trust root.pem or documents.trust_roots)",
+              file=sys.stderr)
+        return 2
+    at = dt.datetime.now(dt.UTC)
+    source = Path(args.file)
+    try:
+        if args.signature:
+            with source.open("rb") as content:
+                report = validate_cms(Path(args.signature).read_bytes(), content,
+                                      trust=runtime.trust, at=at)
+        elif source.suffix.lower() == ".xml" or args.format == "xml":
+            report = validate_xml(source.read_bytes(), trust=runtime.trust, at=at)
+        else:
+            with source.open("rb") as content:
+                report = validate_pdf(content, trust=runtime.trust, at=at)
+    except SigningError as exc:
+        print(f"vnegov verify: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    if args.json:
+        print(report.to_json())
+    elif args.etsi:
+        print("\n".join(report.etsi_xml_reports) or "(no ETSI report for this format)")
+    else:
+        print(report.to_text(), end="")
+    return 0 if report.indication is Indication.TOTAL_PASSED else 1
+
+
+def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from server.cli import load_config_for
+    from server.documents.stores import add_credential
+    from server.storage.db import Database
+    from signing.sign.remote import SigningCredential
+
+    config = load_config_for(args, environ)
+    chain = tuple(x509.load_pem_x509_certificates(Path(args.cert_file).read_bytes()))
+    db = Database(config.storage.url)
+    try:
+        add_credential(db, SigningCredential(args.credential_id, args.owner, args.key_label,
+                                             chain, description=args.description or ""),
+                       args.agency_code, at=dt.datetime.now(dt.UTC), actor="cli")
+    finally:
+        db.dispose()
+    print(f"credential {args.credential_id} added for {args.owner}")
+    return 0
+
+
+def cmd_totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import pyotp
+
+    from server.cli import load_config_for
+    from server.documents.stores import set_totp_secret
+    from server.storage.db import Database
+
+    config = load_config_for(args, environ)
+    secret = pyotp.random_base32()
+    db = Database(config.storage.url)
+    try:
+        set_totp_secret(db, args.owner, secret, at=dt.datetime.now(dt.UTC), actor="cli")
+    finally:
+        db.dispose()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=args.owner, issuer_name="vnegov ký số")
+    print("Scan this into the official's authenticator app (shown once):")
+    print(uri)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sign", help="sign a PDF (PAdES), an XML document, or any file (CMS)")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["pdf", "cms", "xml"])
+    p.add_argument("--out")
+    p.add_argument("--level", choices=LEVELS, default="B-B")
+    p.add_argument("--key", help="private key file (PEM/DER, PKCS#8)")
+    p.add_argument("--key-passphrase-file")
+    p.add_argument("--cert", help="certificate chain, PEM, signer first")
+    p.add_argument("--signer", help="name of a signer configured in [documents]")
+    p.add_argument("--tsa", help="RFC 3161 time-stamping URL")
+    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
+    p.add_argument("--offline", action="store_true", help="use no online revocation sources")
+    p.add_argument("--font")
+    p.add_argument("--reason")
+    p.add_argument("--location")
+    p.add_argument("--page", type=int, default=0)
+    p.add_argument("--title")
+    p.add_argument("--name")
+    p.add_argument("--signature-png")
+    p.add_argument("--box", type=_box)
+    p.add_argument("--seal-png")
+    p.add_argument("--seal-mm", type=float, default=36)
+    p.add_argument("--person-box", type=_box)
+    p.add_argument("--signature-size", type=_size, help="pixel size of the signature image, WxH")
+    p.add_argument("--copy-of", help="sign as an electronic copy made by this body")
+    p.add_argument("--reference-id")
+    p.add_argument("--signature-id", default="signature")
+    p.add_argument("--signature-parent", default="")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("verify", help="verify the signatures of a PDF, XML or CMS-signed file")
+    p.add_argument("file")
+    p.add_argument("--signature", help="detached .p7s for FILE")
+    p.add_argument("--format", choices=["pdf", "cms", "xml"])
+    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
+    p.add_argument("--offline", action="store_true", help="use embedded revocation data only")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true")
+    group.add_argument("--etsi", action="store_true", help="ETSI TS 119 102-2 XML report")
+    p.set_defaults(func=cmd_verify)
+
+    documents = sub.add_parser("documents", help="remote-signing credentials")
+    dsub = documents.add_subparsers(dest="documents_command", required=True)
+    p = dsub.add_parser("credential-add", help="register a token key as an official's credential")
+    p.add_argument("--credential-id", required=True)
+    p.add_argument("--owner", required=True, help="the official (personal ID number)")
+    p.add_argument("--agency-code", required=True)
+    p.add_argument("--key-label", required=True)
+    p.add_argument("--cert-file", required=True)
+    p.add_argument("--description")
+    p.set_defaults(func=cmd_credential_add)
+    p = dsub.add_parser("totp", help="give an official a new TOTP secret")
+    p.add_argument("--owner", required=True)
+    p.set_defaults(func=cmd_totp)

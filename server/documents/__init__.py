@@ -1,0 +1,1 @@
+"""The documents module of the server: signing and verifying official documents over gRPC."""

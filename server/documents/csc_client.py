@@ -1,0 +1,52 @@
+"""A :class:`signing.sign.remote.CscClient` over gRPC (``SigningService`` CSC methods): lets a
+signature creation application hold the document and send only hashes to the server's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from cryptography import x509
+
+from signing.sign.errors import AuthorisationFailed
+from signing.sign.remote import CredentialInfo, SecondFactor
+from vnegov.signing.v1 import documents_pb2 as pb
+from vnegov.signing.v1 import documents_pb2_grpc
+
+__all__ = ["GrpcCscClient"]
+
+
+class GrpcCscClient:
+    def __init__(self, channel: grpc.Channel, signer_id: str) -> None:
+        self._stub = documents_pb2_grpc.SigningServiceStub(channel)
+        self._signer_id = signer_id
+
+    def list_credentials(self) -> list[str]:
+        response = self._stub.ListCredentials(pb.ListCredentialsRequest(signer_id=self._signer_id))
+        return list(response.credential_ids)
+
+    def credential_info(self, credential_id: str) -> CredentialInfo:
+        info = self._stub.GetCredentialInfo(pb.GetCredentialInfoRequest(
+            credential_id=credential_id, signer_id=self._signer_id))
+        return CredentialInfo(
+            credential_id=info.credential_id, description=info.description,
+            enabled=info.status == "enabled",
+            certificates=tuple(x509.load_der_x509_certificate(c) for c in info.certificates),
+            key_algorithm=info.key_algorithm, key_length=info.key_length,
+            auth_mode=info.auth_mode, scal=info.scal, multisign=info.multisign)
+
+    def authorize(self, credential_id: str, hashes: Sequence[bytes], hash_algorithm: str,
+                  factor: SecondFactor) -> str:
+        if factor.kind != "totp":
+            raise AuthorisationFailed("only TOTP codes can be sent yet")
+        response = self._stub.AuthorizeCredential(pb.AuthorizeCredentialRequest(
+            credential_id=credential_id, signer_id=self._signer_id, hashes=list(hashes),
+            hash_algorithm=hash_algorithm, second_factor=pb.SecondFactor(totp=factor.value)))
+        return str(response.sad)
+
+    def sign_hash(self, credential_id: str, sad: str, hashes: Sequence[bytes],
+                  hash_algorithm: str) -> list[bytes]:
+        response = self._stub.SignHash(pb.SignHashRequest(
+            credential_id=credential_id, signer_id=self._signer_id, sad=sad, hashes=list(hashes),
+            hash_algorithm=hash_algorithm))
+        return list(response.signatures)

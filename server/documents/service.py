@@ -1,0 +1,326 @@
+"""``vnegov.signing.v1.SigningService``: converts between protobuf and :mod:`signing` and runs the
+library on the worker threads. Documents stream in and out in chunks through spooled temporary
+files (in memory while small, on disk when large): a document is never held twice in memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO, Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from google.protobuf import timestamp_pb2
+
+from server.auth.caller import Caller
+from server.documents.runtime import DocumentsRuntime
+from server.documents.stores import AuditScope, SqlCredentialStore, SqlSadStore, SqlSecondFactors
+from server.errors import InvalidArgument, PermissionDenied
+from server.modules import AppContext
+from server.rpc.state import current_call, current_caller
+from signing.sign.cms import CadesLevel, sign_detached
+from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, VisibleSignature, sign_pdf
+from signing.sign.remote import (
+    LocalCscClient,
+    RemoteSigner,
+    RemoteSigningService,
+    SecondFactor,
+    TotpAuthoriser,
+)
+from signing.sign.signers import Signer
+from signing.sign.xmldsig import XmlDsigSigner
+from signing.stamp import agency_seal, electronic_copy, person_layout, person_signature, seal_box
+from signing.validate import (
+    Indication,
+    ValidationReport,
+    validate_cms,
+    validate_pdf,
+    validate_xml,
+)
+from vnegov.signing.v1 import documents_pb2 as pb
+from vnegov.signing.v1 import documents_pb2_grpc
+
+__all__ = ["SigningServicer"]
+
+CHUNK = 1 << 20
+SPOOL = 8 << 20  # bytes kept in memory before spilling to disk
+MAX_CHUNK = 4 << 20
+
+_PADES = {pb.SIGNATURE_LEVEL_UNSPECIFIED: PadesLevel.B_B, pb.B_B: PadesLevel.B_B,
+          pb.B_T: PadesLevel.B_T, pb.B_LT: PadesLevel.B_LT, pb.B_LTA: PadesLevel.B_LTA}
+_LEVEL_OUT = {PadesLevel.B_B: pb.B_B, PadesLevel.B_T: pb.B_T, PadesLevel.B_LT: pb.B_LT,
+              PadesLevel.B_LTA: pb.B_LTA}
+_INDICATION = {Indication.TOTAL_PASSED: pb.TOTAL_PASSED, Indication.TOTAL_FAILED: pb.TOTAL_FAILED,
+               Indication.INDETERMINATE: pb.INDETERMINATE}
+
+
+def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(dt.UTC))
+    return ts
+
+
+def _box(box: pb.Box) -> tuple[float, float, float, float]:
+    return (box.x1, box.y1, box.x2, box.y2)
+
+
+def _factor(factor: pb.SecondFactor) -> SecondFactor:
+    if factor.WhichOneof("factor") == "totp":
+        return SecondFactor("totp", factor.totp)
+    raise InvalidArgument("a second factor is required", reason="SECOND_FACTOR_REQUIRED",
+                          metadata={"field": "second_factor"})
+
+
+async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[bytes]]:
+    """The header (first message) and the document's chunks in a spooled file."""
+    header = None
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - closed by callers
+    size = 0
+    try:
+        async for request in requests:
+            part = request.WhichOneof("part")
+            if header is None:
+                if part != "header":
+                    raise InvalidArgument("the first message must be the header",
+                                          reason="HEADER_FIRST", metadata={"field": "header"})
+                header = request.header
+                continue
+            if part != "chunk":
+                raise InvalidArgument("only chunks may follow the header", reason="HEADER_TWICE",
+                                      metadata={"field": "header"})
+            if len(request.chunk) > MAX_CHUNK:
+                raise InvalidArgument("chunks are at most 4 MiB", reason="CHUNK_TOO_LARGE",
+                                      metadata={"field": "chunk"})
+            size += len(request.chunk)
+            if size > limit:
+                raise InvalidArgument("the document is too large", reason="DOCUMENT_TOO_LARGE",
+                                      metadata={"field": "chunk"})
+            spool.write(request.chunk)
+    except BaseException:
+        spool.close()
+        raise
+    if header is None:
+        spool.close()
+        raise InvalidArgument("no header was sent", reason="HEADER_FIRST",
+                              metadata={"field": "header"})
+    spool.seek(0)
+    return header, spool
+
+
+class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
+    def __init__(self, ctx: AppContext, runtime: DocumentsRuntime) -> None:
+        self._ctx = ctx
+        self._rt = runtime
+        self._limit = runtime.config.max_document_mib << 20
+        self._factors = SqlSecondFactors(ctx.db)
+
+    # ------------------------------------------------------------ remote signing (CSC)
+    def _remote(self, caller: Caller | None = None, request_id: str = "") -> RemoteSigningService:
+        # Called on the event loop (the call's context is there) or given what it needs.
+        if caller is None:
+            caller, request_id = current_caller(), current_call().request_id
+        scope = AuditScope(request_id, caller.audit_name, self._ctx.clock)
+        return RemoteSigningService(
+            credentials=SqlCredentialStore(self._ctx.db, caller.agency_code),
+            sads=SqlSadStore(self._ctx.db, scope),
+            authoriser=TotpAuthoriser(self._factors.secret_of, self._factors),
+            keys=self._rt.keys,
+            sad_lifetime=dt.timedelta(seconds=self._rt.config.sad_lifetime_seconds))
+
+    async def ListCredentials(self, request: pb.ListCredentialsRequest,
+                              context: grpc.aio.ServicerContext) -> pb.ListCredentialsResponse:
+        service = self._remote()
+        ids = await self._ctx.run(service.list_credentials, request.signer_id)
+        return pb.ListCredentialsResponse(credential_ids=ids)
+
+    async def GetCredentialInfo(self, request: pb.GetCredentialInfoRequest,
+                                context: grpc.aio.ServicerContext) -> pb.CredentialInfo:
+        service = self._remote()
+        info = await self._ctx.run(service.credential_info, request.signer_id,
+                                   request.credential_id)
+        return pb.CredentialInfo(
+            credential_id=info.credential_id, description=info.description,
+            status="enabled" if info.enabled else "disabled",
+            certificates=[c.public_bytes(serialization.Encoding.DER) for c in info.certificates],
+            key_algorithm=info.key_algorithm, key_length=info.key_length,
+            auth_mode=info.auth_mode, scal=info.scal, multisign=info.multisign)
+
+    async def AuthorizeCredential(self, request: pb.AuthorizeCredentialRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> pb.AuthorizeCredentialResponse:
+        service = self._remote()
+        sad, expires = await self._ctx.run(
+            service.authorize, request.signer_id, request.credential_id, list(request.hashes),
+            request.hash_algorithm or "sha256", _factor(request.second_factor),
+            at=self._ctx.clock())
+        return pb.AuthorizeCredentialResponse(sad=sad, expire_time=_timestamp(expires))
+
+    async def SignHash(self, request: pb.SignHashRequest,
+                       context: grpc.aio.ServicerContext) -> pb.SignHashResponse:
+        service = self._remote()
+        signatures = await self._ctx.run(
+            service.sign_hash, request.signer_id, request.credential_id, request.sad,
+            list(request.hashes), request.hash_algorithm or "sha256", at=self._ctx.clock())
+        return pb.SignHashResponse(signatures=signatures)
+
+    # ------------------------------------------------------------ documents
+    def _signer(self, header: pb.SignDocumentHeader, caller: Caller, request_id: str) -> Signer:
+        which = header.WhichOneof("signer")
+        if which == "agency_signer":
+            found = self._rt.signers.get(header.agency_signer)
+            # Another agency's key and no key look the same.
+            if found is None or found.agency_code != caller.agency_code:
+                raise PermissionDenied("the caller may not sign with this key",
+                                       reason="SIGNER_NOT_PERMITTED")
+            return found.signer
+        if which == "credential":
+            if "documents.remote_sign" not in caller.scopes:
+                raise PermissionDenied("signing with an official's credential needs the "
+                                       "documents.remote_sign scope",
+                                       metadata={"missing_scopes": "documents.remote_sign"})
+            cred = header.credential
+            factor = _factor(cred.second_factor)
+            client = LocalCscClient(self._remote(caller, request_id), cred.signer_id,
+                                    self._ctx.clock)
+            return RemoteSigner(client, cred.credential_id, lambda: factor)
+        raise InvalidArgument("name a signer: agency_signer or credential",
+                              reason="SIGNER_REQUIRED", metadata={"field": "signer"})
+
+    def _appearance(self, header: pb.SignDocumentHeader, at: dt.datetime
+                    ) -> VisibleSignature | None:
+        if not header.HasField("appearance"):
+            return None
+        appearance = header.appearance
+        kind = appearance.WhichOneof("kind")
+        if kind == "person":
+            p = appearance.person
+            return person_signature(page=p.page, box=_box(p.box), title=p.title,
+                                    full_name=p.full_name, image_png=p.signature_png,
+                                    font=self._rt.font)
+        if kind == "seal":
+            s = appearance.seal
+            plan = person_layout(_box(s.person_box),
+                                 (s.signature_width_px, s.signature_height_px))
+            return agency_seal(page=s.page, box=seal_box(plan, s.diameter_mm or 36),
+                               seal_png=s.seal_png)
+        if kind == "electronic_copy":
+            c = appearance.electronic_copy
+            return electronic_copy(page_width=595, page_height=842, copying_body=c.copying_body,
+                                   at=at, font=self._rt.font,
+                                   copy_type=c.copy_type or "Bản sao điện tử")
+        return None
+
+    def _sign(self, header: pb.SignDocumentHeader, source: IO[bytes], output: IO[bytes],
+              signer: Signer) -> pb.SignDocumentResult:
+        at = self._ctx.clock()
+        fmt = header.format
+        if fmt == pb.PDF:
+            level = _PADES[header.level]
+            certify = DocMdp(header.certification) if header.certification else None
+            result = sign_pdf(source, output, signer, at=at, options=PadesOptions(
+                level=level, reason=header.reason or None, location=header.location or None,
+                certify=certify, appearance=self._appearance(header, at)),
+                timestamps=self._rt.tsa, trust=self._rt.trust)
+            return pb.SignDocumentResult(signature_id=result.field_name,
+                                         level=_LEVEL_OUT[result.level],
+                                         signing_time=_timestamp(at), warnings=result.warnings)
+        if fmt == pb.CMS_DETACHED:
+            if header.level in (pb.B_LT, pb.B_LTA):
+                raise InvalidArgument("detached CMS signatures are B-B or B-T",
+                                      reason="UNSUPPORTED_LEVEL", metadata={"field": "level"})
+            cades = CadesLevel.B_T if header.level == pb.B_T else CadesLevel.B_B
+            output.write(sign_detached(source, signer, at=at, level=cades,
+                                       timestamps=self._rt.tsa))
+            return pb.SignDocumentResult(signature_id="cms", level=header.level or pb.B_B,
+                                         signing_time=_timestamp(at))
+        if fmt == pb.XML:
+            key = getattr(signer, "key", None)
+            if key is None:
+                raise InvalidArgument("XML signatures are made with an agency key",
+                                      reason="UNSUPPORTED_SIGNER", metadata={"field": "signer"})
+            xml = header.xml
+            signed = XmlDsigSigner(key, [signer.certificate, *signer.chain]).sign_xml(
+                source.read(), signing_time=at, reference_id=xml.reference_id or None,
+                signature_id=xml.signature_id or "signature",
+                signature_parent=xml.signature_parent)
+            output.write(signed)
+            return pb.SignDocumentResult(signature_id=xml.signature_id or "signature",
+                                         level=pb.B_B, signing_time=_timestamp(at))
+        raise InvalidArgument("format must be PDF, CMS_DETACHED or XML", reason="FORMAT_REQUIRED",
+                              metadata={"field": "format"})
+
+    async def SignDocument(self, request_iterator: AsyncIterator[pb.SignDocumentRequest],
+                           context: grpc.aio.ServicerContext
+                           ) -> AsyncIterator[pb.SignDocumentResponse]:
+        header, source = await _spool(request_iterator, self._limit)
+        output = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115
+        try:
+            if header.WhichOneof("signer") == "credential":  # reads the database
+                signer = await self._ctx.run(self._signer, header, current_caller(),
+                                             current_call().request_id)
+            else:
+                signer = self._signer(header, current_caller(), current_call().request_id)
+            result = await self._ctx.run(self._sign, header, source, output, signer)
+            source.close()
+            output.seek(0)
+            digest = hashlib.sha256()
+            size = 0
+            in_memory = not getattr(output, "_rolled", True)  # small outputs: no thread hop
+            while chunk := (output.read(CHUNK) if in_memory
+                            else await self._ctx.run(output.read, CHUNK)):
+                digest.update(chunk)
+                size += len(chunk)
+                yield pb.SignDocumentResponse(chunk=chunk)
+            result.size, result.sha256 = size, digest.hexdigest()
+            yield pb.SignDocumentResponse(result=result)
+        finally:
+            source.close()
+            output.close()
+
+    def _verify(self, header: pb.VerifyDocumentHeader, source: IO[bytes]) -> ValidationReport:
+        at = self._ctx.clock()
+        if header.format == pb.PDF:
+            return validate_pdf(source, trust=self._rt.trust, at=at)
+        if header.format == pb.CMS_DETACHED:
+            if not header.detached_signature:
+                raise InvalidArgument("a detached signature is required",
+                                      reason="SIGNATURE_REQUIRED",
+                                      metadata={"field": "detached_signature"})
+            return validate_cms(header.detached_signature, source, trust=self._rt.trust, at=at)
+        if header.format == pb.XML:
+            return validate_xml(source.read(), trust=self._rt.trust, at=at)
+        raise InvalidArgument("format must be PDF, CMS_DETACHED or XML", reason="FORMAT_REQUIRED",
+                              metadata={"field": "format"})
+
+    async def VerifyDocument(self, request_iterator: AsyncIterator[pb.VerifyDocumentRequest],
+                             context: grpc.aio.ServicerContext) -> pb.VerifyDocumentResponse:
+        header, source = await _spool(request_iterator, self._limit)
+        try:
+            report = await self._ctx.run(self._verify, header, source)
+        finally:
+            source.close()
+        current_call().audit_extra.update({"indication": report.indication.value,
+                                           "document_sha256": report.document_sha256})
+        response = pb.VerifyDocumentResponse(
+            indication=_INDICATION[report.indication], document_sha256=report.document_sha256,
+            report_json=report.to_json(), report_text=report.to_text(),
+            etsi_reports=list(report.etsi_xml_reports))
+        for sig in report.signatures:
+            item = pb.SignatureResult(
+                id=sig.id, indication=_INDICATION[sig.indication],
+                sub_indication=sig.sub_indication or "",
+                signing_time_source=sig.signing_time_source.value, format=sig.format,
+                messages=list(sig.messages))
+            if sig.signing_time is not None:
+                item.signing_time.CopyFrom(_timestamp(sig.signing_time))
+            if sig.signer is not None:
+                s = sig.signer
+                item.signer.CopyFrom(pb.SignerIdentity(
+                    name=s.name, title=s.title or "", organisation=s.organisation or "",
+                    agency_code=s.agency_code or "", subject=s.subject, issuer=s.issuer,
+                    serial_number=s.serial_number, certificate_sha256=s.certificate_sha256))
+            response.signatures.append(item)
+        return response
+

@@ -1,0 +1,75 @@
+"""Concrete errors raised while signing documents (PDF, CMS, XML) and by remote signing.
+
+Each subclasses a category of :mod:`signing.errors`, which the server maps to a transport status.
+Verification failures are deliberately one opaque error (:class:`SignatureInvalid`): which check
+failed is written into the validation report, never into the exception a caller sees.
+"""
+
+from __future__ import annotations
+
+from signing.errors import AuthenticationFailed, FailedPrecondition, InvalidInput, NotPermitted
+
+__all__ = [
+    "AuthorisationFailed",
+    "CredentialNotPermitted",
+    "DocumentInvalid",
+    "RevocationUnavailable",
+    "SignatureInvalid",
+    "SignerMismatch",
+    "SigningRefused",
+    "TimestampUnavailable",
+]
+
+
+class DocumentInvalid(InvalidInput):
+    """The document to sign could not be parsed (not a PDF, malformed XML, encrypted PDF...)."""
+
+    reason = "DOCUMENT_INVALID"
+
+
+class SignatureInvalid(InvalidInput):
+    """The signature did not verify. Which check failed is in the validation report only."""
+
+    reason = "SIGNATURE_INVALID"
+
+    def __init__(self, message: str = "the signature could not be verified") -> None:
+        super().__init__(message)
+
+
+class SignerMismatch(InvalidInput):
+    """The key does not belong to the first certificate of the chain given with it."""
+
+    reason = "SIGNER_KEY_MISMATCH"
+
+
+class RevocationUnavailable(FailedPrecondition):
+    """An LT/LTA signature needs revocation data that could not be obtained (fail closed).
+
+    ``metadata["certificate"]`` names the certificate (subject and serial number) concerned.
+    """
+
+    reason = "REVOCATION_DATA_UNAVAILABLE"
+
+
+class TimestampUnavailable(FailedPrecondition):
+    """The time-stamping authority did not answer with a usable token."""
+
+    reason = "TIMESTAMP_UNAVAILABLE"
+
+
+class SigningRefused(FailedPrecondition):
+    """The signing key or service refused to sign (token error, credential disabled...)."""
+
+    reason = "SIGNING_REFUSED"
+
+
+class AuthorisationFailed(AuthenticationFailed):
+    """Remote signing: the second factor or the signature activation data did not verify."""
+
+    reason = "AUTHORISATION_FAILED"
+
+
+class CredentialNotPermitted(NotPermitted):
+    """Remote signing: the credential belongs to someone else."""
+
+    reason = "CREDENTIAL_NOT_PERMITTED"

@@ -1,0 +1,186 @@
+"""Validation of PDF signatures (PAdES, ETSI EN 319 142-1) with ETSI EN 319 102-1 procedures.
+
+Every signature (not the document time-stamps, which serve as proofs of existence) goes through
+pyHanko's validation for long-term signatures (EN 319 102-1 §5.6.3): signature and hash over the
+byte ranges, path validation to the configured anchors, revocation from the DSS or fetched,
+time-stamps as proofs of existence, and the difference analysis of later incremental updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from typing import IO, Any
+
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESStatus
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation.ades import (
+    AdESBasicValidationResult,
+    _dss_to_local_knowledge,
+    ades_basic_validation,
+    ades_lta_validation,
+    ades_with_time_validation,
+)
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.policy_decl import LocalKnowledge, SignatureValidationSpec
+from pyhanko.sign.validation.status import PdfSignatureStatus
+
+from signing.sign._aio import run
+from signing.sign._pyhanko import to_crypto
+from signing.sign.errors import DocumentInvalid
+from signing.sign.revocation import TrustSettings
+from signing.validate.identity import signer_identity
+from signing.validate.policy import pdf_spec, timing
+from signing.validate.report import Indication, SignatureResult, TimeSource, ValidationReport
+
+__all__ = ["validate_pdf"]
+
+_CHUNK = 1 << 20
+
+
+def _sha256(source: IO[bytes]) -> str:
+    source.seek(0)
+    h = hashlib.sha256()
+    while chunk := source.read(_CHUNK):
+        h.update(chunk)
+    source.seek(0)
+    return h.hexdigest()
+
+
+def validate_pdf(source: IO[bytes], *, trust: TrustSettings, at: dt.datetime,
+                 etsi_report: bool = True) -> ValidationReport:
+    """Validate every signature of the PDF in ``source`` (a seekable binary stream) at ``at``."""
+    return run(_validate(source, trust, at, etsi_report))
+
+
+async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
+                    etsi_report: bool) -> ValidationReport:
+    digest = _sha256(source)
+    try:
+        reader = PdfFileReader(source, strict=False)
+        signatures = list(reader.embedded_regular_signatures)
+    except (PdfError, ValueError, KeyError, IndexError) as exc:
+        raise DocumentInvalid("the document is not a readable PDF") from exc
+    has_dss = "/DSS" in reader.root
+    doc_timestamps = list(reader.embedded_timestamp_signatures)
+    spec = pdf_spec(trust)
+    results: list[SignatureResult] = []
+    reports: list[str] = []
+    for sig in signatures:
+        later_ts = [t for t in doc_timestamps if t.signed_revision > sig.signed_revision]
+        outcome: AdESBasicValidationResult[Any]
+        try:
+            sig.compute_integrity_info(diff_policy=spec.diff_policy)
+            if later_ts:
+                # EN 319 102-1 §5.6.3: document time-stamps as proofs of existence, DSS data
+                outcome = await ades_lta_validation(sig, spec, timing_info=timing(at))
+            elif _has_signature_timestamp(sig):  # B-T, B-LT: validation with time, §5.5
+                outcome = await ades_with_time_validation(
+                    sig.signed_data, _with_dss(spec.signature_validation_spec, reader),
+                    timing_info=timing(at), raw_digest=sig.compute_digest(),
+                    extra_status_kwargs=sig.summarise_integrity_info(),
+                    status_cls=PdfSignatureStatus)
+            else:  # B-B: basic signature validation, §5.3
+                outcome = await ades_basic_validation(
+                    sig.signed_data, spec.signature_validation_spec, timing_info=timing(at),
+                    raw_digest=sig.compute_digest())
+        except (SignatureValidationError, PdfError, ValueError, AssertionError) as exc:
+            results.append(_broken(sig, exc))
+            continue
+        results.append(_result(sig, outcome, has_dss, bool(later_ts)))
+        if etsi_report:
+            report = _etsi(sig, outcome)
+            if report is not None:
+                reports.append(report)
+    return ValidationReport("pdf", digest, at, tuple(results), tuple(reports))
+
+
+def _with_dss(spec: SignatureValidationSpec, reader: PdfFileReader) -> SignatureValidationSpec:
+    """``spec`` knowing the certificates and revocation data of the document's DSS."""
+    try:
+        dss = _dss_to_local_knowledge(reader=reader)
+    except (PdfError, ValueError, KeyError):
+        return spec
+    known = spec.local_knowledge
+    return dataclasses.replace(spec, local_knowledge=LocalKnowledge(
+        known_ocsps=known.known_ocsps + dss.known_ocsps,
+        known_crls=known.known_crls + dss.known_crls,
+        known_certs=known.known_certs + dss.known_certs,
+        known_poes=known.known_poes))
+
+
+def _has_signature_timestamp(sig: EmbeddedPdfSignature) -> bool:
+    return next(extract_tst_data_iter(sig.signer_info, signed=False), None) is not None
+
+
+def _etsi(sig: EmbeddedPdfSignature, outcome: AdESBasicValidationResult[Any]) -> str | None:
+    try:
+        from pyhanko.sign.validation.report.tools import generate_report
+    except ImportError:  # pyHanko's "etsi" extra (xsdata) is not installed
+        return None
+    try:
+        return str(generate_report(sig, outcome))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None
+
+
+def _broken(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureResult:
+    sub = getattr(exc, "ades_subindication", None) or AdESFailure.FORMAT_FAILURE
+    indication = {AdESStatus.PASSED: Indication.TOTAL_FAILED,  # cannot happen for an error
+                  AdESStatus.FAILED: Indication.TOTAL_FAILED,
+                  AdESStatus.INDETERMINATE: Indication.INDETERMINATE}[sub.status]
+    return SignatureResult(
+        id=str(sig.field_name), indication=indication, sub_indication=sub.standard_name,
+        signer=None, signing_time=None, signing_time_source=TimeSource.NONE, format="PAdES",
+        messages=(f"the signature could not be processed: {type(exc).__name__}",))
+
+
+def _result(sig: EmbeddedPdfSignature, outcome: AdESBasicValidationResult[Any], has_dss: bool,
+            doc_ts_after: bool) -> SignatureResult:
+    status = outcome.api_status
+    sub = outcome.ades_subindic
+    indication = {AdESStatus.PASSED: Indication.TOTAL_PASSED,
+                  AdESStatus.FAILED: Indication.TOTAL_FAILED,
+                  AdESStatus.INDETERMINATE: Indication.INDETERMINATE}[sub.status]
+    sub_indication = None if indication is Indication.TOTAL_PASSED else sub.standard_name
+    messages: list[str] = []
+    if outcome.failure_msg:
+        messages.append(outcome.failure_msg)
+    integrity = sig.summarise_integrity_info()
+    coverage = integrity["coverage"].name if integrity.get("coverage") is not None else None
+    diff = integrity.get("diff_result")
+    level = getattr(diff, "modification_level", None)
+    if diff is not None and level is None:  # a suspicious modification: pyHanko gave up
+        level = ModificationLevel.OTHER
+    modifications = level.name if level is not None else None
+    if level is ModificationLevel.OTHER or integrity.get("docmdp_ok") is False:
+        # The signed revision is intact, but a later update changed what it shows.
+        if indication is not Indication.TOTAL_FAILED:
+            indication, sub_indication = Indication.TOTAL_FAILED, AdESFailure.FORMAT_FAILURE.name
+        messages.append("the document was changed after this signature in a way the "
+                        "signature does not allow")
+    signing_time, source = None, TimeSource.NONE
+    ts = status.timestamp_validity if status is not None else None
+    if ts is not None and ts.intact and ts.valid:
+        signing_time, source = ts.timestamp, TimeSource.SIGNATURE_TIMESTAMP
+    elif doc_ts_after and getattr(outcome, "best_signature_time", None) is not None and \
+            sub is not AdESIndeterminate.NO_POE:
+        signing_time = getattr(outcome, "best_signature_time", None)
+        source = TimeSource.DOCUMENT_TIMESTAMP
+    elif sig.self_reported_timestamp is not None:
+        signing_time, source = sig.self_reported_timestamp, TimeSource.CLAIMED
+    level_name = "B-B"
+    if ts is not None:
+        level_name = "B-T"
+        if has_dss:
+            level_name = "B-LTA" if doc_ts_after else "B-LT"
+    return SignatureResult(
+        id=str(sig.field_name), indication=indication, sub_indication=sub_indication,
+        signer=signer_identity(to_crypto(sig.signer_cert)), signing_time=signing_time,
+        signing_time_source=source, format=f"PAdES-{level_name}", coverage=coverage,
+        modifications=modifications, messages=tuple(messages))

@@ -1,0 +1,65 @@
+"""Validation policy: trust anchors, revocation requirements and where revocation data may come
+from, as pyHanko's ``SignatureValidationSpec``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from asn1crypto import crl, ocsp
+from pyhanko.sign.validation.policy_decl import (
+    LocalKnowledge,
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import (
+    REQUIRE_REVINFO,
+    CertRevTrustPolicy,
+    FreshnessReqType,
+    RevocationCheckingPolicy,
+)
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
+
+from signing.sign._pyhanko import to_asn1
+from signing.sign.revocation import TrustSettings
+from signing.validate.diffs import DIFF_POLICY
+
+__all__ = ["pdf_spec", "signature_spec", "timing"]
+
+
+def signature_spec(trust: TrustSettings) -> SignatureValidationSpec:
+    policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=[to_asn1(c) for c in trust.trust_roots]),
+        # Revocation data is required for every certificate below the anchor, and may be of any
+        # age relative to the time it proves (what is embedded at signing time stays usable).
+        revinfo_policy=CertRevTrustPolicy(
+            REQUIRE_REVINFO if trust.require_revocation
+            else RevocationCheckingPolicy.from_legacy("hard-fail"), freshness=None,
+            freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION),
+    )
+    rule = (RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if trust.allow_fetching
+            else RevinfoOnlineFetchingRule.LOCAL_ONLY)
+    return SignatureValidationSpec(
+        cert_validation_policy=policy,
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=rule),
+        local_knowledge=LocalKnowledge(
+            known_certs=[to_asn1(c) for c in trust.other_certs],
+            known_crls=[CRLContainer(crl.CertificateList.load(c)) for c in trust.crls],
+            known_ocsps=[OCSPContainer.load_multi(ocsp.OCSPResponse.load(o))[0]
+                         for o in trust.ocsp_responses],
+        ),
+    )
+
+
+def pdf_spec(trust: TrustSettings) -> PdfSignatureValidationSpec:
+    return PdfSignatureValidationSpec(signature_validation_spec=signature_spec(trust),
+                                      diff_policy=DIFF_POLICY)
+
+
+def timing(at: dt.datetime) -> ValidationTimingInfo:
+    return ValidationTimingInfo(validation_time=at, best_signature_time=at,
+                                point_in_time_validation=False)
