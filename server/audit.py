@@ -21,9 +21,10 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from server.storage.audit import AuditEventRow, AuditHeadRow
@@ -102,14 +103,14 @@ def event_hash(*, seq: int, at: dt.datetime, request_id: str, caller: str, kind:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def append_events(session: Session, events: Sequence[AuditEvent]) -> list[int]:
-    """Append ``events`` to the chain inside the caller's write transaction; returns their seqs."""
+def append_events(session: Session | Connection, events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` to the chain inside the caller's write transaction (an ORM session or a
+    Core connection); returns their sequence numbers."""
     if not events:
         return []
-    head = session.execute(
-        select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-    ).scalar_one()
-    seq, prev = head.seq, head.hash
+    # Core statements on the tables (not ORM entities): this runs for every audited call.
+    connection = session.connection() if isinstance(session, Session) else session
+    seq, prev = connection.execute(_SELECT_HEAD).one()
     rows: list[dict[str, Any]] = []
     for event in events:
         seq += 1
@@ -125,9 +126,17 @@ def append_events(session: Session, events: Sequence[AuditEvent]) -> list[int]:
             "reason": event.reason, "details": details, "prev_hash": prev, "hash": digest,
         })
         prev = digest
-    session.execute(insert(AuditEventRow), rows)
-    session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, hash=prev))
+    connection.execute(_INSERT_EVENT, rows)
+    connection.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": prev})
     return [r["seq"] for r in rows]
+
+
+_EVENTS = cast(Table, AuditEventRow.__table__)
+_HEAD = cast(Table, AuditHeadRow.__table__)
+_SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_EVENT = insert(_EVENTS)
+_UPDATE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
+                .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +243,8 @@ class AuditWriter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         def write() -> list[int]:
-            with self._db.write() as session:
-                return append_events(session, [e for e, _ in batch])
+            with self._db.write_connection() as connection:
+                return append_events(connection, [e for e, _ in batch])
 
         try:
             seqs = await asyncio.to_thread(write)

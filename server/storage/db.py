@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database"]
@@ -41,9 +41,8 @@ class Database:
             _configure_sqlite(self.engine)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool; connections taken through this engine begin with BEGIN IMMEDIATE on SQLite.
-        self._write_sessions = sessionmaker(
-            self.engine.execution_options(vnegov_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(vnegov_write=True)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,6 +53,13 @@ class Database:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a bare Core connection, for hot paths that need no ORM session
+        (committed when the block ends, rolled back if it raises)."""
+        with self._write_engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
