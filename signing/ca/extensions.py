@@ -17,8 +17,7 @@ number, so this CA defines one under its own OID arc::
 ``1.3.6.1.4.1.32473`` is the private enterprise number IANA reserves for documentation (RFC 5612):
 a production CA replaces ``OID_VNEGOV`` with an arc it has been assigned (an enterprise number, or an
 arc of the Government Cipher Committee). Every arc stays below 2^32: many X.509 parsers, pkilint's
-among them, refuse larger arcs, which rules out the UUID arc ``2.25``. Certificates carrying the
-extension under the earlier ``2.25.179962281968036698105535753515331105073.1.1`` are still read.
+among them, refuse larger arcs, which rules out a UUID arc under ``2.25``.
 
 The extension is never critical: software that does not know it still accepts the certificate. The
 same values also appear in human-readable subject attributes (O, OU, ST); relying software reads the
@@ -44,8 +43,6 @@ __all__ = [
 
 OID_VNEGOV = "1.3.6.1.4.1.32473.704"
 OID_VNEGOV_SUBJECT_INFO = x509.ObjectIdentifier(OID_VNEGOV + ".1.1")
-# The identifier used before the arc moved (see the module docstring); read, never written.
-_LEGACY_SUBJECT_INFO = x509.ObjectIdentifier("2.25.179962281968036698105535753515331105073.1.1")
 
 
 class _SubjectInfoAsn1(core.Sequence):  # type: ignore[misc]
@@ -112,13 +109,9 @@ class SubjectInfo:
 
 def read_subject_info(certificate: x509.Certificate) -> SubjectInfo | None:
     """The certificate's ``VnegovSubjectInfo``, or ``None`` when it has none."""
-    for oid in (OID_VNEGOV_SUBJECT_INFO, _LEGACY_SUBJECT_INFO):
-        try:
-            ext = certificate.extensions.get_extension_for_oid(oid)
-            break
-        except x509.ExtensionNotFound:
-            continue
-    else:
+    try:
+        ext = certificate.extensions.get_extension_for_oid(OID_VNEGOV_SUBJECT_INFO)
+    except x509.ExtensionNotFound:
         return None
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):  # pragma: no cover - cryptography parses
