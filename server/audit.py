@@ -201,18 +201,23 @@ _Pending = tuple[AuditEvent, "asyncio.Future[int]"]
 class AuditWriter:
     """Group commit for events recorded by the gRPC layer.
 
-    ``await writer.record(event)`` returns once the event is committed. Events arriving while a
-    commit is in progress go together in the next transaction, so the database sees one write per
-    batch rather than one per call.
+    ``await writer.record(event)`` returns once the event is committed. Events that arrive while a
+    commit is in progress go together in the next transaction. When events are arriving densely
+    (the last two came less than ``linger`` seconds apart), the writer waits up to ``linger`` before
+    committing so that more of them share the transaction: under load many one-event transactions
+    become few larger ones, while an isolated call is never delayed.
     """
 
-    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 500, linger: float = 0.002) -> None:
         self._db = db
         self._max_batch = max_batch
+        self._linger = linger
         # None is the stop marker, queued by close() behind everything already recorded.
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_record = 0.0
+        self._last_gap = float("inf")
 
     def start(self) -> None:
         if self._task is None:
@@ -222,7 +227,10 @@ class AuditWriter:
         """Queue ``event`` and wait until it is committed; returns its sequence number."""
         if self._closed:
             raise RuntimeError("audit writer is closed")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._last_gap, self._last_record = now - self._last_record, now
+        future: asyncio.Future[int] = loop.create_future()
         self._queue.put_nowait((event, future))
         return await future
 
@@ -232,6 +240,8 @@ class AuditWriter:
             item = await self._queue.get()
             if item is None:
                 return
+            if self._last_gap < self._linger and self._queue.qsize() < self._max_batch:
+                await asyncio.sleep(self._linger)
             batch = [item]
             while len(batch) < self._max_batch and not self._queue.empty():
                 more = self._queue.get_nowait()
