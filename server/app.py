@@ -35,7 +35,7 @@ from server.config import Config
 from server.http.app import build_http_app
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
-from server.rpc.interceptors import AuthInterceptor, ErrorInterceptor, ObservabilityInterceptor
+from server.rpc.interceptors import CallInterceptor
 from server.rpc.rules import load_rules
 from server.storage import migrate
 from server.storage.db import Database
@@ -119,11 +119,9 @@ class Application:
         except (ValueError, KeyError) as exc:
             raise StartupError(str(exc)) from None
         self._grpc = grpc.aio.server(
-            interceptors=[
-                ObservabilityInterceptor(self.metrics, self.audit),
-                ErrorInterceptor(),
-                AuthInterceptor(authenticator, rules, self.metrics, self.clock),
-            ],
+            interceptors=[CallInterceptor(authenticator=authenticator, rules=rules,
+                                          metrics=self.metrics, audit=self.audit,
+                                          clock=self.clock)],
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),

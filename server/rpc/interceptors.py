@@ -1,14 +1,22 @@
-"""The three interceptors every gRPC call passes through, outermost first:
+"""The interceptor every gRPC call passes through, once.
 
-1. :class:`ObservabilityInterceptor` gives the call a request id, and when it ends records it:
-   metrics, one JSON log line, and one audit event. It answers the caller (response or error
-   status) only after that event is committed, so every answer a caller sees is in the audit log.
-2. :class:`ErrorInterceptor` turns any exception into a ``google.rpc.Status`` through the one table
-   in :mod:`server.errors` (handed outwards to be sent after the audit event).
-3. :class:`AuthInterceptor` authenticates the caller and checks the method's required scopes.
+For each call, in order:
 
-Calls to methods the server does not implement are authenticated and audited too, then answered
-UNIMPLEMENTED.
+1. **Observe**: give the call a request id (the caller's ``x-request-id`` if well formed) and count
+   it.
+2. **Authenticate and authorise**: find the caller (client certificate through the TLS front, or a
+   bearer token) and check the scopes the method's ``.proto`` option requires. Failures raise
+   :class:`~server.errors.NotAuthenticated` / :class:`~server.errors.PermissionDenied`.
+3. Run the servicer.
+4. **Map errors**: any exception becomes a ``google.rpc.Status`` through the one table in
+   :mod:`server.errors`; unknown exceptions become INTERNAL with only the request id.
+5. **Record**: metrics, one JSON log line and one audit event. The answer (response or error
+   status) goes out only after the audit event is committed, so every answer a caller sees is in
+   the audit log.
+
+One interceptor rather than three keeps the per-call cost to one wrapper, and the wrapped handler
+of each method is built once and reused. Calls to methods the server does not implement are
+authenticated and audited too, then answered UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -39,31 +47,25 @@ from server.errors import (
 )
 from server.metrics import Metrics
 from server.rpc.rules import MethodRule
-from server.rpc.state import CallState, current_call, reset_current, set_current
+from server.rpc.state import CallState, reset_current, set_current
 
-__all__ = ["AuthInterceptor", "ErrorInterceptor", "ObservabilityInterceptor"]
+__all__ = ["CallInterceptor"]
 
 log = logging.getLogger("server.rpc")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+_UNKNOWN_METHOD_RULE = MethodRule(any_authenticated_caller=True)
 
 Behavior = Callable[..., Any]
-Around = Callable[[Behavior, bool], Behavior]
 
 
-def _wrap(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """A copy of ``handler`` whose behaviour is wrapped by ``around(behavior, streams_response)``."""
-    if handler.unary_unary is not None:
-        return handler._replace(unary_unary=around(handler.unary_unary, False))
-    if handler.unary_stream is not None:
-        return handler._replace(unary_stream=around(handler.unary_stream, True))
-    if handler.stream_unary is not None:
-        return handler._replace(stream_unary=around(handler.stream_unary, False))
-    return handler._replace(stream_stream=around(handler.stream_stream, True))
+class _Failure(Exception):
+    """A failure already turned into a status, sent once the call is recorded."""
 
-
-def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
-    return {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+    def __init__(self, code: grpc.StatusCode, details: str,
+                 trailing: tuple[tuple[str, str | bytes], ...]) -> None:
+        super().__init__(details)
+        self.code, self.details, self.trailing = code, details, trailing
 
 
 def _not_found_handler() -> grpc.RpcMethodHandler:
@@ -84,78 +86,151 @@ def _as_async_iter(result: Any) -> AsyncIterator[Any]:
     return from_sync()
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: Metrics, audit: AuditWriter) -> None:
+class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, *, authenticator: Authenticator, rules: Mapping[str, MethodRule],
+                 metrics: Metrics, audit: AuditWriter,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._authenticator = authenticator
+        self._rules = rules
         self._metrics = metrics
         self._audit = audit
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        # Wrapped handlers of implemented methods, built on first use. Unknown methods are wrapped
+        # per call and never cached, so callers cannot grow this table.
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details) or _not_found_handler()
         method: str = details.method
-        incoming = _metadata(details).get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            handler = await continuation(details)
+            if handler is None:
+                return self._wrap(_not_found_handler(), method, _UNKNOWN_METHOD_RULE)
+            wrapped = self._wrap(handler, method, self._rules.get(method))
+            self._handlers[method] = wrapped
+        return wrapped
 
-        def around(behavior: Behavior, streams: bool) -> Behavior:
-            if streams:
-                async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    state = CallState(request_id, method)
-                    token = set_current(state)
-                    await self._begin(state, context)
-                    failed: BaseException | None = None
-                    try:
-                        async for item in _as_async_iter(behavior(request, context)):
-                            yield item
-                    except BaseException as exc:
-                        failed = exc
-                    finally:
-                        await self._end(state, context, failed)
-                        reset_current(token)
-                    if failed is not None:
-                        await _reraise(failed, context)
-                return stream
+    # ------------------------------------------------------------------ wrapping
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str,
+              rule: MethodRule | None) -> grpc.RpcMethodHandler:
+        service, _, name = method.lstrip("/").rpartition("/")
+        labels = (service, name)
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                state = CallState(request_id, method)
+        def unary(behavior: Behavior) -> Behavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                state = self._begin(method, labels, context)
                 token = set_current(state)
-                await self._begin(state, context)
                 failed: BaseException | None = None
                 try:
+                    self._authorize(state, rule, context)
                     return await behavior(request, context)
                 except BaseException as exc:
-                    failed = exc
+                    failed = self._map(exc, state)
                 finally:
-                    await self._end(state, context, failed)
+                    await self._record(state, labels, context, failed)
                     reset_current(token)
-                await _reraise(failed, context)
-            return unary
+                await _answer_failure(failed, context)
+            return call
 
-        return _wrap(handler, around)
+        def streaming(behavior: Behavior) -> Behavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                state = self._begin(method, labels, context)
+                token = set_current(state)
+                failed: BaseException | None = None
+                try:
+                    self._authorize(state, rule, context)
+                    async for item in _as_async_iter(behavior(request, context)):
+                        yield item
+                except BaseException as exc:
+                    failed = self._map(exc, state)
+                finally:
+                    await self._record(state, labels, context, failed)
+                    reset_current(token)
+                await _answer_failure(failed, context)
+            return call
 
-    async def _begin(self, state: CallState, context: grpc.aio.ServicerContext) -> None:
-        service, _, name = state.method.lstrip("/").rpartition("/")
-        self._metrics.grpc_started.labels(service, name).inc()
-        # Sent with the status (no extra write per call); the error path re-adds it when aborting.
-        context.set_trailing_metadata((("x-request-id", state.request_id),))
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=unary(handler.unary_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=streaming(handler.unary_stream))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=unary(handler.stream_unary))
+        return handler._replace(stream_stream=streaming(handler.stream_stream))
 
-    async def _end(self, state: CallState, context: grpc.aio.ServicerContext,
-                   failed: BaseException | None) -> None:
+    # ------------------------------------------------------------------ 1. observe
+    def _begin(self, method: str, labels: tuple[str, str],
+               context: grpc.aio.ServicerContext) -> CallState:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        incoming = metadata.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        state = CallState(request_id, method)
+        state.metadata = metadata
+        self._metrics.grpc_started.labels(*labels).inc()
+        # Sent with the status (no extra write per call); a failure re-adds it to its trailers.
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        return state
+
+    # ------------------------------------------------------------------ 2. authenticate
+    def _authorize(self, state: CallState, rule: MethodRule | None,
+                   context: grpc.aio.ServicerContext) -> None:
+        peer = context.peer()
+        try:
+            caller = self._authenticator.authenticate(peer, state.metadata, self._clock())
+        except NotAuthenticated as exc:
+            self._metrics.auth_failures.labels(exc.detail).inc()
+            connection = self._authenticator.peer_connection(peer)
+            if connection is not None:
+                state.audit_extra.update(describe_certificate(connection.leaf))
+                state.audit_extra["remote"] = connection.remote
+            raise
+        state.caller = caller
+        if rule is None:
+            raise PermissionDenied("no authorization rule for this method")
+        missing = [s for s in rule.scopes if s not in caller.scopes]
+        if missing:
+            raise PermissionDenied("the caller lacks a scope this method requires",
+                                   metadata={"missing_scopes": ",".join(missing)})
+
+    # ------------------------------------------------------------------ 4. map errors
+    def _map(self, exc: BaseException, state: CallState) -> BaseException:
+        """The exception to answer with: a :class:`_Failure` for anything mapped through the table;
+        cancellations and aborts pass through unchanged."""
+        if not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
+            return exc
+        mapped = map_exception(exc, state.request_id)
+        state.code, state.reason, state.audit_detail = mapped.code, mapped.reason, \
+            mapped.audit_detail
+        if mapped.code == grpc.StatusCode.INTERNAL:
+            log.error("unhandled exception in %s", state.method, exc_info=exc)
+        info = error_details_pb2.ErrorInfo(reason=mapped.reason, domain=ERROR_DOMAIN,
+                                           metadata=mapped.metadata)
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = rpc_status.to_status(status_pb2.Status(
+            code=mapped.code.value[0], message=mapped.message, details=[detail]))
+        return _Failure(status.code, status.details,
+                        (*status.trailing_metadata, ("x-request-id", state.request_id)))
+
+    # ------------------------------------------------------------------ 5. record
+    async def _record(self, state: CallState, labels: tuple[str, str],
+                      context: grpc.aio.ServicerContext, failed: BaseException | None) -> None:
         if failed is not None and state.code == grpc.StatusCode.OK:
-            # Cancelled by the client, or aborted by code that bypassed the error interceptor.
-            code = context.code() if hasattr(context, "code") else None
+            # Cancelled by the client, or aborted by code that bypassed the error table.
+            code = context.code()
             state.code = code if isinstance(code, grpc.StatusCode) and \
                 code != grpc.StatusCode.OK else grpc.StatusCode.CANCELLED
         elapsed = time.perf_counter() - state.started
-        service, _, name = state.method.lstrip("/").rpartition("/")
-        self._metrics.grpc_handled.labels(service, name, state.code.name).inc()
-        self._metrics.grpc_latency.labels(service, name).observe(elapsed)
+        self._metrics.grpc_handled.labels(*labels, state.code.name).inc()
+        self._metrics.grpc_latency.labels(*labels).observe(elapsed)
         caller = state.caller.audit_name if state.caller is not None else "anonymous"
-        log.info("rpc", extra={
-            "method": state.method, "code": state.code.name, "caller": caller,
-            "reason": state.reason, "duration_ms": round(elapsed * 1000, 3),
-        })
+        if log.isEnabledFor(logging.INFO):
+            log.info("rpc", extra={
+                "method": state.method, "code": state.code.name, "caller": caller,
+                "reason": state.reason, "duration_ms": round(elapsed * 1000, 3),
+            })
         details: dict[str, str | int | bool | None] = {"duration_ms": int(elapsed * 1000)}
         if state.audit_detail:
             details["cause"] = state.audit_detail
@@ -173,122 +248,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
             log.error("audit event could not be written", extra={"method": state.method})
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details) or _not_found_handler()
-
-        def around(behavior: Behavior, streams: bool) -> Behavior:
-            if streams:
-                async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    try:
-                        async for item in _as_async_iter(behavior(request, context)):
-                            yield item
-                    except Exception as exc:
-                        await _abort(exc, context)
-                return stream
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    return await behavior(request, context)
-                except Exception as exc:
-                    await _abort(exc, context)
-            return unary
-
-        return _wrap(handler, around)
-
-
-class _Mapped(Exception):
-    """A failure already turned into a status; the outermost interceptor sends it after the call
-    is recorded, so that a caller who sees an error can always find its audit event."""
-
-    def __init__(self, code: grpc.StatusCode, details: str,
-                 trailing: tuple[tuple[str, str | bytes], ...]) -> None:
-        super().__init__(details)
-        self.code, self.details, self.trailing = code, details, trailing
-
-
-async def _reraise(failed: BaseException | None, context: grpc.aio.ServicerContext) -> None:
+async def _answer_failure(failed: BaseException | None,
+                          context: grpc.aio.ServicerContext) -> None:
     if failed is None:
         return
-    if isinstance(failed, _Mapped):
+    if isinstance(failed, _Failure):
         await context.abort(failed.code, failed.details, failed.trailing)
     raise failed
-
-
-async def _abort(exc: Exception, context: grpc.aio.ServicerContext) -> None:
-    if isinstance(exc, grpc.aio.AbortError):
-        raise exc
-    state = current_call()
-    mapped = map_exception(exc, state.request_id)
-    state.code, state.reason, state.audit_detail = mapped.code, mapped.reason, mapped.audit_detail
-    if mapped.code == grpc.StatusCode.INTERNAL:
-        log.error("unhandled exception in %s", state.method, exc_info=exc)
-    elif mapped.code == grpc.StatusCode.UNAUTHENTICATED:
-        pass  # counted by the auth interceptor
-    info = error_details_pb2.ErrorInfo(reason=mapped.reason, domain=ERROR_DOMAIN,
-                                       metadata=mapped.metadata)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = rpc_status.to_status(status_pb2.Status(
-        code=mapped.code.value[0], message=mapped.message, details=[detail]))
-    raise _Mapped(status.code, status.details,
-                  (*status.trailing_metadata, ("x-request-id", state.request_id)))
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator, rules: Mapping[str, MethodRule],
-                 metrics: Metrics, clock: Callable[[], dt.datetime] | None = None) -> None:
-        self._authenticator = authenticator
-        self._rules = rules
-        self._metrics = metrics
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        found = await continuation(details)
-        handler = found or _not_found_handler()
-        rule = self._rules.get(details.method) if found is not None else MethodRule(
-            any_authenticated_caller=True)
-        metadata = _metadata(details)
-
-        def check(context: grpc.aio.ServicerContext) -> None:
-            state = current_call()
-            try:
-                caller = self._authenticator.authenticate(context.peer(), metadata, self._clock())
-            except NotAuthenticated as exc:
-                self._metrics.auth_failures.labels(exc.detail).inc()
-                connection = self._authenticator.peer_connection(context.peer())
-                if connection is not None:
-                    state.audit_extra.update(describe_certificate(connection.leaf))
-                    state.audit_extra["remote"] = connection.remote
-                raise
-            state.caller = caller
-            if rule is None:
-                raise PermissionDenied("no authorization rule for this method",
-                                       reason="MISSING_SCOPE")
-            missing = [s for s in rule.scopes if s not in caller.scopes]
-            if missing:
-                raise PermissionDenied(
-                    "the caller lacks a scope this method requires",
-                    metadata={"missing_scopes": ",".join(missing)},
-                )
-
-        def around(behavior: Behavior, streams: bool) -> Behavior:
-            if streams:
-                async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    check(context)
-                    async for item in _as_async_iter(behavior(request, context)):
-                        yield item
-                return stream
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                check(context)
-                return await behavior(request, context)
-            return unary
-
-        return _wrap(handler, around)

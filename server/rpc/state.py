@@ -24,6 +24,8 @@ class CallState:
     reason: str = ""
     audit_detail: str = ""
     audit_extra: dict[str, str] = field(default_factory=dict)
+    # The call's text metadata (authorization, x-request-id, ...).
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 _CURRENT: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(
