@@ -70,3 +70,64 @@ class RateLimited(VnidError):
     """Too many attempts; try again later."""
 
     reason = "RATE_LIMITED"
+
+
+# --------------------------------------------------------------------------- concrete errors
+
+
+class InvalidPersonalId(InvalidInput):
+    """The 12-digit personal identification number is malformed or contradicts the person's data."""
+
+    reason = "INVALID_PERSONAL_ID"
+
+
+class InvalidTaxCode(InvalidInput):
+    """The organisation's tax code (mã số thuế) is malformed or its check digit is wrong."""
+
+    reason = "INVALID_TAX_CODE"
+
+
+class NotEligible(FailedPrecondition):
+    """The person may not hold an account of this kind or level (age, residence card, proofing)."""
+
+    reason = "NOT_ELIGIBLE"
+
+
+class WeakPassword(InvalidInput):
+    """The password is too short, too common, derived from the account's own data, or breached."""
+
+    reason = "WEAK_PASSWORD"
+
+
+class AccountLocked(FailedPrecondition):
+    """The account is locked (by an official or after repeated failures)."""
+
+    reason = "ACCOUNT_LOCKED"
+
+
+class AccountExpired(FailedPrecondition):
+    """The identity card behind this level-2 account has expired."""
+
+    reason = "ACCOUNT_EXPIRED"
+
+
+class TooManyAttempts(RateLimited):
+    """Too many failed attempts for this account or source address; ``retry_after`` seconds."""
+
+    reason = "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, metadata={"retry_after": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """The identifier, password, one-time code or device signature did not verify."""
+
+    reason = "INVALID_CREDENTIALS"
+
+
+class DeviceNotRegistered(FailedPrecondition):
+    """The account has no active device key (the citizen app is not set up)."""
+
+    reason = "DEVICE_NOT_REGISTERED"
