@@ -90,3 +90,4 @@ def _admin(ctx: AppContext) -> Module:
 
 # Factories of every module, in start order.
 MODULES: list[Callable[[AppContext], Module]] = [_admin]
+MODULES.append(lambda ctx: __import__("server.identity.module", fromlist=["m"]).identity_module(ctx))

@@ -29,13 +29,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from vnid.assurance import AssuranceLevel
-from vnid.errors import (
-    AccountExpired,
-    AccountLocked,
-    FailedPrecondition,
-    InvalidInput,
-    NotEligible,
-)
+from vnid.errors import FailedPrecondition, InvalidInput
 from vnid.personal_id import (
     DEFAULT_RULES,
     PersonalIdRules,
@@ -49,9 +43,12 @@ __all__ = [
     "DEFAULT_RENEWAL_AGES",
     "VIETNAM_TZ",
     "Account",
+    "AccountExpired",
     "AccountKind",
+    "AccountLocked",
     "AccountStatus",
     "EvidenceType",
+    "NotEligible",
     "ProofingMethod",
     "ProofingRecord",
     "age_on",
@@ -65,6 +62,25 @@ __all__ = [
     "unlock",
     "vietnam_date",
 ]
+
+
+class NotEligible(FailedPrecondition):
+    """The person may not hold an account of this kind or level (age, residence card, proofing)."""
+
+    reason = "NOT_ELIGIBLE"
+
+
+class AccountLocked(FailedPrecondition):
+    """The account is locked (by an official or after repeated failures)."""
+
+    reason = "ACCOUNT_LOCKED"
+
+
+class AccountExpired(FailedPrecondition):
+    """The identity card behind this level-2 account has expired."""
+
+    reason = "ACCOUNT_EXPIRED"
+
 
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

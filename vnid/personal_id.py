@@ -27,11 +27,13 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from vnid.errors import InvalidInput, InvalidPersonalId, InvalidTaxCode
+from vnid.errors import InvalidInput
 from vnid.units import FORMER_PROVINCES
 
 __all__ = [
     "BIRTH_PROVINCE_CODES",
+    "InvalidPersonalId",
+    "InvalidTaxCode",
     "PersonalId",
     "PersonalIdRules",
     "Sex",
@@ -39,6 +41,19 @@ __all__ = [
     "parse_personal_id",
     "validate_tax_code",
 ]
+
+
+class InvalidPersonalId(InvalidInput):
+    """The 12-digit personal identification number is malformed or contradicts the person's data."""
+
+    reason = "INVALID_PERSONAL_ID"
+
+
+class InvalidTaxCode(InvalidInput):
+    """The organisation's tax code (mã số thuế) is malformed or its check digit is wrong."""
+
+    reason = "INVALID_TAX_CODE"
+
 
 _DIGITS12 = re.compile(r"^\d{12}$")
 

@@ -3,6 +3,7 @@
 A domain adding tables adds its module to the import list below.
 """
 
+import server.storage.identity  # noqa: F401
 from server.storage import audit  # noqa: F401
 from server.storage.base import Base
 

@@ -27,18 +27,33 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from vnid.assurance import Amr
-from vnid.errors import InvalidCredentials, InvalidInput
+from vnid.errors import AuthenticationFailed, FailedPrecondition, InvalidInput
 
 __all__ = [
     "APPROVAL_TYPE",
     "DEVICE_REQUEST_TYPE",
     "ENROLMENT_TYPE",
     "DeviceKey",
+    "DeviceNotRegistered",
     "DeviceStatement",
+    "InvalidCredentials",
     "import_device_key",
     "peek_kid",
     "verify_device_statement",
 ]
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """The identifier, password, one-time code or device signature did not verify."""
+
+    reason = "INVALID_CREDENTIALS"
+
+
+class DeviceNotRegistered(FailedPrecondition):
+    """The account has no active device key (the citizen app is not set up)."""
+
+    reason = "DEVICE_NOT_REGISTERED"
+
 
 APPROVAL_TYPE = "vnid-approval+jwt"
 ENROLMENT_TYPE = "vnid-enrolment+jwt"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from vnid.errors import InvalidInput, WeakPassword
+from vnid.errors import InvalidInput
 
 __all__ = [
     "COMMON_PASSWORDS",
@@ -28,7 +28,14 @@ __all__ = [
     "PasswordHasher",
     "PasswordPolicy",
     "Sha1Blocklist",
+    "WeakPassword",
 ]
+
+
+class WeakPassword(InvalidInput):
+    """The password is too short, too common, derived from the account's own data, or breached."""
+
+    reason = "WEAK_PASSWORD"
 
 # The most common passwords of public breach corpora, plus common Vietnamese choices.
 COMMON_PASSWORDS: frozenset[str] = frozenset("""

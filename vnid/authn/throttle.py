@@ -17,9 +17,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vnid.errors import InvalidInput, TooManyAttempts
+from vnid.errors import InvalidInput, RateLimited
 
-__all__ = ["ThrottlePolicy", "ThrottleState"]
+__all__ = [
+    "ThrottlePolicy",
+    "ThrottleState",
+    "TooManyAttempts",
+]
+
+
+class TooManyAttempts(RateLimited):
+    """Too many failed attempts for this account or source address; ``retry_after`` seconds."""
+
+    reason = "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, metadata={"retry_after": str(retry_after)})
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

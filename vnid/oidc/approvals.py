@@ -35,16 +35,12 @@ from vnid.authn.device import (
     DEVICE_REQUEST_TYPE,
     ENROLMENT_TYPE,
     DeviceKey,
+    InvalidCredentials,
     import_device_key,
     peek_kid,
     verify_device_statement,
 )
-from vnid.errors import (
-    AuthenticationFailed,
-    FailedPrecondition,
-    InvalidCredentials,
-    NotFound,
-)
+from vnid.errors import AuthenticationFailed, FailedPrecondition, NotFound
 from vnid.oauth2.rfc9449_dpop import normalize_htu
 from vnid.oidc.core import ProviderCore
 from vnid.oidc.ports import IdentityEvent, StoreTransaction

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 
 from vnid.accounts import Account, ensure_can_log_in
 from vnid.assurance import Amr, login_level
-from vnid.authn.throttle import ThrottlePolicy, ThrottleState
+from vnid.authn.throttle import ThrottlePolicy, ThrottleState, TooManyAttempts
 from vnid.authn.totp import verify_totp
-from vnid.errors import FailedPrecondition, TooManyAttempts
+from vnid.errors import FailedPrecondition
 from vnid.oauth2.errors import (
     AccessDenied,
     ConsentRequired,

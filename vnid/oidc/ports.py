@@ -129,6 +129,10 @@ class StoreTransaction(Protocol):
 
     def session_clients(self, sid: str) -> list[SessionClient]: ...
 
+    def account_for_subject(self, client_id: str, sub: str) -> str | None:
+        """The account a client knows as ``sub`` (from the sessions that served it)."""
+        ...
+
     def put_code(self, code: AuthorizationCode) -> None: ...
 
     def take_code(self, code_hash: str, now: dt.datetime) -> tuple[AuthorizationCode | None, bool]:
