@@ -114,6 +114,7 @@ class SqlTransaction:
         self._dialect = dialect
         self._sealer = sealer
         self.events: list[IdentityEvent] = []
+        self.replays: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- audit and replay
     def record(self, event: IdentityEvent) -> None:
@@ -125,8 +126,9 @@ class SqlTransaction:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def first_use(self, kind: str, value: str, expires_at: dt.datetime) -> bool:
-        return self._insert_ignore(ReplayRow.__table__, {
-            "kind": kind, "value_hash": handle_hash(value), "expires_at": expires_at}) == 1
+        row = {"kind": kind, "value_hash": handle_hash(value), "expires_at": expires_at}
+        self.replays.append(row)
+        return self._insert_ignore(ReplayRow.__table__, row) == 1
 
     # ---------------------------------------------------------------- accounts
     def _account(self, row: Any) -> Account:
@@ -559,8 +561,16 @@ class SqlStore:
                 if tx.events:
                     append_events(session, self._audit(tx.events, request_id, actor))
         except BaseException:
+            # A request that fails still used up its one-time values (client assertion and DPoP
+            # proof jti): a captured value must not work the second time because the first
+            # request failed for another reason. And its failures stay on the record.
             failures = [e for e in (tx.events if tx is not None else []) if e.outcome != "OK"]
-            if failures:
+            replays = tx.replays if tx is not None else []
+            if failures or replays:
                 with self.db.write() as session:
-                    append_events(session, self._audit(failures, request_id, actor))
+                    after = SqlTransaction(session, self.db.dialect)
+                    for row in replays:
+                        after._insert_ignore(ReplayRow.__table__, row)
+                    if failures:
+                        append_events(session, self._audit(failures, request_id, actor))
             raise

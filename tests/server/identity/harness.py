@@ -256,8 +256,16 @@ class Citizen:
     totp_secret: str
     name: str
 
-    def otp(self, at: float | None = None) -> str:
-        return pyotp.TOTP(self.totp_secret).at(at or time.time())
+    last_step: int = 0
+
+    def otp(self) -> str:
+        """A code the provider has not seen yet (it accepts one step ahead; each step once)."""
+        while True:
+            step = max(int(time.time()) // 30, self.last_step + 1)
+            if step <= int(time.time()) // 30 + 1:
+                self.last_step = step
+                return pyotp.TOTP(self.totp_secret).at(step * 30)
+            time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------- a browser without JS
