@@ -121,9 +121,13 @@ class SqlTransaction:
         self.events.append(event)
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> int:
+        """Insert unless the key exists; 1 if inserted. (RETURNING, because the row count of an
+        INSERT is not reported the same way by every driver.)"""
         stmt = (pg_insert(table) if self._dialect == "postgresql" else sqlite_insert(table))
-        result = self.s.execute(stmt.values(**values).on_conflict_do_nothing())
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        key = next(iter(table.primary_key.columns))
+        result = self.s.execute(stmt.values(**values).on_conflict_do_nothing()
+                                .returning(key))
+        return len(result.all())
 
     def first_use(self, kind: str, value: str, expires_at: dt.datetime) -> bool:
         row = {"kind": kind, "value_hash": handle_hash(value), "expires_at": expires_at}

@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,14 +114,14 @@ class IdentityServer:
 
     def __init__(self, pki: TestPki, directory: Path, database_url: str, *,
                  extra_identity: dict[str, Any] | None = None,
-                 clients: list[dict[str, Any]] | None = None,
+                 clients: Callable[[IdentityServer], list[dict[str, Any]]] | None = None,
                  callers: list[dict[str, Any]] | None = None) -> None:
         self.http_port = free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.issuer = self.base + "/id"
         self.registered: dict[str, RegisteredClient] = {}
         self._transports: list[HttpxTransport] = []
-        client_meta = clients if clients is not None else self.default_clients()
+        client_meta = clients(self) if clients is not None else self.default_clients()
         identity = {"issuer": self.issuer, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
                     "argon2_parallelism": 1, "worker_interval_seconds": 0.2,
                     "clients": client_meta, **(extra_identity or {})}
@@ -163,8 +164,11 @@ class IdentityServer:
         hcm = self.client("dvc-hcm")
         hanoi = self.client("dvc-hanoi")
         svc = self.client("svc-hcm")
+        signer = self.client("ciba-signer")
         return [
-            self.fapi_metadata(hcm),
+            self.fapi_metadata(signer, client_name="Dịch vụ ký số từ xa", require_consent=False,
+                               grant_types=["urn:openid:params:grant-type:ciba"]),
+            self.fapi_metadata(hcm, agency_code="000.00.00.H29", province_code="79"),
             self.fapi_metadata(hanoi, subject_type="public", claim_profile="standard"),
             {"client_id": "classic", "profile": "oidc", "redirect_uris": ["http://127.0.0.1:9/cb"],
              "token_endpoint_auth_method": "client_secret_basic",

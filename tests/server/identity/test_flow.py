@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+
+import pytest
 
 from tests.server.identity.harness import Browser, Citizen, IdentityServer, callback_params
+from tests.support.databases import PostgresTemplates, fresh_database
+from tests.support.pki import TestPki
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql",
+                                                               marks=pytest.mark.postgres)])
+def idp(request: pytest.FixtureRequest, pki: TestPki, postgres_templates: PostgresTemplates,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityServer]:
+    """This module's flows run on both databases."""
+    directory = tmp_path_factory.mktemp("idp-flow")
+    with fresh_database(request.param, postgres_templates, directory) as db:
+        with IdentityServer(pki, directory, db.url.render_as_string(False)) as server:
+            yield server
 
 
 def now() -> dt.datetime:
