@@ -109,9 +109,11 @@ class IdentityHttp:
         data.update(t=texts(lang), lang=lang, prefix=self.prefix,
                     message=message(lang, str(context.get("message", ""))))
         html = self.jinja.get_template(f"{name}.html").render(**data)
-        form_targets = str(context.get("post_logout_redirect_uri", "")) or ""
+        target = str(context.get("form_target", ""))
+        form_target = target if target.startswith(("https://", "http://")) and \
+            all(c not in target for c in " ;,'\"") else ""
         return Response(html, status, media_type="text/html; charset=utf-8", headers={
-            "content-security-policy": _CSP.format(form=form_targets).strip(),
+            "content-security-policy": _CSP.format(form=form_target).strip(),
             "cache-control": "no-store", "x-content-type-options": "nosniff",
             "referrer-policy": "no-referrer"})
 

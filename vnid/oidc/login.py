@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 from vnid.accounts import Account, ensure_can_log_in
 from vnid.assurance import Amr, login_level
@@ -136,6 +137,8 @@ class LoginFlow:
             "required_level": interaction.required_level.acr,
             "login_hint": interaction.request.login_hint,
             "ui_locales": interaction.request.ui_locales,
+            # Forms on these pages end in a redirect to the client (CSP form-action).
+            "form_target": _origin(interaction.request.redirect_uri),
         }
         ctx.update(extra)
         return ctx
@@ -437,6 +440,11 @@ class LoginFlow:
         outcome.set_session = cookie
         outcome.clear_interaction = True
         return outcome
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class _StepFailed(Exception):

@@ -80,6 +80,7 @@ class LogoutFlow:
                 "csrf": self.confirmation_token(session_cookie),
                 "client_name": client.client_name if client else "",
                 "post_logout_redirect_uri": redirect, "state": params.get("state", ""),
+                "form_target": redirect,
                 "client_id": client.client_id if client else ""})
         except OAuthError as exc:
             return Outcome(error=exc)
