@@ -172,6 +172,7 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
 # (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
 # adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
 COMMAND_GROUPS: list[Callable[[Any], None]] = []
+COMMAND_GROUPS.append(lambda sub: __import__("server.cli_identity", fromlist=["m"]).register(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

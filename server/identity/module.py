@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from starlette.routing import BaseRoute
 
+from server.config import Config
 from server.identity.bearer import TokenBearerAuthenticator
 from server.identity.config import IdentityConfig
 from server.identity.http import IdentityHttp
@@ -19,10 +21,11 @@ from server.identity.logout import LogoutDelivery, purge_expired
 from server.identity.state import ClientDirectory, KeyManager, load_secrets
 from server.identity.store import SqlStore, TotpSealer
 from server.modules import AppContext, GrpcService, Module
+from server.storage.db import Database
 from vnid.account_admin import AccountAdmin
 from vnid.oidc.provider import OpenIDProvider
 
-__all__ = ["IdentityModule", "identity_module"]
+__all__ = ["IdentityModule", "IdentityParts", "assemble", "identity_module"]
 
 log = logging.getLogger("server.identity")
 
@@ -30,25 +33,46 @@ _ROTATION_EVERY = dt.timedelta(hours=1)
 _PURGE_EVERY = dt.timedelta(minutes=10)
 
 
+@dataclass
+class IdentityParts:
+    """The provider assembled on a database: what the module serves and the CLI administers."""
+
+    config: IdentityConfig
+    keys: KeyManager
+    clients: ClientDirectory
+    store: SqlStore
+    provider: OpenIDProvider
+    admin: AccountAdmin
+
+
+def assemble(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> IdentityParts:
+    identity = IdentityConfig.from_config(config.extensions.get("identity", {}),
+                                          public_url=config.server.public_url)
+    now = clock()
+    secrets = load_secrets(db, now)
+    passphrase = identity.key_passphrase.encode() or secrets["key_passphrase"]
+    keys = KeyManager(db, identity.provider.keys, passphrase)
+    keys.rotate(now)
+    clients = ClientDirectory(db, identity.clients, identity.client_cache_seconds)
+    store = SqlStore(db, TotpSealer(secrets["totp_key"]), clock=clock)
+    provider = OpenIDProvider(identity.provider, store, clients, lambda: keys.ring,
+                              pairwise_salt=secrets["pairwise_salt"],
+                              nonce_secret=secrets["dpop_nonce"])
+    return IdentityParts(identity, keys, clients, store, provider, AccountAdmin(provider.core))
+
+
 class IdentityModule(Module):
     name = "identity"
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.config = IdentityConfig.from_config(ctx.config.extensions.get("identity", {}),
-                                                 public_url=ctx.config.server.public_url)
-        now = ctx.clock()
-        secrets = load_secrets(ctx.db, now)
-        passphrase = self.config.key_passphrase.encode() or secrets["key_passphrase"]
-        self.keys = KeyManager(ctx.db, self.config.provider.keys, passphrase)
-        self.keys.rotate(now)
-        self.clients = ClientDirectory(ctx.db, self.config.clients,
-                                       self.config.client_cache_seconds)
-        self.store = SqlStore(ctx.db, TotpSealer(secrets["totp_key"]), clock=ctx.clock)
-        self.provider = OpenIDProvider(
-            self.config.provider, self.store, self.clients, lambda: self.keys.ring,
-            pairwise_salt=secrets["pairwise_salt"], nonce_secret=secrets["dpop_nonce"])
-        self.admin = AccountAdmin(self.provider.core)
+        parts = assemble(ctx.config, ctx.db, ctx.clock)
+        self.config = parts.config
+        self.keys = parts.keys
+        self.clients = parts.clients
+        self.store = parts.store
+        self.provider = parts.provider
+        self.admin = parts.admin
         self.delivery = LogoutDelivery(ctx.db, attempts=self.config.logout_delivery_attempts,
                                        clock=ctx.clock)
         self._wake = asyncio.Event()
