@@ -43,9 +43,15 @@ class AccountAdmin:
             raise NotFound("no such account", reason="ACCOUNT_NOT_FOUND")
         return account
 
+    @staticmethod
+    def _with_proofing(tx: StoreTransaction, account: Account) -> Account:
+        if account.level < 2:
+            return account
+        return dataclasses.replace(account, proofing=tx.proofing(account.account_id))
+
     def get(self, account_id: str) -> Account:
         with self.core.store.transaction() as tx:
-            return self._get(tx, account_id)
+            return self._with_proofing(tx, self._get(tx, account_id))
 
     def find(self, identifier: str) -> Account | None:
         with self.core.store.transaction() as tx:
@@ -54,8 +60,8 @@ class AccountAdmin:
     def list_accounts(self, *, after: str, limit: int, kind: str = "", level: int = 0,
              province_code: str = "") -> list[Account]:
         with self.core.store.transaction() as tx:
-            return tx.list_accounts(after=after, limit=limit, kind=kind, level=level,
-                                    province_code=province_code)
+            return [self._with_proofing(tx, a) for a in tx.list_accounts(
+                after=after, limit=limit, kind=kind, level=level, province_code=province_code)]
 
     def create(self, *, kind: AccountKind, identifier: str, full_name: str, now: dt.datetime,
                date_of_birth: dt.date | None = None, sex: Sex | None = None,
@@ -118,7 +124,7 @@ class AccountAdmin:
                                     details={"method": record.method.value,
                                              "evidence": record.evidence_type.value,
                                              "place": record.place, "officer": record.officer}))
-        return account
+        return dataclasses.replace(account, proofing=record)
 
     def renew_card(self, account_id: str, valid_until: dt.date | None, now: dt.datetime,
                    actor: str = "") -> Account:

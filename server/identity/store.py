@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEvent, append_events
@@ -73,6 +74,36 @@ __all__ = ["SqlStore", "SqlTransaction", "TotpSealer"]
 A = cast(Table, ArtifactRow.__table__)
 T = cast(Table, TokenRow.__table__)
 S = cast(Table, SessionRow.__table__)
+R = cast(Table, ReplayRow.__table__)
+ACC = cast(Table, AccountRow.__table__)
+SC = cast(Table, SessionClientRow.__table__)
+
+# The statements of the hot path (PAR, authorize with a session, token, userinfo), built once:
+# building a statement costs more than running it on SQLite.
+_REPLAY = {name: ins(R).on_conflict_do_nothing().returning(R.c.kind)
+           for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_SESSION_CLIENT = {name: ins(SC).on_conflict_do_nothing().returning(SC.c.sid)
+                   for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_ACCOUNT = select(ACC).where(ACC.c.account_id == bindparam("b_id"))
+_ACCOUNT_BY_IDENTIFIER = select(ACC).where(ACC.c.identifier == bindparam("b_id"))
+_INSERT_ARTIFACT = insert(A)
+_TAKE_PUSHED = update(A).where(
+    A.c.kind == "par", A.c.handle == bindparam("b_handle"), A.c.used_at.is_(None),
+    A.c.expires_at > bindparam("b_now")).values(used_at=bindparam("b_used")).returning(A.c.data)
+_TAKE_CODE = update(A).where(
+    A.c.kind == "code", A.c.handle == bindparam("b_handle"), A.c.used_at.is_(None)).values(
+    used_at=bindparam("b_used")).returning(A.c.data)
+_ARTIFACT = select(A.c.data, A.c.used_at, A.c.expires_at).where(
+    A.c.kind == bindparam("b_kind"), A.c.handle == bindparam("b_handle"))
+_SESSION_BY_KEY = select(S).where(S.c.key_hash == bindparam("b_key"))
+_SESSION_BY_SID = select(S).where(S.c.sid == bindparam("b_sid"))
+_TOUCH_SESSION = update(S).where(S.c.key_hash == bindparam("b_key")).values(
+    last_seen_at=bindparam("b_seen"))
+_INSERT_TOKEN = insert(T)
+_TOKEN = select(T).where(T.c.token_hash == bindparam("b_hash"))
+_CONSENT = select(ConsentRow.scopes).where(
+    ConsentRow.account_id == bindparam("b_account"), ConsentRow.client_id == bindparam("b_client"),
+    ConsentRow.withdrawn_at.is_(None))
 
 
 class TotpSealer:
@@ -109,8 +140,10 @@ def _scopes(text: str) -> frozenset[str]:
 class SqlTransaction:
     """Implements :class:`vnid.oidc.ports.StoreTransaction` on one open session."""
 
-    def __init__(self, session: Session, dialect: str, sealer: TotpSealer | None = None) -> None:
-        self.s = session
+    def __init__(self, connection: Connection | Session, dialect: str,
+                 sealer: TotpSealer | None = None) -> None:
+        self.s = connection
+        self.c = connection if isinstance(connection, Connection) else connection.connection()
         self._dialect = dialect
         self._sealer = sealer
         self.events: list[IdentityEvent] = []
@@ -132,37 +165,36 @@ class SqlTransaction:
     def first_use(self, kind: str, value: str, expires_at: dt.datetime) -> bool:
         row = {"kind": kind, "value_hash": handle_hash(value), "expires_at": expires_at}
         self.replays.append(row)
-        return self._insert_ignore(ReplayRow.__table__, row) == 1
+        return len(self.c.execute(_REPLAY[self._dialect], row).all()) == 1
 
     # ---------------------------------------------------------------- accounts
-    def _account(self, row: Any) -> Account:
-        proofing_row = self.s.execute(
-            select(ProofingRow).where(ProofingRow.account_id == row.account_id)
-            .order_by(ProofingRow.id.desc()).limit(1)).scalar_one_or_none() \
-            if row.level >= 2 else None
-        proofing = None
-        if proofing_row is not None:
-            proofing = ProofingRecord(
-                evidence_type=EvidenceType(proofing_row.evidence_type),
-                method=ProofingMethod(proofing_row.method), place=proofing_row.place,
-                officer=proofing_row.officer, proofed_at=proofing_row.proofed_at,
-                evidence_valid_until=proofing_row.evidence_valid_until)
+    def proofing(self, account_id: str) -> ProofingRecord | None:
+        row = self.s.execute(
+            select(ProofingRow.__table__).where(ProofingRow.account_id == account_id)
+            .order_by(ProofingRow.id.desc()).limit(1)).one_or_none()
+        if row is None:
+            return None
+        return ProofingRecord(
+            evidence_type=EvidenceType(row.evidence_type), method=ProofingMethod(row.method),
+            place=row.place, officer=row.officer, proofed_at=row.proofed_at,
+            evidence_valid_until=row.evidence_valid_until)
+
+    @staticmethod
+    def _account(row: Any) -> Account:
         return Account(
             account_id=row.account_id, kind=AccountKind(row.kind), identifier=row.identifier,
             full_name=row.full_name, level=AssuranceLevel(row.level), created_at=row.created_at,
             date_of_birth=row.date_of_birth, sex=Sex(row.sex) if row.sex else None,
             nationality=row.nationality, status=AccountStatus(row.status),
-            locked_reason=row.locked_reason, proofing=proofing,
-            card_valid_until=row.card_valid_until, province_code=row.province_code)
+            locked_reason=row.locked_reason, card_valid_until=row.card_valid_until,
+            province_code=row.province_code)
 
     def account(self, account_id: str) -> Account | None:
-        row = self.s.execute(select(AccountRow.__table__).where(
-            AccountRow.account_id == account_id)).one_or_none()
+        row = self.c.execute(_ACCOUNT, {"b_id": account_id}).one_or_none()
         return self._account(row) if row is not None else None
 
     def account_by_identifier(self, identifier: str) -> Account | None:
-        row = self.s.execute(select(AccountRow.__table__).where(
-            AccountRow.identifier == identifier)).one_or_none()
+        row = self.c.execute(_ACCOUNT_BY_IDENTIFIER, {"b_id": identifier}).one_or_none()
         return self._account(row) if row is not None else None
 
     def list_accounts(self, *, after: str, limit: int, kind: str = "", level: int = 0,
@@ -305,20 +337,19 @@ class SqlTransaction:
             self.s.execute(insert(A).values(kind=kind, handle=handle, used_at=None, **values))
 
     def _artifact(self, kind: str, handle: str) -> Any:
-        return self.s.execute(select(A.c.data, A.c.used_at, A.c.expires_at).where(
-            A.c.kind == kind, A.c.handle == handle)).one_or_none()
+        return self.c.execute(_ARTIFACT, {"b_kind": kind, "b_handle": handle}).one_or_none()
 
     def put_pushed(self, handle_hash: str, request: AuthorizationRequest,
                    expires_at: dt.datetime) -> None:
-        self.s.execute(insert(A).values(
-            kind="par", handle=handle_hash, client_id=request.client_id, account_id="",
-            status="", data=json.dumps(to_data(request), separators=(",", ":")),
-            expires_at=expires_at, used_at=None))
+        self.c.execute(_INSERT_ARTIFACT, {
+            "kind": "par", "handle": handle_hash, "client_id": request.client_id,
+            "account_id": "", "status": "",
+            "data": json.dumps(to_data(request), separators=(",", ":")),
+            "expires_at": expires_at, "used_at": None})
 
     def take_pushed(self, handle_hash: str, now: dt.datetime) -> AuthorizationRequest | None:
-        row = self.s.execute(update(A).where(
-            A.c.kind == "par", A.c.handle == handle_hash, A.c.used_at.is_(None),
-            A.c.expires_at > now).values(used_at=now).returning(A.c.data)).one_or_none()
+        row = self.c.execute(_TAKE_PUSHED, {"b_handle": handle_hash, "b_now": now,
+                                            "b_used": now}).one_or_none()
         return from_data(AuthorizationRequest, json.loads(row.data)) if row is not None else None
 
     def put_interaction(self, interaction: Interaction) -> None:
@@ -334,15 +365,14 @@ class SqlTransaction:
         self.s.execute(delete(A).where(A.c.kind == "interaction", A.c.handle == interaction_id))
 
     def put_code(self, code: AuthorizationCode) -> None:
-        self.s.execute(insert(A).values(
-            kind="code", handle=code.code_hash, client_id=code.client_id,
-            account_id=code.account_id, status="", used_at=None, expires_at=code.expires_at,
-            data=json.dumps(to_data(code), separators=(",", ":"))))
+        self.c.execute(_INSERT_ARTIFACT, {
+            "kind": "code", "handle": code.code_hash, "client_id": code.client_id,
+            "account_id": code.account_id, "status": "", "used_at": None,
+            "expires_at": code.expires_at,
+            "data": json.dumps(to_data(code), separators=(",", ":"))})
 
     def take_code(self, code_hash: str, now: dt.datetime) -> tuple[AuthorizationCode | None, bool]:
-        row = self.s.execute(update(A).where(
-            A.c.kind == "code", A.c.handle == code_hash, A.c.used_at.is_(None))
-            .values(used_at=now).returning(A.c.data)).one_or_none()
+        row = self.c.execute(_TAKE_CODE, {"b_handle": code_hash, "b_used": now}).one_or_none()
         if row is not None:
             return from_data(AuthorizationCode, json.loads(row.data)), False
         used = self._artifact("code", code_hash)
@@ -387,15 +417,15 @@ class SqlTransaction:
                                             **values))
 
     def session(self, key_hash: str) -> ProviderSession | None:
-        row = self.s.execute(select(S).where(S.c.key_hash == key_hash)).one_or_none()
+        row = self.c.execute(_SESSION_BY_KEY, {"b_key": key_hash}).one_or_none()
         return self._session(row) if row is not None else None
 
     def session_by_sid(self, sid: str) -> ProviderSession | None:
-        row = self.s.execute(select(S).where(S.c.sid == sid)).one_or_none()
+        row = self.c.execute(_SESSION_BY_SID, {"b_sid": sid}).one_or_none()
         return self._session(row) if row is not None else None
 
     def touch_session(self, key_hash: str, now: dt.datetime) -> None:
-        self.s.execute(update(S).where(S.c.key_hash == key_hash).values(last_seen_at=now))
+        self.c.execute(_TOUCH_SESSION, {"b_key": key_hash, "b_seen": now})
 
     def end_session(self, sid: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(S).where(S.c.sid == sid, S.c.ended_at.is_(None))
@@ -403,8 +433,8 @@ class SqlTransaction:
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
     def add_session_client(self, sid: str, client_id: str, sub: str, now: dt.datetime) -> None:
-        self._insert_ignore(SessionClientRow.__table__, {
-            "sid": sid, "client_id": client_id, "sub": sub, "first_at": now})
+        self.c.execute(_SESSION_CLIENT[self._dialect], {
+            "sid": sid, "client_id": client_id, "sub": sub, "first_at": now}).all()
 
     def session_clients(self, sid: str) -> list[SessionClient]:
         rows = self.s.execute(select(SessionClientRow.client_id, SessionClientRow.sub).where(
@@ -420,17 +450,19 @@ class SqlTransaction:
 
     # ---------------------------------------------------------------- tokens
     def put_token(self, token: TokenRecord) -> None:
-        self.s.execute(insert(T).values(
-            token_hash=token.token_hash, kind=token.kind.value, client_id=token.client_id,
-            account_id=token.account_id, sid=token.sid, grant_id=token.grant_id,
-            scope=" ".join(sorted(token.scope)), claims_scope=" ".join(sorted(token.claims_scope)),
-            offline="offline_access" in token.scope, jkt=token.jkt, auth_time=token.auth_time,
-            level=int(token.level), methods=" ".join(m.value for m in token.methods),
-            issued_at=token.issued_at, expires_at=token.expires_at, revoked_at=token.revoked_at,
-            used_at=token.used_at))
+        self.c.execute(_INSERT_TOKEN, {
+            "token_hash": token.token_hash, "kind": token.kind.value,
+            "client_id": token.client_id, "account_id": token.account_id, "sid": token.sid,
+            "grant_id": token.grant_id, "scope": " ".join(sorted(token.scope)),
+            "claims_scope": " ".join(sorted(token.claims_scope)),
+            "offline": "offline_access" in token.scope, "jkt": token.jkt,
+            "auth_time": token.auth_time, "level": int(token.level),
+            "methods": " ".join(m.value for m in token.methods), "issued_at": token.issued_at,
+            "expires_at": token.expires_at, "revoked_at": token.revoked_at,
+            "used_at": token.used_at})
 
     def token(self, token_hash: str) -> TokenRecord | None:
-        row = self.s.execute(select(T).where(T.c.token_hash == token_hash)).one_or_none()
+        row = self.c.execute(_TOKEN, {"b_hash": token_hash}).one_or_none()
         if row is None:
             return None
         return TokenRecord(
@@ -471,9 +503,8 @@ class SqlTransaction:
 
     # ---------------------------------------------------------------- consent
     def consent(self, account_id: str, client_id: str) -> frozenset[str]:
-        row = self.s.execute(select(ConsentRow.scopes).where(
-            ConsentRow.account_id == account_id, ConsentRow.client_id == client_id,
-            ConsentRow.withdrawn_at.is_(None))).one_or_none()
+        row = self.c.execute(_CONSENT, {"b_account": account_id,
+                                        "b_client": client_id}).one_or_none()
         return _scopes(row.scopes) if row is not None else frozenset()
 
     def put_consent(self, account_id: str, client_id: str, scopes: frozenset[str],
@@ -536,6 +567,10 @@ class SqlStore:
         self.db = db
         self._sealer = sealer
         self._clock = clock
+        # Core connections, not ORM sessions: nothing here uses the identity map, and a
+        # session costs more than the statements of a token request. Same write semantics as
+        # Database.write() (BEGIN IMMEDIATE on SQLite).
+        self._writer = db.engine.execution_options(vnegov_write=True)
 
     def _audit(self, events: Sequence[IdentityEvent], request_id: str,
                actor: str) -> list[AuditEvent]:
@@ -559,11 +594,12 @@ class SqlStore:
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:
         tx: SqlTransaction | None = None
         try:
-            with self.db.write() as session:
-                tx = SqlTransaction(session, self.db.dialect, self._sealer)
+            with self._writer.begin() as connection:
+                tx = SqlTransaction(connection, self.db.dialect, self._sealer)
                 yield tx
                 if tx.events:
-                    append_events(session, self._audit(tx.events, request_id, actor))
+                    with Session(bind=connection) as session:  # joins this transaction
+                        append_events(session, self._audit(tx.events, request_id, actor))
         except BaseException:
             # A request that fails still used up its one-time values (client assertion and DPoP
             # proof jti): a captured value must not work the second time because the first

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "ASYMMETRIC_ALGS",
     "BadJws",
     "key_fits",
+    "public_key_and_thumbprint",
     "public_key_from_jwk",
     "unverified_parts",
     "verify_compact_jws",
@@ -60,18 +62,21 @@ def key_fits(key: Key, alg: str) -> bool:
     kty, crv = _KTY.get(alg, ("", None))
     if key.key_type != kty:
         return False
-    if crv is not None and key.as_dict(private=False).get("crv") != crv:
+    if crv is not None and getattr(key, "curve_name", None) != crv:
         return False
     use = key.get("use") if hasattr(key, "get") else None
     return use in (None, "sig")
 
 
 def verify_compact_jws(token: str, keys: Iterable[Key], algorithms: Collection[str], *,
-                       typ: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                       typ: str | None = None, header: dict[str, Any] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify ``token`` with one of ``keys`` (by ``kid`` when the header names one) using only
-    ``algorithms``; return its header and claims, or raise :class:`BadJws`."""
+    ``algorithms``; return its header and claims, or raise :class:`BadJws`. ``header`` is the
+    token's header when the caller has already decoded it."""
     allowed = [a for a in algorithms if a in ASYMMETRIC_ALGS]
-    header, _ = unverified_parts(token)
+    if header is None:
+        header, _ = unverified_parts(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in allowed:
         raise BadJws("algorithm not allowed")
@@ -98,12 +103,31 @@ def verify_compact_jws(token: str, keys: Iterable[Key], algorithms: Collection[s
     raise BadJws("signature")
 
 
+_PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+
+
 def public_key_from_jwk(jwk: dict[str, Any]) -> Key:
     """Import a public JWK (refusing private and symmetric keys)."""
+    return public_key_and_thumbprint(jwk)[0]
+
+
+def public_key_and_thumbprint(jwk: dict[str, Any]) -> tuple[Key, str]:
+    """The imported public key and its RFC 7638 thumbprint. DPoP proofs carry the same key on
+    every request, so imports are remembered (by the key's public members only)."""
     if not isinstance(jwk, dict) or "d" in jwk or jwk.get("kty") not in {"EC", "RSA", "OKP"}:
         raise BadJws("not a public asymmetric key")
+    members = tuple(str(jwk.get(m, "")) for m in _PUBLIC_MEMBERS)
+    if any(len(m) > 2048 for m in members):
+        raise BadJws("invalid key")
+    return _import_public(members)
+
+
+@functools.lru_cache(maxsize=4096)
+def _import_public(members: tuple[str, ...]) -> tuple[Key, str]:
+    jwk = {name: value for name, value in zip(_PUBLIC_MEMBERS, members, strict=True) if value}
     cls = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[jwk["kty"]]
     try:
-        return cls.import_key(jwk)  # type: ignore[attr-defined,no-any-return]
+        key = cls.import_key(jwk)  # type: ignore[attr-defined]
     except (JoseError, ValueError, TypeError, KeyError):
         raise BadJws("invalid key") from None
+    return key, key.thumbprint()

@@ -93,7 +93,7 @@ def _secret(client_id: str, secret: str, method: str, params: Mapping[str, str],
 def _private_key_jwt(request: Request, assertion: str, *, lookup: ClientLookup, issuer: str,
                      now: dt.datetime, replay: ReplayGuard) -> Client:
     try:
-        _header, unverified = unverified_parts(assertion)
+        header, unverified = unverified_parts(assertion)
     except BadJws:
         raise _fail("malformed assertion") from None
     client_id = unverified.get("iss")
@@ -105,7 +105,8 @@ def _private_key_jwt(request: Request, assertion: str, *, lookup: ClientLookup, 
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise _fail("unknown client or wrong method")
     try:
-        _, claims = verify_compact_jws(assertion, list(client.keyset()), client.assertion_algs())
+        _, claims = verify_compact_jws(assertion, list(client.keyset()), client.assertion_algs(),
+                                       header=header)
     except BadJws as exc:
         raise _fail(f"assertion {exc}") from None
     if claims.get("iss") != client_id or claims.get("sub") != client_id:

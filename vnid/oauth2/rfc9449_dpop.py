@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from vnid.jose.verify import BadJws, public_key_from_jwk, unverified_parts, verify_compact_jws
+from vnid.jose.verify import (
+    BadJws,
+    public_key_and_thumbprint,
+    unverified_parts,
+    verify_compact_jws,
+)
 from vnid.oauth2.errors import InvalidDpopProof, UseDpopNonce
 
 __all__ = [
@@ -107,8 +112,8 @@ def verify_dpop_proof(proof: str | None, *, method: str, url: str, now: dt.datet
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
             raise BadJws("no jwk")
-        key = public_key_from_jwk(jwk)
-        _, claims = verify_compact_jws(proof, [key], algorithms, typ="dpop+jwt")
+        key, jkt = public_key_and_thumbprint(jwk)
+        _, claims = verify_compact_jws(proof, [key], algorithms, typ="dpop+jwt", header=header)
     except BadJws:
         raise InvalidDpopProof("the DPoP proof does not verify") from None
     if claims.get("htm") != method.upper():
@@ -133,5 +138,4 @@ def verify_dpop_proof(proof: str | None, *, method: str, url: str, now: dt.datet
         if not isinstance(nonce, str) or not nonces.valid(nonce, now):
             raise UseDpopNonce("a fresh DPoP nonce is required",
                                headers=[("dpop-nonce", nonces.current(now))])
-    return DpopProof(jkt=key.thumbprint(), jti=jti, issued_at=issued,
-                     public_jwk=key.as_dict(private=False))
+    return DpopProof(jkt=jkt, jti=jti, issued_at=issued, public_jwk=dict(jwk))

@@ -241,11 +241,19 @@ def _decode(tp: Any, value: Any) -> Any:
     return value
 
 
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+        _FIELDS[cls] = found
+    return found
+
+
 def from_data(cls: type[T], data: dict[str, Any]) -> T:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in data:
-            kwargs[f.name] = _decode(hints[f.name], data[f.name])
+    kwargs = {name: _decode(tp, data[name]) for name, tp in _fields(cls) if name in data}
     return cls(**kwargs)
 

@@ -17,7 +17,7 @@ import jwt
 from jwt.exceptions import InvalidTokenError
 
 from vnid.rp.errors import TokenInvalid
-from vnid.rp.id_token import ALLOWED_ALGS
+from vnid.rp.id_token import ALLOWED_ALGS, unverified_header
 from vnid.rp.jwks import JwksCache
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelLogoutReceiver", "LogoutRequest"]
@@ -43,10 +43,7 @@ class BackchannelLogoutReceiver:
         self._seen = seen
 
     def validate(self, logout_token: str, *, now: dt.datetime) -> LogoutRequest:
-        try:
-            header = jwt.get_unverified_header(logout_token)
-        except InvalidTokenError:
-            raise TokenInvalid("malformed") from None
+        header = unverified_header(logout_token)
         alg = header.get("alg")
         if alg not in ALLOWED_ALGS or str(header.get("typ", "")).lower() != "logout+jwt":
             raise TokenInvalid("algorithm or type")
