@@ -10,6 +10,7 @@
     vnegov identity account lock ACCOUNT --reason "..." | unlock ACCOUNT
     vnegov identity account totp ACCOUNT        print a new TOTP secret's otpauth:// URI
     vnegov identity account enrol-device ACCOUNT   print a one-time device enrolment code
+    vnegov identity passwords import-breached FILE   SHA-1 digests of breached passwords
     vnegov identity keys rotate | list
 """
 
@@ -180,6 +181,15 @@ def account_enrol_device(parts: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def passwords_import(parts: Any, args: argparse.Namespace) -> int:
+    from server.identity.state import SqlBreachedPasswords
+
+    with open(args.file, "rb") as fh:
+        added = SqlBreachedPasswords.load(parts.store.db, fh)
+    print(f"{added} breached-password digests added")
+    return 0
+
+
 # ---------------------------------------------------------------------- keys
 
 
@@ -253,6 +263,12 @@ def register(subparsers: Any) -> None:
     p = account.add_parser("enrol-device", help="print a device enrolment code")
     p.add_argument("account")
     p.set_defaults(func=_run(account_enrol_device))
+
+    passwords = groups.add_parser("passwords", help="password policy data").add_subparsers(
+        dest="passwords_command", required=True)
+    p = passwords.add_parser("import-breached", help="import a Pwned Passwords SHA-1 file")
+    p.add_argument("file")
+    p.set_defaults(func=_run(passwords_import))
 
     keys = groups.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True)

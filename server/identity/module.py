@@ -18,7 +18,12 @@ from server.identity.bearer import TokenBearerAuthenticator
 from server.identity.config import IdentityConfig
 from server.identity.http import IdentityHttp
 from server.identity.logout import LogoutDelivery, purge_expired
-from server.identity.state import ClientDirectory, KeyManager, load_secrets
+from server.identity.state import (
+    ClientDirectory,
+    KeyManager,
+    SqlBreachedPasswords,
+    load_secrets,
+)
 from server.identity.store import SqlStore, TotpSealer
 from server.modules import AppContext, GrpcService, Module
 from server.storage.db import Database
@@ -57,7 +62,8 @@ def assemble(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> 
     store = SqlStore(db, TotpSealer(secrets["totp_key"]), clock=clock)
     provider = OpenIDProvider(identity.provider, store, clients, lambda: keys.ring,
                               pairwise_salt=secrets["pairwise_salt"],
-                              nonce_secret=secrets["dpop_nonce"])
+                              nonce_secret=secrets["dpop_nonce"],
+                              breached=SqlBreachedPasswords(db))
     return IdentityParts(identity, keys, clients, store, provider, AccountAdmin(provider.core))
 
 

@@ -8,17 +8,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import insert, select, update
 
 from server.audit import AuditEvent, append_events
 from server.storage.db import Database
-from server.storage.identity import ClientRow, SecretRow
+from server.storage.identity import BreachedPasswordRow, ClientRow, SecretRow
 from vnid.jose.keys import KeyRing, RotationPolicy, plan_rotation
 from vnid.oauth2.clients import Client
 
-__all__ = ["ClientDirectory", "KeyManager", "load_secrets"]
+__all__ = ["ClientDirectory", "KeyManager", "SqlBreachedPasswords", "load_secrets"]
 
 SECRET_NAMES = ("pairwise_salt", "dpop_nonce", "totp_key", "key_passphrase")
 
@@ -147,3 +147,46 @@ class ClientDirectory:
                     at=now, request_id="-", caller=actor, kind="identity",
                     action="client.disable", outcome="OK", details={"client_id": client_id})])
             return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+class SqlBreachedPasswords:
+    """Implements :class:`vnid.authn.passwords.BreachedPasswords` on the imported digests."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def is_breached(self, password: str) -> bool:
+        import hashlib
+
+        digest = hashlib.sha1(password.encode("utf-8"), usedforsecurity=False).digest()
+        with self._db.read() as session:
+            return session.execute(select(BreachedPasswordRow.sha1).where(
+                BreachedPasswordRow.sha1 == digest)).first() is not None
+
+    @staticmethod
+    def load(db: Database, lines: Iterable[bytes], *, batch: int = 10000) -> int:
+        """Import "Pwned Passwords" lines (40 hex digits, optionally ``:count``); returns how
+        many digests were added."""
+        from vnid.authn.passwords import parse_sha1_lines
+
+        added = 0
+        chunk: list[bytes] = []
+
+        def flush() -> int:
+            digests = sorted(set(chunk))
+            chunk.clear()
+            if not digests:
+                return 0
+            with db.write() as session:
+                known = set(session.execute(select(BreachedPasswordRow.sha1).where(
+                    BreachedPasswordRow.sha1.in_(digests))).scalars())
+                fresh = [{"sha1": d} for d in digests if d not in known]
+                if fresh:
+                    session.execute(insert(BreachedPasswordRow), fresh)
+            return len(fresh)
+
+        for line in lines:
+            chunk.extend(parse_sha1_lines(line))
+            if len(chunk) >= batch:
+                added += flush()
+        return added + flush()

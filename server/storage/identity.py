@@ -28,6 +28,7 @@ from server.storage.base import Base, BigIntPK, UTCDateTime
 __all__ = [
     "AccountRow",
     "ArtifactRow",
+    "BreachedPasswordRow",
     "ClientRow",
     "ConsentRow",
     "CredentialRow",
@@ -243,3 +244,11 @@ class IdempotencyRow(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     response: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class BreachedPasswordRow(Base):
+    """SHA-1 digests of breached passwords ("Pwned Passwords" format, imported by the CLI)."""
+
+    __tablename__ = "identity_breached_passwords"
+
+    sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)

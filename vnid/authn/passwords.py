@@ -29,6 +29,7 @@ __all__ = [
     "PasswordPolicy",
     "Sha1Blocklist",
     "WeakPassword",
+    "parse_sha1_lines",
 ]
 
 
@@ -54,6 +55,21 @@ asdf1234 zaq12wsx qwer1234 1234qwer q1w2e3r4 a1b2c3d4 password123 password@123 w
 _SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
+def parse_sha1_lines(data: bytes) -> list[bytes]:
+    """The SHA-1 digests of a "Pwned Passwords" file: 40 hex digits per line, optionally
+    followed by ``:count``."""
+    digests = []
+    for line in data.splitlines():
+        text = line.split(b":", 1)[0].strip()
+        if not text:
+            continue
+        if not re.fullmatch(rb"[0-9A-Fa-f]{40}", text):
+            raise InvalidInput("a breached-password list holds 40 hex digits per line",
+                               reason="INVALID_BLOCKLIST")
+        digests.append(bytes.fromhex(text.decode()))
+    return digests
+
+
 class BreachedPasswords(Protocol):
     """Answers whether a password appears in a corpus of breached passwords."""
 
@@ -69,16 +85,7 @@ class Sha1Blocklist:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Sha1Blocklist:
-        digests = []
-        for line in data.splitlines():
-            text = line.split(b":", 1)[0].strip()
-            if not text:
-                continue
-            if not re.fullmatch(rb"[0-9A-Fa-f]{40}", text):
-                raise InvalidInput("a breached-password list holds 40 hex digits per line",
-                                   reason="INVALID_BLOCKLIST")
-            digests.append(bytes.fromhex(text.decode()))
-        return cls(digests)
+        return cls(parse_sha1_lines(data))
 
     def __len__(self) -> int:
         return len(self._digests)

@@ -20,6 +20,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
+from vnid.jose.registry import jws_registry
+
 __all__ = [
     "ASYMMETRIC_ALGS",
     "BadJws",
@@ -90,7 +92,7 @@ def verify_compact_jws(token: str, keys: Iterable[Key], algorithms: Collection[s
         candidates = [k for k in candidates if k.kid == kid]
     for key in candidates:
         try:
-            obj = jws.deserialize_compact(token, key, algorithms=[alg])
+            obj = jws.deserialize_compact(token, key, registry=jws_registry([alg]))
         except (JoseError, ValueError, TypeError):
             continue
         try:

@@ -20,6 +20,7 @@ from joserfc.jwk import Key
 
 from vnid.errors import FailedPrecondition
 from vnid.jose.keys import KeyRing
+from vnid.jose.registry import jws_registry
 from vnid.oauth2.clients import Client
 
 __all__ = ["encrypt_for_client", "left_hash", "sign_jwt", "signed_for_client"]
@@ -31,7 +32,7 @@ _ENC_KTY = {"RSA-OAEP-256": ("RSA",), "ECDH-ES": ("EC", "OKP"), "ECDH-ES+A256KW"
 def sign_jwt(claims: Mapping[str, Any], keyring: KeyRing, alg: str, *, typ: str = "JWT") -> str:
     key = keyring.signing_key(alg)
     header = {"alg": alg, "kid": key.kid, "typ": typ}
-    return jwt.encode(header, dict(claims), key, algorithms=[alg])
+    return jwt.encode(header, dict(claims), key, registry=jws_registry([alg]))
 
 
 def _encryption_key(client: Client, alg: str) -> Key:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -68,3 +69,21 @@ def test_account_lifecycle_keys_and_clients(config: Path, capsys: pytest.Capture
                                     'tikYjKIWI5a0"}')]}}))
     assert run(config, capsys, "client", "add", str(meta))[0] == 0
     assert run(config, capsys, "client", "disable", "svc")[0] == 0
+
+
+def test_breached_passwords_are_imported_and_refused(config: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    breached = "Hoa-sen-no-thang-bay-2025"
+    corpus = tmp_path / "pwned.txt"
+    corpus.write_text(hashlib.sha1(breached.encode()).hexdigest().upper() + ":17\n"
+                      + hashlib.sha1(b"another").hexdigest().upper() + ":3\n")
+    code, out = run(config, capsys, "passwords", "import-breached", str(corpus))
+    assert code == 0 and out.startswith("2 ")
+    assert run(config, capsys, "passwords", "import-breached", str(corpus))[1].startswith("0 ")
+    monkeypatch.setattr("sys.stdin", io.StringIO(breached + "\n"))
+    code, out = run(config, capsys, "account", "create", "--kind", "citizen", "--identifier",
+                    "079084000321", "--name", "Trần Văn Bảo", "--born", "1984-05-17",
+                    "--sex", "male", "--password-stdin")
+    assert code == 1 and "WEAK_PASSWORD" in out

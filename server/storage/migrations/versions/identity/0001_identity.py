@@ -226,10 +226,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("caller", "request_id", name=op.f("pk_identity_idempotency")),
     )
     _index("identity_idempotency", "created_at")
+    op.create_table(
+        "identity_breached_passwords",
+        sa.Column("sha1", sa.LargeBinary(20), nullable=False),
+        sa.PrimaryKeyConstraint("sha1", name=op.f("pk_identity_breached_passwords")),
+    )
 
 
 def downgrade() -> None:
-    for table in ("identity_idempotency", "identity_logout_deliveries", "identity_consents",
+    for table in ("identity_breached_passwords", "identity_idempotency",
+                  "identity_logout_deliveries", "identity_consents",
                   "identity_tokens", "identity_replay", "identity_artifacts",
                   "identity_session_clients", "identity_sessions", "identity_secrets",
                   "identity_signing_keys", "identity_clients", "identity_throttle",
