@@ -142,3 +142,39 @@ def test_failed_request_keeps_its_failures_and_spent_values(store: SqlStore,
         rows = s.execute(select(AuditEventRow.action, AuditEventRow.outcome,
                                 AuditEventRow.reason)).all()
     assert [tuple(r) for r in rows] == [("login.password", "FAILED", "INVALID_CREDENTIALS")]
+
+
+def test_expired_state_is_purged(store: SqlStore, db: Database) -> None:
+    from server.identity.logout import purge_expired
+
+    with store.transaction() as tx:
+        tx.first_use("dpop", "old", NOW - dt.timedelta(seconds=1))
+        tx.first_use("dpop", "fresh", NOW + dt.timedelta(minutes=1))
+        tx.put_code(code())
+        tx.put_token(token("a1"))
+    later = NOW + dt.timedelta(days=2)
+    assert purge_expired(db, later) == 4  # both jti, the code and the token, a day after expiry
+    with store.transaction() as tx:
+        assert tx.first_use("dpop", "fresh", later)
+
+
+async def test_logout_delivery_retries_with_backoff(store: SqlStore, db: Database) -> None:
+    from server.identity.logout import LogoutDelivery
+    from server.storage.identity import LogoutDeliveryRow
+    from tests.support.server import free_port
+
+    with store.transaction() as tx:
+        tx.enqueue_logout("c", f"http://127.0.0.1:{free_port()}/bc", "token", NOW)
+    clock = [NOW]
+    delivery = LogoutDelivery(db, attempts=3, clock=lambda: clock[0])
+    try:
+        assert await delivery.deliver_due() == 1  # nobody listens there
+        assert await delivery.deliver_due() == 0  # not due again yet
+        with db.read() as s:
+            row = s.execute(select(LogoutDeliveryRow)).scalar_one()
+        assert row.attempts == 1 and row.delivered_at is None and row.last_error
+        assert row.next_attempt_at == NOW + dt.timedelta(seconds=5)
+        clock[0] = NOW + dt.timedelta(seconds=6)
+        assert await delivery.deliver_due() == 1
+    finally:
+        await delivery.close()
