@@ -30,8 +30,6 @@ from vnid.units import (
 )
 
 __all__ = [
-    "FORMER_PROVINCES",
-    "PROVINCES",
     "Account",
     "AccountKind",
     "AccountStatus",
@@ -39,6 +37,8 @@ __all__ = [
     "AgencyCodeForm",
     "Amr",
     "AssuranceLevel",
+    "FORMER_PROVINCES",
+    "PROVINCES",
     "PersonalId",
     "PersonalIdRules",
     "ProofingRecord",

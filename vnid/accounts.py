@@ -40,17 +40,17 @@ from vnid.personal_id import (
 from vnid.units import validate_province_code
 
 __all__ = [
-    "DEFAULT_RENEWAL_AGES",
-    "VIETNAM_TZ",
     "Account",
     "AccountExpired",
     "AccountKind",
     "AccountLocked",
     "AccountStatus",
+    "DEFAULT_RENEWAL_AGES",
     "EvidenceType",
     "NotEligible",
     "ProofingMethod",
     "ProofingRecord",
+    "VIETNAM_TZ",
     "age_on",
     "card_valid_until",
     "check_eligibility",

@@ -32,10 +32,10 @@ from vnid.errors import AuthenticationFailed, FailedPrecondition, InvalidInput
 __all__ = [
     "APPROVAL_TYPE",
     "DEVICE_REQUEST_TYPE",
-    "ENROLMENT_TYPE",
     "DeviceKey",
     "DeviceNotRegistered",
     "DeviceStatement",
+    "ENROLMENT_TYPE",
     "InvalidCredentials",
     "import_device_key",
     "peek_kid",

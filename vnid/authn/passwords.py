@@ -23,8 +23,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from vnid.errors import InvalidInput
 
 __all__ = [
-    "COMMON_PASSWORDS",
     "BreachedPasswords",
+    "COMMON_PASSWORDS",
     "PasswordHasher",
     "PasswordPolicy",
     "Sha1Blocklist",

@@ -32,10 +32,10 @@ from vnid.units import validate_province_code
 
 __all__ = [
     "CIBA_GRANT",
-    "ID_TOKEN_SIGNING_ALGS",
+    "ClaimProfileName",
     "Client",
     "ClientProfile",
-    "ClaimProfileName",
+    "ID_TOKEN_SIGNING_ALGS",
     "SubjectType",
 ]
 

@@ -24,10 +24,10 @@ from vnid.errors import InvalidInput
 from vnid.oauth2.clients import ClaimProfileName
 
 __all__ = [
-    "CLAIM_LABELS",
-    "PROFILES",
     "AccountTypeCodes",
+    "CLAIM_LABELS",
     "ClaimProfile",
+    "PROFILES",
     "release_claims",
 ]
 

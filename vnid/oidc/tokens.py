@@ -41,7 +41,13 @@ from vnid.oidc.id_token import signed_for_client
 from vnid.oidc.ports import IdentityEvent, StoreTransaction
 from vnid.oidc.records import TokenKind, TokenRecord, handle_hash, new_handle
 
-__all__ = ["ACCESS_PREFIX", "REFRESH_PREFIX", "CommitThenFail", "TokenEndpoint", "issue_tokens"]
+__all__ = [
+    "ACCESS_PREFIX",
+    "CommitThenFail",
+    "REFRESH_PREFIX",
+    "TokenEndpoint",
+    "issue_tokens",
+]
 
 ACCESS_PREFIX = "vnat_"
 REFRESH_PREFIX = "vnrt_"
