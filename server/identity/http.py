@@ -36,6 +36,7 @@ from vnid.oauth2.http import Request, parse_params
 from vnid.oauth2.http import Response as OAuthResponse
 from vnid.oidc.core import Outcome
 from vnid.oidc.provider import OpenIDProvider
+from vnid.oidc.self_service import SelfService
 
 __all__ = ["IdentityHttp"]
 
@@ -57,6 +58,7 @@ class IdentityHttp:
         self.prefix = issuer.split("://", 1)[1].partition("/")[2]
         self.prefix = "/" + self.prefix if self.prefix else ""
         self.secure = issuer.startswith("https://")
+        self.self_service = SelfService(provider.core)
         self.jinja = Environment(loader=FileSystemLoader(_HERE / "templates"),
                                  autoescape=select_autoescape(["html"]))
         self._metadata = json.dumps(provider.metadata(), separators=(",", ":")).encode()
@@ -217,6 +219,14 @@ class IdentityHttp:
             return self.provider.logout.request(params, cookie(request, "vnid_session"),
                                                 self.now())
 
+        def account(request: StarletteRequest, params: dict[str, str]) -> Outcome:
+            return self.self_service.consents(cookie(request, "vnid_session"), self.now())
+
+        def withdraw(request: StarletteRequest, params: dict[str, str]) -> Outcome:
+            return self.self_service.withdraw(cookie(request, "vnid_session"),
+                                              params.get("csrf", ""),
+                                              params.get("client_id", ""), self.now())
+
         def logout_confirm(request: StarletteRequest, params: dict[str, str]) -> Outcome:
             return self.provider.logout.confirm(params, cookie(request, "vnid_session"),
                                                 self.now())
@@ -260,6 +270,8 @@ class IdentityHttp:
             Route(f"{p}/consent", self._browser(consent), methods=["GET", "POST"]),
             Route(f"{p}/logout", self._browser(logout), methods=["GET", "POST"]),
             Route(f"{p}/logout/confirm", self._browser(logout_confirm), methods=["POST"]),
+            Route(f"{p}/account", self._browser(account), methods=["GET"]),
+            Route(f"{p}/account/consents/withdraw", self._browser(withdraw), methods=["POST"]),
             Route(f"{p}/static/{{name}}", static, methods=["GET"]),
         ]
         routes += self._app_routes()

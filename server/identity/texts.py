@@ -52,6 +52,12 @@ _VI: dict[str, str] = {
     "qr_not_approved": "Chưa có xác nhận từ ứng dụng.",
     "different_account": "Xác nhận đến từ một tài khoản khác.",
     "login_first": "Vui lòng đăng nhập trước.",
+    "account_title": "Tài khoản định danh",
+    "account_login_first": "Hãy đăng nhập qua một dịch vụ công, rồi quay lại trang này.",
+    "account_consents": "Thông tin đã chia sẻ",
+    "account_none": "Bạn chưa chia sẻ thông tin với hệ thống nào.",
+    "account_since": "từ",
+    "account_withdraw": "Rút lại sự đồng ý",
 }
 
 _EN: dict[str, str] = {
@@ -98,6 +104,12 @@ _EN: dict[str, str] = {
     "qr_not_approved": "The app has not approved yet.",
     "different_account": "The approval came from a different account.",
     "login_first": "Please log in first.",
+    "account_title": "Identity account",
+    "account_login_first": "Log in through a public service, then come back to this page.",
+    "account_consents": "Information you share",
+    "account_none": "You share information with no system.",
+    "account_since": "since",
+    "account_withdraw": "Withdraw consent",
 }
 
 TEXTS: Mapping[str, Mapping[str, str]] = MappingProxyType({

@@ -291,3 +291,23 @@ def test_session_limits() -> None:
     busy = dataclasses.replace(session, last_seen_at=t0 + dt.timedelta(hours=23, minutes=59))
     assert busy.alive(t0 + dt.timedelta(hours=23, minutes=59, seconds=30), max_age=day, idle=hour)
     assert not busy.alive(t0 + dt.timedelta(hours=24), max_age=day, idle=hour)
+
+
+def test_citizen_sees_and_withdraws_consent(idp: IdentityServer, hcm: RawClient) -> None:
+    citizen = idp.citizen("079084000808", totp=False, level2=False)
+    browser, params = logged_in_browser(idp, hcm, citizen)
+    try:
+        tokens = hcm.redeem(params["code"]).json()
+        page = browser.go(idp.issuer + "/account")
+        assert page.status_code == 200 and "Hệ thống dvc-hcm" in browser.page
+        assert "Số định danh cá nhân" in browser.page
+        browser.post("/account/consents/withdraw", {"client_id": "dvc-hcm"})
+        assert 'id="no-consents"' in browser.page
+        assert hcm.userinfo(tokens["access_token"]).status_code == 401
+        r = hcm.par()
+        browser.go(hcm.authorize_url(r.json()["request_uri"]))
+        assert 'id="consent-allow"' in browser.page  # asked again
+    finally:
+        browser.close()
+    with httpx.Client() as anonymous:
+        assert "Hãy đăng nhập" in anonymous.get(idp.issuer + "/account").text
