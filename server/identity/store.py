@@ -12,8 +12,10 @@ Statements use SQLAlchemy Core, not the ORM: the token and authorization endpoin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -571,6 +573,10 @@ class SqlStore:
         # session costs more than the statements of a token request. Same write semantics as
         # Database.write() (BEGIN IMMEDIATE on SQLite).
         self._writer = db.engine.execution_options(vnegov_write=True)
+        # SQLite has one writer; when worker threads queue on a lock here, the next one starts
+        # the moment the previous commits, instead of sleeping in SQLite's busy handler.
+        self._lock: threading.Lock | contextlib.nullcontext[None] = \
+            threading.Lock() if db.is_sqlite else contextlib.nullcontext()
 
     def _audit(self, events: Sequence[IdentityEvent], request_id: str,
                actor: str) -> list[AuditEvent]:
@@ -594,7 +600,7 @@ class SqlStore:
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:
         tx: SqlTransaction | None = None
         try:
-            with self._writer.begin() as connection:
+            with self._lock, self._writer.begin() as connection:
                 tx = SqlTransaction(connection, self.db.dialect, self._sealer)
                 yield tx
                 if tx.events:
@@ -607,7 +613,7 @@ class SqlStore:
             failures = [e for e in (tx.events if tx is not None else []) if e.outcome != "OK"]
             replays = tx.replays if tx is not None else []
             if failures or replays:
-                with self.db.write() as session:
+                with self._lock, self.db.write() as session:
                     after = SqlTransaction(session, self.db.dialect)
                     for row in replays:
                         after._insert_ignore(ReplayRow.__table__, row)

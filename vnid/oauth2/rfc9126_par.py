@@ -29,9 +29,9 @@ def pushed_authorization_request(core: ProviderCore, request: Request, now: dt.d
     try:
         if request.method != "POST":
             raise InvalidRequest("use POST")
-        with core.transaction(request) as tx:
-            client = core.authenticate_client(tx, request, now)
-            proof = core.dpop(tx, request, now)
+        with core.checked(request, now) as checks:
+            client = checks.client()
+            proof = checks.dpop()
             try:
                 auth = parse_authorization_request(core, client, request.params, pushed=True,
                                                    proof_jkt=proof.jkt if proof else "")
@@ -39,7 +39,9 @@ def pushed_authorization_request(core: ProviderCore, request: Request, now: dt.d
                 raise exc.error from None
             handle = new_handle()
             lifetime = core.settings.par_lifetime
-            tx.put_pushed(handle_hash(handle), auth, now + lifetime)
+            with core.transaction(request) as tx:
+                checks.spend(tx)
+                tx.put_pushed(handle_hash(handle), auth, now + lifetime)
         body = {"request_uri": REQUEST_URI_PREFIX + handle,
                 "expires_in": int(lifetime.total_seconds())}
         return Response.json(body, 201, headers)

@@ -24,6 +24,7 @@ from vnid.oauth2.errors import (
     AccessDenied,
     AuthorizationPending,
     ExpiredToken,
+    InvalidDpopProof,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -34,6 +35,7 @@ from vnid.oauth2.errors import (
     UnmetAuthenticationRequirements,
 )
 from vnid.oauth2.http import Request, Response
+from vnid.oauth2.rfc9449_dpop import DpopProof
 from vnid.oidc.approvals import new_approval
 from vnid.oidc.core import ProviderCore
 from vnid.oidc.ports import IdentityEvent, StoreTransaction
@@ -93,7 +95,7 @@ class Ciba:
             return Response.error(exc)
 
     def redeem(self, tx: StoreTransaction, client: Client, request: Request,
-               now: dt.datetime) -> dict[str, Any]:
+               now: dt.datetime, proof: DpopProof | None) -> dict[str, Any]:
         """The token endpoint's CIBA grant (CIBA §10-11)."""
         from vnid.oidc.tokens import CommitThenFail, issue_tokens
 
@@ -128,7 +130,8 @@ class Ciba:
             tx.put_approval(dataclasses.replace(approval, status=ApprovalStatus.CONSUMED))
             raise CommitThenFail(AccessDenied("the approval did not reach the requested level"))
         tx.put_approval(dataclasses.replace(approval, status=ApprovalStatus.CONSUMED))
-        proof = self.core.dpop(tx, request, now, required=client.dpop_bound_access_tokens)
+        if proof is None and client.dpop_bound_access_tokens:
+            raise InvalidDpopProof("a DPoP proof is required")
         consented = tx.consent(account.account_id, client.client_id) if client.require_consent \
             else approval.scope
         return issue_tokens(self.core, tx, client, account_id=account.account_id, sid="",

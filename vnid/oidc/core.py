@@ -4,7 +4,8 @@ endpoints perform the same way (client authentication, DPoP proofs, subjects, ou
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from vnid.oidc.ports import ClientRegistry, IdentityEvent, ProviderStore, StoreT
 from vnid.oidc.settings import ProviderSettings
 from vnid.oidc.subject import subject_for
 
-__all__ = ["Outcome", "ProviderCore"]
+__all__ = ["Checks", "Outcome", "ProviderCore"]
 
 
 @dataclass(slots=True)
@@ -93,6 +94,12 @@ class ProviderCore:
             raise InvalidDpopProof("the DPoP proof was already used")
         return proof
 
+    def checked(self, request: Request, now: dt.datetime) -> AbstractContextManager[Checks]:
+        """Verifications (signatures) to do *before* the write transaction, whose one-time values
+        the transaction then spends with :meth:`Checks.spend`. If the request fails before that,
+        the values are spent anyway and the failures recorded."""
+        return _checked(self, request, now)
+
     def nonce_header(self, now: dt.datetime) -> list[tuple[str, str]]:
         if not self.settings.dpop_require_nonce:
             return []
@@ -104,6 +111,94 @@ class ProviderCore:
     def transaction(self, request: Request | None = None, actor: str = "") -> Any:
         request_id = request.headers.get("x-request-id", "") if request is not None else ""
         return self.store.transaction(request_id=request_id, actor=actor)
+
+
+class Checks:
+    """Client authentication and DPoP proofs verified outside the write transaction (so that the
+    database's single writer is not held during signature checks). Implements ``ReplayGuard`` by
+    deferring: ``first_use`` only remembers, and :meth:`spend` consumes in the transaction."""
+
+    def __init__(self, core: ProviderCore, request: Request, now: dt.datetime) -> None:
+        self.core = core
+        self.request = request
+        self.now = now
+        self.replays: list[tuple[str, str, dt.datetime]] = []
+        self.events: list[IdentityEvent] = []
+        self.spent = False
+
+    def first_use(self, kind: str, value: str, expires_at: dt.datetime) -> bool:
+        self.replays.append((kind, value, expires_at))
+        return True
+
+    def client(self) -> Client:
+        try:
+            return authenticate_client(self.request, lookup=self.core.client,
+                                       issuer=self.core.issuer, now=self.now, replay=self)
+        except InvalidClient as exc:
+            self.events.append(IdentityEvent(
+                action="client.authenticate", outcome="INVALID_CLIENT",
+                details={"endpoint": self.request.url.rsplit("/", 1)[-1],
+                         "cause": exc.metadata.get("detail", "")}))
+            raise
+
+    def dpop(self, *, access_token: str | None = None,
+             required: bool = False) -> DpopProof | None:
+        header = self.request.header("dpop")
+        if header is None:
+            if required:
+                raise InvalidDpopProof("a DPoP proof is required")
+            return None
+        if "," in header:
+            raise InvalidDpopProof("exactly one DPoP proof is allowed")
+        nonces = self.core.nonces if self.core.settings.dpop_require_nonce else None
+        proof = verify_dpop_proof(header, method=self.request.method, url=self.request.url,
+                                  now=self.now, nonces=nonces, access_token=access_token)
+        self.replays.append(("dpop", f"{proof.jkt}\x00{proof.jti}",
+                             proof.issued_at + dt.timedelta(seconds=70)))
+        return proof
+
+    def spend(self, tx: StoreTransaction) -> None:
+        """Consume the one-time values in ``tx``; a value seen before fails the request."""
+        self.spent = True
+        for event in self.events:
+            tx.record(event)
+        for kind, value, expires in self.replays:
+            if not tx.first_use(kind, value, expires):
+                raise self.replay_error(tx, kind)
+
+    def replay_error(self, tx: StoreTransaction, kind: str) -> OAuthError:
+        """Record and return the error for a one-time value seen before."""
+        if kind == "dpop":
+            tx.record(IdentityEvent(action="dpop.replay", outcome="INVALID_DPOP_PROOF"))
+            return InvalidDpopProof("the DPoP proof was already used")
+        failure = InvalidClient("client authentication failed")
+        failure.metadata["detail"] = "assertion replayed"
+        tx.record(IdentityEvent(action="client.authenticate", outcome="INVALID_CLIENT",
+                                details={"endpoint": self.request.url.rsplit("/", 1)[-1],
+                                         "cause": "assertion replayed"}))
+        return failure
+
+
+@contextmanager
+def _checked(core: ProviderCore, request: Request, now: dt.datetime) -> Iterator[Checks]:
+    checks = Checks(core, request, now)
+    try:
+        yield checks
+    except BaseException:
+        if checks.spent or not (checks.replays or checks.events):
+            raise
+        # The request failed before its one-time values were spent: spend them now, and if one
+        # had been used before, that (not the later failure) is the answer.
+        replayed: OAuthError | None = None
+        with core.transaction(request) as tx:
+            for event in checks.events:
+                tx.record(event)
+            for kind, value, expires in checks.replays:
+                if not tx.first_use(kind, value, expires) and replayed is None:
+                    replayed = checks.replay_error(tx, kind)
+        if replayed is not None:
+            raise replayed from None
+        raise
 
 
 def epoch(instant: dt.datetime) -> int:

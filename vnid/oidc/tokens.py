@@ -26,6 +26,7 @@ from vnid.assurance import Amr, AssuranceLevel, amr_claim
 from vnid.errors import FailedPrecondition
 from vnid.oauth2.clients import CIBA_GRANT, Client
 from vnid.oauth2.errors import (
+    InvalidDpopProof,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -120,25 +121,28 @@ class TokenEndpoint:
         try:
             if request.method != "POST":
                 raise InvalidRequest("use POST")
-            with core.transaction(request) as tx:
-                client = core.authenticate_client(tx, request, now)
+            with core.checked(request, now) as checks:
+                client = checks.client()
                 grant_type = request.params.get("grant_type", "")
                 if grant_type not in client.grant_types:
                     if grant_type in ("authorization_code", "refresh_token",
                                       "client_credentials", CIBA_GRANT):
                         raise UnauthorizedClient("this client may not use this grant type")
                     raise UnsupportedGrantType("unsupported grant_type")
-                try:
-                    if grant_type == "authorization_code":
-                        body = self._code(tx, client, request, now)
-                    elif grant_type == "refresh_token":
-                        body = self._refresh(tx, client, request, now)
-                    elif grant_type == "client_credentials":
-                        body = self._client_credentials(tx, client, request, now)
-                    else:
-                        body = self._ciba.redeem(tx, client, request, now)
-                except CommitThenFail as exc:
-                    failure = exc.error
+                proof = checks.dpop()
+                with core.transaction(request) as tx:
+                    checks.spend(tx)
+                    try:
+                        if grant_type == "authorization_code":
+                            body = self._code(tx, client, request, now, proof)
+                        elif grant_type == "refresh_token":
+                            body = self._refresh(tx, client, request, now, proof)
+                        elif grant_type == "client_credentials":
+                            body = self._client_credentials(tx, client, request, now, proof)
+                        else:
+                            body = self._ciba.redeem(tx, client, request, now, proof)
+                    except CommitThenFail as exc:
+                        failure = exc.error
             if failure is not None:
                 raise failure
             return Response.json(body, 200, headers)
@@ -148,16 +152,16 @@ class TokenEndpoint:
                     exc.headers.append((name, value))
             return Response.error(exc)
 
-    def _proof(self, tx: StoreTransaction, client: Client, request: Request, now: dt.datetime,
-               bound_jkt: str = "") -> DpopProof | None:
-        proof = self.core.dpop(tx, request, now,
-                               required=client.dpop_bound_access_tokens or bool(bound_jkt))
+    @staticmethod
+    def _proof(client: Client, proof: DpopProof | None, bound_jkt: str = "") -> DpopProof | None:
+        if proof is None and (client.dpop_bound_access_tokens or bound_jkt):
+            raise InvalidDpopProof("a DPoP proof is required")
         if bound_jkt and (proof is None or proof.jkt != bound_jkt):
             raise InvalidGrant("the DPoP key differs from the one the code is bound to")
         return proof
 
     def _code(self, tx: StoreTransaction, client: Client, request: Request,
-              now: dt.datetime) -> dict[str, Any]:
+              now: dt.datetime, proof: DpopProof | None) -> dict[str, Any]:
         params = request.params
         code = params.get("code", "")
         if not code or len(code) > 200:
@@ -185,7 +189,7 @@ class TokenEndpoint:
             verify_code_verifier(params.get("code_verifier"), record.code_challenge)
         except OAuthError as exc:
             raise CommitThenFail(exc) from None
-        proof = self._proof(tx, client, request, now, record.dpop_jkt)
+        proof = self._proof(client, proof, record.dpop_jkt)
         account = tx.account(record.account_id)
         session = tx.session_by_sid(record.sid)
         if account is None or session is None or session.ended_at is not None:
@@ -198,7 +202,7 @@ class TokenEndpoint:
             id_token=True)
 
     def _refresh(self, tx: StoreTransaction, client: Client, request: Request,
-                 now: dt.datetime) -> dict[str, Any]:
+                 now: dt.datetime, proof: DpopProof | None) -> dict[str, Any]:
         value = request.params.get("refresh_token", "")
         if not value:
             raise InvalidRequest("refresh_token is required")
@@ -219,7 +223,7 @@ class TokenEndpoint:
             scope = frozenset(request.params["scope"].split())
             if not scope <= record.scope:
                 raise InvalidScope("a refresh cannot widen the scope")
-        proof = self._proof(tx, client, request, now, record.jkt)
+        proof = self._proof(client, proof, record.jkt)
         account = tx.account(record.account_id)
         try:
             if account is None:
@@ -236,11 +240,11 @@ class TokenEndpoint:
         return body
 
     def _client_credentials(self, tx: StoreTransaction, client: Client, request: Request,
-                            now: dt.datetime) -> dict[str, Any]:
+                            now: dt.datetime, proof: DpopProof | None) -> dict[str, Any]:
         requested = frozenset(request.params.get("scope", "").split()) or client.service_scopes
         if not requested <= client.service_scopes:
             raise InvalidScope("a requested scope is not granted to this client")
-        proof = self.core.dpop(tx, request, now, required=client.dpop_bound_access_tokens)
+        proof = self._proof(client, proof)
         tx.record(IdentityEvent(action="token.client_credentials", client_id=client.client_id,
                                 details={"scope": scope_text(requested)}))
         return issue_tokens(self.core, tx, client, account_id="", sid="", grant_id=new_handle(18),

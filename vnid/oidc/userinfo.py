@@ -15,6 +15,7 @@ from typing import Any
 
 from vnid.oauth2.errors import InsufficientScope, InvalidDpopProof, InvalidToken, OAuthError
 from vnid.oauth2.http import Request, Response
+from vnid.oauth2.rfc9449_dpop import DpopProof
 from vnid.oidc.claims import release_claims
 from vnid.oidc.core import ProviderCore, epoch
 from vnid.oidc.id_token import encrypt_for_client, sign_jwt
@@ -35,19 +36,17 @@ def bearer_token(request: Request) -> tuple[str, str]:
     return scheme, token
 
 
-def check_access(core: ProviderCore, tx: StoreTransaction, request: Request,
+def check_access(tx: StoreTransaction, scheme: str, token: str, proof: DpopProof | None,
                  now: dt.datetime) -> TokenRecord:
-    """Find the access token of ``request`` and check its sender constraint."""
-    scheme, token = bearer_token(request)
+    """The access token's record, after checking its sender constraint against ``proof`` (the
+    request's DPoP proof, already verified for this request and token)."""
     record = tx.token(handle_hash(token))
     if record is None or record.kind is not TokenKind.ACCESS or not record.active(now):
         raise InvalidToken("the access token is invalid, revoked or expired")
     if record.jkt:
         if scheme != "dpop":
             raise InvalidToken("this token is DPoP-bound; present it with a DPoP proof")
-        proof = core.dpop(tx, request, now, access_token=token, required=True)
-        assert proof is not None
-        if proof.jkt != record.jkt:
+        if proof is None or proof.jkt != record.jkt:
             raise InvalidDpopProof("the proof was made with another key than the token's")
     elif scheme == "dpop":
         raise InvalidToken("this token is not DPoP-bound")
@@ -58,15 +57,20 @@ def userinfo(core: ProviderCore, request: Request, now: dt.datetime) -> Response
     nonce = core.nonce_header(now)
     scheme = "DPoP"
     try:
-        with core.transaction(request) as tx:
-            record = check_access(core, tx, request, now)
-            scheme = "DPoP" if record.jkt else "Bearer"
-            if not record.account_id or "openid" not in record.scope:
-                raise InsufficientScope("the token does not grant openid")
-            account = tx.account(record.account_id)
-            client = core.client(record.client_id)
-            if account is None or client is None:
-                raise InvalidToken("the access token is invalid")
+        presented, token = bearer_token(request)
+        with core.checked(request, now) as checks:
+            proof = checks.dpop(access_token=token, required=True) if presented == "dpop" \
+                else None
+            with core.transaction(request) as tx:
+                checks.spend(tx)
+                record = check_access(tx, presented, token, proof, now)
+                scheme = "DPoP" if record.jkt else "Bearer"
+                if not record.account_id or "openid" not in record.scope:
+                    raise InsufficientScope("the token does not grant openid")
+                account = tx.account(record.account_id)
+                client = core.client(record.client_id)
+                if account is None or client is None:
+                    raise InvalidToken("the access token is invalid")
         claims: dict[str, Any] = {"sub": core.subject(client, account.account_id)}
         claims.update(release_claims(account, client.claim_profile, record.claims_scope,
                                      core.settings.account_type_codes))
