@@ -2,14 +2,19 @@
 relying-party library (:mod:`vnid.rp`): FAPI 2.0 login (PAR, PKCE, DPoP, private_key_jwt), the
 national-portal claims, RP-initiated logout, and back-channel logout.
 
-Run it against the demo server (``scripts/dev.sh serve``), after registering it as a client::
+Run it against the demo server (``scripts/dev.sh serve``), after registering it as a client and
+creating a citizen to log in with::
 
     .venv/bin/vnegov identity client add-example --client-id dvc-demo \\
         --redirect-uri http://127.0.0.1:8001/callback --key-out data/dvc-demo.key.pem
+    .venv/bin/vnegov identity account create --kind citizen --identifier 079084000123 \\
+        --name "Nguyễn Văn An" --born 1984-05-17 --sex male --password-prompt
+    .venv/bin/vnegov identity account totp <account id>     # for level 2: scan the otpauth URI
     .venv/bin/python examples/provincial_app.py --issuer http://127.0.0.1:8080/id \\
         --client-id dvc-demo --key data/dvc-demo.key.pem --port 8001
 
-then open http://127.0.0.1:8001/. Sessions live in memory: this is an example, not a product.
+then open http://127.0.0.1:8001/ (the server caches stored clients for 30 s). Sessions live in
+memory: this is an example, not a product.
 """
 
 from __future__ import annotations

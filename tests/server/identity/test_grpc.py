@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -223,3 +224,26 @@ def test_consented_profile_and_withdrawal(idp: IdentityServer, pki: TestPki) -> 
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert hcm.userinfo(tokens["access_token"]).status_code == 401  # tokens revoked with it
     hcm.close()
+
+
+def test_devices_and_card_renewal_over_grpc(idp: IdentityServer, pki: TestPki) -> None:
+    from tests.server.identity.harness import CitizenApp
+
+    citizen = idp.citizen("079084000703", totp=False)
+    name = f"accounts/{citizen.account_id}"
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        enrolment = stub.CreateDeviceEnrolment(pb.CreateDeviceEnrolmentRequest(parent=name))
+        phone = CitizenApp(idp.issuer)
+        with httpx.Client() as http:
+            phone.enrol(http, enrolment.enrolment_code)
+        (device,) = stub.ListDevices(pb.ListDevicesRequest(parent=name)).devices
+        assert device.active and device.name == f"{name}/devices/{phone.device_id}"
+        revoked = stub.RevokeDevice(pb.RevokeDeviceRequest(name=device.name))
+        assert not revoked.active and revoked.HasField("revoke_time")
+        renewed = stub.RenewIdentityCard(pb.RenewIdentityCardRequest(
+            name=name, valid_until="2044-05-16"))
+        assert renewed.card_valid_until == "2044-05-16" and renewed.level == pb.LEVEL_2
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ListDevices(pb.ListDevicesRequest(parent="nonsense"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
