@@ -28,6 +28,7 @@ from vnid.authn.totp import new_totp_secret, provisioning_uri
 from vnid.errors import Conflict, NotFound
 from vnid.oidc.core import ProviderCore
 from vnid.oidc.ports import IdentityEvent, StoreTransaction
+from vnid.oidc.sessions import end_session
 from vnid.personal_id import Sex
 
 __all__ = ["AccountAdmin"]
@@ -50,16 +51,16 @@ class AccountAdmin:
         return dataclasses.replace(account, proofing=tx.proofing(account.account_id))
 
     def get(self, account_id: str) -> Account:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             return self._with_proofing(tx, self._get(tx, account_id))
 
     def find(self, identifier: str) -> Account | None:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             return tx.account_by_identifier(identifier)
 
     def list_accounts(self, *, after: str, limit: int, kind: str = "", level: int = 0,
              province_code: str = "") -> list[Account]:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             return [self._with_proofing(tx, a) for a in tx.list_accounts(
                 after=after, limit=limit, kind=kind, level=level, province_code=province_code)]
 
@@ -140,6 +141,8 @@ class AccountAdmin:
         with self.core.store.transaction(actor=actor) as tx:
             account = lock(self._get(tx, account_id), reason)
             tx.save_account(account)
+            for session in tx.live_sessions(account_id):  # logs out of every system too
+                end_session(self.core, tx, session, now, reason="account_locked")
             revoked = tx.revoke_client_tokens("", account_id, now)
             tx.record(IdentityEvent(action="account.lock", account_id=account_id,
                                     details={"reason": account.locked_reason,
@@ -155,7 +158,7 @@ class AccountAdmin:
         return account
 
     def devices(self, account_id: str) -> list[DeviceKey]:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             self._get(tx, account_id)
             return tx.devices(account_id)
 
@@ -173,7 +176,7 @@ class AccountAdmin:
         return device
 
     def consents(self, account_id: str) -> Sequence[tuple[str, frozenset[str], dt.datetime]]:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             self._get(tx, account_id)
             return tx.consents(account_id)
 

@@ -426,6 +426,11 @@ class SqlTransaction:
         row = self.c.execute(_SESSION_BY_SID, {"b_sid": sid}).one_or_none()
         return self._session(row) if row is not None else None
 
+    def live_sessions(self, account_id: str) -> list[ProviderSession]:
+        rows = self.s.execute(select(S).where(S.c.account_id == account_id,
+                                              S.c.ended_at.is_(None))).all()
+        return [self._session(r) for r in rows]
+
     def touch_session(self, key_hash: str, now: dt.datetime) -> None:
         self.c.execute(_TOUCH_SESSION, {"b_key": key_hash, "b_seen": now})
 
@@ -595,6 +600,14 @@ class SqlStore:
                                   reason="" if e.outcome == "OK" else e.outcome,
                                   details=details))
         return out
+
+    @contextmanager
+    def reader(self) -> Iterator[SqlTransaction]:
+        with self.db.engine.connect() as connection:
+            try:
+                yield SqlTransaction(connection, self.db.dialect, self._sealer)
+            finally:
+                connection.rollback()
 
     @contextmanager
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:

@@ -111,7 +111,7 @@ class DeviceApi:
 
     # ------------------------------------------------------------------ approvals
     def describe(self, approval_id: str, now: dt.datetime) -> dict[str, Any]:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             approval = tx.approval(approval_id)
         if approval is None or approval.kind is ApprovalKind.ENROLMENT or \
                 approval.status is not ApprovalStatus.PENDING or approval.expires_at <= now:

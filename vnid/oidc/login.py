@@ -331,7 +331,7 @@ class LoginFlow:
 
     def qr_status(self, cookie: str, now: dt.datetime) -> str:
         """``pending``, ``approved``, ``denied`` or ``expired`` for the QR the page shows."""
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             interaction = tx.interaction(handle_hash(cookie)) if cookie else None
             if interaction is None or interaction.expires_at <= now or \
                     not interaction.approval_id:

@@ -125,6 +125,10 @@ class StoreTransaction(Protocol):
 
     def session_by_sid(self, sid: str) -> ProviderSession | None: ...
 
+    def live_sessions(self, account_id: str) -> list[ProviderSession]:
+        """The account's sessions that have not been ended (expiry is the caller's check)."""
+        ...
+
     def touch_session(self, key_hash: str, now: dt.datetime) -> None: ...
 
     def end_session(self, sid: str, now: dt.datetime) -> bool: ...
@@ -192,4 +196,8 @@ class ProviderStore(Protocol):
     def transaction(self, request_id: str = "", actor: str = "") \
             -> AbstractContextManager[StoreTransaction]:
         """A write transaction; audit events recorded in it commit with it."""
+        ...
+
+    def reader(self) -> AbstractContextManager[StoreTransaction]:
+        """A read-only transaction (it never blocks writers); writing in it is an error."""
         ...

@@ -81,7 +81,7 @@ class OpenIDProvider:
         """The stored record of an access or refresh token (for the server's bearer check)."""
         if not token or len(token) > 200:
             return None
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             return tx.token(handle_hash(token))
 
     def describe_token(self, token: str, now: dt.datetime) -> dict[str, Any]:

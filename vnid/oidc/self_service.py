@@ -26,7 +26,7 @@ class SelfService:
         return handle_hash("account\x00" + session_cookie)
 
     def consents(self, session_cookie: str, now: dt.datetime) -> Outcome:
-        with self.core.store.transaction() as tx:
+        with self.core.store.reader() as tx:
             session = current_session(self.core, tx, session_cookie, now)
             if session is None:
                 return Outcome(page="account", context={"logged_in": False})

@@ -180,3 +180,25 @@ def test_qr_with_the_wrong_number_is_refused(idp: IdentityServer,
         assert "Chưa có xác nhận" in web.page  # still on the login page, no code issued
     finally:
         web.close()
+
+
+def test_locking_an_account_logs_it_out_everywhere(
+        idp: IdentityServer, apps: tuple[ProvincialApp, ProvincialApp]) -> None:
+    hcm, _ = apps
+    citizen = idp.citizen("079084000559", totp=False)
+    web = WebBrowser()
+    try:
+        web.get(hcm.base + "/login")
+        web.submit(idp.issuer + "/login", {"identifier": citizen.identifier,
+                                           "password": citizen.password})
+        if 'id="consent-allow"' in web.page:
+            web.submit(idp.issuer + "/consent", {"decision": "allow"})
+        assert 'id="status">Đã đăng nhập' in web.page
+        sid = next(t for t, profile in hcm.state.sessions.values()
+                   if profile.get("SoDinhDanh") == citizen.identifier).id_claims["sid"]
+        idp.admin.lock(citizen.account_id, "thẻ bị mất", dt.datetime.now(dt.UTC))
+        wait_for(lambda: sid in hcm.state.logouts)
+        web.get(hcm.base + "/login")
+        assert 'name="password"' in web.page  # the provider session is gone too
+    finally:
+        web.close()
