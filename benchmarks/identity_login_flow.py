@@ -4,8 +4,8 @@
 One flow = PAR (private_key_jwt, PKCE S256, DPoP) -> authorize with an existing browser session
 (no page shown, the code comes back at once) -> token (private_key_jwt, DPoP) -> userinfo (DPoP).
 Both providers require PAR, PKCE, DPoP with server nonces and private_key_jwt, and sign ES256 ID
-tokens; the same client (this script: httpx + pyjwt, one DPoP key per worker, a fresh client
-assertion and proof per request) drives both, with the same concurrency, one after the other.
+tokens; the same client (this script: a lean keep-alive HTTP/1.1 client + pyjwt, one DPoP key per
+worker, a fresh client assertion and proof per request) drives both, with the same concurrency.
 Each provider runs in its own process: ours as ``python -m server serve`` on SQLite (its default
 store, every state change committed), oidc-provider 9 with its default in-memory adapter.
 
@@ -83,6 +83,8 @@ class Dpop:
         self.key = ec.generate_private_key(ec.SECP256R1())
         jwk = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         self.jwk = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+        self.jkt = b64(hashlib.sha256(json.dumps(self.jwk, sort_keys=True,
+                                                 separators=(",", ":")).encode()).digest())
         self.nonce: str | None = None
 
     def proof(self, method: str, url: str, token: str | None = None) -> str:
@@ -96,54 +98,112 @@ class Dpop:
                           headers={"typ": "dpop+jwt", "jwk": self.jwk})
 
 
-async def call(http: httpx.AsyncClient, dpop: Dpop, method: str, url: str, *,
+class Connection:
+    """One keep-alive HTTP/1.1 connection with just enough of the protocol for this benchmark:
+    a lean client, so that the providers, not the client, are what is measured."""
+
+    def __init__(self, url: str, cookie: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.cookie = cookie
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, url: str, headers: dict[str, str],
+                      body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        parts = urlsplit(url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"host: {parts.netloc}",
+                 f"content-length: {len(body)}"]
+        if self.cookie:
+            lines.append(f"cookie: {self.cookie}")
+        if body:
+            lines.append("content-type: application/x-www-form-urlencoded")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        got: dict[str, str] = {}
+        for line in header_lines:
+            if line:
+                name, _, value = line.partition(":")
+                got[name.strip().lower()] = value.strip()
+        if got.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                data += chunk[:-2]
+        else:
+            data = await self.reader.readexactly(int(got.get("content-length", "0")))
+        if got.get("connection", "").lower() == "close":
+            self.writer.close()
+            self.writer = None
+        return status, got, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def call(conn: Connection, dpop: Dpop, method: str, url: str, *,
                form: dict[str, str] | None = None, token: str | None = None,
-               client: Client | None = None) -> httpx.Response:
+               client: Client | None = None) -> tuple[int, dict[str, str], bytes]:
     for _ in range(3):
         headers = {"dpop": dpop.proof(method, url, token)}
         if token:
             headers["authorization"] = f"DPoP {token}"
-        data = None
+        body = b""
         if form is not None:
             data = dict(form)
             if client is not None:
                 data.update(client_id=CLIENT_ID, client_assertion_type=JWT_BEARER,
                             client_assertion=client.assertion())
-        r = await http.request(method, url, headers=headers, data=data)
-        if r.headers.get("dpop-nonce"):
-            dpop.nonce = r.headers["dpop-nonce"]
-        if r.status_code in (400, 401) and "use_dpop_nonce" in (
-                r.text + r.headers.get("www-authenticate", "")):
+            body = urlencode(data).encode()
+        status, headers_in, payload = await conn.request(method, url, headers, body)
+        if headers_in.get("dpop-nonce"):
+            dpop.nonce = headers_in["dpop-nonce"]
+        if status in (400, 401) and b"use_dpop_nonce" in (
+                payload + headers_in.get("www-authenticate", "").encode()):
             continue
-        return r
-    return r
+        return status, headers_in, payload
+    return status, headers_in, payload
 
 
-async def flow(http: httpx.AsyncClient, client: Client, dpop: Dpop, scope: str) -> None:
+async def flow(conn: Connection, client: Client, dpop: Dpop, scope: str) -> None:
     verifier = secrets.token_urlsafe(48)
     challenge = b64(hashlib.sha256(verifier.encode()).digest())
-    par = await call(http, dpop, "POST", client.endpoints["par"], client=client, form={
+    status, _, body = await call(conn, dpop, "POST", client.endpoints["par"], client=client,
+                                 form={
         "response_type": "code", "redirect_uri": REDIRECT, "scope": scope,
         "code_challenge": challenge, "code_challenge_method": "S256",
         "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-        "dpop_jkt": b64(hashlib.sha256(json.dumps(dpop.jwk, sort_keys=True,
-                                                  separators=(",", ":")).encode()).digest())})
-    assert par.status_code == 201, par.text
+        "dpop_jkt": dpop.jkt})
+    assert status == 201, body
     url = client.endpoints["authorize"] + "?" + urlencode(
-        {"client_id": CLIENT_ID, "request_uri": par.json()["request_uri"]})
-    r = await http.get(url)
-    while r.status_code in (302, 303) and not r.headers["location"].startswith(REDIRECT):
-        r = await http.get(httpx.URL(url).join(r.headers["location"]))
-    params = dict(parse_qsl(urlsplit(r.headers["location"]).query))
+        {"client_id": CLIENT_ID, "request_uri": json.loads(body)["request_uri"]})
+    status, headers, body = await conn.request("GET", url, {})
+    while status in (302, 303) and not headers["location"].startswith(REDIRECT):
+        status, headers, body = await conn.request(
+            "GET", str(httpx.URL(url).join(headers["location"])), {})
+    params = dict(parse_qsl(urlsplit(headers["location"]).query))
     assert "code" in params, params
-    token = await call(http, dpop, "POST", client.endpoints["token"], client=client, form={
+    status, _, body = await call(conn, dpop, "POST", client.endpoints["token"], client=client,
+                                 form={
         "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT,
         "code_verifier": verifier})
-    assert token.status_code == 200, token.text
-    body = token.json()
-    assert body["token_type"] == "DPoP" and body["id_token"]
-    info = await call(http, dpop, "GET", client.endpoints["userinfo"], token=body["access_token"])
-    assert info.status_code == 200 and info.json()["SoDinhDanh"] == PERSONAL_ID, info.text
+    assert status == 200, body
+    tokens = json.loads(body)
+    assert tokens["token_type"] == "DPoP" and tokens["id_token"]
+    status, _, body = await call(conn, dpop, "GET", client.endpoints["userinfo"],
+                                 token=tokens["access_token"])
+    assert status == 200 and json.loads(body)["SoDinhDanh"] == PERSONAL_ID, body
 
 
 def cpu_seconds(pid: int) -> float:
@@ -165,29 +225,35 @@ class Target:
 
 
 async def run_round(target: Target, seconds: float, concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(cookies=target.cookies, limits=limits, timeout=30,
-                                 follow_redirects=False) as http:
-        dpops = [Dpop() for _ in range(concurrency)]
-        for d in dpops:  # warm-up: one flow per worker (also fetches the DPoP nonce)
-            await flow(http, target.client, d, target.scope)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in target.cookies.jar)
+    conns = [Connection(target.client.issuer, cookie) for _ in range(concurrency)]
+    dpops = [Dpop() for _ in range(concurrency)]
+    try:
+        for conn, d in zip(conns, dpops, strict=True):  # warm-up (also fetches the nonce)
+            await flow(conn, target.client, d, target.scope)
         done = 0
         stop = time.perf_counter() + seconds
 
-        async def worker(d: Dpop) -> None:
+        async def worker(conn: Connection, d: Dpop) -> None:
             nonlocal done
             while time.perf_counter() < stop:
-                await flow(http, target.client, d, target.scope)
+                await flow(conn, target.client, d, target.scope)
                 done += 1
         cpu = cpu_seconds(target.proc.pid)
         started = time.perf_counter()
-        await asyncio.gather(*(worker(d) for d in dpops))
+        await asyncio.gather(*(worker(c, d) for c, d in zip(conns, dpops, strict=True)))
         target.seconds += time.perf_counter() - started
         target.cpu += cpu_seconds(target.proc.pid) - cpu
         target.flows += done
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 # ---------------------------------------------------------------------- our provider
+
+
+HTTP_THREADS: int | None = None  # --http-threads: identity.http_threads of our server
 
 
 def start_ours(tmp: Path, key: ec.EllipticCurvePrivateKey) -> tuple[subprocess.Popen[bytes], str]:
@@ -208,6 +274,8 @@ def start_ours(tmp: Path, key: ec.EllipticCurvePrivateKey) -> tuple[subprocess.P
             "scope": "openid national_id", "claim_profile": "national_portal",
             "require_consent": False}]},
     }
+    if HTTP_THREADS is not None:
+        config["identity"]["http_threads"] = HTTP_THREADS  # type: ignore[index]
     path = tmp / "vnegov.toml"
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
@@ -331,7 +399,11 @@ def main() -> None:
                         help="measuring time per provider, split into alternating rounds")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--http-threads", type=int, default=None,
+                        help="identity.http_threads for our server (default: its own default)")
     args = parser.parse_args()
+    global HTTP_THREADS
+    HTTP_THREADS = args.http_threads
     key = ec.generate_private_key(ec.SECP256R1())
     with tempfile.TemporaryDirectory(prefix="vnid-bench-") as tmp:
         targets: list[Target] = []

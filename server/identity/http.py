@@ -9,17 +9,21 @@ issuer is https. Pages are sent with a strict Content-Security-Policy (no inline
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import json
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from server.identity.texts import language_for, message, texts
 from server.modules import AppContext
@@ -46,12 +50,15 @@ _HERE = Path(__file__).parent
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self' {form}; frame-ancestors 'none'; base-uri 'none'")
 _MAX_BODY = 64 * 1024
+T = TypeVar("T")
 
 
 class IdentityHttp:
     def __init__(self, ctx: AppContext, provider: OpenIDProvider, *,
-                 on_logout: Callable[[], None] = lambda: None) -> None:
+                 on_logout: Callable[[], None] = lambda: None, threads: int = 4) -> None:
         self.ctx = ctx
+        self.executor = ThreadPoolExecutor(max_workers=max(1, threads),
+                                           thread_name_prefix="identity-http")
         self.provider = provider
         self.on_logout = on_logout
         issuer = provider.issuer
@@ -67,37 +74,18 @@ class IdentityHttp:
     def now(self) -> dt.datetime:
         return self.ctx.clock()
 
-    async def _request(self, request: StarletteRequest, endpoint_url: str) -> Request:
-        if request.method == "POST":
-            body = await request.body()
-            if len(body) > _MAX_BODY:
-                raise InvalidRequest("the request is too large")
-            content_type = request.headers.get("content-type", "").split(";")[0].strip()
-            if content_type != "application/x-www-form-urlencoded":
-                raise InvalidRequest("send application/x-www-form-urlencoded")
-            params = parse_params(body)
-        else:
-            params = parse_params(request.url.query)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        headers["x-request-id"] = request.scope.get("state", {}).get("request_id", "")
-        return Request(method=request.method, url=endpoint_url, headers=headers, params=params,
-                       remote=request.client.host if request.client else "")
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Blocking work of an endpoint, on the provider's own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
-    @staticmethod
-    def _send(result: OAuthResponse) -> Response:
-        return Response(result.body, result.status, headers=dict(result.headers))
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
 
     def _api(self, handler: Callable[[Request, dt.datetime], OAuthResponse],
-             url: str) -> Callable[[StarletteRequest], Awaitable[Response]]:
-        async def endpoint(request: StarletteRequest) -> Response:
-            try:
-                oauth_request = await self._request(request, url)
-            except (OAuthError, UnicodeDecodeError) as exc:
-                error = exc if isinstance(exc, OAuthError) else InvalidRequest("bad encoding")
-                return self._send(OAuthResponse.error(error))
-            result = await self.ctx.run(handler, oauth_request, self.now())
-            return self._send(result)
-        return endpoint
+             url: str) -> _ApiEndpoint:
+        return _ApiEndpoint(self, handler, url)
 
     def _page(self, request: StarletteRequest, name: str, context: dict[str, Any],
               status: int = 200, *, lang: str = "") -> Response:
@@ -160,7 +148,7 @@ class IdentityHttp:
                     parse_params(request.url.query)
             except (OAuthError, UnicodeDecodeError):
                 return self._outcome(request, Outcome(error=InvalidRequest("malformed form")))
-            outcome = await self.ctx.run(step, request, params)
+            outcome = await self.run(step, request, params)
             return self._outcome(request, outcome)
         return endpoint
 
@@ -232,7 +220,7 @@ class IdentityHttp:
                                                 self.now())
 
         async def qr_status(request: StarletteRequest) -> Response:
-            status = await self.ctx.run(login.qr_status, cookie(request, interaction),
+            status = await self.run(login.qr_status, cookie(request, interaction),
                                         self.now())
             return JSONResponse({"status": status}, headers={"cache-control": "no-store"})
 
@@ -285,7 +273,7 @@ class IdentityHttp:
 
         async def run(fn: Callable[..., Any], *args: Any) -> Response:
             try:
-                result = await self.ctx.run(fn, *args)
+                result = await self.run(fn, *args)
             except VnidError as exc:
                 return _app_error(exc)
             return JSONResponse(result, headers={"cache-control": "no-store"})
@@ -330,6 +318,53 @@ class IdentityHttp:
             Route(f"{p}/app/v1/approvals/{{approval}}", decide, methods=["POST"]),
             Route(f"{p}/app/v1/devices", enrol, methods=["POST"]),
         ]
+
+
+class _ApiEndpoint:
+    """A protocol endpoint as a plain ASGI application (the token, PAR and userinfo endpoints are
+    the provider's hot path): the request is read and the answer written without building
+    Starlette request and response objects."""
+
+    def __init__(self, http: IdentityHttp,
+                 handler: Callable[[Request, dt.datetime], OAuthResponse], url: str) -> None:
+        self.http = http
+        self.handler = handler
+        self.url = url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", ())}
+        result: OAuthResponse
+        try:
+            if method == "POST":
+                body = b""
+                more = True
+                while more:
+                    message = await receive()
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > _MAX_BODY:
+                        raise InvalidRequest("the request is too large")
+                content_type = headers.get("content-type", "").split(";")[0].strip()
+                if content_type != "application/x-www-form-urlencoded":
+                    raise InvalidRequest("send application/x-www-form-urlencoded")
+                params = parse_params(body)
+            else:
+                params = parse_params(scope.get("query_string", b""))
+        except (OAuthError, UnicodeDecodeError) as exc:
+            error = exc if isinstance(exc, OAuthError) else InvalidRequest("bad encoding")
+            result = OAuthResponse.error(error)
+        else:
+            headers["x-request-id"] = scope.get("state", {}).get("request_id", "")
+            client = scope.get("client")
+            request = Request(method=method, url=self.url, headers=headers, params=params,
+                              remote=client[0] if client else "")
+            result = await self.http.run(self.handler, request, self.http.now())
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
+        raw.append((b"content-length", str(len(result.body)).encode()))
+        await send({"type": "http.response.start", "status": result.status, "headers": raw})
+        await send({"type": "http.response.body", "body": result.body})
 
 
 def _app_error(exc: VnidError) -> Response:

@@ -82,7 +82,8 @@ class IdentityModule(Module):
         self.delivery = LogoutDelivery(ctx.db, attempts=self.config.logout_delivery_attempts,
                                        clock=ctx.clock)
         self._wake = asyncio.Event()
-        self.http = IdentityHttp(ctx, self.provider, on_logout=self._wake.set)
+        self.http = IdentityHttp(ctx, self.provider, on_logout=self._wake.set,
+                                 threads=self.config.http_threads)
         self._task: asyncio.Task[None] | None = None
         ctx.registry["bearer_authenticator"] = TokenBearerAuthenticator(self.provider)
         ctx.registry["identity_provider"] = self.provider
@@ -107,6 +108,7 @@ class IdentityModule(Module):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.delivery.close()
+        await asyncio.to_thread(self.http.close)
 
     async def _work(self) -> None:
         last_rotation = last_purge = self.ctx.clock()

@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -36,7 +34,6 @@ from server.storage.identity import (
     DeviceRow,
     LogoutDeliveryRow,
     ProofingRow,
-    ReplayRow,
     SessionClientRow,
     SessionRow,
     SigningKeyRow,
@@ -76,33 +73,13 @@ __all__ = ["SqlStore", "SqlTransaction", "TotpSealer"]
 A = cast(Table, ArtifactRow.__table__)
 T = cast(Table, TokenRow.__table__)
 S = cast(Table, SessionRow.__table__)
-R = cast(Table, ReplayRow.__table__)
 ACC = cast(Table, AccountRow.__table__)
-SC = cast(Table, SessionClientRow.__table__)
 
-# The statements of the hot path (PAR, authorize with a session, token, userinfo), built once:
-# building a statement costs more than running it on SQLite.
-_REPLAY = {name: ins(R).on_conflict_do_nothing().returning(R.c.kind)
-           for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
-_SESSION_CLIENT = {name: ins(SC).on_conflict_do_nothing().returning(SC.c.sid)
-                   for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+# Statements used often enough to build once (building one costs more than SQLite running it).
 _ACCOUNT = select(ACC).where(ACC.c.account_id == bindparam("b_id"))
 _ACCOUNT_BY_IDENTIFIER = select(ACC).where(ACC.c.identifier == bindparam("b_id"))
-_INSERT_ARTIFACT = insert(A)
-_TAKE_PUSHED = update(A).where(
-    A.c.kind == "par", A.c.handle == bindparam("b_handle"), A.c.used_at.is_(None),
-    A.c.expires_at > bindparam("b_now")).values(used_at=bindparam("b_used")).returning(A.c.data)
-_TAKE_CODE = update(A).where(
-    A.c.kind == "code", A.c.handle == bindparam("b_handle"), A.c.used_at.is_(None)).values(
-    used_at=bindparam("b_used")).returning(A.c.data)
 _ARTIFACT = select(A.c.data, A.c.used_at, A.c.expires_at).where(
     A.c.kind == bindparam("b_kind"), A.c.handle == bindparam("b_handle"))
-_SESSION_BY_KEY = select(S).where(S.c.key_hash == bindparam("b_key"))
-_SESSION_BY_SID = select(S).where(S.c.sid == bindparam("b_sid"))
-_TOUCH_SESSION = update(S).where(S.c.key_hash == bindparam("b_key")).values(
-    last_seen_at=bindparam("b_seen"))
-_INSERT_TOKEN = insert(T)
-_TOKEN = select(T).where(T.c.token_hash == bindparam("b_hash"))
 _CONSENT = select(ConsentRow.scopes).where(
     ConsentRow.account_id == bindparam("b_account"), ConsentRow.client_id == bindparam("b_client"),
     ConsentRow.withdrawn_at.is_(None))
@@ -139,6 +116,82 @@ def _scopes(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _sqlite_value(value: Any) -> Any:
+    """A parameter as SQLAlchemy stores it on SQLite (UTCDateTime: naive UTC text with
+    microseconds, so that text comparison orders instants; booleans as integers)."""
+    if isinstance(value, dt.datetime):
+        v = value.astimezone(dt.UTC)
+        return (f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+                f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """A stored instant as an aware UTC datetime (SQLite gives text, PostgreSQL datetimes)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    assert isinstance(value, dt.datetime)
+    return value.astimezone(dt.UTC)
+
+
+def _at(value: Any) -> dt.datetime:
+    """A stored instant that cannot be NULL."""
+    instant = _instant(value)
+    assert instant is not None
+    return instant
+
+
+class _Direct:
+    """The hottest statements, run on the DB-API connection of the transaction (SQLAlchemy's
+    per-statement work costs several times what SQLite needs to run them). Each statement is
+    written once with ``?`` placeholders; values are converted the way the SQLAlchemy types of
+    :mod:`server.storage.identity` store them, so rows written either way are alike."""
+
+    _PG: dict[str, str] = {}
+
+    def __init__(self, connection: Connection, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+        self.raw: Any = connection.connection.driver_connection
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.sqlite:
+            cursor = self.raw.execute(sql, [_sqlite_value(p) for p in params])
+        else:
+            pg = self._PG.get(sql)
+            if pg is None:
+                pg = self._PG[sql] = sql.replace("?", "%s")
+            cursor = self.raw.cursor()
+            cursor.execute(pg, list(params))
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+_SQL_REPLAY = ("INSERT INTO identity_replay (kind, value_hash, expires_at) VALUES (?, ?, ?) "
+               "ON CONFLICT DO NOTHING RETURNING kind")
+_SQL_ARTIFACT_INSERT = ("INSERT INTO identity_artifacts (kind, handle, client_id, account_id, "
+                        "status, data, expires_at, used_at) VALUES (?, ?, ?, ?, '', ?, ?, NULL)")
+_SQL_TAKE_PUSHED = ("UPDATE identity_artifacts SET used_at = ? WHERE kind = 'par' AND handle = ? "
+                    "AND used_at IS NULL AND expires_at > ? RETURNING data")
+_SQL_TAKE_CODE = ("UPDATE identity_artifacts SET used_at = ? WHERE kind = 'code' AND handle = ? "
+                  "AND used_at IS NULL RETURNING data")
+_SESSION_COLUMNS = ("key_hash, sid, account_id, created_at, last_seen_at, auth_time, level, "
+                    "methods, ended_at")
+_SQL_SESSION_BY_KEY = f"SELECT {_SESSION_COLUMNS} FROM identity_sessions WHERE key_hash = ?"
+_SQL_SESSION_BY_SID = f"SELECT {_SESSION_COLUMNS} FROM identity_sessions WHERE sid = ?"
+_SQL_TOUCH = "UPDATE identity_sessions SET last_seen_at = ? WHERE key_hash = ?"
+_SQL_SESSION_CLIENT = ("INSERT INTO identity_session_clients (sid, client_id, sub, first_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_TOKEN_COLUMNS = ("token_hash, kind, client_id, account_id, sid, grant_id, scope, claims_scope, "
+                  "offline, jkt, auth_time, level, methods, issued_at, expires_at, revoked_at, "
+                  "used_at")
+_SQL_TOKEN_INSERT = (f"INSERT INTO identity_tokens ({_TOKEN_COLUMNS}) VALUES "
+                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQL_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM identity_tokens WHERE token_hash = ?"
+
+
 class SqlTransaction:
     """Implements :class:`vnid.oidc.ports.StoreTransaction` on one open session."""
 
@@ -146,6 +199,7 @@ class SqlTransaction:
                  sealer: TotpSealer | None = None) -> None:
         self.s = connection
         self.c = connection if isinstance(connection, Connection) else connection.connection()
+        self.d = _Direct(self.c, dialect)
         self._dialect = dialect
         self._sealer = sealer
         self.events: list[IdentityEvent] = []
@@ -155,19 +209,10 @@ class SqlTransaction:
     def record(self, event: IdentityEvent) -> None:
         self.events.append(event)
 
-    def _insert_ignore(self, table: Any, values: dict[str, Any]) -> int:
-        """Insert unless the key exists; 1 if inserted. (RETURNING, because the row count of an
-        INSERT is not reported the same way by every driver.)"""
-        stmt = (pg_insert(table) if self._dialect == "postgresql" else sqlite_insert(table))
-        key = next(iter(table.primary_key.columns))
-        result = self.s.execute(stmt.values(**values).on_conflict_do_nothing()
-                                .returning(key))
-        return len(result.all())
-
     def first_use(self, kind: str, value: str, expires_at: dt.datetime) -> bool:
         row = {"kind": kind, "value_hash": handle_hash(value), "expires_at": expires_at}
         self.replays.append(row)
-        return len(self.c.execute(_REPLAY[self._dialect], row).all()) == 1
+        return len(self.d.rows(_SQL_REPLAY, (kind, row["value_hash"], expires_at))) == 1
 
     # ---------------------------------------------------------------- accounts
     def proofing(self, account_id: str) -> ProofingRecord | None:
@@ -343,16 +388,13 @@ class SqlTransaction:
 
     def put_pushed(self, handle_hash: str, request: AuthorizationRequest,
                    expires_at: dt.datetime) -> None:
-        self.c.execute(_INSERT_ARTIFACT, {
-            "kind": "par", "handle": handle_hash, "client_id": request.client_id,
-            "account_id": "", "status": "",
-            "data": json.dumps(to_data(request), separators=(",", ":")),
-            "expires_at": expires_at, "used_at": None})
+        self.d.rows(_SQL_ARTIFACT_INSERT, (
+            "par", handle_hash, request.client_id, "",
+            json.dumps(to_data(request), separators=(",", ":")), expires_at))
 
     def take_pushed(self, handle_hash: str, now: dt.datetime) -> AuthorizationRequest | None:
-        row = self.c.execute(_TAKE_PUSHED, {"b_handle": handle_hash, "b_now": now,
-                                            "b_used": now}).one_or_none()
-        return from_data(AuthorizationRequest, json.loads(row.data)) if row is not None else None
+        rows = self.d.rows(_SQL_TAKE_PUSHED, (now, handle_hash, now))
+        return from_data(AuthorizationRequest, json.loads(rows[0][0])) if rows else None
 
     def put_interaction(self, interaction: Interaction) -> None:
         self._put_artifact("interaction", interaction.interaction_id, to_data(interaction),
@@ -367,16 +409,14 @@ class SqlTransaction:
         self.s.execute(delete(A).where(A.c.kind == "interaction", A.c.handle == interaction_id))
 
     def put_code(self, code: AuthorizationCode) -> None:
-        self.c.execute(_INSERT_ARTIFACT, {
-            "kind": "code", "handle": code.code_hash, "client_id": code.client_id,
-            "account_id": code.account_id, "status": "", "used_at": None,
-            "expires_at": code.expires_at,
-            "data": json.dumps(to_data(code), separators=(",", ":"))})
+        self.d.rows(_SQL_ARTIFACT_INSERT, (
+            "code", code.code_hash, code.client_id, code.account_id,
+            json.dumps(to_data(code), separators=(",", ":")), code.expires_at))
 
     def take_code(self, code_hash: str, now: dt.datetime) -> tuple[AuthorizationCode | None, bool]:
-        row = self.c.execute(_TAKE_CODE, {"b_handle": code_hash, "b_used": now}).one_or_none()
-        if row is not None:
-            return from_data(AuthorizationCode, json.loads(row.data)), False
+        rows = self.d.rows(_SQL_TAKE_CODE, (now, code_hash))
+        if rows:
+            return from_data(AuthorizationCode, json.loads(rows[0][0])), False
         used = self._artifact("code", code_hash)
         if used is None:
             return None, False
@@ -407,6 +447,14 @@ class SqlTransaction:
             level=AssuranceLevel(row.level), methods=_methods(row.methods),
             ended_at=row.ended_at)
 
+    @staticmethod
+    def _session_tuple(row: tuple[Any, ...]) -> ProviderSession:
+        key_hash, sid, account_id, created, seen, auth_time, level, methods, ended = row
+        return ProviderSession(
+            key_hash=key_hash, sid=sid, account_id=account_id, created_at=_at(created),
+            last_seen_at=_at(seen), auth_time=_at(auth_time),
+            level=AssuranceLevel(level), methods=_methods(methods), ended_at=_instant(ended))
+
     def put_session(self, session: ProviderSession) -> None:
         values = {"key_hash": session.key_hash, "account_id": session.account_id,
                   "last_seen_at": session.last_seen_at, "auth_time": session.auth_time,
@@ -419,12 +467,12 @@ class SqlTransaction:
                                             **values))
 
     def session(self, key_hash: str) -> ProviderSession | None:
-        row = self.c.execute(_SESSION_BY_KEY, {"b_key": key_hash}).one_or_none()
-        return self._session(row) if row is not None else None
+        rows = self.d.rows(_SQL_SESSION_BY_KEY, (key_hash,))
+        return self._session_tuple(rows[0]) if rows else None
 
     def session_by_sid(self, sid: str) -> ProviderSession | None:
-        row = self.c.execute(_SESSION_BY_SID, {"b_sid": sid}).one_or_none()
-        return self._session(row) if row is not None else None
+        rows = self.d.rows(_SQL_SESSION_BY_SID, (sid,))
+        return self._session_tuple(rows[0]) if rows else None
 
     def live_sessions(self, account_id: str) -> list[ProviderSession]:
         rows = self.s.execute(select(S).where(S.c.account_id == account_id,
@@ -432,7 +480,7 @@ class SqlTransaction:
         return [self._session(r) for r in rows]
 
     def touch_session(self, key_hash: str, now: dt.datetime) -> None:
-        self.c.execute(_TOUCH_SESSION, {"b_key": key_hash, "b_seen": now})
+        self.d.rows(_SQL_TOUCH, (now, key_hash))
 
     def end_session(self, sid: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(S).where(S.c.sid == sid, S.c.ended_at.is_(None))
@@ -440,8 +488,7 @@ class SqlTransaction:
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
     def add_session_client(self, sid: str, client_id: str, sub: str, now: dt.datetime) -> None:
-        self.c.execute(_SESSION_CLIENT[self._dialect], {
-            "sid": sid, "client_id": client_id, "sub": sub, "first_at": now}).all()
+        self.d.rows(_SQL_SESSION_CLIENT, (sid, client_id, sub, now))
 
     def session_clients(self, sid: str) -> list[SessionClient]:
         rows = self.s.execute(select(SessionClientRow.client_id, SessionClientRow.sub).where(
@@ -457,28 +504,26 @@ class SqlTransaction:
 
     # ---------------------------------------------------------------- tokens
     def put_token(self, token: TokenRecord) -> None:
-        self.c.execute(_INSERT_TOKEN, {
-            "token_hash": token.token_hash, "kind": token.kind.value,
-            "client_id": token.client_id, "account_id": token.account_id, "sid": token.sid,
-            "grant_id": token.grant_id, "scope": " ".join(sorted(token.scope)),
-            "claims_scope": " ".join(sorted(token.claims_scope)),
-            "offline": "offline_access" in token.scope, "jkt": token.jkt,
-            "auth_time": token.auth_time, "level": int(token.level),
-            "methods": " ".join(m.value for m in token.methods), "issued_at": token.issued_at,
-            "expires_at": token.expires_at, "revoked_at": token.revoked_at,
-            "used_at": token.used_at})
+        self.d.rows(_SQL_TOKEN_INSERT, (
+            token.token_hash, token.kind.value, token.client_id, token.account_id, token.sid,
+            token.grant_id, " ".join(sorted(token.scope)), " ".join(sorted(token.claims_scope)),
+            "offline_access" in token.scope, token.jkt, token.auth_time, int(token.level),
+            " ".join(m.value for m in token.methods), token.issued_at, token.expires_at,
+            token.revoked_at, token.used_at))
 
     def token(self, token_hash: str) -> TokenRecord | None:
-        row = self.c.execute(_TOKEN, {"b_hash": token_hash}).one_or_none()
-        if row is None:
+        rows = self.d.rows(_SQL_TOKEN, (token_hash,))
+        if not rows:
             return None
+        (token_hash, kind, client_id, account_id, sid, grant_id, scope, claims_scope, _offline,
+         jkt, auth_time, level, methods, issued_at, expires_at, revoked_at, used_at) = rows[0]
         return TokenRecord(
-            token_hash=row.token_hash, kind=TokenKind(row.kind), client_id=row.client_id,
-            grant_id=row.grant_id, scope=_scopes(row.scope), issued_at=row.issued_at,
-            expires_at=row.expires_at, account_id=row.account_id, sid=row.sid,
-            claims_scope=_scopes(row.claims_scope), jkt=row.jkt, auth_time=row.auth_time,
-            level=AssuranceLevel(row.level), methods=_methods(row.methods),
-            revoked_at=row.revoked_at, used_at=row.used_at)
+            token_hash=token_hash, kind=TokenKind(kind), client_id=client_id, grant_id=grant_id,
+            scope=_scopes(scope), issued_at=_at(issued_at), expires_at=_at(expires_at),
+            account_id=account_id,
+            sid=sid, claims_scope=_scopes(claims_scope), jkt=jkt, auth_time=_instant(auth_time),
+            level=AssuranceLevel(level), methods=_methods(methods),
+            revoked_at=_instant(revoked_at), used_at=_instant(used_at))
 
     def use_refresh(self, token_hash: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(T).where(T.c.token_hash == token_hash,
@@ -629,7 +674,8 @@ class SqlStore:
                 with self._lock, self.db.write() as session:
                     after = SqlTransaction(session, self.db.dialect)
                     for row in replays:
-                        after._insert_ignore(ReplayRow.__table__, row)
+                        after.d.rows(_SQL_REPLAY, (row["kind"], row["value_hash"],
+                                                   row["expires_at"]))
                     if failures:
                         append_events(session, self._audit(failures, request_id, actor))
             raise
