@@ -40,10 +40,11 @@ class IdentityConfig:
     clients: tuple[Client, ...] = ()
     key_passphrase: str = ""  # empty: a random one kept in the database (embedded demo only)
     worker_interval_seconds: float = 1.0
-    # Threads for the provider's HTTP endpoints. Their work holds the GIL (signatures) or waits
-    # on one database writer, so a few threads serve as many requests as many would, with less
-    # switching between them. Raise it for PostgreSQL far away (more requests wait on the network).
-    http_threads: int = 4
+    # Where the protocol endpoints (PAR, token, userinfo, ...) run. -1 (default): on the event
+    # loop with SQLite — each request is a few hundred microseconds of CPU and no network wait,
+    # and a hop to a thread costs as much again — and on 4 threads with PostgreSQL. 0: always
+    # on the loop; n > 0: always on n threads. Pages (argon2 password checks) always use threads.
+    http_threads: int = -1
     client_cache_seconds: float = 30.0
     logout_delivery_attempts: int = 8
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -78,7 +79,7 @@ class IdentityConfig:
             clients=clients,
             key_passphrase=str(data.get("key_passphrase", "")),
             worker_interval_seconds=float(data.get("worker_interval_seconds", 1.0)),
-            http_threads=int(data.get("http_threads", 4)),
+            http_threads=int(data.get("http_threads", -1)),
             client_cache_seconds=float(data.get("client_cache_seconds", 30.0)),
             logout_delivery_attempts=int(data.get("logout_delivery_attempts", 8)),
         )

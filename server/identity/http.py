@@ -55,9 +55,11 @@ T = TypeVar("T")
 
 class IdentityHttp:
     def __init__(self, ctx: AppContext, provider: OpenIDProvider, *,
-                 on_logout: Callable[[], None] = lambda: None, threads: int = 4) -> None:
+                 on_logout: Callable[[], None] = lambda: None, threads: int = -1) -> None:
         self.ctx = ctx
-        self.executor = ThreadPoolExecutor(max_workers=max(1, threads),
+        # Protocol endpoints on the event loop, or on threads (see IdentityConfig.http_threads).
+        self.inline = threads == 0 or (threads < 0 and ctx.db.is_sqlite)
+        self.executor = ThreadPoolExecutor(max_workers=threads if threads > 0 else 4,
                                            thread_name_prefix="identity-http")
         self.provider = provider
         self.on_logout = on_logout
@@ -360,7 +362,10 @@ class _ApiEndpoint:
             client = scope.get("client")
             request = Request(method=method, url=self.url, headers=headers, params=params,
                               remote=client[0] if client else "")
-            result = await self.http.run(self.handler, request, self.http.now())
+            if self.http.inline:
+                result = self.handler(request, self.http.now())
+            else:
+                result = await self.http.run(self.handler, request, self.http.now())
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
         raw.append((b"content-length", str(len(result.body)).encode()))
         await send({"type": "http.response.start", "status": result.status, "headers": raw})
