@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from server import cli_documents
+from server import cli_documents, cli_identity
 from server.cli_ca import register as register_ca_commands
 from server.config import Config, ConfigError, load_config
 
@@ -173,7 +173,9 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
 # Command groups contributed by the domain modules: each is a function that adds its subparsers
 # (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
 # adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
-COMMAND_GROUPS: list[Callable[[Any], None]] = [register_ca_commands, cli_documents.register]
+COMMAND_GROUPS: list[Callable[[Any], None]] = [
+    register_ca_commands, cli_documents.register, cli_identity.register,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

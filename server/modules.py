@@ -100,5 +100,11 @@ def _documents(ctx: AppContext) -> Module:
     return create_module(ctx)
 
 
+def _identity(ctx: AppContext) -> Module:
+    from server.identity.module import identity_module
+
+    return identity_module(ctx)
+
+
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca, _documents]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca, _documents, _identity]

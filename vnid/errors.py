@@ -70,3 +70,4 @@ class RateLimited(VnidError):
     """Too many attempts; try again later."""
 
     reason = "RATE_LIMITED"
+

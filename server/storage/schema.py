@@ -7,6 +7,7 @@ from server.storage import (  # noqa: F401 - imported for their tables
     audit,
     ca,
     documents,
+    identity,
 )
 from server.storage.base import Base
 
