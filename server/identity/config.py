@@ -40,10 +40,11 @@ class IdentityConfig:
     clients: tuple[Client, ...] = ()
     key_passphrase: str = ""  # empty: a random one kept in the database (embedded demo only)
     worker_interval_seconds: float = 1.0
-    # Where the protocol endpoints (PAR, token, userinfo, ...) run. -1 (default): on the event
-    # loop with SQLite — each request is a few hundred microseconds of CPU and no network wait,
-    # and a hop to a thread costs as much again — and on 4 threads with PostgreSQL. 0: always
-    # on the loop; n > 0: always on n threads. Pages (argon2 password checks) always use threads.
+    # Where the protocol endpoints (PAR, token, userinfo, ...) run: n > 0 on n threads; -1 (the
+    # default) on 4 threads; 0 on the event loop. The event loop saves a thread hop (a few hundred
+    # microseconds per request with SQLite) but waits there whenever another writer holds the
+    # database lock, and while it waits no other request of any kind is served: only for a
+    # deployment that does nothing else. Pages (argon2 password checks) always use threads.
     http_threads: int = -1
     client_cache_seconds: float = 30.0
     logout_delivery_attempts: int = 8

@@ -58,7 +58,7 @@ class IdentityHttp:
                  on_logout: Callable[[], None] = lambda: None, threads: int = -1) -> None:
         self.ctx = ctx
         # Protocol endpoints on the event loop, or on threads (see IdentityConfig.http_threads).
-        self.inline = threads == 0 or (threads < 0 and ctx.db.is_sqlite)
+        self.inline = threads == 0
         self.executor = ThreadPoolExecutor(max_workers=threads if threads > 0 else 4,
                                            thread_name_prefix="identity-http")
         self.provider = provider
