@@ -21,13 +21,14 @@ import vnid.errors as ve
 
 __all__ = [
     "ERROR_DOMAIN",
-    "STATUS_TABLE",
     "InvalidArgument",
     "MappedError",
     "NotAuthenticated",
     "PermissionDenied",
+    "STATUS_TABLE",
     "ServerError",
     "Unavailable",
+    "Unimplemented",
     "map_exception",
 ]
 
@@ -71,12 +72,19 @@ class Unavailable(ServerError):
     reason = "UNAVAILABLE"
 
 
+class Unimplemented(ServerError):
+    """The method does not exist on this server."""
+
+    reason = "UNIMPLEMENTED"
+
+
 # Exception class -> status code. Order does not matter: lookup walks the exception's MRO.
 STATUS_TABLE: Mapping[type[BaseException], grpc.StatusCode] = {
     NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     ve.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     ve.NotFound: grpc.StatusCode.NOT_FOUND,
     ve.Conflict: grpc.StatusCode.ALREADY_EXISTS,

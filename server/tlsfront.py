@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 __all__ = ["PeerConnection", "PeerRegistry", "TlsFront", "make_server_context"]
 
@@ -73,15 +73,16 @@ def make_server_context(
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
-    ctx.use_certificate(crypto.X509.from_cryptography(chain[0]))
+    ctx.use_certificate(chain[0])
     for extra in chain[1:]:
-        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
-    ctx.use_privatekey(crypto.PKey.from_cryptography_key(key))  # type: ignore[arg-type]
+        ctx.add_extra_chain_cert(extra)
+    ctx.use_privatekey(key)  # type: ignore[arg-type]
     ctx.check_privatekey()
     # Accept any chain here: the handshake still proves possession of the client key
     # (CertificateVerify); trust is decided by the interceptor so failures can be answered.
     ctx.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: True)
-    ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in client_ca_names])
+    for ca in client_ca_names:  # the CertificateRequest names them, so clients pick the right one
+        ctx.add_client_ca(ca)
     ctx.set_alpn_select_callback(_select_h2)
     ctx.set_session_id(b"vnegov-grpc")
     return ctx

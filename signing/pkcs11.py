@@ -33,7 +33,13 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from signing.ca.keys import KeyAlgorithm
 from signing.errors import FailedPrecondition, InvalidInput, NotFound
 
-__all__ = ["Token", "TokenConfig", "TokenEcKey", "TokenError", "TokenRsaKey"]
+__all__ = [
+    "Token",
+    "TokenConfig",
+    "TokenEcKey",
+    "TokenError",
+    "TokenRsaKey",
+]
 
 
 class TokenError(FailedPrecondition):

@@ -45,3 +45,14 @@ def pki() -> TestPki:
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     """The session's SoftHSM2 tokens; tests keep apart with ``unique_label()`` key labels."""
     return SoftHsm(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture
+def probe_service() -> Iterator[None]:
+    """Adds the test-only ProbeService to servers started while the fixture is active."""
+    from server.modules import MODULES
+    from tests.support.probe import probe_module
+
+    MODULES.append(probe_module)
+    yield
+    MODULES.remove(probe_module)

@@ -13,9 +13,9 @@ from vnid.units import (
 )
 
 __all__ = [
+    "AgencyCodeForm",
     "FORMER_PROVINCES",
     "PROVINCES",
-    "AgencyCodeForm",
     "Province",
     "VnidError",
     "agency_code_form",

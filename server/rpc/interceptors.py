@@ -34,14 +34,14 @@ from server.errors import (
     ERROR_DOMAIN,
     NotAuthenticated,
     PermissionDenied,
-    ServerError,
+    Unimplemented,
     map_exception,
 )
 from server.metrics import Metrics
 from server.rpc.rules import MethodRule
 from server.rpc.state import CallState, current_call, reset_current, set_current
 
-__all__ = ["AuthInterceptor", "ErrorInterceptor", "MethodNotFound", "ObservabilityInterceptor"]
+__all__ = ["AuthInterceptor", "ErrorInterceptor", "ObservabilityInterceptor"]
 
 log = logging.getLogger("server.rpc")
 
@@ -49,10 +49,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 Behavior = Callable[..., Any]
 Around = Callable[[Behavior, bool], Behavior]
-
-
-class MethodNotFound(ServerError):
-    reason = "UNIMPLEMENTED"
 
 
 def _wrap(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
@@ -72,7 +68,7 @@ def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
 
 def _not_found_handler() -> grpc.RpcMethodHandler:
     async def unimplemented(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        raise MethodNotFound("method not implemented")
+        raise Unimplemented("method not implemented")
 
     return grpc.unary_unary_rpc_method_handler(unimplemented)
 

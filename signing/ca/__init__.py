@@ -30,12 +30,12 @@ from signing.ca.keys import (
 
 __all__ = [
     "CA_KEY_USAGES",
-    "OID_VNEGOV",
-    "OID_VNEGOV_SUBJECT_INFO",
     "CertificateSpec",
     "InvalidCsr",
     "KeyAlgorithm",
     "KeyUsages",
+    "OID_VNEGOV",
+    "OID_VNEGOV_SUBJECT_INFO",
     "SubjectInfo",
     "WeakKey",
     "check_public_key",

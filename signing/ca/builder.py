@@ -139,7 +139,8 @@ def issue_certificate(
     else:
         issuer_name = issuer_certificate.subject
         issuer_public = issuer_certificate.public_key()
-        if spec.not_after > issuer_certificate.not_valid_after_utc:
+        # X.509 times have whole seconds; compare as they will be encoded.
+        if spec.not_after.replace(microsecond=0) > issuer_certificate.not_valid_after_utc:
             raise InvalidInput("certificate would outlive its issuer", reason="OUTLIVES_ISSUER")
     if issuer_key.public_key() != issuer_public:
         raise InvalidInput("issuer key does not match the issuer certificate", reason="KEY_MISMATCH")

@@ -22,8 +22,8 @@ from signing.errors import InvalidInput
 
 __all__ = [
     "ALLOWED_CURVES",
-    "MIN_RSA_BITS",
     "KeyAlgorithm",
+    "MIN_RSA_BITS",
     "WeakKey",
     "check_public_key",
     "dump_encrypted_private_key",

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -109,9 +110,12 @@ async def running_server(pki: TestPki, directory: Path, database_url: str,
 
 
 class ServerProcess:
-    """``python -m server serve`` in a child process, with its configuration in a TOML file."""
+    """``python -m server serve`` (or another entry module) in a child process, configured by a
+    TOML file written from ``config``."""
 
-    def __init__(self, config: dict[str, Any], directory: Path) -> None:
+    def __init__(self, config: dict[str, Any], directory: Path, *,
+                 module: str = "server") -> None:
+        self.module = module
         self.config_path = directory / "vnegov.toml"
         self.config_path.write_text(tomli_w.dumps(config), encoding="utf-8")
         self.log_path = directory / "server.log"
@@ -123,14 +127,19 @@ class ServerProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
         self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--config", str(self.config_path), "serve"],
+            [sys.executable, "-m", self.module, "--config", str(self.config_path), "serve"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
-            if b'"server started"' in self.log_path.read_bytes():
-                return
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.http_port}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
             time.sleep(0.05)
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.logs()}")
 

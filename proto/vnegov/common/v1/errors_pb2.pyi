@@ -71,6 +71,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The server is shutting down or a dependency is unavailable; retry."""
     REQUEST_ID_REUSED: _ErrorReason.ValueType  # 13
     """A request_id was reused with a different request (AIP-155)."""
+    UNIMPLEMENTED: _ErrorReason.ValueType  # 14
+    """The method does not exist on this server."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons shared by every API. Each API adds its own reasons (listed in its package)."""
@@ -102,4 +104,6 @@ UNAVAILABLE: ErrorReason.ValueType  # 12
 """The server is shutting down or a dependency is unavailable; retry."""
 REQUEST_ID_REUSED: ErrorReason.ValueType  # 13
 """A request_id was reused with a different request (AIP-155)."""
+UNIMPLEMENTED: ErrorReason.ValueType  # 14
+"""The method does not exist on this server."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError, load_config
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "vnegov.toml"
+    path.write_text('data_dir = "d"\n[tls]\ncert_file = "pki/server.pem"\n'
+                    'client_ca_files = ["a.pem", "b.pem"]\n')
+    config = load_config(path, {})
+    assert config.data_dir == str(tmp_path / "d")
+    assert config.tls.cert_file == str(tmp_path / "pki" / "server.pem")
+    assert config.tls.client_ca_files == (str(tmp_path / "a.pem"), str(tmp_path / "b.pem"))
+    assert config.storage.url == f"sqlite:///{tmp_path / 'd' / 'vnegov.db'}"
+    assert config.server.plaintext is False
+
+
+def test_environment_overrides_are_typed(tmp_path: Path) -> None:
+    config = load_config(None, {
+        "VNEGOV__DATA_DIR": str(tmp_path), "VNEGOV__SERVER__GRPC_PORT": "50099",
+        "VNEGOV__SERVER__PLAINTEXT": "true", "VNEGOV__TLS__CLIENT_CA_FILES": "/a.pem, /b.pem",
+        "VNEGOV__STORAGE__URL": "postgresql+psycopg://u@h/db", "UNRELATED": "x",
+    })
+    assert config.server.grpc_port == 50099 and config.server.plaintext is True
+    assert config.tls.client_ca_files == ("/a.pem", "/b.pem")
+    assert config.storage.url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"sever": {}}, "unknown configuration key 'sever'"),
+    ({"server": {"grpc_prot": 1}}, "unknown configuration key 'server.grpc_prot'"),
+    ({"auth": {"callers": [{"agency_code": "x", "scope": []}]}},
+     "unknown configuration key 'auth.callers[0].scope'"),
+    ({"server": {"grpc_port": "fifty"}}, "'server.grpc_port' must be an integer"),
+    ({"server": {"plaintext": "maybe"}}, "'server.plaintext' must be true or false"),
+    ({"logging": {"format": "xml"}}, "logging.format must be"),
+    ({"server": 5}, "server must be a table"),
+])
+def test_errors_name_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as err:
+        Config.from_config(data)
+    assert message in str(err.value)
+
+
+def test_domain_sections_pass_through_for_their_modules() -> None:
+    config = Config.from_config({"payments": {"currency": "VND"}})
+    assert config.extensions == {"payments": {"currency": "VND"}}
+
+
+def test_config_is_frozen() -> None:
+    config = Config.from_config({})
+    with pytest.raises(AttributeError):
+        config.server.grpc_port = 1  # type: ignore[misc]
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", {})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, {})
