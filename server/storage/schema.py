@@ -3,7 +3,10 @@
 A domain adding tables adds its module to the import list below.
 """
 
-from server.storage import audit  # noqa: F401
+from server.storage import (
+    audit,  # noqa: F401
+    payments,  # noqa: F401
+)
 from server.storage.base import Base
 
 metadata = Base.metadata
