@@ -1,0 +1,336 @@
+"""Receipts on the database: issuance from the outbox, numbering, corrections, transmission.
+
+Issuance runs in one transaction per payment: it takes the outbox row, locks the counter row of
+(template, series, year), numbers and signs each receipt, stores them and marks the work done. A
+crash anywhere before the commit leaves the counter, the receipts and the outbox row as they
+were, so the retry after a restart issues the same receipts with the same numbers: no gap, no
+duplicate. The unique ``original_key`` (payment and collecting body) makes a second original
+impossible even if two workers raced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+import payments.errors as pe
+from payments.money import local_date
+from payments.payments.states import PAID_STATES
+from payments.receipts.model import (
+    Organisation,
+    ReceiptData,
+    ReceiptKind,
+    ReceiptLine,
+    RelatedReceipt,
+    group_lines,
+    next_number,
+    series_for,
+)
+from payments.receipts.report import UsageReport, usage_report
+from payments.receipts.signing import XmlSigner, document_digest, sign_document
+from payments.receipts.transmission import (
+    TaxAuthorityTransport,
+    build_envelope,
+    new_message_id,
+    parse_acknowledgement,
+)
+from payments.receipts.xml1271 import (
+    build_cancellation_xml,
+    build_receipt_xml,
+    parse_receipt_xml,
+)
+from server.payments.common import audit, enqueue, new_id, payment_from_row
+from server.storage.db import Database
+from server.storage.payments import (
+    OutboxRow,
+    PaymentRow,
+    ReceiptCancellationRow,
+    ReceiptCounterRow,
+    ReceiptRow,
+    TaxSubmissionRow,
+)
+
+__all__ = ["ReceiptsStore", "StoredReceipt"]
+
+_METHODS = {"vietqr": "Chuyển khoản (VietQR)", "platform": "Nền tảng thanh toán Cổng DVCQG",
+            "gateway": "Cổng thanh toán trực tuyến"}
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    id: str
+    payment_id: str
+    data: ReceiptData
+    xml: bytes
+    status: str  # valid | replaced | adjusted | cancelled
+
+    @property
+    def name(self) -> str:
+        return f"payments/{self.payment_id}/receipts/{self.id}"
+
+
+class ReceiptsStore:
+    def __init__(self, db: Database, *, organisations: Mapping[str, Organisation],
+                 signer_for: Callable[[str], XmlSigner], template: str = "EBL01",
+                 sender_code: str = "V0000000") -> None:
+        self.db = db
+        self.organisations = dict(organisations)
+        self.signer_for = signer_for
+        self.template = template
+        self.sender_code = sender_code
+
+    def _organisation(self, agency_code: str) -> Organisation:
+        org = self.organisations.get(agency_code)
+        if org is None:
+            raise pe.FailedPrecondition("no organisation profile for the collecting body",
+                                        reason="NO_ORGANISATION",
+                                        metadata={"agency_code": agency_code})
+        return org
+
+    def _allocate(self, s: Session, template: str, at: dt.datetime) -> tuple[str, int, int]:
+        series, year = series_for(at)
+        stmt = select(ReceiptCounterRow).where(ReceiptCounterRow.template == template,
+                                               ReceiptCounterRow.series == series,
+                                               ReceiptCounterRow.year == year)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        counter = s.execute(stmt).scalar_one_or_none()
+        if counter is None:
+            s.execute(insert(ReceiptCounterRow).values(template=template, series=series,
+                                                       year=year, last_number=0))
+            last = 0
+        else:
+            last = counter.last_number
+        number = next_number(last)
+        s.execute(update(ReceiptCounterRow).where(
+            ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
+            ReceiptCounterRow.year == year).values(last_number=number))
+        return series, year, number
+
+    def _insert(self, s: Session, data: ReceiptData, *, year: int, original_key: str | None,
+                related_id: str | None, request_id: str) -> bytes:
+        xml = sign_document(self.signer_for(data.collector.agency_code), build_receipt_xml(data),
+                            signing_time=data.issued_at)
+        s.execute(insert(ReceiptRow).values(
+            id=data.id, payment_id=data.payment_id, kind=data.kind.value,
+            collector=data.collector.agency_code, template=data.template, series=data.series,
+            year=year, number=data.number, issued_at=data.issued_at, total=data.total,
+            original_key=original_key, related_id=related_id, xml=xml,
+            xml_sha256=document_digest(xml)))
+        enqueue(s, "tax.send", data.id, {"receipt": data.id}, data.issued_at)
+        audit(s, at=data.issued_at, request_id=request_id, actor="receipts",
+              action=f"receipt.{data.kind.value}",
+              details={"receipt": data.id, "payment": data.payment_id, "label": data.label,
+                       "total": data.total})
+        return xml
+
+    def issue_for_payment(self, payment_id: str, *, now: dt.datetime) -> list[str]:
+        """Issue the original receipt(s) of a paid payment (idempotent)."""
+        with self.db.write() as s:
+            stmt = select(OutboxRow).where(OutboxRow.kind == "receipt.issue",
+                                           OutboxRow.ref == payment_id)
+            if not self.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            task = s.execute(stmt).scalar_one_or_none()
+            if task is None or task.state == "done":
+                return []
+            row = s.get(PaymentRow, payment_id)
+            if row is None:
+                raise pe.NotFound("no such payment")
+            p = payment_from_row(row)
+            if p.state not in PAID_STATES:
+                raise pe.FailedPrecondition("the payment is not paid")
+            issued = []
+            for collector, lines in group_lines(p):
+                key = f"{p.id}:{collector}"
+                if s.execute(select(ReceiptRow.id).where(ReceiptRow.original_key == key)
+                             ).first() is not None:
+                    continue
+                org = self._organisation(collector)
+                series, year, number = self._allocate(s, self.template, now)
+                data = ReceiptData(new_id(), ReceiptKind.ORIGINAL, self.template, series,
+                                   number, now, org, p.payer, lines,
+                                   _METHODS.get(p.channel, p.channel), p.id, p.procedure_code,
+                                   p.dossier_code)
+                self._insert(s, data, year=year, original_key=key, related_id=None,
+                             request_id=f"outbox:{task.id}")
+                issued.append(data.id)
+            s.execute(update(OutboxRow).where(OutboxRow.id == task.id).values(
+                state="done", done_at=now, attempts=task.attempts + 1))
+            return issued
+
+    def pending_issues(self, *, now: dt.datetime, limit: int = 100) -> list[str]:
+        with self.db.read() as s:
+            return list(s.execute(select(OutboxRow.ref).where(
+                OutboxRow.kind == "receipt.issue", OutboxRow.state == "pending",
+                OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
+            ).scalars())
+
+    # ------------------------------------------------------------ reading
+    def _status(self, s: Session, receipt_id: str) -> str:
+        if s.execute(select(ReceiptCancellationRow.id).where(
+                ReceiptCancellationRow.receipt_id == receipt_id)).first():
+            return "cancelled"
+        kinds = s.execute(select(ReceiptRow.kind).where(ReceiptRow.related_id == receipt_id)
+                          ).scalars().all()
+        if ReceiptKind.REPLACEMENT.value in kinds:
+            return "replaced"
+        return "adjusted" if kinds else "valid"
+
+    def _stored(self, s: Session, row: ReceiptRow) -> StoredReceipt:
+        return StoredReceipt(row.id, row.payment_id, parse_receipt_xml(row.xml,
+                                                                       receipt_id=row.id),
+                             row.xml, self._status(s, row.id))
+
+    def get(self, receipt_id: str) -> StoredReceipt:
+        with self.db.read() as s:
+            row = s.get(ReceiptRow, receipt_id)
+            if row is None:
+                raise pe.NotFound("no such receipt")
+            return self._stored(s, row)
+
+    def for_payment(self, payment_id: str) -> list[StoredReceipt]:
+        with self.db.read() as s:
+            rows = s.execute(select(ReceiptRow).where(ReceiptRow.payment_id == payment_id)
+                             .order_by(ReceiptRow.issued_at, ReceiptRow.number)).scalars().all()
+            return [self._stored(s, r) for r in rows]
+
+    def find(self, template: str, series: str, number: int) -> StoredReceipt | None:
+        with self.db.read() as s:
+            row = s.execute(select(ReceiptRow).where(
+                ReceiptRow.template == template, ReceiptRow.series == series,
+                ReceiptRow.number == number).order_by(ReceiptRow.year.desc())).scalars().first()
+            return self._stored(s, row) if row is not None else None
+
+    def cancellation_xml(self, receipt_id: str) -> bytes | None:
+        with self.db.read() as s:
+            row = s.execute(select(ReceiptCancellationRow).where(
+                ReceiptCancellationRow.receipt_id == receipt_id)).scalar_one_or_none()
+            return row.xml if row is not None else None
+
+    # ------------------------------------------------------------ corrections
+    def _original_for_correction(self, s: Session, receipt_id: str) -> ReceiptRow:
+        row = s.get(ReceiptRow, receipt_id)
+        if row is None:
+            raise pe.NotFound("no such receipt")
+        if self._status(s, receipt_id) != "valid" and row.kind == "original":
+            raise pe.FailedPrecondition("the receipt was already cancelled or replaced",
+                                        reason="RECEIPT_NOT_CORRECTABLE")
+        return row
+
+    def correct(self, receipt_id: str, *, kind: ReceiptKind, lines: tuple[ReceiptLine, ...],
+                reason: str, actor: str, request_id: str, now: dt.datetime) -> StoredReceipt:
+        """A replacement (full new content) or an adjustment (differences) of a receipt."""
+        if kind is ReceiptKind.ORIGINAL:
+            raise pe.InvalidInput("a correction is a replacement or an adjustment")
+        if not reason.strip():
+            raise pe.InvalidInput("a correction needs a reason", metadata={"field": "reason"})
+        with self.db.write() as s:
+            row = self._original_for_correction(s, receipt_id)
+            original = parse_receipt_xml(row.xml, receipt_id=row.id)
+            series, year, number = self._allocate(s, row.template, now)
+            data = ReceiptData(new_id(), kind, row.template, series, number, now,
+                               original.collector, original.payer, lines,
+                               original.payment_method, original.payment_id,
+                               original.procedure_code, original.dossier_code,
+                               RelatedReceipt(row.template, row.series, row.number,
+                                              local_date(row.issued_at), reason))
+            xml = self._insert(s, data, year=year, original_key=None, related_id=row.id,
+                               request_id=request_id)
+            audit(s, at=now, request_id=request_id, actor=actor, action="receipt.correct",
+                  details={"original": row.id, "new": data.id, "kind": kind.value})
+            return StoredReceipt(data.id, data.payment_id, data, xml, "valid")
+
+    def cancel(self, receipt_id: str, *, reason: str, actor: str, request_id: str,
+               now: dt.datetime) -> bytes:
+        with self.db.write() as s:
+            row = self._original_for_correction(s, receipt_id)
+            original = parse_receipt_xml(row.xml, receipt_id=row.id)
+            notice_id = new_id()
+            xml = sign_document(self.signer_for(original.collector.agency_code),
+                                build_cancellation_xml(original, notice_id=notice_id, at=now,
+                                                       reason=reason), signing_time=now)
+            s.execute(insert(ReceiptCancellationRow).values(id=notice_id, receipt_id=row.id,
+                                                            at=now, reason=reason[:500],
+                                                            xml=xml))
+            enqueue(s, "tax.send", f"cancel:{notice_id}", {"cancellation": notice_id}, now)
+            audit(s, at=now, request_id=request_id, actor=actor, action="receipt.cancel",
+                  details={"receipt": row.id, "notice": notice_id})
+            return xml
+
+    # ------------------------------------------------------------ tax authority
+    def transmit_pending(self, transport: TaxAuthorityTransport, *, now: dt.datetime,
+                         tax_code_of: Callable[[str], str], limit: int = 50,
+                         backoff: dt.timedelta = dt.timedelta(seconds=30)) -> int:
+        """Send queued documents, one message each; failures retry with growing delays."""
+        with self.db.read() as s:
+            tasks = s.execute(select(OutboxRow).where(
+                OutboxRow.kind == "tax.send", OutboxRow.state == "pending",
+                OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
+            ).scalars().all()
+        sent = 0
+        for task in tasks:
+            payload = json.loads(task.payload)
+            with self.db.read() as s:
+                if "receipt" in payload:
+                    r = s.get(ReceiptRow, payload["receipt"])
+                    doc, collector, doc_id = (r.xml, r.collector, r.id) if r else (b"", "", "")
+                else:
+                    c = s.get(ReceiptCancellationRow, payload["cancellation"])
+                    r = s.get(ReceiptRow, c.receipt_id) if c else None
+                    doc, collector, doc_id = (c.xml, r.collector, c.id) if c and r else \
+                        (b"", "", "")
+            message_id = new_message_id(self.sender_code)
+            error = ""
+            ack_id = ""
+            try:
+                envelope = build_envelope([doc], sender=self.sender_code,
+                                          tax_code=tax_code_of(collector), message_id=message_id)
+                ack = parse_acknowledgement(transport.send(envelope))
+                if ack.refers_to != message_id:
+                    error = "acknowledgement for another message"
+                elif not ack.accepted:
+                    error = "; ".join(ack.reasons)[:300] or "refused"
+                ack_id = ack.message_id
+            except (OSError, pe.PaymentsError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+            with self.db.write() as s:
+                s.execute(insert(TaxSubmissionRow).values(
+                    message_id=message_id, document_id=doc_id,
+                    state="accepted" if not error else "failed", ack_id=ack_id,
+                    detail=error, sent_at=now))
+                attempts = task.attempts + 1
+                if not error:
+                    s.execute(update(OutboxRow).where(OutboxRow.id == task.id).values(
+                        state="done", attempts=attempts, done_at=now, last_error=""))
+                    sent += 1
+                else:
+                    s.execute(update(OutboxRow).where(OutboxRow.id == task.id).values(
+                        attempts=attempts, last_error=error,
+                        state="failed" if attempts >= 12 else "pending",
+                        next_attempt_at=now + backoff * (2 ** min(attempts, 8))))
+                audit(s, at=now, request_id=message_id, actor="tax-transmission",
+                      action="receipt.transmit", outcome="OK" if not error else "FAILED",
+                      details={"document": doc_id, "message": message_id})
+        return sent
+
+    # ------------------------------------------------------------ reports
+    def usage(self, *, start: dt.date, end: dt.date) -> UsageReport:
+        with self.db.read() as s:
+            rows = s.execute(select(ReceiptRow)).scalars().all()
+            cancelled = set(s.execute(select(ReceiptCancellationRow.receipt_id)).scalars())
+            receipts = [parse_receipt_xml(r.xml, receipt_id=r.id) for r in rows]
+        return usage_report(receipts, start=start, end=end, cancelled=cancelled)
+
+    def numbers(self) -> dict[tuple[str, str, int], list[int]]:
+        with self.db.read() as s:
+            out: dict[tuple[str, str, int], list[int]] = {}
+            for t, se, y, n in s.execute(select(ReceiptRow.template, ReceiptRow.series,
+                                                ReceiptRow.year, ReceiptRow.number)):
+                out.setdefault((t, se, y), []).append(n)
+            return out

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import payments.errors as pe
+from payments.payments import Payer, PaymentState
+from payments.receipts import check_gapless
+from server.payments.common import trial_balance
+from server.payments.store import ConfirmOutcome
+from tests.payments.support import HCM, T0, WARD
+from tests.server.payments.conftest import World
+
+
+def test_paid_payment_gets_one_receipt_per_collecting_body(world: World) -> None:
+    pid = world.paid_payment()
+    p = world.payments.get(pid)
+    assert p.state is PaymentState.PAID and p.collected == p.amount_due == 220000
+    issued = world.receipts.issue_for_payment(pid, now=T0)
+    again = world.receipts.issue_for_payment(pid, now=T0)
+    assert len(issued) == 2 and again == []
+    receipts = world.receipts.for_payment(pid)
+    by_body = {r.data.collector.agency_code: r.data for r in receipts}
+    assert set(by_body) == {HCM, WARD}
+    assert by_body[HCM].total == 100000 and by_body[WARD].total == 120000
+    assert check_gapless([r.data.number for r in receipts])
+    assert {r.data.series for r in receipts} == {"25T"}
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0 and tb.total_debits > 0
+
+
+def test_request_id_replays_and_refuses_a_different_request(world: World) -> None:
+    args = dict(caller="c", request_id="same-request-1", agency_code=HCM, province="79",
+                procedure_code="2.000815", dossier_code="D1", payer=Payer("A"), channel="vietqr",
+                now=T0)
+    first = world.payments.create_payment(**args)  # type: ignore[arg-type]
+    second = world.payments.create_payment(**args)  # type: ignore[arg-type]
+    assert first.id == second.id
+    with pytest.raises(pe.RequestIdReused):
+        world.payments.create_payment(**{**args, "dossier_code": "D2"})  # type: ignore[arg-type]
+
+
+def test_failed_refund_stays_failed(world: World) -> None:
+    pid = world.paid_payment()
+    with pytest.raises(pe.RefundExceedsCollected):
+        world.payments.refund(caller="c", request_id="refund-too-much", payment_id=pid,
+                              amount=10**6, reason="x", now=T0, agency_code=None)
+    # The same request again is the same failure, even though nothing changed in between.
+    with pytest.raises(pe.RefundExceedsCollected):
+        world.payments.refund(caller="c", request_id="refund-too-much", payment_id=pid,
+                              amount=10**6, reason="x", now=T0, agency_code=None)
+    name = world.payments.refund(caller="c", request_id="refund-ok-1", payment_id=pid,
+                                 amount=20000, reason="x", now=T0, agency_code=None)
+    assert name.startswith(f"payments/{pid}/refunds/")
+    assert world.payments.get(pid).state is PaymentState.PARTIALLY_REFUNDED
+
+
+def test_duplicate_and_mismatched_callbacks(world: World) -> None:
+    p = world.payments.create_payment(
+        caller="c", request_id="req-mismatch", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="platform", now=T0)
+    world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
+    held = world.payments.confirm(channel="platform", transaction_id="T1", reference=p.reference,
+                                  amount=p.amount_due + 1, at=T0, success=True,
+                                  exact_amount=True, request_id="r", now=T0)
+    assert held.outcome is ConfirmOutcome.HELD
+    assert world.payments.get(p.id).state is PaymentState.AWAITING_PAYMENT
+    ok = world.payments.confirm(channel="platform", transaction_id="T2", reference=p.reference,
+                                amount=p.amount_due, at=T0, success=True, exact_amount=True,
+                                request_id="r", now=T0)
+    dup = world.payments.confirm(channel="platform", transaction_id="T2", reference=p.reference,
+                                 amount=p.amount_due, at=T0, success=True, exact_amount=True,
+                                 request_id="r", now=T0)
+    assert (ok.outcome, dup.outcome) == (ConfirmOutcome.APPLIED, ConfirmOutcome.ALREADY_CONFIRMED)
+    exceptions = world.recon.exceptions()
+    assert [e.outcome for e in exceptions] == ["held_channel_money"]
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0 and tb.balance("SUSPENSE") == -(p.amount_due + 1)
+    world.recon.resolve(exceptions[0].id, action="refund_to_sender", actor="finance",
+                        request_id="res", now=T0)
+    with world.db.read() as s:
+        assert trial_balance(s).balance("SUSPENSE") == 0
+
+
+def test_expiry_holds_partial_money(world: World) -> None:
+    p = world.payments.create_payment(
+        caller="c", request_id="req-expire", agency_code=HCM, province="79",
+        procedure_code="1.000494", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+    world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
+    world.payments.confirm(channel="vietqr", transaction_id="FT1", reference=p.reference,
+                           amount=50000, at=T0, success=True, exact_amount=False,
+                           request_id="r", now=T0)
+    assert world.payments.get(p.id).state is PaymentState.PARTIALLY_PAID
+    assert world.payments.expire_due(now=T0 + dt.timedelta(hours=1)) == 1
+    expired = world.payments.get(p.id)
+    assert expired.state is PaymentState.EXPIRED and expired.held == 50000
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0 and tb.balance("OVERPAYMENTS") == -50000
+    assert tb.balance("RECEIVABLES") == 0
+
+
+def test_ledger_rows_cannot_be_changed(world: World) -> None:
+    from sqlalchemy import text
+
+    world.paid_payment()
+    with pytest.raises(Exception, match="append-only"), world.db.write() as s:
+        s.execute(text("UPDATE payments_ledger_postings SET debit = debit + 1"))
