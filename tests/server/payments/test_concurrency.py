@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from payments.payments import Payer, PaymentState
+from server.payments.common import trial_balance
+from server.payments.store import ConfirmOutcome
+from server.storage.payments import ReceiptRow, TransitionRow
+from tests.payments.support import HCM, T0
+from tests.server.payments.conftest import World
+
+
+@pytest.mark.slow
+def test_100_identical_callbacks_pay_once(world: World) -> None:
+    """On SQLite and PostgreSQL: one paid, one receipt per body, 99 "already confirmed"."""
+    p = world.payments.create_payment(
+        caller="c", request_id="req-concurrent", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="platform", now=T0)
+    world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
+    barrier = threading.Barrier(16)
+
+    def callback(_: int) -> ConfirmOutcome:
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        return world.payments.confirm(
+            channel="platform", transaction_id="PAY20250801000001", reference=p.reference,
+            amount=p.amount_due, at=T0, success=True, exact_amount=True, request_id="cb",
+            now=T0 + dt.timedelta(seconds=1)).outcome
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(callback, range(100)))
+    assert outcomes.count(ConfirmOutcome.APPLIED) == 1
+    assert outcomes.count(ConfirmOutcome.ALREADY_CONFIRMED) == 99
+
+    # Several workers race to issue the receipt: exactly one is issued.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        issued = list(pool.map(lambda _: world.receipts.issue_for_payment(p.id, now=T0),
+                               range(4)))
+    assert sum(len(i) for i in issued) == 1
+    with world.db.read() as s:
+        assert s.execute(select(func.count()).select_from(ReceiptRow)).scalar_one() == 1
+        paid = s.execute(select(func.count()).select_from(TransitionRow).where(
+            TransitionRow.to_state == "paid")).scalar_one()
+        assert paid == 1
+        assert trial_balance(s).difference == 0
+    assert world.payments.get(p.id).state is PaymentState.PAID
