@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 from server.audit import AuditWriter
 from server.config import Config
 from server.metrics import Metrics
+from server.payments import payments_module
 from server.storage.db import Database
 
 __all__ = ["MODULES", "AppContext", "GrpcService", "Module"]
@@ -89,4 +90,4 @@ def _admin(ctx: AppContext) -> Module:
 
 
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, payments_module]
