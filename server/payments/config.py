@@ -50,6 +50,8 @@ class PaymentsConfig:
     gateway_secret: str = ""
     gateway_url: str = "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html"
     bank_notification_secret: str = ""
+    # Replicas that only serve calls and callbacks can leave the workers to another process.
+    workers_enabled: bool = True
     outbox_interval_seconds: float = 1.0
     expiry_interval_seconds: float = 30.0
     organisations: tuple[OrganisationConfig, ...] = ()

@@ -116,8 +116,9 @@ class PaymentsModule(Module):
                 raw.get("budget_unit_code", ""))
             await self.ctx.run(self.store.register_account, account, actor="config",
                                request_id="startup", now=now)
-        self._tasks = [asyncio.create_task(self._outbox_loop(), name="payments-outbox"),
-                       asyncio.create_task(self._expiry_loop(), name="payments-expiry")]
+        if self.config.workers_enabled:
+            self._tasks = [asyncio.create_task(self._outbox_loop(), name="payments-outbox"),
+                           asyncio.create_task(self._expiry_loop(), name="payments-expiry")]
 
     async def stop(self) -> None:
         self._stopping = True
