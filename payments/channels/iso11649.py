@@ -27,8 +27,9 @@ __all__ = [
 _ALNUM = string.digits + string.ascii_uppercase
 _BODY = re.compile(r"^[0-9A-Z]{1,21}$")
 REFERENCE_PATTERN = re.compile(r"RF\d{2}[0-9A-Z]{1,21}")
-# In free text (bank remittances are often upper-cased, sometimes spaced in groups of four).
-_IN_TEXT = re.compile(r"(?<![0-9A-Z])RF ?\d{2}(?: ?[0-9A-Z]){1,21}(?![0-9A-Z])")
+# In free text: compact, or printed in groups of four ("RF18 5390 0754 7034").
+_COMPACT = re.compile(r"(?<![0-9A-Z])RF\d{2}[0-9A-Z]{1,21}(?![0-9A-Z])")
+_SPACED = re.compile(r"(?<![0-9A-Z])RF\d{2}(?: [0-9A-Z]{4}){1,5}(?: [0-9A-Z]{1,4})?(?![0-9A-Z])")
 
 
 def _numeric(text: str) -> int:
@@ -59,8 +60,15 @@ def validate_reference(reference: str) -> str:
 
 
 def find_references(text: str) -> list[str]:
-    """RF-shaped tokens in free text (spaces removed), valid or not, in order of appearance."""
-    return [m.group(0).replace(" ", "") for m in _IN_TEXT.finditer(text.upper())]
+    """RF-shaped tokens in free text, valid or not, in order of appearance; a reference printed
+    in groups of four counts when its groups together are valid."""
+    upper = text.upper()
+    found = [m.group(0) for m in _COMPACT.finditer(upper)]
+    for m in _SPACED.finditer(upper):
+        joined = m.group(0).replace(" ", "")
+        if joined not in found and is_valid_reference(joined):
+            found.append(joined)
+    return found
 
 
 def corrections(reference: str, known: Callable[[str], bool]) -> Iterator[str]:

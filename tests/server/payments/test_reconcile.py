@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from payments.payments import Payer
+from payments.reconcile import Statement, StatementLine, write_camt053
+from server.payments.common import trial_balance
+from tests.payments.support import HCM, T0
+from tests.server.payments.conftest import World
+
+ACCOUNT = "113000012345"
+
+
+def statement(day: int, opening: int, lines: list[StatementLine]) -> bytes:
+    d = dt.date(2025, 8, day)
+    return write_camt053([Statement(f"S{day}", ACCOUNT, bank_id="970415", from_date=d,
+                                    to_date=d, opening=opening, lines=lines)],
+                         message_id=f"M{day}", created=T0)
+
+
+def test_a_day_reconciles_once_and_exceptions_post_to_the_ledger(world: World) -> None:
+    ids = [world.paid_payment(request_id=f"recon-{i}", at=T0 + dt.timedelta(minutes=i))
+           for i in range(3)]
+    ps = [world.payments.get(i) for i in ids]
+    for pid in ids:
+        world.receipts.issue_for_payment(pid, now=T0)
+    d1 = dt.date(2025, 8, 1)
+    typo = ps[1].reference[:5] + ("1" if ps[1].reference[5] != "1" else "2") + \
+        ps[1].reference[6:]
+    lines = [
+        StatementLine(ACCOUNT, "FT1", ps[0].amount_due, True, d1, d1, "FT1", "",
+                      f"{ps[0].reference} Le phi"),
+        StatementLine(ACCOUNT, "FT2", ps[1].amount_due, True, d1, d1, "FT2", "", f"{typo} phi"),
+        StatementLine(ACCOUNT, "FT3", 77000, True, d1, d1, "FT3", "", "chuyen tien"),
+    ]
+    data = statement(1, 0, lines)
+    first = world.recon.import_statement(data, fmt="camt053", actor="finance", request_id="i1",
+                                         now=T0)
+    again = world.recon.import_statement(data, fmt="camt053", actor="finance", request_id="i2",
+                                         now=T0)
+    assert (first["new_lines"], again["new_lines"]) == (3, 0)
+    as_of = T0 + dt.timedelta(days=3)
+    summary = world.recon.reconcile(as_of=as_of, actor="finance", run_id="run1")
+    assert summary["counts"]["matched"] == 2
+    assert summary["counts"]["money_without_payment"] == 1
+    assert summary["counts"]["payment_without_money"] == 1
+    methods = {i.method.value for i in world.recon.items("run1") if i.outcome.value == "matched"}
+    assert methods == {"creditor_reference", "corrected_reference"}
+    # A second run, and a re-import, match nothing twice.
+    world.recon.import_statement(data, fmt="camt053", actor="finance", request_id="i3", now=T0)
+    rerun = world.recon.reconcile(as_of=as_of, actor="finance", run_id="run2")
+    assert rerun["counts"].get("matched", 0) == 0 and rerun["lines"] == 0
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0
+    assert tb.balance(f"BANK:{ACCOUNT}") == ps[0].amount_due + ps[1].amount_due + 77000
+    assert tb.balance("SUSPENSE") == -77000
+    stranger = [e for e in world.recon.exceptions() if e.outcome == "money_without_payment"]
+    world.recon.resolve(stranger[0].id, action="refund_to_sender", actor="finance",
+                        request_id="r", now=as_of)
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.balance("SUSPENSE") == 0 and tb.balance("REFUNDS_PAYABLE") == -77000
+    # Day 2 must continue day 1: a wrong opening balance is an exception.
+    closing = sum(line.amount for line in lines)
+    world.recon.import_statement(statement(2, closing + 1, []), fmt="camt053", actor="f",
+                                 request_id="i4", now=T0)
+    assert any(e.outcome == "statement_discontinuity" for e in world.recon.exceptions())
+
+
+def test_unidentified_money_applied_to_an_expired_payment(world: World) -> None:
+    p = world.payments.create_payment(
+        caller="c", request_id="req-late", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+    world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
+    world.payments.expire_due(now=T0 + dt.timedelta(hours=2))
+    d1 = dt.date(2025, 8, 1)
+    world.recon.import_statement(statement(1, 0, [StatementLine(
+        ACCOUNT, "FTX", p.amount_due, True, d1, d1, "FTX", "", "no reference")]),
+        fmt="camt053", actor="f", request_id="i", now=T0)
+    world.recon.reconcile(as_of=T0 + dt.timedelta(days=1), actor="f", run_id="late")
+    [exc] = [e for e in world.recon.exceptions() if e.outcome == "money_without_payment"]
+    world.recon.resolve(exc.id, action="apply_to_payment", payment_id=p.id, actor="finance",
+                        request_id="r", now=T0 + dt.timedelta(days=1))
+    assert world.payments.get(p.id).state.value == "paid"
+    assert world.receipts.issue_for_payment(p.id, now=T0 + dt.timedelta(days=1))
+    with world.db.read() as s:
+        assert trial_balance(s).difference == 0
