@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from server.cli_payments import register as register_payments
 from server.config import Config, ConfigError, load_config
 
 __all__ = ["main"]
@@ -171,7 +172,7 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
 # Command groups contributed by the domain modules: each is a function that adds its subparsers
 # (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
 # adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
-COMMAND_GROUPS: list[Callable[[Any], None]] = []
+COMMAND_GROUPS: list[Callable[[Any], None]] = [register_payments]
 
 
 def build_parser() -> argparse.ArgumentParser:

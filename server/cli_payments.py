@@ -1,0 +1,166 @@
+"""``vnegov receipts ...`` and ``vnegov reconcile``: the finance officer's commands.
+
+    vnegov receipts list --payment ID          receipts of a payment, with their status
+    vnegov receipts show ID [--xml F] [--pdf F] one receipt; write its signed XML / PDF
+    vnegov receipts usage --from D --to D      usage report per template and series
+    vnegov receipts issue-pending              issue receipts still queued in the outbox
+    vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
+                     [--report-dir DIR]        import, reconcile (progress bar), write reports
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from types import SimpleNamespace
+
+    from server.cli import load_config_for
+    from server.payments.module import PaymentsModule
+    from server.storage.db import Database
+
+    config = load_config_for(args, environ)
+    db = Database(config.storage.url)
+    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC))
+    module = PaymentsModule(ctx)  # type: ignore[arg-type]  # config, db and clock suffice
+    return module, db
+
+
+def _fonts() -> Any:
+    from payments.receipts.pdf import Fonts
+
+    return Fonts((DEJAVU / "DejaVuSans.ttf").read_bytes(),
+                 (DEJAVU / "DejaVuSans-Bold.ttf").read_bytes())
+
+
+def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    for r in module.receipts.for_payment(args.payment):
+        print(f"{r.id}  {r.data.label}  {r.data.kind.value:<11} {r.status:<9} "
+              f"{r.data.total:>12,}  {r.data.collector.name}".replace(",", "."))
+    db.dispose()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.receipts.pdf import render_receipt_pdf
+
+    module, db = _stores(args, environ)
+    r = module.receipts.get(args.receipt)
+    print(f"{r.data.label} {r.status} total={r.data.total} payer={r.data.payer.name}")
+    if args.xml:
+        Path(args.xml).write_bytes(r.xml)
+    if args.pdf:
+        url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=_fonts(),
+                                                      verify_url=url))
+    db.dispose()
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    report = module.receipts.usage(start=dt.date.fromisoformat(args.start),
+                                   end=dt.date.fromisoformat(args.end))
+    print(f"period {report.period_start} .. {report.period_end} (Vietnam calendar days)")
+    print("template series first    last     used cancelled total_collected")
+    for line in report.lines:
+        print(f"{line.template:<8} {line.series:<6} {line.first_number:07d} "
+              f"{line.last_number:07d} {line.used:>5} {line.cancelled:>9} "
+              f"{line.total_collected:>15}")
+    db.dispose()
+    return 0
+
+
+def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    now = dt.datetime.now(dt.UTC)
+    issued = [r for pid in module.receipts.pending_issues(now=now)
+              for r in module.receipts.issue_for_payment(pid, now=now)]
+    print(f"issued {len(issued)} receipts")
+    db.dispose()
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from tqdm import tqdm
+
+    from payments.money import local_date
+    from payments.reconcile import ReportBounds, report_csv, report_pdf, report_xlsx
+    from server.payments.common import new_id
+
+    module, db = _stores(args, environ)
+    now = dt.datetime.now(dt.UTC)
+    as_of = dt.datetime.fromisoformat(args.as_of) if args.as_of else now
+    if as_of.tzinfo is None:
+        print("vnegov: --as-of needs a UTC offset", file=sys.stderr)
+        return 2
+    for name in args.statements:
+        totals = module.recon.import_statement(Path(name).read_bytes(), fmt=args.format,
+                                               account=args.account, actor="cli",
+                                               request_id="cli-import", now=now)
+        print(f"{name}: {totals['lines']} lines, {totals['new_lines']} new, "
+              f"{totals['continuity_problems']} continuity problems")
+    run_id = new_id()
+    bar = tqdm(total=0, unit="item", desc="reconciling", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    summary = module.recon.reconcile(as_of=as_of, actor="cli", run_id=run_id, progress=progress)
+    bar.close()
+    for outcome, count in sorted(summary["counts"].items()):
+        print(f"{outcome:<24} {count:>8} {summary['amounts'][outcome]:>16}")
+    if args.report_dir:
+        out = Path(args.report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        items = module.recon.items(run_id)
+        day = local_date(as_of)
+        bounds = ReportBounds(dt.date.fromisoformat(args.first_day) if args.first_day else day,
+                              day, now, args.unit)
+        (out / f"reconcile-{run_id}.csv").write_bytes(report_csv(items, bounds))
+        (out / f"reconcile-{run_id}.xlsx").write_bytes(report_xlsx(items, bounds))
+        (out / f"reconcile-{run_id}.pdf").write_bytes(report_pdf(items, bounds, fonts=_fonts()))
+        print(f"reports written to {out}")
+    db.dispose()
+    return 0
+
+
+def register(sub: Any) -> None:
+    receipts = sub.add_parser("receipts", help="e-receipts: list, show, usage report")
+    rs = receipts.add_subparsers(dest="receipts_command", required=True)
+    p = rs.add_parser("list", help="receipts of a payment")
+    p.add_argument("--payment", required=True)
+    p.set_defaults(func=cmd_list)
+    p = rs.add_parser("show", help="one receipt; optionally write its XML and PDF")
+    p.add_argument("receipt")
+    p.add_argument("--xml")
+    p.add_argument("--pdf")
+    p.set_defaults(func=cmd_show)
+    p = rs.add_parser("usage", help="usage report per template and series")
+    p.add_argument("--from", dest="start", required=True)
+    p.add_argument("--to", dest="end", required=True)
+    p.set_defaults(func=cmd_usage)
+    p = rs.add_parser("issue-pending", help="issue receipts still queued")
+    p.set_defaults(func=cmd_issue_pending)
+    p = sub.add_parser("reconcile", help="import statements and reconcile")
+    p.add_argument("statements", nargs="*")
+    p.add_argument("--format", default="camt053", choices=["camt053", "csv"])
+    p.add_argument("--account", default="")
+    p.add_argument("--as-of", default="")
+    p.add_argument("--first-day", default="")
+    p.add_argument("--unit", default="")
+    p.add_argument("--report-dir", default="")
+    p.set_defaults(func=cmd_reconcile)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from server.cli import main
+from server.storage.db import Database
+from tests.payments.support import T0
+from tests.server.payments.conftest import World
+
+FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
+
+
+def test_reconcile_command_imports_reports_and_shows_progress(
+        sqlite_world: World, sqlite_db: Database, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pid = sqlite_world.paid_payment(request_id="cli-payment-1")
+    sqlite_world.receipts.issue_for_payment(pid, now=T0)
+    config = tmp_path / "vnegov.toml"
+    config.write_text(tomli_w.dumps({
+        "data_dir": str(tmp_path),
+        "storage": {"url": sqlite_db.url.render_as_string(hide_password=False)},
+    }))
+    code = main(["--config", str(config), "reconcile", str(FIXTURES / "camt053_day1.xml"),
+                 "--as-of", "2025-08-05T00:00:00+07:00", "--report-dir", str(tmp_path / "out"),
+                 "--unit", "UBND TP Hồ Chí Minh"], {})
+    out = capsys.readouterr()
+    assert code == 0
+    assert "3 lines, 3 new" in out.out and "money_without_payment" in out.out
+    assert "reconciling" in out.err  # the progress bar
+    assert {p.suffix for p in (tmp_path / "out").iterdir()} == {".csv", ".xlsx", ".pdf"}
+    code = main(["--config", str(config), "receipts", "list", "--payment", pid], {})
+    listed = capsys.readouterr().out
+    assert code == 0 and listed.count("EBL01-25T-") == 2 and "valid" in listed
+    receipt_id = listed.split()[0]
+    assert main(["--config", str(config), "receipts", "show", receipt_id, "--xml",
+                 str(tmp_path / "r.xml")], {}) == 0
+    assert (tmp_path / "r.xml").read_bytes().startswith(b"<?xml")
+    assert main(["--config", str(config), "receipts", "usage", "--from", "2025-08-01",
+                 "--to", "2025-08-31"], {}) == 0
+    assert "EBL01    25T    0000001 0000002     2" in capsys.readouterr().out
