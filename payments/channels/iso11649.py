@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from payments.errors import InvalidReference
 
 __all__ = [
+    "COMPACT_REFERENCE",
     "REFERENCE_PATTERN",
     "corrections",
     "create_reference",
@@ -28,12 +29,15 @@ _ALNUM = string.digits + string.ascii_uppercase
 _BODY = re.compile(r"^[0-9A-Z]{1,21}$")
 REFERENCE_PATTERN = re.compile(r"RF\d{2}[0-9A-Z]{1,21}")
 # In free text: compact, or printed in groups of four ("RF18 5390 0754 7034").
-_COMPACT = re.compile(r"(?<![0-9A-Z])RF\d{2}[0-9A-Z]{1,21}(?![0-9A-Z])")
+COMPACT_REFERENCE = _COMPACT = re.compile(r"(?<![0-9A-Z])RF\d{2}[0-9A-Z]{1,21}(?![0-9A-Z])")
 _SPACED = re.compile(r"(?<![0-9A-Z])RF\d{2}(?: [0-9A-Z]{4}){1,5}(?: [0-9A-Z]{1,4})?(?![0-9A-Z])")
 
 
+_TO_DIGITS = str.maketrans({c: str(i) for i, c in enumerate(_ALNUM)})
+
+
 def _numeric(text: str) -> int:
-    return int("".join(str(_ALNUM.index(c)) for c in text))
+    return int(text.translate(_TO_DIGITS))
 
 
 def create_reference(body: str) -> str:
@@ -64,6 +68,8 @@ def find_references(text: str) -> list[str]:
     in groups of four counts when its groups together are valid."""
     upper = text.upper()
     found = [m.group(0) for m in _COMPACT.finditer(upper)]
+    if " " not in upper:
+        return found
     for m in _SPACED.finditer(upper):
         joined = m.group(0).replace(" ", "")
         if joined not in found and is_valid_reference(joined):
@@ -73,20 +79,21 @@ def find_references(text: str) -> list[str]:
 
 def corrections(reference: str, known: Callable[[str], bool]) -> Iterator[str]:
     """Valid references one substitution or one adjacent transposition away from ``reference``
-    that ``known`` recognises: the candidates for a payer's typo."""
+    that ``known`` recognises: the candidates for a payer's typo. ``known`` is asked first (a set
+    or dict lookup), the check digits only for what it recognises."""
     ref = reference.replace(" ", "").upper()
-    seen: set[str] = set()
-
-    def emit(candidate: str) -> Iterator[str]:
-        if candidate not in seen and candidate != ref:
-            seen.add(candidate)
-            if is_valid_reference(candidate) and known(candidate):
-                yield candidate
-
+    found: list[str] = []
     for i in range(2, len(ref) - 1):
-        yield from emit(ref[:i] + ref[i + 1] + ref[i] + ref[i + 2:])
+        candidate = ref[:i] + ref[i + 1] + ref[i] + ref[i + 2:]
+        if candidate != ref and known(candidate):
+            found.append(candidate)
     for i in range(2, len(ref)):
-        alphabet = string.digits if i < 4 else _ALNUM
-        for c in alphabet:
-            if c != ref[i]:
-                yield from emit(ref[:i] + c + ref[i + 1:])
+        head, tail, current = ref[:i], ref[i + 1:], ref[i]
+        for c in string.digits if i < 4 else _ALNUM:
+            if c != current and known(head + c + tail):
+                found.append(head + c + tail)
+    seen: set[str] = set()
+    for candidate in found:
+        if candidate not in seen and is_valid_reference(candidate):
+            seen.add(candidate)
+            yield candidate

@@ -25,10 +25,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
-from payments.channels.iso11649 import corrections, find_references, is_valid_reference
+from payments.channels.iso11649 import (
+    COMPACT_REFERENCE,
+    corrections,
+    find_references,
+    is_valid_reference,
+)
 from payments.money import local_date
 from payments.reconcile.camt053 import Statement, StatementLine
+
+_COMPACT = COMPACT_REFERENCE
 
 __all__ = [
     "ExpectedPayment",
@@ -64,8 +72,7 @@ class MatchMethod(StrEnum):
     NONE = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ExpectedPayment:
+class ExpectedPayment(NamedTuple):
     payment_id: str
     reference: str
     amount: int  # money the channel confirmed and the bank should show
@@ -74,8 +81,7 @@ class ExpectedPayment:
     has_receipt: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class ReconciliationItem:
+class ReconciliationItem(NamedTuple):
     outcome: Outcome
     amount: int
     line_keys: tuple[str, ...] = ()
@@ -137,22 +143,31 @@ def reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPayment
             methods[li] = MatchMethod.BANK_REFERENCE
             continue
         # 2. structured reference
-        refs = find_references(line.remittance) if "RF" in line.remittance.upper() else []
+        text = line.remittance.upper()
         found: list[int] = []
         corrected = False
         strangers = 0
-        for ref in refs:
-            if is_valid_reference(ref):
+        refs: list[str] = []
+        if "RF" in text:
+            refs = _COMPACT.findall(text)
+            for ref in refs:  # fast path: ours, written compactly
                 idx = by_reference.get(ref)
-                if idx is None:
-                    strangers += 1
-                elif idx not in found:
+                if idx is not None and idx not in found:
                     found.append(idx)
-            else:
-                fixes = list(corrections(ref, by_reference.__contains__))
-                if len(fixes) == 1 and by_reference[fixes[0]] not in found:
-                    found.append(by_reference[fixes[0]])
-                    corrected = True
+            if not found:
+                refs = find_references(text)  # also references printed in groups of four
+                for ref in refs:
+                    idx = by_reference.get(ref)
+                    if idx is not None:
+                        if idx not in found:
+                            found.append(idx)
+                    elif is_valid_reference(ref):
+                        strangers += 1
+                    else:
+                        fixes = list(corrections(ref, by_reference.__contains__))
+                        if len(fixes) == 1 and by_reference[fixes[0]] not in found:
+                            found.append(by_reference[fixes[0]])
+                            corrected = True
         if found:
             line_payments[li] = found
             for idx in found:
@@ -197,8 +212,17 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
               line_payments: dict[int, list[int]], methods: dict[int, MatchMethod],
               as_of: dt.datetime, delay: dt.timedelta) -> None:
     done_combined: set[int] = set()
+    items = result.items
     for index, p in enumerate(expected):
         lis = assigned.get(index)
+        if lis is not None and len(lis) == 1 and len(line_payments[lis[0]]) == 1:
+            line = lines[lis[0]]  # the common case: one line for one payment
+            if line.amount == p.amount:
+                items.append(ReconciliationItem(Outcome.MATCHED, p.amount, (line.key,),
+                                                (p.payment_id,), methods[lis[0]], "one_to_one"))
+                if not p.has_receipt:
+                    _receipt_check(result, p)
+                continue
         if not lis:
             if p.confirmed_at + delay <= as_of:
                 result.items.append(ReconciliationItem(
