@@ -85,8 +85,7 @@ def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     now = dt.datetime.now(dt.UTC)
-    issued = [r for pid in module.receipts.pending_issues(now=now)
-              for r in module.receipts.issue_for_payment(pid, now=now)]
+    issued = module.receipts.issue_batch(module.receipts.pending_issues(now=now), now=now)
     print(f"issued {len(issued)} receipts")
     db.dispose()
     return 0

@@ -146,8 +146,9 @@ class PaymentsModule(Module):
 
     async def run_outbox_once(self) -> None:
         now = self.ctx.clock()
-        for payment_id in await self.ctx.run(self.receipts.pending_issues, now=now):
-            await self.ctx.run(self.receipts.issue_for_payment, payment_id, now=self.ctx.clock())
+        pending = await self.ctx.run(self.receipts.pending_issues, now=now)
+        if pending:
+            await self.ctx.run(self.receipts.issue_batch, pending, now=self.ctx.clock())
         await self.ctx.run(self.receipts.transmit_pending, self.tax, now=self.ctx.clock(),
                            tax_code_of=lambda code: self.organisations[code].tax_code
                            if code in self.organisations else "")

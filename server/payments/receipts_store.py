@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
@@ -44,6 +44,7 @@ from payments.receipts.xml1271 import (
     build_receipt_xml,
     parse_receipt_xml,
 )
+from server.audit import AuditEvent, append_events
 from server.payments.common import audit, enqueue, new_id, payment_from_row
 from server.storage.db import Database
 from server.storage.payments import (
@@ -59,6 +60,42 @@ __all__ = ["ReceiptsStore", "StoredReceipt"]
 
 _METHODS = {"vietqr": "Chuyển khoản (VietQR)", "platform": "Nền tảng thanh toán Cổng DVCQG",
             "gateway": "Cổng thanh toán trực tuyến"}
+
+
+class _Numbering:
+    """The counters of one transaction: each (template, series, year) row is read once, under
+    a row lock on PostgreSQL (SQLite holds the write lock already), advanced in memory and
+    written back once. Numbers and receipts commit together or not at all: no gaps."""
+
+    def __init__(self, s: Session, db: Database) -> None:
+        self.s, self.db = s, db
+        self.last: dict[tuple[str, str, int], int] = {}
+        self.known: set[tuple[str, str, int]] = set()
+
+    def next(self, template: str, at: dt.datetime) -> tuple[str, int, int]:
+        series, year = series_for(at)
+        key = (template, series, year)
+        if key not in self.last:
+            stmt = select(ReceiptCounterRow.last_number).where(
+                ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
+                ReceiptCounterRow.year == year)
+            if not self.db.is_sqlite:
+                stmt = stmt.with_for_update()
+            found = self.s.execute(stmt).scalar_one_or_none()
+            if found is None:
+                self.s.execute(insert(ReceiptCounterRow).values(
+                    template=template, series=series, year=year, last_number=0))
+                found = 0
+            self.last[key] = found
+        number = next_number(self.last[key])
+        self.last[key] = number
+        return series, year, number
+
+    def flush(self) -> None:
+        for (template, series, year), last in self.last.items():
+            self.s.execute(update(ReceiptCounterRow).where(
+                ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
+                ReceiptCounterRow.year == year).values(last_number=last))
 
 
 @dataclass(frozen=True)
@@ -93,76 +130,84 @@ class ReceiptsStore:
         return org
 
     def _allocate(self, s: Session, template: str, at: dt.datetime) -> tuple[str, int, int]:
-        series, year = series_for(at)
-        stmt = select(ReceiptCounterRow).where(ReceiptCounterRow.template == template,
-                                               ReceiptCounterRow.series == series,
-                                               ReceiptCounterRow.year == year)
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        counter = s.execute(stmt).scalar_one_or_none()
-        if counter is None:
-            s.execute(insert(ReceiptCounterRow).values(template=template, series=series,
-                                                       year=year, last_number=0))
-            last = 0
-        else:
-            last = counter.last_number
-        number = next_number(last)
-        s.execute(update(ReceiptCounterRow).where(
-            ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
-            ReceiptCounterRow.year == year).values(last_number=number))
+        numbering = _Numbering(s, self.db)
+        series, year, number = numbering.next(template, at)
+        numbering.flush()
         return series, year, number
 
-    def _insert(self, s: Session, data: ReceiptData, *, year: int, original_key: str | None,
-                related_id: str | None, request_id: str) -> bytes:
-        xml = sign_document(self.signer_for(data.collector.agency_code), build_receipt_xml(data),
-                            signing_time=data.issued_at)
-        s.execute(insert(ReceiptRow).values(
-            id=data.id, payment_id=data.payment_id, kind=data.kind.value,
-            collector=data.collector.agency_code, template=data.template, series=data.series,
-            year=year, number=data.number, issued_at=data.issued_at, total=data.total,
-            original_key=original_key, related_id=related_id, xml=xml,
-            xml_sha256=document_digest(xml)))
-        enqueue(s, "tax.send", data.id, {"receipt": data.id}, data.issued_at)
-        audit(s, at=data.issued_at, request_id=request_id, actor="receipts",
-              action=f"receipt.{data.kind.value}",
-              details={"receipt": data.id, "payment": data.payment_id, "label": data.label,
-                       "total": data.total})
-        return xml
+    def _signed(self, data: ReceiptData) -> bytes:
+        return sign_document(self.signer_for(data.collector.agency_code),
+                             build_receipt_xml(data), signing_time=data.issued_at)
+
+    def _store(self, s: Session, issued: list[tuple[ReceiptData, int, str | None, str | None,
+                                                    bytes]], *, request_id: str) -> None:
+        """Insert receipts with their tax-transmission outbox rows and audit events, in bulk."""
+        if not issued:
+            return
+        s.execute(insert(ReceiptRow), [{
+            "id": d.id, "payment_id": d.payment_id, "kind": d.kind.value,
+            "collector": d.collector.agency_code, "template": d.template, "series": d.series,
+            "year": year, "number": d.number, "issued_at": d.issued_at, "total": d.total,
+            "original_key": key, "related_id": related, "xml": xml,
+            "xml_sha256": document_digest(xml)} for d, year, key, related, xml in issued])
+        s.execute(insert(OutboxRow), [{
+            "kind": "tax.send", "ref": d.id, "payload": json.dumps({"receipt": d.id}),
+            "state": "pending", "attempts": 0, "next_attempt_at": d.issued_at, "last_error": "",
+            "created_at": d.issued_at} for d, *_ in issued])
+        append_events(s, [AuditEvent(
+            at=d.issued_at, request_id=request_id, caller="receipts", kind="payments",
+            action=f"receipt.{d.kind.value}", outcome="OK",
+            details={"receipt": d.id, "payment": d.payment_id, "label": d.label,
+                     "total": d.total}) for d, *_ in issued])
 
     def issue_for_payment(self, payment_id: str, *, now: dt.datetime) -> list[str]:
         """Issue the original receipt(s) of a paid payment (idempotent)."""
+        return self.issue_batch([payment_id], now=now)
+
+    def issue_batch(self, payment_ids: Sequence[str], *, now: dt.datetime) -> list[str]:
+        """Issue the original receipts of several paid payments in one transaction (what the
+        outbox worker does with the work it finds). Idempotent: payments whose work is done, or
+        taken by another worker, are skipped."""
+        if not payment_ids:
+            return []
         with self.db.write() as s:
             stmt = select(OutboxRow).where(OutboxRow.kind == "receipt.issue",
-                                           OutboxRow.ref == payment_id)
+                                           OutboxRow.ref.in_(list(payment_ids)),
+                                           OutboxRow.state == "pending")
             if not self.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
-            task = s.execute(stmt).scalar_one_or_none()
-            if task is None or task.state == "done":
+            tasks = s.execute(stmt).scalars().all()
+            if not tasks:
                 return []
-            row = s.get(PaymentRow, payment_id)
-            if row is None:
-                raise pe.NotFound("no such payment")
-            p = payment_from_row(row)
-            if p.state not in PAID_STATES:
-                raise pe.FailedPrecondition("the payment is not paid")
-            issued = []
-            for collector, lines in group_lines(p):
-                key = f"{p.id}:{collector}"
-                if s.execute(select(ReceiptRow.id).where(ReceiptRow.original_key == key)
-                             ).first() is not None:
-                    continue
-                org = self._organisation(collector)
-                series, year, number = self._allocate(s, self.template, now)
-                data = ReceiptData(new_id(), ReceiptKind.ORIGINAL, self.template, series,
-                                   number, now, org, p.payer, lines,
-                                   _METHODS.get(p.channel, p.channel), p.id, p.procedure_code,
-                                   p.dossier_code)
-                self._insert(s, data, year=year, original_key=key, related_id=None,
-                             request_id=f"outbox:{task.id}")
-                issued.append(data.id)
-            s.execute(update(OutboxRow).where(OutboxRow.id == task.id).values(
-                state="done", done_at=now, attempts=task.attempts + 1))
-            return issued
+            payments = {r.id: payment_from_row(r) for r in s.execute(select(PaymentRow).where(
+                PaymentRow.id.in_([t.ref for t in tasks]))).scalars()}
+            keys = [f"{pid}:{c}" for pid, p in payments.items() for c, _ in group_lines(p)]
+            existing = set(s.execute(select(ReceiptRow.original_key).where(
+                ReceiptRow.original_key.in_(keys))).scalars())
+            numbering = _Numbering(s, self.db)
+            issued: list[tuple[ReceiptData, int, str | None, str | None, bytes]] = []
+            done: list[int] = []
+            for task in tasks:
+                p = payments.get(task.ref)
+                if p is None or p.state not in PAID_STATES:
+                    continue  # left pending: nothing to issue (yet)
+                for collector, lines in group_lines(p):
+                    key = f"{p.id}:{collector}"
+                    if key in existing:
+                        continue
+                    series, year, number = numbering.next(self.template, now)
+                    data = ReceiptData(new_id(), ReceiptKind.ORIGINAL, self.template, series,
+                                       number, now, self._organisation(collector), p.payer,
+                                       lines, _METHODS.get(p.channel, p.channel), p.id,
+                                       p.procedure_code, p.dossier_code)
+                    issued.append((data, year, key, None, self._signed(data)))
+                done.append(task.id)
+            self._store(s, issued, request_id=f"outbox:{tasks[0].id}")
+            numbering.flush()
+            if done:
+                s.execute(update(OutboxRow).where(OutboxRow.id.in_(done)).values(
+                    state="done", done_at=now, attempts=OutboxRow.attempts + 1))
+            return [d.id for d, *_ in issued]
 
     def pending_issues(self, *, now: dt.datetime, limit: int = 100) -> list[str]:
         with self.db.read() as s:
@@ -240,8 +285,8 @@ class ReceiptsStore:
                                original.procedure_code, original.dossier_code,
                                RelatedReceipt(row.template, row.series, row.number,
                                               local_date(row.issued_at), reason))
-            xml = self._insert(s, data, year=year, original_key=None, related_id=row.id,
-                               request_id=request_id)
+            xml = self._signed(data)
+            self._store(s, [(data, year, None, row.id, xml)], request_id=request_id)
             audit(s, at=now, request_id=request_id, actor=actor, action="receipt.correct",
                   details={"original": row.id, "new": data.id, "kind": kind.value})
             return StoredReceipt(data.id, data.payment_id, data, xml, "valid")

@@ -71,7 +71,9 @@ class StandInXmlSigner:
 
     def sign_xml(self, document: bytes, *, signing_time: dt.datetime) -> bytes:
         root = etree.fromstring(document, parser=_PARSER)
-        content_digest = _digest(_c14n(root))
+        # The whole document: no inherited namespaces, canonicalised directly.
+        content_digest = _digest(bytes(etree.tostring(root, method="c14n", exclusive=False,
+                                                      with_comments=False)))
         sid = "sig-" + uuid.uuid4().hex[:16]
         signature = etree.SubElement(root, f"{{{DS}}}Signature", nsmap={None: DS}, Id=sid)
         info = _ds(signature, "SignedInfo")
