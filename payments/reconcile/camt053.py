@@ -169,7 +169,9 @@ def parse_camt053(data: bytes, *, workers: int = 2) -> list[Statement]:
                                  "well-formed XML") from None
         return str(_transform(ns)(chunk.getroottree()))
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    from payments.reconcile.matching import paused_gc
+
+    with paused_gc(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for (index, _, _), text in zip(runs, pool.map(flatten, runs), strict=True):
             st = statements[index]
             st.lines.extend(_rows(text, st, len(st.lines)))
