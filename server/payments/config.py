@@ -54,6 +54,11 @@ class PaymentsConfig:
     workers_enabled: bool = True
     outbox_interval_seconds: float = 1.0
     expiry_interval_seconds: float = 30.0
+    # First retry delay after a failed delivery (doubling each time) to the tax authority / portals.
+    retry_seconds: float = 30.0
+    # The mop-up worker asks the platform about payments still awaiting payment after a while.
+    mopup_interval_seconds: float = 60.0
+    mopup_after_minutes: float = 5.0
     organisations: tuple[OrganisationConfig, ...] = ()
     accounts: tuple[Mapping[str, str], ...] = ()
     webhooks: tuple[Mapping[str, str], ...] = ()  # {agency_code, url, secret (whsec_...)}

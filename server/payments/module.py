@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 
 from payments.accounts import AccountKind, CollectionAccount
 from payments.fees import FeeCatalogue, load_catalogue_csv, load_catalogue_yaml
+from payments.payments import ChannelStatus
 from payments.receipts.model import Organisation
 from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
@@ -24,10 +25,11 @@ from payments.webhooks import event_body, sign_webhook
 from server.audit import AuditEvent
 from server.modules import AppContext, GrpcService, Module
 from server.payments.config import OrganisationConfig, PaymentsConfig
+from server.payments.platform_client import PlatformClient
 from server.payments.receipts_store import ReceiptsStore
 from server.payments.recon_store import ReconStore
 from server.payments.standin_signer import StandInXmlSigner
-from server.payments.store import PaymentsStore
+from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
 
 __all__ = ["PaymentsModule", "build"]
@@ -84,6 +86,8 @@ class PaymentsModule(Module):
         self.recon = ReconStore(ctx.db, settlement_delay=dt.timedelta(
             days=cfg.settlement_delay_days))
         self.tax: TaxAuthorityTransport = TaxAuthoritySimulator()
+        self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
+                                       secret=cfg.platform_secret) if cfg.platform_url else None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -118,7 +122,8 @@ class PaymentsModule(Module):
                                request_id="startup", now=now)
         if self.config.workers_enabled:
             self._tasks = [asyncio.create_task(self._outbox_loop(), name="payments-outbox"),
-                           asyncio.create_task(self._expiry_loop(), name="payments-expiry")]
+                           asyncio.create_task(self._expiry_loop(), name="payments-expiry"),
+                           asyncio.create_task(self._mop_up_loop(), name="payments-mop-up")]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -151,7 +156,8 @@ class PaymentsModule(Module):
             await self.ctx.run(self.receipts.issue_batch, pending, now=self.ctx.clock())
         await self.ctx.run(self.receipts.transmit_pending, self.tax, now=self.ctx.clock(),
                            tax_code_of=lambda code: self.organisations[code].tax_code
-                           if code in self.organisations else "")
+                           if code in self.organisations else "",
+                           backoff=dt.timedelta(seconds=self.config.retry_seconds))
         await self._deliver_webhooks()
 
     async def _deliver_webhooks(self) -> None:
@@ -171,8 +177,8 @@ class PaymentsModule(Module):
             with self.ctx.db.write() as s:
                 values: dict[str, Any] = {"attempts": attempts + 1, "last_error": error[:300]}
                 if error:
-                    values["next_attempt_at"] = now + dt.timedelta(seconds=5 * 2 ** min(
-                        attempts, 10))
+                    values["next_attempt_at"] = now + dt.timedelta(
+                        seconds=self.config.retry_seconds * 2 ** min(attempts, 10))
                     values["state"] = "failed" if attempts >= 15 else "pending"
                 else:
                     values.update(state="done", done_at=now)
@@ -210,6 +216,38 @@ class PaymentsModule(Module):
             except Exception:  # noqa: BLE001
                 log.exception("payments expiry pass failed")
             await asyncio.sleep(self.config.expiry_interval_seconds)
+
+
+    async def _mop_up_loop(self) -> None:
+        while not self._stopping and self.platform is not None:
+            try:
+                await self.mop_up_once()
+            except Exception:  # noqa: BLE001
+                log.exception("payments mop-up pass failed")
+            await asyncio.sleep(self.config.mopup_interval_seconds)
+
+    async def mop_up_once(self) -> int:
+        """Ask the platform about payments left awaiting payment; apply what it reports paid
+        (exactly once: a callback arriving later is answered "already confirmed")."""
+        if self.platform is None:
+            return 0
+        now = self.ctx.clock()
+        older = now - dt.timedelta(minutes=self.config.mopup_after_minutes)
+        applied = 0
+        for p in await self.ctx.run(self.store.pending_for_mop_up, older_than=older):
+            if p.channel != "platform":
+                continue
+            status = await self.ctx.run(self.platform.query_status, p.reference, now=now)
+            if status.status is ChannelStatus.PAID and status.channel_transaction_id:
+                result = await self.ctx.run(
+                    self.store.confirm, channel="platform",
+                    transaction_id=status.channel_transaction_id, reference=p.reference,
+                    amount=status.amount, at=status.at or now, success=True,
+                    exact_amount=True, request_id="mop-up", now=now)
+                applied += result.outcome is ConfirmOutcome.APPLIED
+        if applied:
+            self.wake()
+        return applied
 
 
 def build(ctx: AppContext) -> Module:

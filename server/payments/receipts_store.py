@@ -358,7 +358,7 @@ class ReceiptsStore:
                     s.execute(update(OutboxRow).where(OutboxRow.id == task.id).values(
                         attempts=attempts, last_error=error,
                         state="failed" if attempts >= 12 else "pending",
-                        next_attempt_at=now + backoff * (2 ** min(attempts, 8))))
+                        next_attempt_at=now + backoff * (2 ** min(attempts - 1, 8))))
                 audit(s, at=now, request_id=message_id, actor="tax-transmission",
                       action="receipt.transmit", outcome="OK" if not error else "FAILED",
                       details={"document": doc_id, "message": message_id})

@@ -13,10 +13,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 import payments.errors as pe
+from payments.channels import vnpay
 from payments.channels.vietqr import vietqr_for_payment
 from payments.fees import FeeKind, Quote
 from payments.money import local_date
-from payments.payments import Payer, Payment
+from payments.payments import Payer, Payment, PaymentState
 from server.errors import InvalidArgument
 from server.modules import GrpcService
 from server.rpc.paging import decode_page_token, encode_page_token, page_size, query_digest
@@ -107,14 +108,27 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             request_id=request.request_id, agency_code=caller.agency_code,
             province=request.province_code, procedure_code=request.procedure_code,
             dossier_code=request.dossier_code, payer=payer, channel=request.channel, now=now)
-        payload = ""
-        if p.channel == "vietqr":
-            account = await self.ctx.run(self.m.store.account, p.agency_code)
-            payload = vietqr_for_payment(account, amount=p.amount_due, reference=p.reference,
-                                         description=p.dossier_code)
-        p = await self.ctx.run(self.m.store.open, p.id, channel_url="", actor=caller.audit_name,
-                               request_id=current_call().request_id, now=now)
-        return self._payment(p, payload)
+        account = await self.ctx.run(self.m.store.account, p.agency_code)
+        payload = vietqr_for_payment(account, amount=p.amount_due, reference=p.reference,
+                                     description=p.dossier_code) if p.channel == "vietqr" else ""
+        if p.state is PaymentState.CREATED:
+            url = ""
+            cfg = self.m.config
+            if p.channel == "platform" and self.m.platform is not None:
+                url = await self.ctx.run(self.m.platform.init, p, account, now=now)
+            elif p.channel == "gateway" and cfg.gateway_tmn_code:
+                url = vnpay.payment_url(
+                    cfg.gateway_url, tmn_code=cfg.gateway_tmn_code, secret=cfg.gateway_secret,
+                    reference=p.reference, amount=p.amount_due,
+                    description=f"Thanh toan ho so {p.dossier_code}",
+                    return_url=self.ctx.config.server.public_url.rstrip("/") +
+                    "/payments/gateway/return", ip="127.0.0.1", at=now, expires=p.expires_at)
+            p = await self.ctx.run(self.m.store.open, p.id, channel_url=url,
+                                   actor=caller.audit_name,
+                                   request_id=current_call().request_id, now=now)
+        message = self._payment(p, payload)
+        message.payment_url = await self.ctx.run(self.m.store.channel_url, p.id)
+        return message
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
                          ) -> pb.Payment:
