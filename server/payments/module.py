@@ -138,6 +138,8 @@ class PaymentsModule(Module):
 
     # ------------------------------------------------------------ workers
     async def _outbox_loop(self) -> None:
+        # Catch up on work left by a previous process once the server has finished starting.
+        await asyncio.sleep(min(0.5, self.config.outbox_interval_seconds))
         while not self._stopping:
             try:
                 await self.run_outbox_once()
@@ -211,11 +213,11 @@ class PaymentsModule(Module):
 
     async def _expiry_loop(self) -> None:
         while not self._stopping:
+            await asyncio.sleep(self.config.expiry_interval_seconds)
             try:
                 await self.ctx.run(self.store.expire_due, now=self.ctx.clock())
             except Exception:  # noqa: BLE001
                 log.exception("payments expiry pass failed")
-            await asyncio.sleep(self.config.expiry_interval_seconds)
 
 
     async def _mop_up_loop(self) -> None:
