@@ -3,6 +3,7 @@
     vnegov receipts list --payment ID          receipts of a payment, with their status
     vnegov receipts show ID [--xml F] [--pdf F] one receipt; write its signed XML / PDF
     vnegov receipts usage --from D --to D      usage report per template and series
+    vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR]        import, reconcile (progress bar), write reports
@@ -19,9 +20,6 @@ from typing import Any
 
 __all__ = ["register"]
 
-DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-
-
 def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     from types import SimpleNamespace
 
@@ -36,11 +34,6 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     return module, db
 
 
-def _fonts() -> Any:
-    from payments.receipts.pdf import Fonts
-
-    return Fonts((DEJAVU / "DejaVuSans.ttf").read_bytes(),
-                 (DEJAVU / "DejaVuSans-Bold.ttf").read_bytes())
 
 
 def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -62,7 +55,7 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         Path(args.xml).write_bytes(r.xml)
     if args.pdf:
         url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
-        Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=_fonts(),
+        Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=module.fonts(),
                                                       verify_url=url))
     db.dispose()
     return 0
@@ -78,6 +71,17 @@ def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"{line.template:<8} {line.series:<6} {line.first_number:07d} "
               f"{line.last_number:07d} {line.used:>5} {line.cancelled:>9} "
               f"{line.total_collected:>15}")
+    db.dispose()
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    notice = module.receipts.cancel(args.receipt, reason=args.reason, actor="cli",
+                                    request_id="cli-cancel", now=dt.datetime.now(dt.UTC))
+    if args.xml:
+        Path(args.xml).write_bytes(notice)
+    print(f"receipt {args.receipt} cancelled by a signed notice")
     db.dispose()
     return 0
 
@@ -131,7 +135,7 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                               day, now, args.unit)
         (out / f"reconcile-{run_id}.csv").write_bytes(report_csv(items, bounds))
         (out / f"reconcile-{run_id}.xlsx").write_bytes(report_xlsx(items, bounds))
-        (out / f"reconcile-{run_id}.pdf").write_bytes(report_pdf(items, bounds, fonts=_fonts()))
+        (out / f"reconcile-{run_id}.pdf").write_bytes(report_pdf(items, bounds, fonts=module.fonts()))
         print(f"reports written to {out}")
     db.dispose()
     return 0
@@ -152,6 +156,11 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="start", required=True)
     p.add_argument("--to", dest="end", required=True)
     p.set_defaults(func=cmd_usage)
+    p = rs.add_parser("cancel", help="cancel a receipt with a signed notice")
+    p.add_argument("receipt")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--xml", help="write the signed cancellation notice here")
+    p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
     p = sub.add_parser("reconcile", help="import statements and reconcile")

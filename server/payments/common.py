@@ -6,19 +6,28 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import payments.errors as pe
 from payments.fees.catalogue import FeeKind
 from payments.ledger.core import LedgerTransaction, TrialBalance
+from payments.payments.idempotency import (
+    StoredOutcome,
+    check_request_id,
+    replay,
+    request_hash,
+)
 from payments.payments.model import Payer, Payment, PaymentLine
 from payments.payments.states import PaymentState, Transition
 from server.audit import AuditEvent, append_events
 from server.storage.db import Database
 from server.storage.payments import (
+    IdempotencyRow,
     LedgerPostingRow,
     LedgerTransactionRow,
     OutboxRow,
@@ -29,6 +38,7 @@ from server.storage.payments import (
 __all__ = [
     "audit",
     "enqueue",
+    "idempotent",
     "lock_payment",
     "new_id",
     "payment_from_row",
@@ -127,3 +137,60 @@ def trial_balance(session: Session) -> TrialBalance:
     balances = {a: int(d or 0) - int(c or 0) for a, d, c in rows}
     return TrialBalance(dict(sorted(balances.items())), sum(int(d or 0) for _, d, _ in rows),
                         sum(int(c or 0) for _, _, c in rows))
+
+_ERRORS: Mapping[str, type[pe.PaymentsError]] = {
+    name: cls for name, cls in vars(pe).items()
+    if isinstance(cls, type) and issubclass(cls, pe.PaymentsError)
+}
+
+
+def idempotent(db: Database, *, caller: str, method: str, request_id: str,
+               fields: Mapping[str, Any], action: Callable[[Session], str]) -> str:
+    """Run ``action`` (in a write transaction) once per (caller, method, request_id) and return
+    its result; a retry gets the stored outcome, success or failure alike (AIP-155)."""
+    check_request_id(request_id)
+    digest = request_hash(method, fields)
+
+    def stored() -> StoredOutcome | None:
+        with db.read() as s:
+            row = s.execute(select(IdempotencyRow).where(
+                IdempotencyRow.caller == caller, IdempotencyRow.method == method,
+                IdempotencyRow.request_id == request_id)).scalar_one_or_none()
+        if row is None:
+            return None
+        return StoredOutcome(row.request_hash, row.ok, row.result, row.error_class,
+                             row.error_reason, row.error_message)
+
+    def remember(s: Session, ok: bool, result: str = "",
+                 error: pe.PaymentsError | None = None) -> None:
+        s.execute(insert(IdempotencyRow).values(
+            caller=caller[:200], method=method, request_id=request_id, request_hash=digest,
+            ok=ok, result=result, error_class=type(error).__name__ if error else "",
+            error_reason=error.reason if error else "",
+            error_message=error.message if error else "", created_at=dt.datetime.now(dt.UTC)))
+
+    previous = stored()
+    if previous is not None:
+        return replay(previous, digest, _ERRORS)
+    try:
+        with db.write() as s:
+            result = action(s)
+            remember(s, True, result)
+        return result
+    except pe.PaymentsError as exc:
+        if isinstance(exc, pe.InvalidInput) and not isinstance(exc, pe.RequestIdReused):
+            raise  # malformed requests are not outcomes worth remembering
+        try:
+            with db.write() as s:
+                remember(s, False, error=exc)
+        except IntegrityError:
+            pass
+        previous = stored()
+        if previous is not None:
+            return replay(previous, digest, _ERRORS)
+        raise
+    except IntegrityError:
+        previous = stored()
+        if previous is None:
+            raise
+        return replay(previous, digest, _ERRORS)

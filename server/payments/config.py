@@ -42,6 +42,9 @@ class PaymentsConfig:
     settlement_delay_days: int = 2
     callback_window_minutes: int = 15
     receipt_template: str = "EBL01"
+    # TrueType fonts with Vietnamese glyphs for PDF receipts and reports (Debian fonts-dejavu-core).
+    font_regular: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    font_bold: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
     sender_code: str = "V0000000000"
     platform_partner_code: str = ""
     platform_secret: str = ""

@@ -5,6 +5,7 @@ the receipt status lookup behind the receipts' QR codes, and payment QR images.
     GET  /payments/gateway/ipn            VNPay-style IPN (query string)
     POST /payments/bank/notification      bank credit notification (JSON, HMAC-SHA256)
     GET  /payments/receipts/verify        receipt status (k, s, n, h from the QR)
+    GET  /payments/receipts/{id}.pdf      the receipt's PDF rendition (signed XML attached)
     GET  /payments/{id}/qr.png            the VietQR image of a payment
 """
 
@@ -121,6 +122,20 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
                              "series": found.data.series, "number": f"{number:07d}",
                              "total": found.data.total, "sha256": document_digest(found.xml)})
 
+    async def receipt_pdf(request: Request) -> Response:
+        """The PDF rendition; the receipt id (20 random characters) is the capability."""
+        from payments.receipts.pdf import render_receipt_pdf
+
+        try:
+            found = await ctx.run(module.receipts.get, request.path_params["receipt_id"])
+        except pe.PaymentsError:
+            return Response(status_code=404)
+        url = ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        pdf = await ctx.run(render_receipt_pdf, found.data, found.xml, fonts=module.fonts(),
+                            verify_url=url)
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{found.data.label}.pdf"'})
+
     async def payment_qr(request: Request) -> Response:
         pid = request.path_params["payment_id"]
         try:
@@ -138,5 +153,6 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
         Route("/payments/gateway/ipn", gateway_ipn, methods=["GET"]),
         Route("/payments/bank/notification", bank_notification, methods=["POST"]),
         Route("/payments/receipts/verify", verify_receipt, methods=["GET"]),
+        Route("/payments/receipts/{receipt_id}.pdf", receipt_pdf, methods=["GET"]),
         Route("/payments/{payment_id}/qr.png", payment_qr, methods=["GET"]),
     ]

@@ -15,10 +15,12 @@ import httpx
 from cryptography import x509
 from starlette.routing import BaseRoute
 
+import payments.errors as pe
 from payments.accounts import AccountKind, CollectionAccount
 from payments.fees import FeeCatalogue, load_catalogue_csv, load_catalogue_yaml
 from payments.payments import ChannelStatus
 from payments.receipts.model import Organisation
+from payments.receipts.pdf import Fonts
 from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
 from payments.webhooks import event_body, sign_webhook
@@ -80,7 +82,7 @@ class PaymentsModule(Module):
                               for o in cfg.organisations}
         self.signers = {o.agency_code: _signer(o) for o in cfg.organisations}
         self.receipts = ReceiptsStore(ctx.db, organisations=self.organisations,
-                                      signer_for=self.signers.__getitem__,
+                                      signer_for=self.signer_for,
                                       template=cfg.receipt_template,
                                       sender_code=cfg.sender_code)
         self.recon = ReconStore(ctx.db, settlement_delay=dt.timedelta(
@@ -88,6 +90,7 @@ class PaymentsModule(Module):
         self.tax: TaxAuthorityTransport = TaxAuthoritySimulator()
         self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
                                        secret=cfg.platform_secret) if cfg.platform_url else None
+        self._fonts: Fonts | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -102,6 +105,20 @@ class PaymentsModule(Module):
         from server.payments.servicer import service
 
         return [service(self)]
+
+    def signer_for(self, agency_code: str) -> XmlSigner:
+        signer = self.signers.get(agency_code)
+        if signer is None:
+            raise pe.FailedPrecondition("no signing key is configured for the collecting body",
+                                        reason="NO_ORGANISATION",
+                                        metadata={"agency_code": agency_code})
+        return signer
+
+    def fonts(self) -> Fonts:
+        if self._fonts is None:
+            self._fonts = Fonts(Path(self.config.font_regular).read_bytes(),
+                                Path(self.config.font_bold).read_bytes())
+        return self._fonts
 
     def wake(self) -> None:
         self._wake.set()

@@ -45,7 +45,7 @@ from payments.receipts.xml1271 import (
     parse_receipt_xml,
 )
 from server.audit import AuditEvent, append_events
-from server.payments.common import audit, enqueue, new_id, payment_from_row
+from server.payments.common import audit, enqueue, idempotent, new_id, payment_from_row
 from server.storage.db import Database
 from server.storage.payments import (
     OutboxRow,
@@ -271,25 +271,45 @@ class ReceiptsStore:
     def correct(self, receipt_id: str, *, kind: ReceiptKind, lines: tuple[ReceiptLine, ...],
                 reason: str, actor: str, request_id: str, now: dt.datetime) -> StoredReceipt:
         """A replacement (full new content) or an adjustment (differences) of a receipt."""
+        with self.db.write() as s:
+            return self._correct(s, receipt_id, kind=kind, lines=lines, reason=reason,
+                                 actor=actor, request_id=request_id, now=now)
+
+    def _correct(self, s: Session, receipt_id: str, *, kind: ReceiptKind,
+                 lines: tuple[ReceiptLine, ...], reason: str, actor: str, request_id: str,
+                 now: dt.datetime) -> StoredReceipt:
         if kind is ReceiptKind.ORIGINAL:
             raise pe.InvalidInput("a correction is a replacement or an adjustment")
         if not reason.strip():
             raise pe.InvalidInput("a correction needs a reason", metadata={"field": "reason"})
-        with self.db.write() as s:
-            row = self._original_for_correction(s, receipt_id)
-            original = parse_receipt_xml(row.xml, receipt_id=row.id)
-            series, year, number = self._allocate(s, row.template, now)
-            data = ReceiptData(new_id(), kind, row.template, series, number, now,
-                               original.collector, original.payer, lines,
-                               original.payment_method, original.payment_id,
-                               original.procedure_code, original.dossier_code,
-                               RelatedReceipt(row.template, row.series, row.number,
-                                              local_date(row.issued_at), reason))
-            xml = self._signed(data)
-            self._store(s, [(data, year, None, row.id, xml)], request_id=request_id)
-            audit(s, at=now, request_id=request_id, actor=actor, action="receipt.correct",
-                  details={"original": row.id, "new": data.id, "kind": kind.value})
-            return StoredReceipt(data.id, data.payment_id, data, xml, "valid")
+        row = self._original_for_correction(s, receipt_id)
+        original = parse_receipt_xml(row.xml, receipt_id=row.id)
+        series, year, number = self._allocate(s, row.template, now)
+        data = ReceiptData(new_id(), kind, row.template, series, number, now,
+                           original.collector, original.payer, lines,
+                           original.payment_method, original.payment_id,
+                           original.procedure_code, original.dossier_code,
+                           RelatedReceipt(row.template, row.series, row.number,
+                                          local_date(row.issued_at), reason))
+        xml = self._signed(data)
+        self._store(s, [(data, year, None, row.id, xml)], request_id=request_id)
+        audit(s, at=now, request_id=request_id, actor=actor, action="receipt.correct",
+              details={"original": row.id, "new": data.id, "kind": kind.value})
+        return StoredReceipt(data.id, data.payment_id, data, xml, "valid")
+
+    def correct_idempotent(self, receipt_id: str, *, kind: ReceiptKind,
+                           lines: tuple[ReceiptLine, ...], reason: str, actor: str,
+                           request_id: str, now: dt.datetime) -> StoredReceipt:
+        """:meth:`correct` once per (actor, request_id): a retry returns the same receipt."""
+        fields = {"receipt": receipt_id, "kind": kind.value, "reason": reason,
+                  "lines": [(x.item_code, x.name, x.kind.value, x.amount) for x in lines]}
+        new_id_ = idempotent(self.db, caller=actor, method="CorrectReceipt",
+                             request_id=request_id, fields=fields,
+                             action=lambda s: self._correct(s, receipt_id, kind=kind,
+                                                            lines=lines, reason=reason,
+                                                            actor=actor, request_id=request_id,
+                                                            now=now).id)
+        return self.get(new_id_)
 
     def cancel(self, receipt_id: str, *, reason: str, actor: str, request_id: str,
                now: dt.datetime) -> bytes:

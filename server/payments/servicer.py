@@ -18,8 +18,10 @@ from payments.channels.vietqr import vietqr_for_payment
 from payments.fees import FeeKind, Quote
 from payments.money import local_date
 from payments.payments import Payer, Payment, PaymentState
+from payments.receipts import ReceiptKind, ReceiptLine
 from server.errors import InvalidArgument
 from server.modules import GrpcService
+from server.payments.receipts_store import StoredReceipt
 from server.rpc.paging import decode_page_token, encode_page_token, page_size, query_digest
 from server.rpc.state import current_call, current_caller
 from vnegov.payments.v1 import payments_pb2 as pb
@@ -170,11 +172,57 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                            context: grpc.aio.ServicerContext) -> pb.ListReceiptsResponse:
         p = await self._own(request.parent)
         receipts = await self.ctx.run(self.m.receipts.for_payment, p.id)
-        return pb.ListReceiptsResponse(receipts=[pb.Receipt(
+        return pb.ListReceiptsResponse(receipts=[self._receipt(r) for r in receipts])
+
+    def _receipt(self, r: StoredReceipt) -> pb.Receipt:
+        return pb.Receipt(
             name=r.name, template=r.data.template, series=r.data.series,
             number=f"{r.data.number:07d}", issue_time=_ts(r.data.issued_at), total=r.data.total,
             collector=r.data.collector.agency_code, kind=r.data.kind.value, status=r.status,
-            xml=r.xml) for r in receipts])
+            xml=r.xml)
+
+    async def _own_receipt(self, name: str) -> StoredReceipt:
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "payments" or parts[2] != "receipts":
+            raise InvalidArgument("receipt names look like payments/{id}/receipts/{receipt}",
+                                  metadata={"field": "name"})
+        await self._own(f"payments/{parts[1]}")
+        r = await self.ctx.run(self.m.receipts.get, parts[3])
+        if r.payment_id != parts[1]:
+            raise pe.NotFound("no such receipt")
+        return r
+
+    async def CorrectReceipt(self, request: pb.CorrectReceiptRequest,
+                             context: grpc.aio.ServicerContext) -> pb.Receipt:
+        caller = current_caller()
+        original = await self._own_receipt(request.name)
+        try:
+            kind = ReceiptKind(request.kind)
+        except ValueError:
+            raise InvalidArgument("kind must be replacement or adjustment",
+                                  metadata={"field": "kind"}) from None
+        kinds = {pb.PHI: FeeKind.PHI, pb.LE_PHI: FeeKind.LE_PHI}
+        if not request.lines or any(x.kind not in kinds for x in request.lines):
+            raise InvalidArgument("lines need an item, a name, a kind and an amount",
+                                  metadata={"field": "lines"})
+        lines = tuple(ReceiptLine(x.item_code, x.name, kinds[x.kind], x.amount)
+                      for x in request.lines)
+        new = await self.ctx.run(
+            self.m.receipts.correct_idempotent, original.id, kind=kind, lines=lines,
+            reason=request.reason, actor=caller.audit_name, request_id=request.request_id,
+            now=self.ctx.clock())
+        self.m.wake()
+        return self._receipt(new)
+
+    async def CancelReceipt(self, request: pb.CancelReceiptRequest,
+                            context: grpc.aio.ServicerContext) -> pb.Receipt:
+        caller = current_caller()
+        original = await self._own_receipt(request.name)
+        await self.ctx.run(self.m.receipts.cancel, original.id, reason=request.reason,
+                           actor=caller.audit_name, request_id=current_call().request_id,
+                           now=self.ctx.clock())
+        self.m.wake()
+        return self._receipt(await self.ctx.run(self.m.receipts.get, original.id))
 
     async def ImportStatement(self, request: pb.ImportStatementRequest,
                               context: grpc.aio.ServicerContext) -> pb.ImportStatementResponse:

@@ -25,7 +25,6 @@ from payments.channels.iso11649 import create_reference
 from payments.fees.catalogue import FeeCatalogue, Quote, quote
 from payments.ledger.core import Account, transaction
 from payments.money import local_date
-from payments.payments.idempotency import StoredOutcome, replay, request_hash
 from payments.payments.model import (
     Effects,
     Payer,
@@ -41,6 +40,7 @@ from payments.payments.states import OPEN_STATES, PaymentState
 from server.payments.common import (
     audit,
     enqueue,
+    idempotent,
     lock_payment,
     new_id,
     payment_from_row,
@@ -53,17 +53,12 @@ from server.storage.payments import (
     ChannelEventRow,
     CollectionAccountRow,
     ExceptionRow,
-    IdempotencyRow,
     PaymentRow,
     RefundRow,
 )
 
 __all__ = ["ConfirmOutcome", "ConfirmResult", "PaymentsStore"]
 
-_ERRORS: Mapping[str, type[pe.PaymentsError]] = {
-    name: cls for name, cls in vars(pe).items()
-    if isinstance(cls, type) and issubclass(cls, pe.PaymentsError)
-}
 S = PaymentState
 
 
@@ -117,55 +112,10 @@ class PaymentsStore:
                                  row.account_name, AccountKind(row.kind),
                                  row.treasury_office_code, row.budget_unit_code)
 
-    # ------------------------------------------------------------ idempotency
     def _idempotent(self, *, caller: str, method: str, request_id: str,
                     fields: Mapping[str, Any], action: Callable[[Session], str]) -> str:
-        """Run ``action`` once per (caller, method, request_id); replay the stored outcome."""
-        digest = request_hash(method, fields)
-
-        def stored() -> StoredOutcome | None:
-            with self.db.read() as s:
-                row = s.execute(select(IdempotencyRow).where(
-                    IdempotencyRow.caller == caller, IdempotencyRow.method == method,
-                    IdempotencyRow.request_id == request_id)).scalar_one_or_none()
-            if row is None:
-                return None
-            return StoredOutcome(row.request_hash, row.ok, row.result, row.error_class,
-                                 row.error_reason, row.error_message)
-
-        def remember(s: Session, ok: bool, result: str = "",
-                     error: pe.PaymentsError | None = None) -> None:
-            s.execute(insert(IdempotencyRow).values(
-                caller=caller, method=method, request_id=request_id, request_hash=digest, ok=ok,
-                result=result, error_class=type(error).__name__ if error else "",
-                error_reason=error.reason if error else "",
-                error_message=error.message if error else "", created_at=dt.datetime.now(dt.UTC)))
-
-        previous = stored()
-        if previous is not None:
-            return replay(previous, digest, _ERRORS)
-        try:
-            with self.db.write() as s:
-                result = action(s)
-                remember(s, True, result)
-            return result
-        except pe.PaymentsError as exc:
-            if isinstance(exc, pe.InvalidInput) and not isinstance(exc, pe.RequestIdReused):
-                raise  # malformed requests are not outcomes worth remembering
-            try:
-                with self.db.write() as s:
-                    remember(s, False, error=exc)
-            except IntegrityError:
-                pass
-            previous = stored()
-            if previous is not None:
-                return replay(previous, digest, _ERRORS)
-            raise
-        except IntegrityError:
-            previous = stored()
-            if previous is None:
-                raise
-            return replay(previous, digest, _ERRORS)
+        return idempotent(self.db, caller=caller, method=method, request_id=request_id,
+                          fields=fields, action=action)
 
     # ------------------------------------------------------------ payments
     def quote(self, procedure_code: str, *, province: str, on: dt.date) -> Quote:

@@ -9,12 +9,14 @@ from server.cli import main
 from server.storage.db import Database
 from tests.payments.support import T0
 from tests.server.payments.conftest import World
+from tests.server.payments.test_server import payments_section
+from tests.support.pki import TestPki
 
 FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
 
 
 def test_reconcile_command_imports_reports_and_shows_progress(
-        sqlite_world: World, sqlite_db: Database, tmp_path: Path,
+        sqlite_world: World, sqlite_db: Database, tmp_path: Path, pki: TestPki,
         capsys: pytest.CaptureFixture[str]) -> None:
     pid = sqlite_world.paid_payment(request_id="cli-payment-1")
     sqlite_world.receipts.issue_for_payment(pid, now=T0)
@@ -22,6 +24,7 @@ def test_reconcile_command_imports_reports_and_shows_progress(
     config.write_text(tomli_w.dumps({
         "data_dir": str(tmp_path),
         "storage": {"url": sqlite_db.url.render_as_string(hide_password=False)},
+        "payments": payments_section(pki, tmp_path),
     }))
     code = main(["--config", str(config), "reconcile", str(FIXTURES / "camt053_day1.xml"),
                  "--as-of", "2025-08-05T00:00:00+07:00", "--report-dir", str(tmp_path / "out"),
@@ -41,3 +44,8 @@ def test_reconcile_command_imports_reports_and_shows_progress(
     assert main(["--config", str(config), "receipts", "usage", "--from", "2025-08-01",
                  "--to", "2025-08-31"], {}) == 0
     assert "EBL01    25T    0000001 0000002     2" in capsys.readouterr().out
+    assert main(["--config", str(config), "receipts", "cancel", receipt_id, "--reason",
+                 "Thu nhầm", "--xml", str(tmp_path / "notice.xml")], {}) == 0
+    assert b"<TBHuy>" in (tmp_path / "notice.xml").read_bytes()
+    assert main(["--config", str(config), "receipts", "list", "--payment", pid], {}) == 0
+    assert "cancelled" in capsys.readouterr().out

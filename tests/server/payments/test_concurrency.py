@@ -51,3 +51,33 @@ def test_100_identical_callbacks_pay_once(world: World) -> None:
         assert paid == 1
         assert trial_balance(s).difference == 0
     assert world.payments.get(p.id).state is PaymentState.PAID
+
+
+def test_concurrent_refunds_never_exceed_what_was_collected(world: World) -> None:
+    """20 concurrent refunds of 30% each: at most three are granted, on both databases."""
+    import payments.errors as pe
+
+    pid = world.paid_payment(request_id="req-refunds")
+    collected = world.payments.get(pid).collected
+    share = collected * 3 // 10
+    barrier = threading.Barrier(10)
+
+    def refund(i: int) -> bool:
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            world.payments.refund(caller="c", request_id=f"refund-race-{i:03d}", payment_id=pid,
+                                  amount=share, reason="race", now=T0, agency_code=None)
+            return True
+        except pe.RefundExceedsCollected:
+            return False
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        granted = sum(pool.map(refund, range(20)))
+    p = world.payments.get(pid)
+    assert granted == 3 and p.refunded == 3 * share <= p.collected
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0 and tb.balance("REFUNDS_PAYABLE") == -3 * share

@@ -109,3 +109,43 @@ def test_ledger_rows_cannot_be_changed(world: World) -> None:
     world.paid_payment()
     with pytest.raises(Exception, match="append-only"), world.db.write() as s:
         s.execute(text("UPDATE payments_ledger_postings SET debit = debit + 1"))
+
+
+def test_corrections_are_new_documents_and_the_original_never_changes(world: World) -> None:
+    from payments.fees import FeeKind
+    from payments.receipts import ReceiptKind, ReceiptLine
+
+    pid = world.paid_payment(request_id="req-corrections")
+    world.receipts.issue_for_payment(pid, now=T0)
+    originals = world.receipts.for_payment(pid)
+    first = next(r for r in originals if r.data.collector.agency_code == HCM)
+    xml_before = first.xml
+    replacement = world.receipts.correct_idempotent(
+        first.id, kind=ReceiptKind.REPLACEMENT,
+        lines=(ReceiptLine("LPXD", "Lệ phí cấp giấy phép xây dựng", FeeKind.LE_PHI, 100000),),
+        reason="Sai tên người nộp", actor="finance", request_id="correct-0001", now=T0)
+    again = world.receipts.correct_idempotent(
+        first.id, kind=ReceiptKind.REPLACEMENT,
+        lines=(ReceiptLine("LPXD", "Lệ phí cấp giấy phép xây dựng", FeeKind.LE_PHI, 100000),),
+        reason="Sai tên người nộp", actor="finance", request_id="correct-0001", now=T0)
+    assert again.id == replacement.id
+    assert replacement.data.number == 3 and replacement.data.related is not None
+    assert replacement.data.related.number == first.data.number
+    assert world.receipts.get(first.id).status == "replaced"
+    assert world.receipts.get(first.id).xml == xml_before
+    with pytest.raises(pe.FailedPrecondition):
+        world.receipts.cancel(first.id, reason="x", actor="finance", request_id="c", now=T0)
+    other = next(r for r in originals if r.data.collector.agency_code == WARD)
+    adjustment = world.receipts.correct(
+        other.id, kind=ReceiptKind.ADJUSTMENT,
+        lines=(ReceiptLine("PTD", "Phí thẩm định hồ sơ", FeeKind.PHI, -20000),),
+        reason="Thu thừa", actor="finance", request_id="adj", now=T0)
+    assert adjustment.data.total == -20000 and world.receipts.get(other.id).status == "adjusted"
+    notice = world.receipts.cancel(replacement.id, reason="Hủy theo yêu cầu", actor="finance",
+                                   request_id="cancel", now=T0)
+    assert b"<TBHuy>" in notice and world.receipts.get(replacement.id).status == "cancelled"
+    assert check_gapless([n for ns in world.receipts.numbers().values() for n in ns])
+    report = world.receipts.usage(start=T0.date(), end=T0.date())
+    [line] = report.lines
+    assert (line.first_number, line.last_number, line.used, line.cancelled) == (1, 4, 4, 1)
+    assert line.total_collected == 100000 + 120000 - 20000

@@ -19,7 +19,7 @@ def statement(day: int, opening: int, lines: list[StatementLine]) -> bytes:
 
 
 def test_a_day_reconciles_once_and_exceptions_post_to_the_ledger(world: World) -> None:
-    ids = [world.paid_payment(request_id=f"recon-{i}", at=T0 + dt.timedelta(minutes=i))
+    ids = [world.paid_payment(request_id=f"recon-payment-{i}", at=T0 + dt.timedelta(minutes=i))
            for i in range(3)]
     ps = [world.payments.get(i) for i in ids]
     for pid in ids:

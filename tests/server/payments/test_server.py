@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -88,9 +89,15 @@ async def test_grpc_quote_create_pay_receipts(pki: TestPki, tmp_path: Path, db: 
         assert sorted(r.total for r in receipts.receipts) == [100000, 120000]
         got = await stub.GetPayment(pb.GetPaymentRequest(name=payment.name))
         assert got.state == "paid"
+        # Corrections: the sample caller lacks payments.receipts.
+        first = receipts.receipts[0]
+        with pytest.raises(grpc.aio.AioRpcError) as no_scope:
+            await stub.CancelReceipt(pb.CancelReceiptRequest(name=first.name, reason="x"))
+        assert no_scope.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            pdf = await http.get(f"/payments/receipts/{first.name.split('/')[-1]}.pdf")
+        assert pdf.headers["content-type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
         other = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hanoi))
-        import grpc
-
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await other.GetPayment(pb.GetPaymentRequest(name=payment.name))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -157,3 +164,88 @@ async def test_sigkill_between_payment_and_receipt(pki: TestPki, tmp_path: Path,
         assert sorted(n for _, n in per_payment) == [2, 2, 2]
     finally:
         proc.kill()
+
+
+async def test_grpc_refund_import_reconcile_and_resolve(
+        pki: TestPki, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from payments.reconcile import Statement, StatementLine, write_camt053
+    from tests.support import server as support
+
+    extra = {"payments": payments_section(pki, tmp_path)}
+    now = dt.datetime.now(dt.UTC)
+    async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
+        stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        payment = await create(stub, "grpc-recon-0001", "vietqr")
+        module = next(m for m in server.app._modules if m.name == "payments")
+        module.store.confirm(channel="vietqr", transaction_id="FT-1", reference=payment.reference,
+                             amount=payment.amount_due, at=now, success=True,
+                             exact_amount=False, request_id="t", now=now)
+        # The sample caller lacks payments.refund and payments.reconcile: denied up front.
+        for call in (stub.RefundPayment(pb.RefundPaymentRequest(
+                         request_id="grpc-refund-0001", payment=payment.name, amount=1000)),
+                     stub.ImportStatement(pb.ImportStatementRequest(format="camt053"))):
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await call
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for _ in range(200):  # the outbox worker issues the receipts
+            listed = await stub.ListReceipts(pb.ListReceiptsRequest(parent=payment.name))
+            if len(listed.receipts) == 2:
+                break
+            await asyncio.sleep(0.05)
+    today = now.date()
+    statement = write_camt053([Statement("S1", "113000012345", from_date=today, to_date=today,
+                                         opening=0, lines=[
+        StatementLine("113000012345", "FT-1", payment.amount_due, True, today, today, "FT-1", "",
+                      f"{payment.reference} le phi"),
+        StatementLine("113000012345", "FT-2", 30000, True, today, today, "FT-2", "", "??")])],
+        message_id="M1", created=now)
+    finance = {**support.CALLERS[0],
+               "scopes": ["payments.collect", "payments.refund", "payments.reconcile",
+                          "payments.receipts"]}
+    monkeypatch.setattr(support, "CALLERS", [finance, *support.CALLERS[1:]])
+    async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
+        stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        refund = await stub.RefundPayment(pb.RefundPaymentRequest(
+            request_id="grpc-refund-0002", payment=payment.name, amount=2000, reason="x"))
+        again = await stub.RefundPayment(pb.RefundPaymentRequest(
+            request_id="grpc-refund-0002", payment=payment.name, amount=2000, reason="x"))
+        assert refund.name == again.name and refund.payment.refunded == 2000
+        assert refund.payment.state == "partially_refunded"
+        with pytest.raises(grpc.aio.AioRpcError) as too_much:
+            await stub.RefundPayment(pb.RefundPaymentRequest(
+                request_id="grpc-refund-0003", payment=payment.name, amount=10**7))
+        assert too_much.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        listed = await stub.ListReceipts(pb.ListReceiptsRequest(parent=payment.name))
+        target = next(r for r in listed.receipts if r.total == 100000)
+        fix = pb.CorrectReceiptRequest(request_id="grpc-correct-0001", name=target.name,
+                                       kind="replacement", reason="Sai tên", lines=[pb.ReceiptLine(
+                                           item_code="LPXD", name="Lệ phí", kind=pb.LE_PHI,
+                                           amount=100000)])
+        replaced, replayed = await stub.CorrectReceipt(fix), await stub.CorrectReceipt(fix)
+        assert replaced.name == replayed.name and replaced.kind == "replacement"
+        assert replaced.number == "0000003"
+        cancelled = await stub.CancelReceipt(pb.CancelReceiptRequest(name=replaced.name,
+                                                                     reason="Hủy"))
+        assert cancelled.status == "cancelled"
+        imported = await stub.ImportStatement(pb.ImportStatementRequest(
+            format="camt053", content=statement))
+        assert (imported.lines, imported.new_lines) == (2, 2)
+        op = await stub.Reconcile(pb.ReconcileRequest())
+        for _ in range(200):
+            op = await stub.GetOperation(pb.GetOperationRequest(name=op.name))
+            if op.done:
+                break
+            await asyncio.sleep(0.05)
+        assert op.done and not op.error
+        assert json.loads(op.result_json)["counts"] == {"matched": 1, "money_without_payment": 1}
+        listed_exc = await stub.ListExceptions(pb.ListExceptionsRequest())
+        [exc] = [e for e in listed_exc.exceptions if e.outcome == "money_without_payment"]
+        resolved = await stub.ResolveException(pb.ResolveExceptionRequest(
+            name=exc.name, action="refund_to_sender"))
+        assert resolved.state == "resolved" and resolved.resolution == "refund_to_sender"
+        with pytest.raises(grpc.aio.AioRpcError) as twice:
+            await stub.ResolveException(pb.ResolveExceptionRequest(
+                name=exc.name, action="refund_to_sender"))
+        assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION

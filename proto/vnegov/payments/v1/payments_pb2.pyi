@@ -501,6 +501,91 @@ class ListReceiptsResponse(_message.Message):
 Global___ListReceiptsResponse: _TypeAlias = ListReceiptsResponse  # noqa: Y015
 
 @_typing.final
+class ReceiptLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    item_code: _builtins.str
+    name: _builtins.str
+    kind: Global___FeeKind.ValueType
+    amount: _builtins.int
+    """Whole đồng; negative on an adjustment that lowers the original."""
+    def __init__(
+        self,
+        *,
+        item_code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        kind: Global___FeeKind.ValueType = ...,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "item_code", b"item_code", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiptLine: _TypeAlias = ReceiptLine  # noqa: Y015
+
+@_typing.final
+class CorrectReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    name: _builtins.str
+    """"payments/{id}/receipts/{receipt}"."""
+    kind: _builtins.str
+    """"replacement" (the full new content) or "adjustment" (the differences)."""
+    reason: _builtins.str
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiptLine]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReceiptLine] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lines", b"lines", "name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrectReceiptRequest: _TypeAlias = CorrectReceiptRequest  # noqa: Y015
+
+@_typing.final
+class CancelReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelReceiptRequest: _TypeAlias = CancelReceiptRequest  # noqa: Y015
+
+@_typing.final
 class ImportStatementRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -68,6 +68,16 @@ class PaymentsServiceStub:
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsRequest.SerializeToString,
                 response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsResponse.FromString,
                 _registered_method=True)
+        self.CorrectReceipt = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/CorrectReceipt',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CorrectReceiptRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
+                _registered_method=True)
+        self.CancelReceipt = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/CancelReceipt',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
+                _registered_method=True)
         self.ImportStatement = channel.unary_unary(
                 '/vnegov.payments.v1.PaymentsService/ImportStatement',
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementRequest.SerializeToString,
@@ -141,6 +151,21 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectReceipt(self, request, context):
+        """Replace or adjust a receipt: a new signed, numbered receipt that references the original
+        (which is never changed). Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelReceipt(self, request, context):
+        """Cancel a receipt with a signed cancellation notice that references it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportStatement(self, request, context):
         """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing.
         """
@@ -206,6 +231,16 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ListReceipts,
                     request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsRequest.FromString,
                     response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsResponse.SerializeToString,
+            ),
+            'CorrectReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectReceipt,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CorrectReceiptRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.SerializeToString,
+            ),
+            'CancelReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelReceipt,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.SerializeToString,
             ),
             'ImportStatement': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportStatement,
@@ -399,6 +434,60 @@ class PaymentsService:
             '/vnegov.payments.v1.PaymentsService/ListReceipts',
             vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsRequest.SerializeToString,
             vnegov_dot_payments_dot_v1_dot_payments__pb2.ListReceiptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/CorrectReceipt',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CorrectReceiptRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/CancelReceipt',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,12 @@ class PaymentsServiceStub:
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_payments_pb2.RefundPaymentRequest, _payments_pb2.Refund]
     """Grant a partial or full refund; never more than was collected (idempotent by request_id)."""
     ListReceipts: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListReceiptsRequest, _payments_pb2.ListReceiptsResponse]
+    CorrectReceipt: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CorrectReceiptRequest, _payments_pb2.Receipt]
+    """Replace or adjust a receipt: a new signed, numbered receipt that references the original
+    (which is never changed). Idempotent by request_id.
+    """
+    CancelReceipt: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CancelReceiptRequest, _payments_pb2.Receipt]
+    """Cancel a receipt with a signed cancellation notice that references it."""
     ImportStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
     Reconcile: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ReconcileRequest, _payments_pb2.Operation]
@@ -73,6 +79,12 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     RefundPayment: _aio.UnaryUnaryMultiCallable[_payments_pb2.RefundPaymentRequest, _payments_pb2.Refund]  # type: ignore[assignment]
     """Grant a partial or full refund; never more than was collected (idempotent by request_id)."""
     ListReceipts: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListReceiptsRequest, _payments_pb2.ListReceiptsResponse]  # type: ignore[assignment]
+    CorrectReceipt: _aio.UnaryUnaryMultiCallable[_payments_pb2.CorrectReceiptRequest, _payments_pb2.Receipt]  # type: ignore[assignment]
+    """Replace or adjust a receipt: a new signed, numbered receipt that references the original
+    (which is never changed). Idempotent by request_id.
+    """
+    CancelReceipt: _aio.UnaryUnaryMultiCallable[_payments_pb2.CancelReceiptRequest, _payments_pb2.Receipt]  # type: ignore[assignment]
+    """Cancel a receipt with a signed cancellation notice that references it."""
     ImportStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]  # type: ignore[assignment]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
     Reconcile: _aio.UnaryUnaryMultiCallable[_payments_pb2.ReconcileRequest, _payments_pb2.Operation]  # type: ignore[assignment]
@@ -133,6 +145,24 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.ListReceiptsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListReceiptsResponse, _abc.Awaitable[_payments_pb2.ListReceiptsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CorrectReceipt(
+        self,
+        request: _payments_pb2.CorrectReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.Receipt, _abc.Awaitable[_payments_pb2.Receipt]]:
+        """Replace or adjust a receipt: a new signed, numbered receipt that references the original
+        (which is never changed). Idempotent by request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelReceipt(
+        self,
+        request: _payments_pb2.CancelReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.Receipt, _abc.Awaitable[_payments_pb2.Receipt]]:
+        """Cancel a receipt with a signed cancellation notice that references it."""
 
     @_abc_1.abstractmethod
     def ImportStatement(
