@@ -7,7 +7,8 @@ On a throwaway SQLite database: payments are made during 1 August 2025 over the 
 platform and by VietQR (one payer mistypes the reference, a stranger transfers money with no
 reference, and one payment never reaches the bank); the bank's camt.053 statement for the day is
 imported (twice: the second import adds nothing); the day is reconciled; the officer refunds the
-stranger's money from the exceptions queue; reports are written as CSV, XLSX and PDF.
+stranger's money and re-queues the missing receipt from the exceptions queue; reports are written
+as CSV, XLSX and PDF.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1]
                                                               / "proto")]
 
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
 from payments.accounts import CollectionAccount  # noqa: E402
 from payments.fees import load_catalogue_yaml  # noqa: E402
 from payments.payments import Payer  # noqa: E402
+from payments.receipts import Organisation  # noqa: E402
 from payments.receipts.pdf import Fonts  # noqa: E402
 from payments.reconcile import (  # noqa: E402
     ReportBounds,
@@ -35,16 +42,29 @@ from payments.reconcile import (  # noqa: E402
     write_camt053,
 )
 from server.payments.common import trial_balance  # noqa: E402
+from server.payments.receipts_store import ReceiptsStore  # noqa: E402
 from server.payments.recon_store import ReconStore  # noqa: E402
+from server.payments.standin_signer import StandInXmlSigner  # noqa: E402
 from server.payments.store import PaymentsStore  # noqa: E402
 from server.storage import migrate  # noqa: E402
 from server.storage.db import Database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENCY, ACCOUNT = "000.00.00.H29", "113000012345"
+AGENCY, WARD, ACCOUNT = "000.00.00.H29", "000.00.13.H29", "113000012345"
 DAY = dt.date(2025, 8, 1)
 T0 = dt.datetime(2025, 8, 1, 2, 0, tzinfo=dt.UTC)  # 09:00 in Vietnam
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def signer() -> StandInXmlSigner:
+    """A throwaway organisation key and self-signed certificate (the stand-in signer)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "UBND TP Ho Chi Minh")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(T0 - dt.timedelta(days=1))
+            .not_valid_after(T0 + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    return StandInXmlSigner(key, [cert])
 
 
 def main() -> int:
@@ -69,6 +89,16 @@ def main() -> int:
                       amount=p.amount_due, at=at, success=True, exact_amount=False,
                       request_id="callback", now=at)
         paid.append(store.get(p.id))
+    # The outbox worker has issued the receipts of all but the last payment (its signing key was
+    # missing that day): reconciliation reports it as paid without receipt.
+    organisations = {
+        AGENCY: Organisation(AGENCY, "Ủy ban nhân dân Thành phố Hồ Chí Minh", "0301234567",
+                             "86 Lê Thánh Tôn, TP. Hồ Chí Minh"),
+        WARD: Organisation(WARD, "Ủy ban nhân dân Phường Bến Thành", "0309876543",
+                           "92 Nguyễn Trãi, Phường Bến Thành, TP. Hồ Chí Minh")}
+    key = signer()
+    receipts = ReceiptsStore(db, organisations=organisations, signer_for=lambda _: key)
+    receipts.issue_batch([p.id for p in paid[:-1]], now=T0 + dt.timedelta(hours=5))
     typo = paid[1].reference[:6] + ("0" if paid[1].reference[6] != "0" else "1") + \
         paid[1].reference[7:]
     lines = [
@@ -100,6 +130,11 @@ def main() -> int:
             recon.resolve(exc.id, action="refund_to_sender", actor="finance",
                           request_id="resolve", now=as_of)
             print("  resolved: refund to sender (ledger: SUSPENSE -> REFUNDS_PAYABLE)")
+        elif exc.outcome == "paid_without_receipt":
+            recon.resolve(exc.id, action="issue_receipt", actor="finance",
+                          request_id="resolve", now=as_of)
+            issued = receipts.issue_batch(exc.payment_ids.split(), now=as_of)
+            print(f"  resolved: receipt re-queued and issued ({len(issued)})")
     with db.read() as s:
         tb = trial_balance(s)
     print(f"trial balance: debits {tb.total_debits:,} credits {tb.total_credits:,} "

@@ -227,6 +227,9 @@ def _reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPaymen
                                                    (line.key,), note=note))
     _evaluate(result, lines, expected, assigned, line_payments, methods, as_of,
               settlement_delay)
+    for p in expected:  # whatever became of the money, a paid payment needs its receipt
+        if not p.has_receipt:
+            _receipt_check(result, p)
     return result
 
 
@@ -243,8 +246,6 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
             if line.amount == p.amount:
                 items.append(ReconciliationItem(Outcome.MATCHED, p.amount, (line.key,),
                                                 (p.payment_id,), methods[lis[0]], "one_to_one"))
-                if not p.has_receipt:
-                    _receipt_check(result, p)
                 continue
         if not lis:
             if p.confirmed_at + delay <= as_of:
@@ -268,9 +269,6 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
                 Outcome.MATCHED if ok else Outcome.AMOUNT_MISMATCH, lines[li].amount,
                 (lines[li].key,), tuple(expected[i].payment_id for i in group), methods[li],
                 "combined", "" if ok else f"line {lines[li].amount}, payments {due}"))
-            if ok:
-                for i in group:
-                    _receipt_check(result, expected[i])
             continue
         total = sum(lines[li].amount for li in lis)
         method = methods[lis[0]]
@@ -279,7 +277,6 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
             result.items.append(ReconciliationItem(
                 Outcome.MATCHED, total, tuple(lines[li].key for li in lis), (p.payment_id,),
                 method, shape))
-            _receipt_check(result, p)
             continue
         exact = [li for li in lis if lines[li].amount == p.amount]
         if exact:
@@ -287,7 +284,6 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
             result.items.append(ReconciliationItem(
                 Outcome.MATCHED, p.amount, (lines[first].key,), (p.payment_id,), methods[first],
                 "one_to_one"))
-            _receipt_check(result, p)
             for li in lis:
                 if li != first:
                     result.items.append(ReconciliationItem(
@@ -301,9 +297,9 @@ def _evaluate(result: ReconciliationResult, lines: Sequence[StatementLine],
 
 
 def _receipt_check(result: ReconciliationResult, p: ExpectedPayment) -> None:
-    if not p.has_receipt:
-        result.items.append(ReconciliationItem(Outcome.PAID_WITHOUT_RECEIPT, p.amount,
-                                               payment_ids=(p.payment_id,)))
+    result.items.append(ReconciliationItem(Outcome.PAID_WITHOUT_RECEIPT, p.amount,
+                                           payment_ids=(p.payment_id,),
+                                           note="money confirmed, no receipt issued"))
 
 
 @dataclass(frozen=True, slots=True)

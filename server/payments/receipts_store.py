@@ -187,10 +187,18 @@ class ReceiptsStore:
             numbering = _Numbering(s, self.db)
             issued: list[tuple[ReceiptData, int, str | None, str | None, bytes]] = []
             done: list[int] = []
+            blocked: list[tuple[int, str]] = []
             for task in tasks:
                 p = payments.get(task.ref)
                 if p is None or p.state not in PAID_STATES:
                     continue  # left pending: nothing to issue (yet)
+                try:  # a body without profile or key blocks its payment, not the batch
+                    for collector, _ in group_lines(p):
+                        self._organisation(collector)
+                        self.signer_for(collector)
+                except pe.FailedPrecondition as exc:
+                    blocked.append((task.id, exc.message))
+                    continue
                 for collector, lines in group_lines(p):
                     key = f"{p.id}:{collector}"
                     if key in existing:
@@ -207,6 +215,10 @@ class ReceiptsStore:
             if done:
                 s.execute(update(OutboxRow).where(OutboxRow.id.in_(done)).values(
                     state="done", done_at=now, attempts=OutboxRow.attempts + 1))
+            for task_id, message in blocked:
+                s.execute(update(OutboxRow).where(OutboxRow.id == task_id).values(
+                    attempts=OutboxRow.attempts + 1, last_error=message[:300],
+                    next_attempt_at=now + dt.timedelta(minutes=5)))
             return [d.id for d, *_ in issued]
 
     def pending_issues(self, *, now: dt.datetime, limit: int = 100) -> list[str]:

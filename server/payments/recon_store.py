@@ -214,11 +214,7 @@ class ReconStore:
                 post_ledger(s, [transaction(key, now, "settlement", debits, dict(credits),
                                             memo="matched on statement")])
             return
-        if item.outcome is Outcome.PAID_WITHOUT_RECEIPT:
-            self._exception(s, run_id, item.outcome.value, "", item.amount, [],
-                            list(item.payment_ids), item.note, now)
-            return
-        if item.outcome is Outcome.PAYMENT_WITHOUT_MONEY:
+        if item.outcome in (Outcome.PAID_WITHOUT_RECEIPT, Outcome.PAYMENT_WITHOUT_MONEY):
             open_same = s.execute(select(ExceptionRow.id).where(
                 ExceptionRow.outcome == item.outcome.value, ExceptionRow.state == "open",
                 ExceptionRow.payment_ids == " ".join(item.payment_ids))).first()
