@@ -20,8 +20,6 @@ the reason; the receipt itself is never changed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
 
 from lxml import etree
 
@@ -210,8 +208,3 @@ def parse_receipt_xml(data: bytes, *, receipt_id: str = "") -> ReceiptData:
                        int(_text(head, "SBLai")), tgl.astimezone(dt.UTC), collector, payer,
                        lines, _text(head, "HTTToan"), _text(head, "MTToan", ""),
                        _text(head, "MTTHC", ""), _text(head, "MHSo", ""), related)
-
-
-def summary(receipt: ReceiptData) -> Mapping[str, Any]:
-    return {"template": receipt.template, "series": receipt.series,
-            "number": format_number(receipt.number), "total": receipt.total}

@@ -15,12 +15,14 @@ from payments.reconcile.csvfiles import (
     parse_channel_list,
 )
 from payments.reconcile.matching import (
+    ChannelComparison,
     ExpectedPayment,
     MatchMethod,
     Outcome,
     ReconciliationItem,
     ReconciliationResult,
     check_continuity,
+    compare_channel_list,
     reconcile,
 )
 from payments.reconcile.reports import (
@@ -34,6 +36,7 @@ from payments.reconcile.reports import (
 __all__ = [
     "CAMT053_NAMESPACE",
     "BankCsvProfile",
+    "ChannelComparison",
     "ChannelRecord",
     "ExpectedPayment",
     "MatchMethod",
@@ -44,6 +47,7 @@ __all__ = [
     "Statement",
     "StatementLine",
     "check_continuity",
+    "compare_channel_list",
     "parse_bank_csv",
     "parse_camt053",
     "parse_channel_list",

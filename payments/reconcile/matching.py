@@ -37,16 +37,19 @@ from payments.channels.iso11649 import (
 )
 from payments.money import local_date
 from payments.reconcile.camt053 import Statement, StatementLine
+from payments.reconcile.csvfiles import ChannelRecord
 
 _COMPACT = COMPACT_REFERENCE
 
 __all__ = [
+    "ChannelComparison",
     "ExpectedPayment",
     "MatchMethod",
     "Outcome",
     "ReconciliationItem",
     "ReconciliationResult",
     "check_continuity",
+    "compare_channel_list",
     "paused_gc",
     "reconcile",
 ]
@@ -332,3 +335,42 @@ def check_continuity(statements: Iterable[Statement]) -> list[ContinuityProblem]
                 problems.append(ContinuityProblem(account, nxt.id,
                                                   f"days missing after {prev.to_date}"))
     return problems
+
+
+class ChannelComparison(NamedTuple):
+    """One row of comparing a channel's transaction list with what we recorded."""
+
+    outcome: str  # matched | amount_mismatch | missing_here | missing_at_channel
+    reference: str
+    transaction_id: str
+    channel_amount: int
+    our_amount: int
+
+
+def compare_channel_list(records: Iterable[ChannelRecord],
+                         ours: Iterable[tuple[str, str, int]], *, day_start: dt.datetime,
+                         day_end: dt.datetime) -> list[ChannelComparison]:
+    """Compare a gateway's or the platform's list of paid transactions for ``[day_start,
+    day_end)`` with our applied channel events ``(reference, transaction id, amount)`` of the
+    same period: a transaction the channel lists but we never applied is ``missing_here`` (a
+    lost callback the mop-up worker did not catch), one we applied that the channel does not
+    list is ``missing_at_channel``."""
+    theirs = {r.transaction_id: r for r in records
+              if r.status == "paid" and day_start <= r.paid_at < day_end}
+    out: list[ChannelComparison] = []
+    seen: set[str] = set()
+    for reference, txn, amount in ours:
+        seen.add(txn)
+        record = theirs.get(txn)
+        if record is None:
+            out.append(ChannelComparison("missing_at_channel", reference, txn, 0, amount))
+        elif record.amount != amount or record.reference != reference:
+            out.append(ChannelComparison("amount_mismatch", reference, txn, record.amount,
+                                         amount))
+        else:
+            out.append(ChannelComparison("matched", reference, txn, record.amount, amount))
+    for txn, record in theirs.items():
+        if txn not in seen:
+            out.append(ChannelComparison("missing_here", record.reference, txn, record.amount,
+                                         0))
+    return out

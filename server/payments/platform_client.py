@@ -14,7 +14,6 @@ import httpx
 import payments.errors as pe
 from payments.accounts import CollectionAccount
 from payments.channels import national_platform as np
-from payments.fees import FeeKind
 from payments.payments import ChannelStatus, Payment, StatusQuery
 
 __all__ = ["PlatformClient"]
@@ -82,6 +81,3 @@ class PlatformClient:
                            str(answer.get("MaGiaoDich", "")),
                            np.parse_time(str(answer["ThoiGianGD"]))
                            if answer.get("ThoiGianGD") else None)
-
-
-_ = FeeKind  # phí / lệ phí lines travel as LoaiPhiLePhi 1 / 2 (see national_platform)

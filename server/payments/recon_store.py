@@ -20,14 +20,16 @@ from sqlalchemy.orm import Session
 
 import payments.errors as pe
 from payments.ledger.core import Account, transaction
+from payments.money import local_day_bounds
 from payments.payments.model import apply_credit
 from payments.reconcile.camt053 import Statement, StatementLine, parse_camt053
-from payments.reconcile.csvfiles import parse_bank_csv
+from payments.reconcile.csvfiles import parse_bank_csv, parse_channel_list
 from payments.reconcile.matching import (
     ExpectedPayment,
     Outcome,
     ReconciliationItem,
     check_continuity,
+    compare_channel_list,
     reconcile,
 )
 from server.payments.common import (
@@ -240,6 +242,35 @@ class ReconStore:
             source=source, outcome=outcome, account=account, amount=amount,
             line_keys=" ".join(line_keys), payment_ids=" ".join(payment_ids), note=note[:300],
             state="open", resolution="", resolved_by="", created_at=now))
+
+    def compare_channel_list(self, data: bytes, *, channel: str, first_day: dt.date,
+                             last_day: dt.date, actor: str, request_id: str,
+                             now: dt.datetime) -> dict[str, int]:
+        """Compare a channel's transaction list (CSV) for Vietnamese days ``first_day`` ..
+        ``last_day`` with the channel events we applied; differences become exceptions."""
+        if channel not in ("platform", "gateway", "vietqr"):
+            raise pe.InvalidInput("unknown channel", metadata={"field": "channel"})
+        records = parse_channel_list(data)
+        start, end = local_day_bounds(first_day, last_day)
+        with self.db.read() as s:
+            ours = [(r, t, a) for r, t, a in s.execute(select(
+                ChannelEventRow.reference, ChannelEventRow.transaction_id,
+                ChannelEventRow.amount).where(
+                ChannelEventRow.channel == channel, ChannelEventRow.outcome == "applied",
+                ChannelEventRow.at >= start, ChannelEventRow.at < end))]
+        rows = compare_channel_list(records, ours, day_start=start, day_end=end)
+        counts: dict[str, int] = defaultdict(int)
+        with self.db.write() as s:
+            for row in rows:
+                counts[row.outcome] += 1
+                if row.outcome != "matched":
+                    self._exception(s, f"channel-list:{channel}", f"channel_{row.outcome}", "",
+                                    row.channel_amount or row.our_amount, [row.transaction_id],
+                                    [], f"reference {row.reference}: channel "
+                                    f"{row.channel_amount}, ours {row.our_amount}", now)
+            audit(s, at=now, request_id=request_id, actor=actor, action="channel_list.compare",
+                  details={"channel": channel, **counts})
+        return dict(counts)
 
     # ------------------------------------------------------------ exceptions queue
     def exceptions(self, *, state: str = "open", after: int = 0, size: int = 100

@@ -233,6 +233,22 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                                     request_id=current_call().request_id, now=self.ctx.clock())
         return pb.ImportStatementResponse(**totals)
 
+    async def CompareChannelList(self, request: pb.CompareChannelListRequest,
+                                 context: grpc.aio.ServicerContext
+                                 ) -> pb.CompareChannelListResponse:
+        caller = current_caller()
+        try:
+            first = dt.date.fromisoformat(request.first_day)
+            last = dt.date.fromisoformat(request.last_day or request.first_day)
+        except ValueError:
+            raise InvalidArgument("days must be YYYY-MM-DD",
+                                  metadata={"field": "first_day"}) from None
+        counts = await self.ctx.run(self.m.recon.compare_channel_list, request.content,
+                                    channel=request.channel, first_day=first, last_day=last,
+                                    actor=caller.audit_name,
+                                    request_id=current_call().request_id, now=self.ctx.clock())
+        return pb.CompareChannelListResponse(**counts)
+
     async def Reconcile(self, request: pb.ReconcileRequest, context: grpc.aio.ServicerContext
                         ) -> pb.Operation:
         caller = current_caller()

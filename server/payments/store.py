@@ -8,8 +8,8 @@ changes without its audit record.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -125,7 +125,7 @@ class PaymentsStore:
                        procedure_code: str, dossier_code: str, payer: Payer, channel: str,
                        now: dt.datetime) -> Payment:
         fields = {"agency_code": agency_code, "province": province, "procedure": procedure_code,
-                  "dossier": dossier_code, "payer": payer.__repr__(), "channel": channel}
+                  "dossier": dossier_code, "payer": dataclasses.asdict(payer), "channel": channel}
 
         def action(s: Session) -> str:
             q = self.quote(procedure_code, province=province, on=local_date(now))
@@ -344,7 +344,3 @@ class PaymentsStore:
                              .order_by(TransitionRow.id)).scalars().all()
             return [{"from": r.from_state, "to": r.to_state, "at": r.at, "reason": r.reason,
                      "actor": r.actor} for r in rows]
-
-
-def payer_from_json(text: str) -> Payer:
-    return Payer(**json.loads(text))

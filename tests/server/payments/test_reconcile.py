@@ -86,3 +86,23 @@ def test_unidentified_money_applied_to_an_expired_payment(world: World) -> None:
     assert world.receipts.issue_for_payment(p.id, now=T0 + dt.timedelta(days=1))
     with world.db.read() as s:
         assert trial_balance(s).difference == 0
+
+
+def test_channel_list_comparison(world: World) -> None:
+    ids = [world.paid_payment(request_id=f"list-payment-{i}", at=T0 + dt.timedelta(minutes=i))
+           for i in range(3)]
+    ps = [world.payments.get(i) for i in ids]
+    rows = ["reference,transaction_id,amount,paid_at,status"]
+    rows.append(f"{ps[0].reference},TX{ps[0].id},{ps[0].amount_due},2025-08-01T09:00:00+07:00,paid")
+    rows.append(f"{ps[1].reference},TX{ps[1].id},{ps[1].amount_due - 1},"
+                "2025-08-01T09:01:00+07:00,paid")
+    rows.append("RF18539007547034,TXLOST,8000,2025-08-01T10:00:00+07:00,paid")
+    rows.append("RF18539007547034,TXFAIL,8000,2025-08-01T10:00:00+07:00,failed")
+    counts = world.recon.compare_channel_list(
+        ("\n".join(rows) + "\n").encode(), channel="platform", first_day=dt.date(2025, 8, 1),
+        last_day=dt.date(2025, 8, 1), actor="finance", request_id="cmp", now=T0)
+    assert counts == {"matched": 1, "amount_mismatch": 1, "missing_at_channel": 1,
+                      "missing_here": 1}
+    outcomes = sorted(e.outcome for e in world.recon.exceptions())
+    assert outcomes == ["channel_amount_mismatch", "channel_missing_at_channel",
+                        "channel_missing_here"]

@@ -641,6 +641,67 @@ class ImportStatementResponse(_message.Message):
 Global___ImportStatementResponse: _TypeAlias = ImportStatementResponse  # noqa: Y015
 
 @_typing.final
+class CompareChannelListRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FIRST_DAY_FIELD_NUMBER: _builtins.int
+    LAST_DAY_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """"platform" or "gateway"."""
+    content: _builtins.bytes
+    """CSV: reference,transaction_id,amount,paid_at,status."""
+    first_day: _builtins.str
+    """Vietnamese calendar days "YYYY-MM-DD" (inclusive) the list covers."""
+    last_day: _builtins.str
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        first_day: _builtins.str = ...,
+        last_day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "content", b"content", "first_day", b"first_day", "last_day", b"last_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareChannelListRequest: _TypeAlias = CompareChannelListRequest  # noqa: Y015
+
+@_typing.final
+class CompareChannelListResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHED_FIELD_NUMBER: _builtins.int
+    AMOUNT_MISMATCH_FIELD_NUMBER: _builtins.int
+    MISSING_HERE_FIELD_NUMBER: _builtins.int
+    MISSING_AT_CHANNEL_FIELD_NUMBER: _builtins.int
+    matched: _builtins.int
+    amount_mismatch: _builtins.int
+    missing_here: _builtins.int
+    """Paid at the channel, never confirmed to us."""
+    missing_at_channel: _builtins.int
+    """Confirmed to us, absent from the channel's list."""
+    def __init__(
+        self,
+        *,
+        matched: _builtins.int = ...,
+        amount_mismatch: _builtins.int = ...,
+        missing_here: _builtins.int = ...,
+        missing_at_channel: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_mismatch", b"amount_mismatch", "matched", b"matched", "missing_at_channel", b"missing_at_channel", "missing_here", b"missing_here"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareChannelListResponse: _TypeAlias = CompareChannelListResponse  # noqa: Y015
+
+@_typing.final
 class ReconcileRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -83,6 +83,11 @@ class PaymentsServiceStub:
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementRequest.SerializeToString,
                 response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementResponse.FromString,
                 _registered_method=True)
+        self.CompareChannelList = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/CompareChannelList',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListResponse.FromString,
+                _registered_method=True)
         self.Reconcile = channel.unary_unary(
                 '/vnegov.payments.v1.PaymentsService/Reconcile',
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ReconcileRequest.SerializeToString,
@@ -173,6 +178,14 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareChannelList(self, request, context):
+        """Compare a gateway's or the platform's transaction list (CSV) for a range of days with the
+        confirmations we applied; differences are queued as exceptions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Reconcile(self, request, context):
         """Reconcile statements against payments and receipts; a long-running operation (AIP-151).
         """
@@ -246,6 +259,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ImportStatement,
                     request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementRequest.FromString,
                     response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementResponse.SerializeToString,
+            ),
+            'CompareChannelList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareChannelList,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListResponse.SerializeToString,
             ),
             'Reconcile': grpc.unary_unary_rpc_method_handler(
                     servicer.Reconcile,
@@ -515,6 +533,33 @@ class PaymentsService:
             '/vnegov.payments.v1.PaymentsService/ImportStatement',
             vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementRequest.SerializeToString,
             vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareChannelList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/CompareChannelList',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CompareChannelListResponse.FromString,
             options,
             channel_credentials,
             insecure,

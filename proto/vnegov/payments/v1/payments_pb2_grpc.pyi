@@ -54,6 +54,10 @@ class PaymentsServiceStub:
     """Cancel a receipt with a signed cancellation notice that references it."""
     ImportStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
+    CompareChannelList: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CompareChannelListRequest, _payments_pb2.CompareChannelListResponse]
+    """Compare a gateway's or the platform's transaction list (CSV) for a range of days with the
+    confirmations we applied; differences are queued as exceptions.
+    """
     Reconcile: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ReconcileRequest, _payments_pb2.Operation]
     """Reconcile statements against payments and receipts; a long-running operation (AIP-151)."""
     GetOperation: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetOperationRequest, _payments_pb2.Operation]
@@ -87,6 +91,10 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """Cancel a receipt with a signed cancellation notice that references it."""
     ImportStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]  # type: ignore[assignment]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
+    CompareChannelList: _aio.UnaryUnaryMultiCallable[_payments_pb2.CompareChannelListRequest, _payments_pb2.CompareChannelListResponse]  # type: ignore[assignment]
+    """Compare a gateway's or the platform's transaction list (CSV) for a range of days with the
+    confirmations we applied; differences are queued as exceptions.
+    """
     Reconcile: _aio.UnaryUnaryMultiCallable[_payments_pb2.ReconcileRequest, _payments_pb2.Operation]  # type: ignore[assignment]
     """Reconcile statements against payments and receipts; a long-running operation (AIP-151)."""
     GetOperation: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetOperationRequest, _payments_pb2.Operation]  # type: ignore[assignment]
@@ -171,6 +179,16 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ImportStatementResponse, _abc.Awaitable[_payments_pb2.ImportStatementResponse]]:
         """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
+
+    @_abc_1.abstractmethod
+    def CompareChannelList(
+        self,
+        request: _payments_pb2.CompareChannelListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.CompareChannelListResponse, _abc.Awaitable[_payments_pb2.CompareChannelListResponse]]:
+        """Compare a gateway's or the platform's transaction list (CSV) for a range of days with the
+        confirmations we applied; differences are queued as exceptions.
+        """
 
     @_abc_1.abstractmethod
     def Reconcile(
