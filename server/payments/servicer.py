@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 import payments.errors as pe
+from payments.accounts import AccountKind, CollectionAccount
 from payments.channels import vnpay
 from payments.channels.vietqr import vietqr_for_payment
 from payments.fees import FeeKind, Quote
@@ -82,6 +83,38 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         if p.agency_code != caller.agency_code and "*" not in caller.provinces:
             raise pe.NotFound("no such payment")
         return p
+
+    @staticmethod
+    def _account(a: CollectionAccount) -> pb.CollectionAccount:
+        return pb.CollectionAccount(
+            name=f"collectionAccounts/{a.agency_code}", agency_code=a.agency_code,
+            bank_bin=a.bank_bin, account_number=a.account_number, account_name=a.account_name,
+            kind=a.kind.value, treasury_office_code=a.treasury_office_code,
+            budget_unit_code=a.budget_unit_code)
+
+    async def SetCollectionAccount(self, request: pb.SetCollectionAccountRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.CollectionAccount:
+        caller = current_caller()
+        a = request.account
+        if a.agency_code and a.agency_code != caller.agency_code:
+            raise InvalidArgument("an agency registers its own account",
+                                  metadata={"field": "account.agency_code"})
+        try:
+            kind = AccountKind(a.kind or "bank")
+        except ValueError:
+            raise InvalidArgument("kind must be bank or state_treasury",
+                                  metadata={"field": "account.kind"}) from None
+        account = CollectionAccount(caller.agency_code, a.bank_bin, a.account_number,
+                                    a.account_name, kind, a.treasury_office_code,
+                                    a.budget_unit_code)
+        await self.ctx.run(self.m.store.register_account, account, actor=caller.audit_name,
+                           request_id=current_call().request_id, now=self.ctx.clock())
+        return self._account(account)
+
+    async def GetCollectionAccount(self, request: pb.GetCollectionAccountRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.CollectionAccount:
+        caller = current_caller()
+        return self._account(await self.ctx.run(self.m.store.account, caller.agency_code))
 
     async def QuoteFees(self, request: pb.QuoteFeesRequest, context: grpc.aio.ServicerContext
                         ) -> pb.Quote:

@@ -203,10 +203,23 @@ async def test_grpc_refund_import_reconcile_and_resolve(
         message_id="M1", created=now)
     finance = {**support.CALLERS[0],
                "scopes": ["payments.collect", "payments.refund", "payments.reconcile",
-                          "payments.receipts"]}
+                          "payments.receipts", "payments.accounts"]}
     monkeypatch.setattr(support, "CALLERS", [finance, *support.CALLERS[1:]])
     async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
         stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        account = await stub.SetCollectionAccount(pb.SetCollectionAccountRequest(
+            account=pb.CollectionAccount(bank_bin="970436", account_number="0071001234567",
+                                         account_name="Kho bac Nha nuoc", kind="state_treasury",
+                                         treasury_office_code="0111",
+                                         budget_unit_code="1051234")))
+        assert account.name == "collectionAccounts/000.00.00.H29"
+        got_account = await stub.GetCollectionAccount(pb.GetCollectionAccountRequest())
+        assert (got_account.bank_bin, got_account.kind) == ("970436", "state_treasury")
+        with pytest.raises(grpc.aio.AioRpcError) as bad_bin:
+            await stub.SetCollectionAccount(pb.SetCollectionAccountRequest(
+                account=pb.CollectionAccount(bank_bin="12", account_number="1",
+                                             account_name="x")))
+        assert bad_bin.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         refund = await stub.RefundPayment(pb.RefundPaymentRequest(
             request_id="grpc-refund-0002", payment=payment.name, amount=2000, reason="x"))
         again = await stub.RefundPayment(pb.RefundPaymentRequest(

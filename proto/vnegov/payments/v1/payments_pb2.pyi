@@ -42,6 +42,85 @@ LE_PHI: FeeKind.ValueType  # 2
 Global___FeeKind: _TypeAlias = FeeKind  # noqa: Y015
 
 @_typing.final
+class CollectionAccount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    BANK_BIN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TREASURY_OFFICE_CODE_FIELD_NUMBER: _builtins.int
+    BUDGET_UNIT_CODE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"collectionAccounts/{agency_code}"."""
+    agency_code: _builtins.str
+    bank_bin: _builtins.str
+    """NAPAS 247 bank BIN (6 digits)."""
+    account_number: _builtins.str
+    account_name: _builtins.str
+    kind: _builtins.str
+    """"bank" or "state_treasury"."""
+    treasury_office_code: _builtins.str
+    """State Treasury case: the treasury office code (4 digits) and the budget unit code (7 digits)."""
+    budget_unit_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        bank_bin: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        account_name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        treasury_office_code: _builtins.str = ...,
+        budget_unit_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_name", b"account_name", "account_number", b"account_number", "agency_code", b"agency_code", "bank_bin", b"bank_bin", "budget_unit_code", b"budget_unit_code", "kind", b"kind", "name", b"name", "treasury_office_code", b"treasury_office_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectionAccount: _TypeAlias = CollectionAccount  # noqa: Y015
+
+@_typing.final
+class SetCollectionAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___CollectionAccount: ...
+    def __init__(
+        self,
+        *,
+        account: Global___CollectionAccount | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCollectionAccountRequest: _TypeAlias = SetCollectionAccountRequest  # noqa: Y015
+
+@_typing.final
+class GetCollectionAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCollectionAccountRequest: _TypeAlias = GetCollectionAccountRequest  # noqa: Y015
+
+@_typing.final
 class QuoteFeesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

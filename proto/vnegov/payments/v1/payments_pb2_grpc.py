@@ -38,6 +38,16 @@ class PaymentsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.SetCollectionAccount = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/SetCollectionAccount',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.SetCollectionAccountRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.FromString,
+                _registered_method=True)
+        self.GetCollectionAccount = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/GetCollectionAccount',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.GetCollectionAccountRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.FromString,
+                _registered_method=True)
         self.QuoteFees = channel.unary_unary(
                 '/vnegov.payments.v1.PaymentsService/QuoteFees',
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.QuoteFeesRequest.SerializeToString,
@@ -116,6 +126,19 @@ class PaymentsServiceServicer:
     INVALID_AMOUNT, REFUND_EXCEEDS_COLLECTED, INVALID_STATE_TRANSITION, NO_COLLECTION_ACCOUNT,
     INVALID_STATEMENT, EXCEPTION_RESOLVED.
     """
+
+    def SetCollectionAccount(self, request, context):
+        """Register (or change) the caller's agency's collection account: where its fees are paid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCollectionAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def QuoteFees(self, request, context):
         """What a dossier costs on a date in a province (a pure function of the fee catalogue).
@@ -215,6 +238,16 @@ class PaymentsServiceServicer:
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'SetCollectionAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCollectionAccount,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.SetCollectionAccountRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.SerializeToString,
+            ),
+            'GetCollectionAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollectionAccount,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.GetCollectionAccountRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.SerializeToString,
+            ),
             'QuoteFees': grpc.unary_unary_rpc_method_handler(
                     servicer.QuoteFees,
                     request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.QuoteFeesRequest.FromString,
@@ -299,6 +332,60 @@ class PaymentsService:
     INVALID_AMOUNT, REFUND_EXCEEDS_COLLECTED, INVALID_STATE_TRANSITION, NO_COLLECTION_ACCOUNT,
     INVALID_STATEMENT, EXCEPTION_RESOLVED.
     """
+
+    @staticmethod
+    def SetCollectionAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/SetCollectionAccount',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.SetCollectionAccountRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollectionAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/GetCollectionAccount',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.GetCollectionAccountRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.CollectionAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def QuoteFees(request,

@@ -37,6 +37,9 @@ class PaymentsServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PaymentsServiceAsyncStub: ...
+    SetCollectionAccount: _grpc.UnaryUnaryMultiCallable[_payments_pb2.SetCollectionAccountRequest, _payments_pb2.CollectionAccount]
+    """Register (or change) the caller's agency's collection account: where its fees are paid."""
+    GetCollectionAccount: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetCollectionAccountRequest, _payments_pb2.CollectionAccount]
     QuoteFees: _grpc.UnaryUnaryMultiCallable[_payments_pb2.QuoteFeesRequest, _payments_pb2.Quote]
     """What a dossier costs on a date in a province (a pure function of the fee catalogue)."""
     CreatePayment: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentRequest, _payments_pb2.Payment]
@@ -74,6 +77,9 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    SetCollectionAccount: _aio.UnaryUnaryMultiCallable[_payments_pb2.SetCollectionAccountRequest, _payments_pb2.CollectionAccount]  # type: ignore[assignment]
+    """Register (or change) the caller's agency's collection account: where its fees are paid."""
+    GetCollectionAccount: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetCollectionAccountRequest, _payments_pb2.CollectionAccount]  # type: ignore[assignment]
     QuoteFees: _aio.UnaryUnaryMultiCallable[_payments_pb2.QuoteFeesRequest, _payments_pb2.Quote]  # type: ignore[assignment]
     """What a dossier costs on a date in a province (a pure function of the fee catalogue)."""
     CreatePayment: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentRequest, _payments_pb2.Payment]  # type: ignore[assignment]
@@ -108,6 +114,21 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
     INVALID_AMOUNT, REFUND_EXCEEDS_COLLECTED, INVALID_STATE_TRANSITION, NO_COLLECTION_ACCOUNT,
     INVALID_STATEMENT, EXCEPTION_RESOLVED.
     """
+
+    @_abc_1.abstractmethod
+    def SetCollectionAccount(
+        self,
+        request: _payments_pb2.SetCollectionAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.CollectionAccount, _abc.Awaitable[_payments_pb2.CollectionAccount]]:
+        """Register (or change) the caller's agency's collection account: where its fees are paid."""
+
+    @_abc_1.abstractmethod
+    def GetCollectionAccount(
+        self,
+        request: _payments_pb2.GetCollectionAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.CollectionAccount, _abc.Awaitable[_payments_pb2.CollectionAccount]]: ...
 
     @_abc_1.abstractmethod
     def QuoteFees(
