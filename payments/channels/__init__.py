@@ -13,6 +13,7 @@ from payments.channels.iso11649 import (
     create_reference,
     find_references,
     is_valid_reference,
+    valid_neighbours,
     validate_reference,
 )
 from payments.channels.simulators import (
@@ -49,6 +50,7 @@ __all__ = [
     "qr_png",
     "qr_svg",
     "sign_bank_notification",
+    "valid_neighbours",
     "validate_reference",
     "vietqr_for_payment",
 ]

@@ -98,12 +98,10 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
         except (pe.CallbackRejected, pe.FailedPrecondition) as exc:
             await module.audit_rejected("vietqr", getattr(exc, "detail", exc.reason), rid(request))
             return JSONResponse({"code": "97", "message": "rejected"}, status_code=401)
-        from payments.channels.iso11649 import find_references, is_valid_reference
-
-        refs = [r for r in find_references(n.description) if is_valid_reference(r)]
+        reference = await ctx.run(module.store.resolve_reference, n.description)
         result = await ctx.run(module.store.confirm, channel="vietqr",
                                transaction_id=n.transaction_id,
-                               reference=refs[0] if refs else f"?{n.transaction_id}",
+                               reference=reference or f"?{n.transaction_id}",
                                amount=n.amount, at=n.at, success=True, exact_amount=False,
                                request_id=rid(request), now=now)
         module.wake()

@@ -21,7 +21,12 @@ from sqlalchemy.orm import Session
 
 import payments.errors as pe
 from payments.accounts import AccountKind, CollectionAccount
-from payments.channels.iso11649 import create_reference
+from payments.channels.iso11649 import (
+    create_reference,
+    find_references,
+    is_valid_reference,
+    valid_neighbours,
+)
 from payments.fees.catalogue import FeeCatalogue, Quote, quote
 from payments.ledger.core import Account, transaction
 from payments.money import local_date
@@ -175,6 +180,24 @@ class PaymentsStore:
             row = s.execute(select(PaymentRow).where(PaymentRow.reference == reference)
                             ).scalar_one_or_none()
             return payment_from_row(row) if row is not None else None
+
+    def resolve_reference(self, text: str) -> str:
+        """The reference a transfer text means: a valid one of ours, else the single one of ours
+        one typo away from an invalid reference in the text (check digits tell a typo from a
+        stranger), else "" (the money is held as unidentified)."""
+        refs = find_references(text)
+        valid = [r for r in refs if is_valid_reference(r)]
+        with self.db.read() as s:
+            if valid:
+                found = s.execute(select(PaymentRow.reference).where(
+                    PaymentRow.reference.in_(valid))).scalars().all()
+                return found[0] if found else valid[0]
+            candidates = [c for r in refs for c in valid_neighbours(r)]
+            if not candidates:
+                return ""
+            found = s.execute(select(PaymentRow.reference).where(
+                PaymentRow.reference.in_(candidates))).scalars().all()
+        return found[0] if len(found) == 1 else ""
 
     def list_payments(self, *, agency_code: str | None, after: str, size: int,
              state: str | None = None) -> list[Payment]:

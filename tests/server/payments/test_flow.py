@@ -28,7 +28,15 @@ def test_paid_payment_gets_one_receipt_per_collecting_body(world: World) -> None
     assert {r.data.series for r in receipts} == {"25T"}
     with world.db.read() as s:
         tb = trial_balance(s)
+        from sqlalchemy import select
+
+        from server.storage.audit import AuditEventRow
+        events = s.execute(select(AuditEventRow.action, AuditEventRow.reason)).all()
     assert tb.difference == 0 and tb.total_debits > 0
+    # Every transition is in the audit chain, with the receipts and the creation.
+    assert ("payment.transition", "AWAITING_PAYMENT") in events
+    assert ("payment.transition", "PAID") in events
+    assert sum(1 for a, _ in events if a == "receipt.original") == 2
 
 
 def test_request_id_replays_and_refuses_a_different_request(world: World) -> None:
@@ -149,3 +157,18 @@ def test_corrections_are_new_documents_and_the_original_never_changes(world: Wor
     [line] = report.lines
     assert (line.first_number, line.last_number, line.used, line.cancelled) == (1, 4, 4, 1)
     assert line.total_collected == 100000 + 120000 - 20000
+
+
+def test_a_typo_in_the_transfer_text_still_finds_the_payment(world: World) -> None:
+    from payments.channels import create_reference
+
+    p = world.payments.create_payment(
+        caller="c", request_id="req-typo-ref", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+    ref = p.reference
+    typo = ref[:5] + ("7" if ref[5] != "7" else "8") + ref[6:]
+    assert world.payments.resolve_reference(f"CK {typo} le phi") == ref
+    assert world.payments.resolve_reference(f"{ref} le phi") == ref
+    stranger = create_reference("SOMEONEELSE")
+    assert world.payments.resolve_reference(f"{stranger}") == stranger
+    assert world.payments.resolve_reference("chuyen tien") == ""

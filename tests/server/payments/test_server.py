@@ -62,6 +62,11 @@ async def test_grpc_quote_create_pay_receipts(pki: TestPki, tmp_path: Path, db: 
         quote = await stub.QuoteFees(pb.QuoteFeesRequest(procedure_code="1.000494",
                                                          province_code="79", date="2025-08-01"))
         assert quote.total == 220000 and {x.kind for x in quote.lines} == {pb.PHI, pb.LE_PHI}
+        with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+            await stub.CreatePayment(pb.CreatePaymentRequest(
+                request_id="grpc-create-hanoi", procedure_code="2.000815", province_code="01",
+                dossier_code="H26-1", payer=pb.Payer(name="A"), channel="vietqr"))
+        assert elsewhere.value.code() == grpc.StatusCode.PERMISSION_DENIED
         qr = await create(stub, "grpc-create-0001", "vietqr")
         assert qr.vietqr_payload.startswith("000201010212") and qr.state == "awaiting_payment"
         payment = await create(stub, "grpc-create-0002")
@@ -89,6 +94,14 @@ async def test_grpc_quote_create_pay_receipts(pki: TestPki, tmp_path: Path, db: 
         assert sorted(r.total for r in receipts.receipts) == [100000, 120000]
         got = await stub.GetPayment(pb.GetPaymentRequest(name=payment.name))
         assert got.state == "paid"
+        first_page = await stub.ListPayments(pb.ListPaymentsRequest(page_size=1))
+        second_page = await stub.ListPayments(pb.ListPaymentsRequest(
+            page_size=1, page_token=first_page.next_page_token))
+        assert first_page.next_page_token and len(second_page.payments) == 1
+        assert {first_page.payments[0].name, second_page.payments[0].name} == \
+            {qr.name, payment.name}
+        paid_only = await stub.ListPayments(pb.ListPaymentsRequest(filter='state = "paid"'))
+        assert [p.name for p in paid_only.payments] == [payment.name]
         # Corrections: the sample caller lacks payments.receipts.
         first = receipts.receipts[0]
         with pytest.raises(grpc.aio.AioRpcError) as no_scope:
