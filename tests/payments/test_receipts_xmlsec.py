@@ -20,7 +20,7 @@ from payments.receipts import (
     parse_receipt_xml,
     sign_document,
 )
-from tests.payments.support import HCM, ORGANISATIONS, T0, signers
+from tests.payments.support import HCM, ORGANISATIONS, T0, rsa_signer, signers
 from tests.support.pki import TestPki, pem
 
 RECEIPT = ReceiptData(
@@ -40,9 +40,9 @@ def xmlsec_verify(tmp_path: Path, pki: TestPki, document: bytes) -> subprocess.C
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def signed(pki: TestPki) -> bytes:
-    signer = signers(pki).signer_for(HCM)
+@pytest.fixture(scope="module", params=["ecdsa-p256", "rsa-2048"])
+def signed(request: pytest.FixtureRequest, pki: TestPki) -> bytes:
+    signer = signers(pki).signer_for(HCM) if request.param == "ecdsa-p256" else rsa_signer(pki)
     return sign_document(signer, build_receipt_xml(RECEIPT), signing_time=T0)
 
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from payments.channels import BankSimulator, GatewaySimulator, PlatformSimulator
+from payments.channels import BankSimulator, GatewaySimulator, PlatformSimulator, vnpay
 from payments.channels.vietqr import vietqr_for_payment
 from payments.receipts import TaxAuthoritySimulator
 from server.payments.simulator_app import platform_app
@@ -116,6 +116,21 @@ async def test_channels_webhooks_and_tax(pki: TestPki, tmp_path: Path,
             forged = (await http.get(f"{server.http_url}/payments/gateway/ipn",
                                      params={**ipn, "vnp_Amount": "100"})).json()["RspCode"]
             assert answers == ["00", "02"] and forged == "97"
+            # Correctly signed, but the wrong amount (held, answered 04) or an unknown order (01).
+            p5 = await create("chan-gateway-2", "gateway")
+            short = gateway.ipn(p5.payment_url, now=dt.datetime.now(dt.UTC),
+                                amount=p5.amount_due - 1)
+            stranger_url = vnpay.payment_url(
+                "https://gw.test/pay", tmn_code="TMN00001", secret="gateway-secret",
+                reference="RF18539007547034", amount=8000, description="x",
+                return_url="https://x/r", ip="127.0.0.1", at=dt.datetime.now(dt.UTC),
+                expires=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15))
+            unknown = gateway.ipn(stranger_url, now=dt.datetime.now(dt.UTC))
+            codes = [(await http.get(f"{server.http_url}/payments/gateway/ipn", params=q)).json()
+                     ["RspCode"] for q in (short, unknown)]
+            assert codes == ["04", "01"]
+            held = await stub.GetPayment(pb.GetPaymentRequest(name=p5.name))
+            assert held.state == "awaiting_payment" and held.collected == 0
             # VietQR: the bank's signed notification.
             p4 = await create("chan-vietqr-1", "vietqr")
             bank = BankSimulator(b"bank-secret")

@@ -106,3 +106,16 @@ def test_channel_list_comparison(world: World) -> None:
     outcomes = sorted(e.outcome for e in world.recon.exceptions())
     assert outcomes == ["channel_amount_mismatch", "channel_missing_at_channel",
                         "channel_missing_here"]
+
+
+def test_bank_csv_statement_reconciles(world: World) -> None:
+    pid = world.paid_payment(request_id="csv-payment-1")
+    p = world.payments.get(pid)
+    data = ("booking_date,value_date,reference,amount,direction,description,counter_account,"
+            f"counter_name\n2025-08-01,2025-08-01,FT9,\"{p.amount_due:,}\",C,"
+            f"CK {p.reference},0011,NGUYEN VAN A\n").encode()
+    totals = world.recon.import_statement(data, fmt="csv", account=ACCOUNT, actor="f",
+                                          request_id="csv", now=T0)
+    assert totals["new_lines"] == 1
+    summary = world.recon.reconcile(as_of=T0 + dt.timedelta(days=1), actor="f", run_id="csv")
+    assert summary["counts"] == {"matched": 1, "paid_without_receipt": 1}
