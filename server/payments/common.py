@@ -76,8 +76,13 @@ def payment_values(p: Payment, now: dt.datetime) -> dict[str, Any]:
         "amount_due": p.amount_due, "collected": p.collected, "refunded": p.refunded,
         "held": p.held, "line_refunded_json": json.dumps(list(p.line_refunded)),
         "created_at": p.created_at, "expires_at": p.expires_at, "paid_at": p.paid_at,
-        "updated_at": now,
+        "updated_at": now, "dossier_key": None if p.state in _RELEASED else
+        f"{p.agency_code}:{p.dossier_code}"[:130],
     }
+
+
+# States in which a dossier may be paid for again.
+_RELEASED = frozenset({PaymentState.EXPIRED, PaymentState.CANCELLED, PaymentState.REFUNDED})
 
 
 def lock_payment(session: Session, db: Database, payment_id: str) -> PaymentRow | None:
@@ -183,11 +188,10 @@ def idempotent(db: Database, *, caller: str, method: str, request_id: str,
         try:
             with db.write() as s:
                 remember(s, False, error=exc)
-        except IntegrityError:
-            pass
-        previous = stored()
-        if previous is not None:
-            return replay(previous, digest, _ERRORS)
+        except IntegrityError:  # a concurrent retry stored its outcome first: that one stands
+            previous = stored()
+            if previous is not None:
+                return replay(previous, digest, _ERRORS)
         raise
     except IntegrityError:
         previous = stored()

@@ -138,12 +138,13 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         now = self.ctx.clock()
         payer = Payer(request.payer.name, request.payer.tax_code, request.payer.address,
                       request.payer.id_number, request.payer.email)
+        # Every channel pays into the agency's collection account: none, no payment.
+        account = await self.ctx.run(self.m.store.account, caller.agency_code)
         p = await self.ctx.run(
             self.m.store.create_payment, caller=caller.audit_name,
             request_id=request.request_id, agency_code=caller.agency_code,
             province=request.province_code, procedure_code=request.procedure_code,
             dossier_code=request.dossier_code, payer=payer, channel=request.channel, now=now)
-        account = await self.ctx.run(self.m.store.account, p.agency_code)
         payload = vietqr_for_payment(account, amount=p.amount_due, reference=p.reference,
                                      description=p.dossier_code) if p.channel == "vietqr" else ""
         if p.state is PaymentState.CREATED:

@@ -138,8 +138,16 @@ class PaymentsStore:
             p = new_payment(pid, q, agency_code=agency_code, dossier_code=dossier_code,
                             payer=payer, reference=create_reference(pid.upper()[:21]),
                             channel=channel, now=now, ttl=self.ttl)
-            s.execute(insert(PaymentRow).values(id=p.id, settled=0, channel_url="",
-                                                **payment_values(p, now)))
+            try:
+                with s.begin_nested():
+                    s.execute(insert(PaymentRow).values(id=p.id, settled=0, channel_url="",
+                                                        **payment_values(p, now)))
+            except IntegrityError:
+                live = s.execute(select(PaymentRow.id).where(
+                    PaymentRow.dossier_key == f"{agency_code}:{dossier_code}"[:130])).scalar()
+                raise pe.Conflict("the dossier already has a payment that is open or paid",
+                                  reason="DOSSIER_ALREADY_HAS_PAYMENT",
+                                  metadata={"payment": f"payments/{live}"}) from None
             audit(s, at=now, request_id=request_id, actor=caller, action="payment.create",
                   details={"payment": p.id, "amount_due": p.amount_due, "channel": channel,
                            "procedure": p.procedure_code})

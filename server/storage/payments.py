@@ -80,6 +80,9 @@ class PaymentRow(Base):
     settled: Mapped[int] = mapped_column(BigInteger)
     line_refunded_json: Mapped[str] = mapped_column(Text)
     channel_url: Mapped[str] = mapped_column(Text)
+    # "<agency>:<dossier>" while the payment is open or paid, NULL once it expired, was
+    # cancelled or fully refunded: one live payment per dossier, so nobody is charged twice.
+    dossier_key: Mapped[str | None] = mapped_column(String(130), unique=True, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

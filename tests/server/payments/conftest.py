@@ -25,7 +25,8 @@ class World:
                      procedure: str = "1.000494", request_id: str | None = None) -> str:
         p = self.payments.create_payment(
             caller="000.00.00.H29/dvc-hcm", request_id=request_id or f"req-{at.timestamp()}-x",
-            agency_code=HCM, province="79", procedure_code=procedure, dossier_code="H29-0001",
+            agency_code=HCM, province="79", procedure_code=procedure,
+            dossier_code=f"H29-{request_id or at.timestamp()}",
             payer=Payer("Nguyễn Văn A", id_number="079084000999"), channel=channel, now=at)
         self.payments.open(p.id, channel_url="", actor="test", request_id="open", now=at)
         self.payments.confirm(channel=channel, transaction_id=f"TX{p.id}", reference=p.reference,

@@ -92,7 +92,8 @@ async def test_channels_webhooks_and_tax(pki: TestPki, tmp_path: Path,
         async def create(request_id: str, channel: str) -> pb.Payment:
             return await stub.CreatePayment(pb.CreatePaymentRequest(
                 request_id=request_id, procedure_code="2.000815", province_code="79",
-                dossier_code="H29-1", payer=pb.Payer(name="Trần Thị B"), channel=channel))
+                dossier_code=f"H29-{request_id}", payer=pb.Payer(name="Trần Thị B"),
+                channel=channel))
 
         async with httpx.AsyncClient() as http:
             # Platform: INIT gives the payment URL; the citizen pays; the callback arrives.

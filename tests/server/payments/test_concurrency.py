@@ -20,7 +20,8 @@ def test_100_identical_callbacks_pay_once(world: World) -> None:
     """On SQLite and PostgreSQL: one paid, one receipt per body, 99 "already confirmed"."""
     p = world.payments.create_payment(
         caller="c", request_id="req-concurrent", agency_code=HCM, province="79",
-        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="platform", now=T0)
+        procedure_code="2.000815", dossier_code="D-req-concurrent", payer=Payer("A"),
+        channel="platform", now=T0)
     world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
     barrier = threading.Barrier(16)
 

@@ -68,7 +68,8 @@ def test_failed_refund_stays_failed(world: World) -> None:
 def test_duplicate_and_mismatched_callbacks(world: World) -> None:
     p = world.payments.create_payment(
         caller="c", request_id="req-mismatch", agency_code=HCM, province="79",
-        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="platform", now=T0)
+        procedure_code="2.000815", dossier_code="D-req-mismatch", payer=Payer("A"),
+        channel="platform", now=T0)
     world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
     held = world.payments.confirm(channel="platform", transaction_id="T1", reference=p.reference,
                                   amount=p.amount_due + 1, at=T0, success=True,
@@ -96,7 +97,7 @@ def test_duplicate_and_mismatched_callbacks(world: World) -> None:
 def test_expiry_holds_partial_money(world: World) -> None:
     p = world.payments.create_payment(
         caller="c", request_id="req-expire", agency_code=HCM, province="79",
-        procedure_code="1.000494", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+        procedure_code="1.000494", dossier_code="D-req-expire", payer=Payer("A"), channel="vietqr", now=T0)
     world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
     world.payments.confirm(channel="vietqr", transaction_id="FT1", reference=p.reference,
                            amount=50000, at=T0, success=True, exact_amount=False,
@@ -164,7 +165,7 @@ def test_a_typo_in_the_transfer_text_still_finds_the_payment(world: World) -> No
 
     p = world.payments.create_payment(
         caller="c", request_id="req-typo-ref", agency_code=HCM, province="79",
-        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+        procedure_code="2.000815", dossier_code="D-req-typo-ref", payer=Payer("A"), channel="vietqr", now=T0)
     ref = p.reference
     typo = ref[:5] + ("7" if ref[5] != "7" else "8") + ref[6:]
     assert world.payments.resolve_reference(f"CK {typo} le phi") == ref
@@ -172,3 +173,24 @@ def test_a_typo_in_the_transfer_text_still_finds_the_payment(world: World) -> No
     stranger = create_reference("SOMEONEELSE")
     assert world.payments.resolve_reference(f"{stranger}") == stranger
     assert world.payments.resolve_reference("chuyen tien") == ""
+
+
+def test_a_dossier_is_not_charged_twice(world: World) -> None:
+    first = world.payments.create_payment(
+        caller="c", request_id="dossier-first", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="H29-TWICE", payer=Payer("A"), channel="vietqr",
+        now=T0)
+    with pytest.raises(pe.Conflict) as err:
+        world.payments.create_payment(
+            caller="c", request_id="dossier-second", agency_code=HCM, province="79",
+            procedure_code="2.000815", dossier_code="H29-TWICE", payer=Payer("A"),
+            channel="platform", now=T0)
+    assert err.value.reason == "DOSSIER_ALREADY_HAS_PAYMENT"
+    assert err.value.metadata["payment"] == first.name
+    # Once the first payment expired, the dossier can be paid again.
+    world.payments.expire_due(now=T0 + dt.timedelta(hours=1))
+    again = world.payments.create_payment(
+        caller="c", request_id="dossier-third", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="H29-TWICE", payer=Payer("A"), channel="vietqr",
+        now=T0 + dt.timedelta(hours=1))
+    assert again.id != first.id

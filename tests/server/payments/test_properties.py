@@ -64,7 +64,7 @@ def run(world: World, sequence: list[tuple]) -> None:
             if kind == "create":
                 p = world.payments.create_payment(
                     caller="c", request_id=uuid.uuid4().hex, agency_code=HCM, province="79",
-                    procedure_code=op[1], dossier_code="D", payer=Payer("A"), channel=op[2],
+                    procedure_code=op[1], dossier_code=uuid.uuid4().hex, payer=Payer("A"), channel=op[2],
                     now=now)
                 world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=now)
                 ids.append(p.id)

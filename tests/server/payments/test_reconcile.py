@@ -71,7 +71,7 @@ def test_a_day_reconciles_once_and_exceptions_post_to_the_ledger(world: World) -
 def test_unidentified_money_applied_to_an_expired_payment(world: World) -> None:
     p = world.payments.create_payment(
         caller="c", request_id="req-late", agency_code=HCM, province="79",
-        procedure_code="2.000815", dossier_code="D", payer=Payer("A"), channel="vietqr", now=T0)
+        procedure_code="2.000815", dossier_code="D-req-late", payer=Payer("A"), channel="vietqr", now=T0)
     world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
     world.payments.expire_due(now=T0 + dt.timedelta(hours=2))
     d1 = dt.date(2025, 8, 1)

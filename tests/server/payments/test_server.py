@@ -52,7 +52,7 @@ def db_url(db: Database) -> str:
 async def create(stub: Any, request_id: str, channel: str = "platform") -> pb.Payment:
     return await stub.CreatePayment(pb.CreatePaymentRequest(
         request_id=request_id, procedure_code="1.000494.000.00.00.H29", province_code="79",
-        dossier_code="H29-250801-0001", payer=pb.Payer(name="Nguyễn Văn A"), channel=channel))
+        dossier_code=f"H29-{request_id}", payer=pb.Payer(name="Nguyễn Văn A"), channel=channel))
 
 
 async def test_grpc_quote_create_pay_receipts(pki: TestPki, tmp_path: Path, db: Database) -> None:

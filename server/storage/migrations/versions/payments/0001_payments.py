@@ -209,11 +209,13 @@ def upgrade() -> None:
         sa.Column("settled", sa.BigInteger(), nullable=False),
         sa.Column("line_refunded_json", sa.Text(), nullable=False),
         sa.Column("channel_url", sa.Text(), nullable=False),
+        sa.Column("dossier_key", sa.String(length=130), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("paid_at", UTCDateTime(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments_payments")),
+        sa.UniqueConstraint("dossier_key", name=op.f("uq_payments_payments_dossier_key")),
         sa.UniqueConstraint("reference", name=op.f("uq_payments_payments_reference")),
     )
     op.create_index(
