@@ -2,8 +2,9 @@
 
 The check digits are ISO 7064 MOD 97-10 over the reference with ``RF00`` moved to the end and
 letters as numbers (A=10 ... Z=35), as for IBANs: a valid reference gives remainder 1. They catch
-every single-character error and almost every transposition, which is what lets reconciliation
-tell a payer's typo (an invalid reference one edit away from one of ours) from a stranger's
+every single-digit error and almost every other single-character error or transposition (a
+random change passes with a chance of about 1 in 97), which is what lets reconciliation tell a
+payer's typo (an invalid reference one edit away from exactly one of ours) from a stranger's
 transfer (a valid reference that is not ours, or no reference at all).
 """
 

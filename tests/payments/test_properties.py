@@ -63,8 +63,10 @@ def test_one_changed_character_breaks_the_check_digits(body: str, position: int,
     if position >= len(reference) or reference[position] == replacement:
         return
     typo = reference[:position] + replacement + reference[position + 1:]
-    assert not is_valid_reference(typo)
-    assert list(corrections(typo, {reference}.__contains__)) == [reference]
+    if reference[position].isdigit() and replacement.isdigit():
+        assert not is_valid_reference(typo)  # MOD 97-10 catches every single-digit error
+    if not is_valid_reference(typo):  # letters (two digits each) slip through about 1 in 97
+        assert list(corrections(typo, {reference}.__contains__)) == [reference]
 
 
 @settings(max_examples=200)
