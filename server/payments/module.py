@@ -138,9 +138,14 @@ class PaymentsModule(Module):
             await self.ctx.run(self.store.register_account, account, actor="config",
                                request_id="startup", now=now)
         if self.config.workers_enabled:
-            self._tasks = [asyncio.create_task(self._outbox_loop(), name="payments-outbox"),
-                           asyncio.create_task(self._expiry_loop(), name="payments-expiry"),
-                           asyncio.create_task(self._mop_up_loop(), name="payments-mop-up")]
+            self._tasks = [asyncio.create_task(self._expiry_loop(), name="payments-expiry")]
+            # Receipts, their transmission and webhooks need a collecting body or a subscriber.
+            if self.organisations or self.webhook_secrets:
+                self._tasks.append(asyncio.create_task(self._outbox_loop(),
+                                                       name="payments-outbox"))
+            if self.platform is not None:
+                self._tasks.append(asyncio.create_task(self._mop_up_loop(),
+                                                       name="payments-mop-up"))
 
     async def stop(self) -> None:
         self._stopping = True
