@@ -116,18 +116,18 @@ class ReconStore:
         return totals
 
     def _continuity(self, s: Session, st: Statement) -> list[str]:
+        """The statement's own balance, and the link to the account's previous statement (its
+        closing stands in for the whole earlier chain, which was checked when it came in)."""
         previous = s.execute(select(StatementRow).where(
             StatementRow.account == st.account, StatementRow.to_date < st.from_date,
             StatementRow.closing.is_not(None)).order_by(StatementRow.to_date.desc()).limit(1)
         ).scalar_one_or_none()
-        chain = []
+        chain = [st]
         if previous is not None:
-            chain.append(Statement(previous.statement_id, previous.account,
-                                   from_date=previous.from_date, to_date=previous.to_date,
-                                   opening=previous.opening, closing=previous.closing))
-            chain[0].lines = []
-            chain[0].opening = previous.closing  # only its closing matters here
-        chain.append(st)
+            # A stand-in for the previous statement: no lines, opening = closing (balanced).
+            chain.insert(0, Statement(previous.statement_id, previous.account,
+                                      from_date=previous.from_date, to_date=previous.to_date,
+                                      opening=previous.closing, closing=previous.closing))
         return [p.problem for p in check_continuity(chain) if p.statement_id == st.id]
 
     # ------------------------------------------------------------ run

@@ -60,6 +60,7 @@ from server.storage.payments import (
     ExceptionRow,
     PaymentRow,
     RefundRow,
+    TransitionRow,
 )
 
 __all__ = ["ConfirmOutcome", "ConfirmResult", "PaymentsStore"]
@@ -368,8 +369,6 @@ class PaymentsStore:
             return [payment_from_row(r) for r in rows]
 
     def transitions(self, payment_id: str) -> list[dict[str, Any]]:
-        from server.storage.payments import TransitionRow
-
         with self.db.read() as s:
             rows = s.execute(select(TransitionRow).where(TransitionRow.payment_id == payment_id)
                              .order_by(TransitionRow.id)).scalars().all()
