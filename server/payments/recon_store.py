@@ -56,7 +56,8 @@ from server.storage.payments import (
 
 __all__ = ["RESOLUTIONS", "ReconStore"]
 
-RESOLUTIONS = ("apply_to_payment", "refund_to_sender", "write_off", "issue_receipt", "dismiss")
+RESOLUTIONS = ("apply_to_payment", "refund_to_sender", "refund_paid_out", "write_off",
+               "issue_receipt", "dismiss")
 Progress = Callable[[int, int], None]
 
 
@@ -316,6 +317,15 @@ class ReconStore:
                 post_ledger(s, fx.ledger)
                 if fx.became_paid:
                     enqueue(s, "receipt.issue", row.id, {"payment": row.id}, now)
+            elif exc.outcome == "unexplained_debit" and action in ("refund_paid_out",
+                                                                    "write_off"):
+                # Money that left the account: a granted refund paid out, or a bank charge.
+                other = Account.REFUNDS_PAYABLE if action == "refund_paid_out" \
+                    else Account.ADJUSTMENTS
+                post_ledger(s, [transaction(key, now, action, {other: exc.amount},
+                                            {Account.SUSPENSE: exc.amount})])
+            elif action == "refund_paid_out":
+                raise pe.FailedPrecondition("only money leaving the account pays a refund out")
             elif action in ("refund_to_sender", "write_off"):
                 if money:
                     other = Account.REFUNDS_PAYABLE if action == "refund_to_sender" \

@@ -119,3 +119,22 @@ def test_bank_csv_statement_reconciles(world: World) -> None:
     assert totals["new_lines"] == 1
     summary = world.recon.reconcile(as_of=T0 + dt.timedelta(days=1), actor="f", run_id="csv")
     assert summary["counts"] == {"matched": 1, "paid_without_receipt": 1}
+
+
+def test_a_refund_paid_out_settles_the_payable(world: World) -> None:
+    pid = world.paid_payment(request_id="refund-out-1")
+    world.payments.refund(caller="c", request_id="refund-out-req", payment_id=pid,
+                          amount=20000, reason="x", now=T0, agency_code=None)
+    d2 = dt.date(2025, 8, 2)
+    world.recon.import_statement(statement(2, 0, [StatementLine(
+        ACCOUNT, "FTOUT", 20000, False, d2, d2, "FTOUT", "", "hoan tien")]), fmt="camt053",
+        actor="f", request_id="i", now=T0)
+    world.recon.reconcile(as_of=T0 + dt.timedelta(days=1), actor="f", run_id="out")
+    [debit] = [e for e in world.recon.exceptions() if e.outcome == "unexplained_debit"]
+    world.recon.resolve(debit.id, action="refund_paid_out", actor="finance", request_id="r",
+                        now=T0 + dt.timedelta(days=1))
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0
+    assert tb.balance("REFUNDS_PAYABLE") == 0 and tb.balance("SUSPENSE") == 0
+    assert tb.balance(f"BANK:{ACCOUNT}") == -20000

@@ -958,7 +958,7 @@ class ResolveExceptionRequest(_message.Message):
     PAYMENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     action: _builtins.str
-    """apply_to_payment | refund_to_sender | write_off | issue_receipt | dismiss"""
+    """apply_to_payment | refund_to_sender | refund_paid_out | write_off | issue_receipt | dismiss"""
     payment: _builtins.str
     """For apply_to_payment: "payments/{id}" (default: the payment named by the exception)."""
     def __init__(
