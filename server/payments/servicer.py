@@ -20,7 +20,7 @@ from payments.fees import FeeKind, Quote
 from payments.money import local_date
 from payments.payments import Payer, Payment, PaymentState
 from payments.receipts import ReceiptKind, ReceiptLine
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, PermissionDenied
 from server.modules import GrpcService
 from server.payments.receipts_store import StoredReceipt
 from server.rpc.paging import decode_page_token, encode_page_token, page_size, query_digest
@@ -78,10 +78,17 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             vietqr_payload=payload, create_time=_ts(p.created_at), expire_time=_ts(p.expires_at))
 
     async def _own(self, name: str) -> Payment:
+        """The caller's own payment (or any, for a national caller). A payment of another agency
+        and a payment that does not exist get the same PERMISSION_DENIED (AIP-211): no hint
+        that it exists."""
         caller = current_caller()
-        p = await self.ctx.run(self.m.store.get, _payment_id(name))
-        if p.agency_code != caller.agency_code and "*" not in caller.provinces:
-            raise pe.NotFound("no such payment")
+        try:
+            p = await self.ctx.run(self.m.store.get, _payment_id(name))
+        except pe.NotFound:
+            p = None
+        if p is None or (p.agency_code != caller.agency_code and "*" not in caller.provinces):
+            raise PermissionDenied("the caller may not access this payment",
+                                   reason="OUT_OF_JURISDICTION")
         return p
 
     @staticmethod

@@ -111,9 +111,31 @@ async def test_grpc_quote_create_pay_receipts(pki: TestPki, tmp_path: Path, db: 
             pdf = await http.get(f"/payments/receipts/{first.name.split('/')[-1]}.pdf")
         assert pdf.headers["content-type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
         other = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hanoi))
-        with pytest.raises(grpc.aio.AioRpcError) as denied:
+        with pytest.raises(grpc.aio.AioRpcError) as denied:  # lacks payments.collect
             await other.GetPayment(pb.GetPaymentRequest(name=payment.name))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_another_agency_cannot_tell_a_payment_exists(
+        pki: TestPki, tmp_path: Path, sqlite_db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import server as support
+
+    hanoi = {"agency_code": "000.00.00.H26", "scopes": ["payments.collect"],
+             "provinces": ["01"]}
+    monkeypatch.setattr(support, "CALLERS", [support.CALLERS[0], hanoi, *support.CALLERS[2:]])
+    extra = {"payments": payments_section(pki, tmp_path)}
+    async with running_server(pki, tmp_path, db_url(sqlite_db), extra=extra) as server:
+        ours = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        payment = await create(ours, "jurisdiction-0001", "vietqr")
+        theirs = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hanoi))
+        answers = []
+        for name in (payment.name, "payments/doesnotexist00000000"):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await theirs.GetPayment(pb.GetPaymentRequest(name=name))
+            answers.append((err.value.code(), err.value.details()))
+        assert answers[0] == answers[1]
+        assert answers[0][0] == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.slow
