@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from server.storage.payments import (
 
 __all__ = [
     "audit",
+    "claim",
     "enqueue",
     "idempotent",
     "lock_payment",
@@ -133,6 +134,25 @@ def enqueue(session: Session, kind: str, ref: str, payload: dict[str, Any], now:
         session.execute(insert(OutboxRow).values(
             kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False),
             state="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now))
+
+
+def claim(db: Database, kind: str, *, now: dt.datetime, limit: int,
+          lease: dt.timedelta = dt.timedelta(minutes=2)) -> list[OutboxRow]:
+    """Take up to ``limit`` due outbox rows of ``kind`` for this worker: they are locked with
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one writer) and leased by moving their
+    next attempt past the lease, so another replica's worker skips them; a worker that dies
+    mid-delivery leaves them to be retried when the lease runs out (at-least-once)."""
+    with db.write() as s:
+        stmt = select(OutboxRow).where(OutboxRow.kind == kind, OutboxRow.state == "pending",
+                                       OutboxRow.next_attempt_at <= now
+                                       ).order_by(OutboxRow.id).limit(limit)
+        if not db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(s.execute(stmt).scalars())
+        if rows:
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows]))
+                      .values(next_attempt_at=now + lease))
+        return rows
 
 
 def trial_balance(session: Session) -> TrialBalance:

@@ -26,6 +26,7 @@ from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTr
 from payments.webhooks import event_body, sign_webhook
 from server.audit import AuditEvent
 from server.modules import AppContext, GrpcService, Module
+from server.payments.common import claim
 from server.payments.config import OrganisationConfig, PaymentsConfig
 from server.payments.platform_client import PlatformClient
 from server.payments.receipts_store import ReceiptsStore
@@ -185,17 +186,15 @@ class PaymentsModule(Module):
         await self._deliver_webhooks()
 
     async def _deliver_webhooks(self) -> None:
-        from sqlalchemy import select, update
+        from sqlalchemy import update
 
         from server.storage.payments import OutboxRow
 
         now = self.ctx.clock()
 
         def pending() -> list[tuple[int, int, str, str]]:
-            with self.ctx.db.read() as s:
-                return [(r.id, r.attempts, r.ref, r.payload) for r in s.execute(select(
-                    OutboxRow).where(OutboxRow.kind == "webhook", OutboxRow.state == "pending",
-                                     OutboxRow.next_attempt_at <= now).limit(50)).scalars()]
+            return [(r.id, r.attempts, r.ref, r.payload)
+                    for r in claim(self.ctx.db, "webhook", now=now, limit=50)]
 
         def mark(row_id: int, attempts: int, error: str) -> None:
             with self.ctx.db.write() as s:

@@ -45,7 +45,14 @@ from payments.receipts.xml1271 import (
     parse_receipt_xml,
 )
 from server.audit import AuditEvent, append_events
-from server.payments.common import audit, enqueue, idempotent, new_id, payment_from_row
+from server.payments.common import (
+    audit,
+    claim,
+    enqueue,
+    idempotent,
+    new_id,
+    payment_from_row,
+)
 from server.storage.db import Database
 from server.storage.payments import (
     OutboxRow,
@@ -345,11 +352,7 @@ class ReceiptsStore:
                          tax_code_of: Callable[[str], str], limit: int = 50,
                          backoff: dt.timedelta = dt.timedelta(seconds=30)) -> int:
         """Send queued documents, one message each; failures retry with growing delays."""
-        with self.db.read() as s:
-            tasks = s.execute(select(OutboxRow).where(
-                OutboxRow.kind == "tax.send", OutboxRow.state == "pending",
-                OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
-            ).scalars().all()
+        tasks = claim(self.db, "tax.send", now=now, limit=limit)
         sent = 0
         for task in tasks:
             payload = json.loads(task.payload)

@@ -82,3 +82,23 @@ def test_concurrent_refunds_never_exceed_what_was_collected(world: World) -> Non
     with world.db.read() as s:
         tb = trial_balance(s)
     assert tb.difference == 0 and tb.balance("REFUNDS_PAYABLE") == -3 * share
+
+
+def test_two_workers_never_take_the_same_outbox_rows(world: World) -> None:
+    from server.payments.common import claim, enqueue
+
+    with world.db.write() as s:
+        for i in range(60):
+            enqueue(s, "webhook", f"row-{i}", {"n": i}, T0)
+    barrier = threading.Barrier(2)
+
+    def worker(_: int) -> list[str]:
+        barrier.wait(timeout=5)
+        return [r.ref for r in claim(world.db, "webhook", now=T0, limit=40)]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.map(worker, range(2))
+    assert not set(a) & set(b) and len(a) + len(b) == 60
+    assert claim(world.db, "webhook", now=T0, limit=40) == []  # leased
+    leased_until = T0 + dt.timedelta(minutes=3)
+    assert len(claim(world.db, "webhook", now=leased_until, limit=100)) == 60
