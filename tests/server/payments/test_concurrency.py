@@ -102,3 +102,19 @@ def test_two_workers_never_take_the_same_outbox_rows(world: World) -> None:
     assert claim(world.db, "webhook", now=T0, limit=40) == []  # leased
     leased_until = T0 + dt.timedelta(minutes=3)
     assert len(claim(world.db, "webhook", now=leased_until, limit=100)) == 60
+
+
+def test_concurrent_retries_of_one_create_make_one_payment(world: World) -> None:
+    barrier = threading.Barrier(8)
+
+    def create(_: int) -> str:
+        barrier.wait(timeout=5)
+        return world.payments.create_payment(
+            caller="portal", request_id="same-create-0001", agency_code=HCM, province="79",
+            procedure_code="2.000815", dossier_code="H29-RACE", payer=Payer("A"),
+            channel="vietqr", now=T0).id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = set(pool.map(create, range(8)))
+    assert len(ids) == 1
+    assert len(world.payments.list_payments(agency_code=HCM, after="", size=10)) == 1
