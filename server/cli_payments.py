@@ -7,7 +7,8 @@
     vnegov receipts issue-pending              issue receipts still queued in the outbox
     vnegov payments demo-setup                 development collecting bodies, keys, accounts
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
-                     [--report-dir DIR]        import, reconcile (progress bar), write reports
+                     [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
+                                               import, compare, reconcile (progress bar), report
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                                                request_id="cli-import", now=now)
         print(f"{name}: {totals['lines']} lines, {totals['new_lines']} new, "
               f"{totals['continuity_problems']} continuity problems")
+    for name in args.channel_list:
+        last = local_date(as_of)
+        first = dt.date.fromisoformat(args.first_day) if args.first_day else last
+        counts = module.recon.compare_channel_list(
+            Path(name).read_bytes(), channel=args.channel, first_day=first, last_day=last,
+            actor="cli", request_id="cli-channel-list", now=now)
+        print(f"{name} ({args.channel}): " + ", ".join(f"{k} {v}" for k, v in
+                                                       sorted(counts.items())))
     run_id = new_id()
     bar = tqdm(total=0, unit="item", desc="reconciling", file=sys.stderr)
 
@@ -256,4 +265,7 @@ def register(sub: Any) -> None:
     p.add_argument("--first-day", default="")
     p.add_argument("--unit", default="")
     p.add_argument("--report-dir", default="")
+    p.add_argument("--channel-list", action="append", default=[],
+                   help="a gateway's or the platform's transaction list (CSV) to compare")
+    p.add_argument("--channel", default="platform", choices=["platform", "gateway"])
     p.set_defaults(func=cmd_reconcile)

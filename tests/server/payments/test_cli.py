@@ -26,12 +26,19 @@ def test_reconcile_command_imports_reports_and_shows_progress(
         "storage": {"url": sqlite_db.url.render_as_string(hide_password=False)},
         "payments": payments_section(pki, tmp_path),
     }))
+    p = sqlite_world.payments.get(pid)
+    channel_list = tmp_path / "platform.csv"
+    channel_list.write_text("reference,transaction_id,amount,paid_at,status\n"
+                            f"{p.reference},TX{pid},{p.amount_due},2025-08-01T09:00:00+07:00,"
+                            "paid\n", encoding="utf-8")
     code = main(["--config", str(config), "reconcile", str(FIXTURES / "camt053_day1.xml"),
                  "--as-of", "2025-08-05T00:00:00+07:00", "--report-dir", str(tmp_path / "out"),
-                 "--unit", "UBND TP Hồ Chí Minh"], {})
+                 "--unit", "UBND TP Hồ Chí Minh", "--channel-list", str(channel_list),
+                 "--first-day", "2025-08-01"], {})
     out = capsys.readouterr()
     assert code == 0
     assert "3 lines, 3 new" in out.out and "money_without_payment" in out.out
+    assert "platform.csv (platform): matched 1" in out.out
     assert "reconciling" in out.err  # the progress bar
     assert {p.suffix for p in (tmp_path / "out").iterdir()} == {".csv", ".xlsx", ".pdf"}
     code = main(["--config", str(config), "receipts", "list", "--payment", pid], {})
