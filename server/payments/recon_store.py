@@ -138,8 +138,17 @@ class ReconStore:
             line_rows = s.execute(select(StatementLineRow).where(
                 StatementLineRow.reconciled.is_(False)).order_by(StatementLineRow.id)
             ).scalars().all()
-            pay_rows = s.execute(select(PaymentRow).where(
-                PaymentRow.collected - PaymentRow.held > PaymentRow.settled)).scalars().all()
+            # Money each payment's channels confirmed, applied or held (the bank shows both),
+            # not yet seen on a statement: what the statements should show.
+            confirmed = select(ChannelEventRow.payment_id.label("pid"),
+                               func.sum(ChannelEventRow.amount).label("total")).where(
+                ChannelEventRow.outcome.in_(("applied", "held"))).group_by(
+                ChannelEventRow.payment_id).subquery()
+            found = s.execute(select(PaymentRow, confirmed.c.total).join(
+                confirmed, confirmed.c.pid == PaymentRow.id).where(
+                confirmed.c.total > PaymentRow.settled)).all()
+            pay_rows = [row for row, _ in found]
+            due = {row.id: int(total) - row.settled for row, total in found}
             events: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
             ids = [p.id for p in pay_rows]
             for i in range(0, len(ids), 500):
@@ -147,7 +156,7 @@ class ReconStore:
                         ChannelEventRow.payment_id, ChannelEventRow.channel,
                         ChannelEventRow.transaction_id, ChannelEventRow.amount).where(
                         ChannelEventRow.payment_id.in_(ids[i:i + 500]),
-                        ChannelEventRow.outcome == "applied")):
+                        ChannelEventRow.outcome.in_(("applied", "held")))):
                     events[pid or ""].append((ch, tx, amount))
                 with_receipts = set(s.execute(select(ReceiptRow.payment_id).where(
                     ReceiptRow.payment_id.in_(ids[i:i + 500]))).scalars())
@@ -157,10 +166,10 @@ class ReconStore:
                                r.value_date, r.bank_ref, r.end_to_end, r.remittance,
                                r.counterparty, r.counter_account) for r in line_rows]
         line_ids = {(r.account, r.key): r.id for r in line_rows}
-        expected = [ExpectedPayment(p.id, p.reference, p.collected - p.held - p.settled,
+        expected = [ExpectedPayment(p.id, p.reference, due[p.id],
                                     p.paid_at or p.updated_at,
                                     tuple(tx for _, tx, _ in events.get(p.id, [])),
-                                    p.id in receipts) for p in pay_rows]
+                                    p.id in receipts or p.paid_at is None) for p in pay_rows]
         channel_of = {p.id: p.channel for p in pay_rows}
         if progress:
             progress(0, len(lines))
@@ -175,7 +184,7 @@ class ReconStore:
                 for item in items[start:start + 2000]:
                     counts[item.outcome.value] += 1
                     amounts[item.outcome.value] += item.amount
-                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of)
+                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due)
             if progress:
                 progress(min(start + 2000, len(items)), len(items))
         summary = {"run": run_id, "lines": len(lines), "payments": len(expected),
@@ -188,7 +197,7 @@ class ReconStore:
 
     def _apply(self, s: Session, item: ReconciliationItem, run_id: str, now: dt.datetime,
                line_ids: dict[tuple[str, str], int], accounts: dict[str, str],
-               channel_of: dict[str, str]) -> None:
+               channel_of: dict[str, str], due: dict[str, int]) -> None:
         s.execute(insert(ReconItemRow).values(
             run_id=run_id, outcome=item.outcome.value, amount=item.amount,
             line_keys=" ".join(item.line_keys), payment_ids=" ".join(item.payment_ids),
@@ -208,14 +217,15 @@ class ReconStore:
                 row = s.get(PaymentRow, pid)
                 if row is None:
                     continue
-                share = row.collected - row.held - row.settled if len(item.payment_ids) > 1 \
-                    else item.amount
+                share = due.get(pid, 0) if len(item.payment_ids) > 1 else item.amount
                 credits[Account.clearing(channel_of.get(pid, row.channel))] += share
                 s.execute(update(PaymentRow).where(PaymentRow.id == pid).values(
                     settled=PaymentRow.settled + share))
-            if sum(credits.values()) == item.amount:
-                post_ledger(s, [transaction(key, now, "settlement", debits, dict(credits),
-                                            memo="matched on statement")])
+            rest = item.amount - sum(credits.values())
+            if rest:  # cannot happen for a match; never let money vanish from the ledger
+                credits[Account.SUSPENSE] += rest
+            post_ledger(s, [transaction(key, now, "settlement", debits, dict(credits),
+                                        memo="matched on statement")])
             return
         if item.outcome in (Outcome.PAID_WITHOUT_RECEIPT, Outcome.PAYMENT_WITHOUT_MONEY):
             open_same = s.execute(select(ExceptionRow.id).where(
@@ -311,8 +321,14 @@ class ReconStore:
                 fx = apply_credit(payment_from_row(row), exc.amount, source=Account.SUSPENSE,
                                   key=key, now=now, actor=actor, resolution=True)
                 s.execute(update(PaymentRow).where(PaymentRow.id == row.id).values(
-                    **payment_values(fx.payment, now),
-                    settled=row.settled + (exc.amount if exc.account else 0)))
+                    **payment_values(fx.payment, now)))
+                if exc.source.startswith("channel:"):
+                    # Money a channel confirmed and we held: now applied, the statement should
+                    # show it (it was posted to CLEARING when held).
+                    s.execute(update(ChannelEventRow).where(
+                        ChannelEventRow.channel == exc.source.split(":", 1)[1],
+                        ChannelEventRow.transaction_id == exc.line_keys).values(
+                        outcome="applied", payment_id=row.id))
                 record_transitions(s, fx.transitions, request_id=request_id)
                 post_ledger(s, fx.ledger)
                 if fx.became_paid:

@@ -138,3 +138,41 @@ def test_a_refund_paid_out_settles_the_payable(world: World) -> None:
     assert tb.difference == 0
     assert tb.balance("REFUNDS_PAYABLE") == 0 and tb.balance("SUSPENSE") == 0
     assert tb.balance(f"BANK:{ACCOUNT}") == -20000
+
+
+def test_overpaid_and_held_channel_money_settle_against_the_statement(world: World) -> None:
+    # A VietQR transfer larger than due (excess held on the payment) and a platform callback
+    # with a wrong amount (held as an exception) both reach the bank: both match, CLEARING
+    # empties, and nothing is left unexplained on the statement.
+    over = world.payments.create_payment(
+        caller="c", request_id="req-over-1", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D-over", payer=Payer("A"), channel="vietqr",
+        now=T0)
+    world.payments.open(over.id, channel_url="", actor="t", request_id="o", now=T0)
+    world.payments.confirm(channel="vietqr", transaction_id="FT-OVER", reference=over.reference,
+                           amount=over.amount_due + 6000, at=T0, success=True,
+                           exact_amount=False, request_id="r", now=T0)
+    wrong = world.payments.create_payment(
+        caller="c", request_id="req-wrong-1", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D-wrong", payer=Payer("A"), channel="platform",
+        now=T0)
+    world.payments.open(wrong.id, channel_url="", actor="t", request_id="o", now=T0)
+    world.payments.confirm(channel="platform", transaction_id="PAY-WRONG",
+                           reference=wrong.reference, amount=wrong.amount_due + 1, at=T0,
+                           success=True, exact_amount=True, request_id="r", now=T0)
+    world.receipts.issue_for_payment(over.id, now=T0)
+    d1 = dt.date(2025, 8, 1)
+    world.recon.import_statement(statement(1, 0, [
+        StatementLine(ACCOUNT, "FT-OVER", over.amount_due + 6000, True, d1, d1, "FT-OVER", "",
+                      over.reference),
+        StatementLine(ACCOUNT, "PAY-WRONG", wrong.amount_due + 1, True, d1, d1, "PAY-WRONG", "",
+                      wrong.reference)]), fmt="camt053", actor="f", request_id="i", now=T0)
+    summary = world.recon.reconcile(as_of=T0 + dt.timedelta(days=1), actor="f", run_id="held")
+    assert summary["counts"] == {"matched": 2}
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0
+    assert tb.balance("CLEARING:vietqr") == 0 and tb.balance("CLEARING:platform") == 0
+    assert tb.balance(f"BANK:{ACCOUNT}") == over.amount_due + 6000 + wrong.amount_due + 1
+    # The wrong amount is still the officer's decision: held in SUSPENSE until resolved.
+    assert tb.balance("SUSPENSE") == -(wrong.amount_due + 1)
