@@ -99,8 +99,8 @@ def main() -> int:
     key = signer()
     receipts = ReceiptsStore(db, organisations=organisations, signer_for=lambda _: key)
     receipts.issue_batch([p.id for p in paid[:-1]], now=T0 + dt.timedelta(hours=5))
-    typo = paid[1].reference[:6] + ("0" if paid[1].reference[6] != "0" else "1") + \
-        paid[1].reference[7:]
+    ref = paid[1].reference  # the payer mistypes a check digit
+    typo = ref[:3] + ("0" if ref[3] != "0" else "1") + ref[4:]
     lines = [
         StatementLine(ACCOUNT, "FT25213000101", paid[0].amount_due, True, DAY, DAY,
                       "FT25213000101", "", f"{paid[0].reference} thanh toan qua Cong DVCQG"),

@@ -25,8 +25,8 @@ def test_a_day_reconciles_once_and_exceptions_post_to_the_ledger(world: World) -
     for pid in ids:
         world.receipts.issue_for_payment(pid, now=T0)
     d1 = dt.date(2025, 8, 1)
-    typo = ps[1].reference[:5] + ("1" if ps[1].reference[5] != "1" else "2") + \
-        ps[1].reference[6:]
+    ref = ps[1].reference  # a changed check digit: always caught, always correctable
+    typo = ref[:3] + ("1" if ref[3] != "1" else "2") + ref[4:]
     lines = [
         StatementLine(ACCOUNT, "FT1", ps[0].amount_due, True, d1, d1, "FT1", "",
                       f"{ps[0].reference} Le phi"),
