@@ -70,3 +70,50 @@ class RateLimited(PaymentsError):
     """Too many attempts; try again later."""
 
     reason = "RATE_LIMITED"
+
+
+# The concrete errors (each a subclass of one category above, with its own reason) live in
+# payments.failures and are re-exported here, so callers write ``payments.errors.InvalidAmount``.
+from payments.failures import (  # noqa: E402
+    CallbackRejected,
+    CatalogueError,
+    InvalidAccount,
+    InvalidAmount,
+    InvalidQrPayload,
+    InvalidReference,
+    InvalidTransition,
+    PaymentExpired,
+    ReceiptNumberingError,
+    RefundExceedsCollected,
+    RequestIdReused,
+    StatementError,
+    TransmissionError,
+    UnbalancedTransaction,
+    UnknownProcedure,
+)
+
+__all__ = [
+    "AuthenticationFailed",
+    "CallbackRejected",
+    "CatalogueError",
+    "Conflict",
+    "FailedPrecondition",
+    "InvalidAccount",
+    "InvalidAmount",
+    "InvalidInput",
+    "InvalidQrPayload",
+    "InvalidReference",
+    "InvalidTransition",
+    "NotFound",
+    "NotPermitted",
+    "PaymentExpired",
+    "PaymentsError",
+    "RateLimited",
+    "ReceiptNumberingError",
+    "RefundExceedsCollected",
+    "RequestIdReused",
+    "StatementError",
+    "TransmissionError",
+    "UnbalancedTransaction",
+    "UnknownProcedure",
+]

@@ -19,6 +19,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 install_debian_packages() {
   local missing=()
   for pkg in "${APT_PACKAGES[@]}"; do
+    [ "$pkg" = npm ] && command -v npm >/dev/null && continue  # nodesource nodejs ships npm
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
   # Node.js may come from elsewhere (NodeSource ships npm inside nodejs): ask for the commands.

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from server import cli_documents, cli_identity
+from server import cli_documents, cli_identity, cli_payments
 from server.cli_ca import register as register_ca_commands
 from server.config import Config, ConfigError, load_config
 
@@ -174,7 +174,7 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
 # (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
 # adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
 COMMAND_GROUPS: list[Callable[[Any], None]] = [
-    register_ca_commands, cli_documents.register, cli_identity.register,
+    register_ca_commands, cli_documents.register, cli_identity.register, cli_payments.register,
 ]
 
 

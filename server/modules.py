@@ -106,5 +106,11 @@ def _identity(ctx: AppContext) -> Module:
     return identity_module(ctx)
 
 
+def _payments(ctx: AppContext) -> Module:
+    from server.payments import payments_module
+
+    return payments_module(ctx)
+
+
 # Factories of every module, in start order.
-MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca, _documents, _identity]
+MODULES: list[Callable[[AppContext], Module]] = [_admin, _ca, _documents, _identity, _payments]

@@ -1,0 +1,59 @@
+"""Signing receipts: the port to the XML signer, and where its signature goes.
+
+The signer (``signing.sign.xmldsig.XmlDsigSigner`` in production) produces an enveloped XMLDSig
+signature (C14N 1.1, a ``SigningTime`` signature property covered by a Reference, KeyInfo with
+``X509SubjectName`` and ``X509Certificate``) by the collecting body's organisation certificate.
+This module hands it the unsigned document and puts the resulting ``ds:Signature`` in
+``DSCKS/TCThu``, where the tax authority's format expects the seller's (here: the collecting
+body's) signature. Moving an enveloped signature within the document does not change what it
+signs: the enveloped-signature transform removes it wherever it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Protocol
+
+from lxml import etree
+
+from payments.errors import InvalidInput
+
+__all__ = ["DS_NS", "XmlSigner", "document_digest", "sign_document"]
+
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+class XmlSigner(Protocol):
+    """An enveloped XMLDSig signer holding one organisation key and its certificate chain."""
+
+    def sign_xml(self, document: bytes, *, signing_time: dt.datetime) -> bytes: ...
+
+
+def sign_document(signer: XmlSigner, document: bytes, *, signing_time: dt.datetime) -> bytes:
+    """Sign ``document`` and place the signature under ``DSCKS/TCThu``."""
+    signed = signer.sign_xml(document, signing_time=signing_time)
+    root = etree.fromstring(signed, parser=etree.XMLParser(resolve_entities=False,
+                                                           no_network=True))
+    signatures = root.findall(f".//{{{DS_NS}}}Signature")
+    if len(signatures) != 1:
+        raise InvalidInput("the signer must produce exactly one signature")
+    slot = root.find("DSCKS/TCThu")
+    if slot is None:
+        raise InvalidInput("the document has no DSCKS/TCThu for the signature")
+    signature = signatures[0]
+    if signature.getparent() is not slot:
+        parent = signature.getparent()
+        assert parent is not None
+        tail = signature.tail
+        parent.remove(signature)
+        signature.tail = None
+        if tail and tail.strip():
+            raise InvalidInput("unexpected text after the signature")
+        slot.append(signature)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def document_digest(document: bytes) -> str:
+    """Hex SHA-256 of the stored signed bytes (printed in the QR of the PDF rendition)."""
+    return hashlib.sha256(document).hexdigest()

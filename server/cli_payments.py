@@ -1,0 +1,271 @@
+"""``vnegov receipts ...`` and ``vnegov reconcile``: the finance officer's commands.
+
+    vnegov receipts list --payment ID          receipts of a payment, with their status
+    vnegov receipts show ID [--xml F] [--pdf F] one receipt; write its signed XML / PDF
+    vnegov receipts usage --from D --to D      usage report per template and series
+    vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
+    vnegov receipts issue-pending              issue receipts still queued in the outbox
+    vnegov payments demo-setup                 development collecting bodies, keys, accounts
+    vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
+                     [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
+                                               import, compare, reconcile (progress bar), report
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from types import SimpleNamespace
+
+    from server.cli import load_config_for
+    from server.payments.module import PaymentsModule
+    from server.storage.db import Database
+
+    config = load_config_for(args, environ)
+    db = Database(config.storage.url)
+    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC))
+    module = PaymentsModule(ctx)  # type: ignore[arg-type]  # config, db and clock suffice
+    return module, db
+
+
+
+
+def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    for r in module.receipts.for_payment(args.payment):
+        print(f"{r.id}  {r.data.label}  {r.data.kind.value:<11} {r.status:<9} "
+              f"{r.data.total:>12,}  {r.data.collector.name}".replace(",", "."))
+    db.dispose()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.receipts.pdf import render_receipt_pdf
+
+    module, db = _stores(args, environ)
+    r = module.receipts.get(args.receipt)
+    print(f"{r.data.label} {r.status} total={r.data.total} payer={r.data.payer.name}")
+    if args.xml:
+        Path(args.xml).write_bytes(r.xml)
+    if args.pdf:
+        url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=module.fonts(),
+                                                      verify_url=url))
+    db.dispose()
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    report = module.receipts.usage(start=dt.date.fromisoformat(args.start),
+                                   end=dt.date.fromisoformat(args.end))
+    print(f"period {report.period_start} .. {report.period_end} (Vietnam calendar days)")
+    print("template series first    last     used cancelled total_collected")
+    for line in report.lines:
+        print(f"{line.template:<8} {line.series:<6} {line.first_number:07d} "
+              f"{line.last_number:07d} {line.used:>5} {line.cancelled:>9} "
+              f"{line.total_collected:>15}")
+    db.dispose()
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    notice = module.receipts.cancel(args.receipt, reason=args.reason, actor="cli",
+                                    request_id="cli-cancel", now=dt.datetime.now(dt.UTC))
+    if args.xml:
+        Path(args.xml).write_bytes(notice)
+    print(f"receipt {args.receipt} cancelled by a signed notice")
+    db.dispose()
+    return 0
+
+
+def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    module, db = _stores(args, environ)
+    now = dt.datetime.now(dt.UTC)
+    issued = module.receipts.issue_batch(module.receipts.pending_issues(now=now), now=now)
+    print(f"issued {len(issued)} receipts")
+    db.dispose()
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from tqdm import tqdm
+
+    from payments.money import local_date
+    from payments.reconcile import ReportBounds, report_csv, report_pdf, report_xlsx
+    from server.payments.common import new_id
+
+    module, db = _stores(args, environ)
+    now = dt.datetime.now(dt.UTC)
+    as_of = dt.datetime.fromisoformat(args.as_of) if args.as_of else now
+    if as_of.tzinfo is None:
+        print("vnegov: --as-of needs a UTC offset", file=sys.stderr)
+        return 2
+    for name in args.statements:
+        totals = module.recon.import_statement(Path(name).read_bytes(), fmt=args.format,
+                                               account=args.account, actor="cli",
+                                               request_id="cli-import", now=now)
+        print(f"{name}: {totals['lines']} lines, {totals['new_lines']} new, "
+              f"{totals['continuity_problems']} continuity problems")
+    for name in args.channel_list:
+        last = local_date(as_of)
+        first = dt.date.fromisoformat(args.first_day) if args.first_day else last
+        counts = module.recon.compare_channel_list(
+            Path(name).read_bytes(), channel=args.channel, first_day=first, last_day=last,
+            actor="cli", request_id="cli-channel-list", now=now)
+        print(f"{name} ({args.channel}): " + ", ".join(f"{k} {v}" for k, v in
+                                                       sorted(counts.items())))
+    run_id = new_id()
+    bar = tqdm(total=0, unit="item", desc="reconciling", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    summary = module.recon.reconcile(as_of=as_of, actor="cli", run_id=run_id, progress=progress)
+    bar.close()
+    for outcome, count in sorted(summary["counts"].items()):
+        print(f"{outcome:<24} {count:>8} {summary['amounts'][outcome]:>16}")
+    if args.report_dir:
+        out = Path(args.report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        items = module.recon.items(run_id)
+        day = local_date(as_of)
+        bounds = ReportBounds(dt.date.fromisoformat(args.first_day) if args.first_day else day,
+                              day, now, args.unit)
+        (out / f"reconcile-{run_id}.csv").write_bytes(report_csv(items, bounds))
+        (out / f"reconcile-{run_id}.xlsx").write_bytes(report_xlsx(items, bounds))
+        (out / f"reconcile-{run_id}.pdf").write_bytes(report_pdf(items, bounds, fonts=module.fonts()))
+        print(f"reports written to {out}")
+    db.dispose()
+    return 0
+
+
+DEMO_BODIES = (
+    # agency code, name, tax code, address, (bank BIN, account, account name)
+    ("000.00.00.H29", "Ủy ban nhân dân Thành phố Hồ Chí Minh", "0301234567",
+     "86 Lê Thánh Tôn, Phường Sài Gòn, TP. Hồ Chí Minh",
+     ("970415", "113000012345", "UBND TP Ho Chi Minh")),
+    ("000.00.13.H29", "Ủy ban nhân dân Phường Bến Thành", "0309876543",
+     "92 Nguyễn Trãi, Phường Bến Thành, TP. Hồ Chí Minh", None),
+    ("000.00.00.H26", "Ủy ban nhân dân Thành phố Hà Nội", "0101234567",
+     "12 Lê Lai, Phường Hoàn Kiếm, Hà Nội", ("970436", "0011001234567", "UBND TP Ha Noi")),
+)
+
+
+def cmd_demo_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Give the development data directory collecting bodies with organisation certificates from
+    its development CA, sample collection accounts and channel secrets: a ``[payments]`` section
+    appended to the configuration file."""
+    import secrets
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    from server.cli import load_config_for
+    from signing.ca import CertificateSpec, KeyUsages, issue_certificate
+    from signing.ca.keys import (
+        KeyAlgorithm,
+        dump_encrypted_private_key,
+        generate_private_key,
+        load_private_key,
+    )
+
+    config = load_config_for(args, environ)
+    path = Path(args.config or Path(config.data_dir) / "vnegov.toml")
+    if "payments" in config.extensions:
+        print(f"{path} already has a [payments] section; nothing changed")
+        return 0
+    pki = Path(config.pki.directory)
+    passphrase = Path(config.pki.key_passphrase_file).read_bytes().strip()
+    issuing_key = load_private_key((pki / "issuing-ca.key.pem").read_bytes(), passphrase)
+    issuing = x509.load_pem_x509_certificate((pki / "issuing-ca.pem").read_bytes())
+    out = pki / "payments"
+    out.mkdir(exist_ok=True)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    lines = ["", "# Written by `vnegov payments demo-setup`: development collecting bodies.",
+             "[payments]", f'platform_partner_code = "{DEMO_BODIES[0][0]}"',
+             f'platform_secret = "{secrets.token_urlsafe(24)}"',
+             f'bank_notification_secret = "{secrets.token_urlsafe(24)}"',
+             'sender_code = "V0301234567"']
+    for code, name, tax_code, address, account in DEMO_BODIES:
+        key = generate_private_key(KeyAlgorithm.EC_P256)
+        subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        cert = issue_certificate(CertificateSpec(
+            subject=subject, not_before=now - dt.timedelta(minutes=5),
+            not_after=now + dt.timedelta(days=825),
+            key_usages=KeyUsages(digital_signature=True, content_commitment=True),
+        ), key.public_key(), issuing_key, issuing)  # type: ignore[arg-type]
+        stem = code.replace(".", "-")
+        (out / f"{stem}.pem").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM) +
+            issuing.public_bytes(serialization.Encoding.PEM))
+        key_file = out / f"{stem}.key.pem"
+        key_file.write_bytes(dump_encrypted_private_key(key, passphrase))
+        key_file.chmod(0o600)
+        lines += ["", "[[payments.organisations]]", f'agency_code = "{code}"', f'name = "{name}"',
+                  f'tax_code = "{tax_code}"', f'address = "{address}"',
+                  f'key_file = "{key_file}"', f'cert_file = "{out / f"{stem}.pem"}"',
+                  f'key_passphrase_file = "{config.pki.key_passphrase_file}"']
+        if account is not None:
+            lines += ["", "[[payments.accounts]]", f'agency_code = "{code}"',
+                      f'bank_bin = "{account[0]}"', f'account_number = "{account[1]}"',
+                      f'account_name = "{account[2]}"']
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(f"added a [payments] section to {path}: {len(DEMO_BODIES)} collecting bodies with "
+          f"organisation certificates in {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    receipts = sub.add_parser("receipts", help="e-receipts: list, show, usage report")
+    rs = receipts.add_subparsers(dest="receipts_command", required=True)
+    p = rs.add_parser("list", help="receipts of a payment")
+    p.add_argument("--payment", required=True)
+    p.set_defaults(func=cmd_list)
+    p = rs.add_parser("show", help="one receipt; optionally write its XML and PDF")
+    p.add_argument("receipt")
+    p.add_argument("--xml")
+    p.add_argument("--pdf")
+    p.set_defaults(func=cmd_show)
+    p = rs.add_parser("usage", help="usage report per template and series")
+    p.add_argument("--from", dest="start", required=True)
+    p.add_argument("--to", dest="end", required=True)
+    p.set_defaults(func=cmd_usage)
+    p = rs.add_parser("cancel", help="cancel a receipt with a signed notice")
+    p.add_argument("receipt")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--xml", help="write the signed cancellation notice here")
+    p.set_defaults(func=cmd_cancel)
+    p = rs.add_parser("issue-pending", help="issue receipts still queued")
+    p.set_defaults(func=cmd_issue_pending)
+    group = sub.add_parser("payments", help="payments setup")
+    ps = group.add_subparsers(dest="payments_command", required=True)
+    p = ps.add_parser("demo-setup", help="development collecting bodies, keys and accounts")
+    p.set_defaults(func=cmd_demo_setup)
+    p = sub.add_parser("reconcile", help="import statements and reconcile")
+    p.add_argument("statements", nargs="*")
+    p.add_argument("--format", default="camt053", choices=["camt053", "csv"])
+    p.add_argument("--account", default="")
+    p.add_argument("--as-of", default="")
+    p.add_argument("--first-day", default="")
+    p.add_argument("--unit", default="")
+    p.add_argument("--report-dir", default="")
+    p.add_argument("--channel-list", action="append", default=[],
+                   help="a gateway's or the platform's transaction list (CSV) to compare")
+    p.add_argument("--channel", default="platform", choices=["platform", "gateway"])
+    p.set_defaults(func=cmd_reconcile)

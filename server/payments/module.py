@@ -1,0 +1,277 @@
+"""The payments module: stores, HTTP endpoints, the gRPC PaymentsService and the workers
+(receipt outbox, tax transmission, webhooks, expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from starlette.routing import BaseRoute
+
+import payments.errors as pe
+from payments.accounts import AccountKind, CollectionAccount
+from payments.fees import FeeCatalogue, load_catalogue_csv, load_catalogue_yaml
+from payments.payments import ChannelStatus
+from payments.receipts.model import Organisation
+from payments.receipts.pdf import Fonts
+from payments.receipts.signing import XmlSigner
+from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
+from payments.webhooks import event_body, sign_webhook
+from server.audit import AuditEvent
+from server.modules import AppContext, GrpcService, Module
+from server.payments.common import claim
+from server.payments.config import OrganisationConfig, PaymentsConfig
+from server.payments.platform_client import PlatformClient
+from server.payments.receipts_store import ReceiptsStore
+from server.payments.recon_store import ReconStore
+from server.payments.standin_signer import StandInXmlSigner
+from server.payments.store import ConfirmOutcome, PaymentsStore
+from signing.ca.keys import load_private_key
+
+__all__ = ["PaymentsModule", "build"]
+
+log = logging.getLogger("server.payments")
+SAMPLE_CATALOGUE = Path(__file__).resolve().parents[2] / "payments" / "fees" / "data" / \
+    "sample.yaml"
+
+
+def _catalogue(files: Sequence[str]) -> FeeCatalogue:
+    catalogue = FeeCatalogue()
+    for name in files or [str(SAMPLE_CATALOGUE)]:
+        data = Path(name).read_bytes()
+        part = load_catalogue_csv(data, source=name) if name.endswith(".csv") else \
+            load_catalogue_yaml(data, source=name)
+        catalogue = catalogue.merged(part)
+    return catalogue
+
+
+def _signer(org: OrganisationConfig) -> XmlSigner:
+    if not org.key_file or not org.cert_file:
+        raise ValueError(f"payments organisation {org.agency_code} needs key_file and cert_file")
+    passphrase = Path(org.key_passphrase_file).read_bytes().strip() \
+        if org.key_passphrase_file else None
+    key = load_private_key(Path(org.key_file).read_bytes(), passphrase)
+    chain = x509.load_pem_x509_certificates(Path(org.cert_file).read_bytes())
+    # STAND-IN until signing.sign.xmldsig.XmlDsigSigner is wired here.
+    return StandInXmlSigner(key, chain)  # type: ignore[arg-type]
+
+
+class PaymentsModule(Module):
+    name = "payments"
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.config = PaymentsConfig.from_config(ctx.config.extensions.get("payments", {}))
+        cfg = self.config
+        self.callback_window = dt.timedelta(minutes=cfg.callback_window_minutes)
+        webhooks: dict[str, list[dict[str, str]]] = {}
+        for hook in cfg.webhooks:
+            webhooks.setdefault(hook["agency_code"], []).append(dict(hook))
+        self.webhook_secrets = webhooks
+        self.store = PaymentsStore(ctx.db, catalogue=_catalogue(cfg.catalogue_files),
+                                   ttl=dt.timedelta(minutes=cfg.payment_ttl_minutes),
+                                   webhooks=webhooks)
+        self.organisations = {o.agency_code: Organisation(o.agency_code, o.name, o.tax_code,
+                                                          o.address, o.budget_unit_code)
+                              for o in cfg.organisations}
+        self.signers = {o.agency_code: _signer(o) for o in cfg.organisations}
+        self.receipts = ReceiptsStore(ctx.db, organisations=self.organisations,
+                                      signer_for=self.signer_for,
+                                      template=cfg.receipt_template,
+                                      sender_code=cfg.sender_code)
+        self.recon = ReconStore(ctx.db, settlement_delay=dt.timedelta(
+            days=cfg.settlement_delay_days))
+        self.tax: TaxAuthorityTransport = TaxAuthoritySimulator()
+        self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
+                                       secret=cfg.platform_secret) if cfg.platform_url else None
+        self._fonts: Fonts | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # ------------------------------------------------------------ plumbing
+    def http_routes(self) -> Sequence[BaseRoute]:
+        from server.payments.http import routes
+
+        return routes(self)
+
+    def grpc_services(self) -> Sequence[GrpcService]:
+        from server.payments.servicer import service
+
+        return [service(self)]
+
+    def signer_for(self, agency_code: str) -> XmlSigner:
+        signer = self.signers.get(agency_code)
+        if signer is None:
+            raise pe.FailedPrecondition("no signing key is configured for the collecting body",
+                                        reason="NO_ORGANISATION",
+                                        metadata={"agency_code": agency_code})
+        return signer
+
+    def fonts(self) -> Fonts:
+        if self._fonts is None:
+            self._fonts = Fonts(Path(self.config.font_regular).read_bytes(),
+                                Path(self.config.font_bold).read_bytes())
+        return self._fonts
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def audit_rejected(self, channel: str, detail: str, request_id: str) -> None:
+        await self.ctx.audit.record(AuditEvent(
+            at=self.ctx.clock(), request_id=request_id, caller=f"channel:{channel}",
+            kind="payments", action="callback.reject", outcome="REJECTED", reason=detail))
+
+    async def start(self) -> None:
+        now = self.ctx.clock()
+        for raw in self.config.accounts:
+            account = CollectionAccount(
+                raw["agency_code"], raw["bank_bin"], raw["account_number"], raw["account_name"],
+                AccountKind(raw.get("kind", "bank")), raw.get("treasury_office_code", ""),
+                raw.get("budget_unit_code", ""))
+            await self.ctx.run(self.store.register_account, account, actor="config",
+                               request_id="startup", now=now)
+        if self.config.workers_enabled:
+            self._tasks = [asyncio.create_task(self._expiry_loop(), name="payments-expiry")]
+            # Receipts, their transmission and webhooks need a collecting body or a subscriber.
+            if self.organisations or self.webhook_secrets:
+                self._tasks.append(asyncio.create_task(self._outbox_loop(),
+                                                       name="payments-outbox"))
+            if self.platform is not None:
+                self._tasks.append(asyncio.create_task(self._mop_up_loop(),
+                                                       name="payments-mop-up"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+
+    # ------------------------------------------------------------ workers
+    async def _outbox_loop(self) -> None:
+        # Catch up on work left by a previous process once the server has finished starting.
+        await asyncio.sleep(min(0.5, self.config.outbox_interval_seconds))
+        while not self._stopping:
+            try:
+                await self.run_outbox_once()
+            except Exception:  # noqa: BLE001 - keep the worker alive; the row stays queued
+                log.exception("payments outbox pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.config.outbox_interval_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_outbox_once(self) -> None:
+        now = self.ctx.clock()
+        pending = await self.ctx.run(self.receipts.pending_issues, now=now)
+        if pending:
+            await self.ctx.run(self.receipts.issue_batch, pending, now=self.ctx.clock())
+        await self.ctx.run(self.receipts.transmit_pending, self.tax, now=self.ctx.clock(),
+                           tax_code_of=lambda code: self.organisations[code].tax_code
+                           if code in self.organisations else "",
+                           backoff=dt.timedelta(seconds=self.config.retry_seconds))
+        await self._deliver_webhooks()
+
+    async def _deliver_webhooks(self) -> None:
+        from sqlalchemy import update
+
+        from server.storage.payments import OutboxRow
+
+        now = self.ctx.clock()
+
+        def pending() -> list[tuple[int, int, str, str]]:
+            return [(r.id, r.attempts, r.ref, r.payload)
+                    for r in claim(self.ctx.db, "webhook", now=now, limit=50)]
+
+        def mark(row_id: int, attempts: int, error: str) -> None:
+            with self.ctx.db.write() as s:
+                values: dict[str, Any] = {"attempts": attempts + 1, "last_error": error[:300]}
+                if error:
+                    values["next_attempt_at"] = now + dt.timedelta(
+                        seconds=self.config.retry_seconds * 2 ** min(attempts, 10))
+                    values["state"] = "failed" if attempts >= 15 else "pending"
+                else:
+                    values.update(state="done", done_at=now)
+                s.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
+
+        rows = await self.ctx.run(pending)
+        if not rows:
+            return
+        async with httpx.AsyncClient(timeout=10) as client:
+            for row_id, attempts, _ref, payload_text in rows:
+                payload = json.loads(payload_text)
+                subs = self.webhook_secrets.get(payload["agency"], [])
+                index = int(payload["secret_index"])
+                error = ""
+                if index >= len(subs):
+                    error = "subscription removed"
+                else:
+                    body = event_body(payload["event"].split(".refunded.")[0]
+                                      if ".refunded." in payload["event"] else payload["event"],
+                                      now, payload["data"])
+                    headers = sign_webhook(subs[index]["secret"], f"msg_{row_id}", now, body)
+                    try:
+                        response = await client.post(payload["url"], content=body,
+                                                     headers=headers)
+                        if response.status_code >= 300:
+                            error = f"HTTP {response.status_code}"
+                    except httpx.HTTPError as exc:
+                        error = type(exc).__name__
+                await self.ctx.run(mark, row_id, attempts, error)
+
+    async def _expiry_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.config.expiry_interval_seconds)
+            try:
+                await self.ctx.run(self.store.expire_due, now=self.ctx.clock())
+            except Exception:  # noqa: BLE001
+                log.exception("payments expiry pass failed")
+
+
+    async def _mop_up_loop(self) -> None:
+        while not self._stopping and self.platform is not None:
+            try:
+                await self.mop_up_once()
+            except Exception:  # noqa: BLE001
+                log.exception("payments mop-up pass failed")
+            await asyncio.sleep(self.config.mopup_interval_seconds)
+
+    async def mop_up_once(self) -> int:
+        """Ask the platform about payments left awaiting payment; apply what it reports paid
+        (exactly once: a callback arriving later is answered "already confirmed")."""
+        if self.platform is None:
+            return 0
+        now = self.ctx.clock()
+        older = now - dt.timedelta(minutes=self.config.mopup_after_minutes)
+        applied = 0
+        for p in await self.ctx.run(self.store.pending_for_mop_up, older_than=older):
+            if p.channel != "platform":
+                continue
+            status = await self.ctx.run(self.platform.query_status, p.reference, now=now)
+            if status.status is ChannelStatus.PAID and status.channel_transaction_id:
+                result = await self.ctx.run(
+                    self.store.confirm, channel="platform",
+                    transaction_id=status.channel_transaction_id, reference=p.reference,
+                    amount=status.amount, at=status.at or now, success=True,
+                    exact_amount=True, request_id="mop-up", now=now)
+                applied += result.outcome is ConfirmOutcome.APPLIED
+        if applied:
+            self.wake()
+        return applied
+
+
+def build(ctx: AppContext) -> Module:
+    return PaymentsModule(ctx)

@@ -1,0 +1,158 @@
+"""Random operation sequences against the real store (SQLite), checking the invariants:
+trial balance zero, refunds never above what was collected, one original receipt per collecting
+body of each paid payment, receipt numbers exactly 1..N per template, series and year."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+import payments.errors as pe
+from payments.payments import PAID_STATES, Payer
+from payments.receipts import check_gapless, group_lines
+from server.payments.common import trial_balance
+from server.storage import migrate
+from server.storage.db import Database
+from server.storage.payments import ReceiptRow
+from tests.payments.support import HCM, T0
+from tests.server.payments.conftest import World, make_world
+from tests.support.pki import TestPki
+
+PROCEDURES = ["1.000494", "2.000815", "1.001612"]
+# Payments, callbacks (some duplicated), refunds, expiry, receipts, a new year, bank statement
+# lines (ours, mistyped, strangers'), reconciliation runs and exception resolutions.
+ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.sampled_from(PROCEDURES), st.sampled_from(
+        ["platform", "vietqr"])),
+    st.tuples(st.just("pay"), st.integers(0, 20), st.sampled_from(["exact", "half", "over"])),
+    st.tuples(st.just("dup"), st.integers(0, 20)),
+    st.tuples(st.just("refund"), st.integers(0, 20), st.integers(1, 300000)),
+    st.tuples(st.just("expire"), st.integers(0, 120)),
+    st.tuples(st.just("issue"), st.integers(0, 20)),
+    st.tuples(st.just("newyear"),),
+    st.tuples(st.just("bank"), st.integers(0, 20), st.sampled_from(["ours", "typo", "stranger"])),
+    st.tuples(st.just("reconcile"),),
+    st.tuples(st.just("resolve"), st.sampled_from(["apply_to_payment", "refund_to_sender",
+                                                    "write_off", "issue_receipt", "dismiss"])),
+), min_size=5, max_size=40)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=ops)
+def test_invariants_hold_over_random_sequences(tmp_path_factory: pytest.TempPathFactory,
+                                               pki: TestPki, sequence: list[tuple]) -> None:
+    directory: Path = tmp_path_factory.mktemp("prop")
+    db = Database(f"sqlite:///{directory / 'p.db'}")
+    migrate.upgrade(db)
+    try:
+        run(make_world(db, pki), sequence)
+    finally:
+        db.dispose()
+
+
+def _bank_line(world: World, ids: list[str], op: tuple, now: dt.datetime, n: int) -> Any:
+    """A credit on the collection account: for one of our payments (maybe mistyped), or not."""
+    from payments.channels import create_reference
+    from payments.money import local_date
+    from payments.reconcile import StatementLine
+
+    text, amount = create_reference(f"X{n}"), 77000
+    if ids and op[2] != "stranger":
+        p = world.payments.get(ids[op[1] % len(ids)])
+        amount, text = p.amount_due, p.reference
+        if op[2] == "typo":
+            text = text[:3] + ("1" if text[3] != "1" else "2") + text[4:]
+    day = local_date(now)
+    return StatementLine("113000012345", f"FT{n}", amount, True, day, day, f"FT{n}", "", text)
+
+
+def run(world: World, sequence: list[tuple]) -> None:
+    now = T0
+    ids: list[str] = []
+    txn = itertools.count(1)
+    last_tx: dict[str, str] = {}
+    lines: list[Any] = []
+    for op in sequence:
+        now += dt.timedelta(minutes=1)
+        kind = op[0]
+        try:
+            if kind == "create":
+                p = world.payments.create_payment(
+                    caller="c", request_id=uuid.uuid4().hex, agency_code=HCM, province="79",
+                    procedure_code=op[1], dossier_code=uuid.uuid4().hex, payer=Payer("A"), channel=op[2],
+                    now=now)
+                world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=now)
+                ids.append(p.id)
+            elif kind in ("pay", "dup", "refund", "issue") and ids:
+                pid = ids[op[1] % len(ids)]
+                p = world.payments.get(pid)
+                if kind == "pay":
+                    share = {"exact": p.outstanding or p.amount_due,
+                             "half": max(1, p.amount_due // 2),
+                             "over": p.amount_due + 1000}[op[2]]
+                    tx = f"T{next(txn)}"
+                    last_tx[pid] = tx
+                    world.payments.confirm(channel=p.channel, transaction_id=tx,
+                                           reference=p.reference, amount=share, at=now,
+                                           success=True, exact_amount=p.channel == "platform",
+                                           request_id="r", now=now)
+                elif kind == "dup" and pid in last_tx:
+                    world.payments.confirm(channel=p.channel, transaction_id=last_tx[pid],
+                                           reference=p.reference, amount=p.amount_due, at=now,
+                                           success=True, exact_amount=False, request_id="r",
+                                           now=now)
+                elif kind == "refund":
+                    world.payments.refund(caller="c", request_id=uuid.uuid4().hex,
+                                          payment_id=pid, amount=op[2], reason="r", now=now,
+                                          agency_code=None)
+                elif kind == "issue":
+                    world.receipts.issue_for_payment(pid, now=now)
+            elif kind == "expire":
+                world.payments.expire_due(now=now + dt.timedelta(minutes=op[1]))
+            elif kind == "bank":
+                lines.append(_bank_line(world, ids, op, now, next(txn)))
+            elif kind == "reconcile" and lines:
+                from payments.reconcile import Statement, write_camt053
+
+                day = lines[0].booking_date
+                world.recon.import_statement(write_camt053(
+                    [Statement(f"S{next(txn)}", "113000012345", from_date=day, to_date=day,
+                               opening=0, lines=lines)], message_id="M", created=now),
+                    fmt="camt053", actor="f", request_id="i", now=now)
+                lines = []
+                world.recon.reconcile(as_of=now, actor="f", run_id=f"run{next(txn)}")
+            elif kind == "resolve":
+                for exc in world.recon.exceptions()[:1]:
+                    world.recon.resolve(exc.id, action=op[1], actor="f", request_id="r",
+                                        now=now, payment_id=ids[0] if ids else "")
+            elif kind == "newyear":
+                now = dt.datetime(now.year + 1, 1, 1, 0, 5, tzinfo=dt.UTC) - dt.timedelta(hours=7)
+        except (pe.RefundExceedsCollected, pe.InvalidTransition, pe.PaymentExpired,
+                pe.FailedPrecondition, pe.NotFound):
+            pass
+    for pid in ids:  # the outbox worker catches up
+        if world.payments.get(pid).state in PAID_STATES:
+            world.receipts.issue_for_payment(pid, now=now)
+    with world.db.read() as s:
+        tb = trial_balance(s)
+        assert tb.difference == 0
+        event(f"exceptions: {min(len(world.recon.exceptions(state='')), 3)}+")
+        event(f"suspense used: {tb.balance('SUSPENSE') != 0 or 'SUSPENSE' in tb.balances}")
+        receipts = s.execute(select(ReceiptRow)).scalars().all()
+    for pid in ids:
+        p = world.payments.get(pid)
+        assert 0 <= p.refunded <= p.collected
+        originals = [r for r in receipts if r.payment_id == pid and r.kind == "original"]
+        expected = len(group_lines(p)) if p.paid_at is not None else 0
+        assert len(originals) == expected
+    for numbers in world.receipts.numbers().values():
+        assert check_gapless(numbers)
