@@ -45,17 +45,22 @@ class CaComponents:
     runner: ReorganisationRunner
 
 
-def _after_commit(runtime: CaRuntime, publisher: CrlPublisher) -> Callable[[Changes], None]:
+def _after_commit(runtime: CaRuntime, publisher: CrlPublisher,
+                  refresher: StatusRefresher) -> Callable[[Changes], None]:
     def committed(changes: Changes) -> None:
         """After a transaction: update the in-memory status (which drops cached OCSP answers)
-        and, when a status changed, publish new CRLs at once."""
+        and, when a status changed, publish new CRLs at once.
+
+        The update waits for a poll of the refresher in progress: a poll that read the database
+        before this transaction committed must not apply its older view after this one."""
         index = runtime.index
-        for key_id, serial in changes.issued:
-            index.set_good(key_id, serial)
-        for key_id, entry in changes.revoked:
-            index.set_revoked(key_id, entry)
-        for key_id, serial in changes.released:
-            index.set_good(key_id, serial)
+        with refresher.lock:
+            for key_id, serial in changes.issued:
+                index.set_good(key_id, serial)
+            for key_id, entry in changes.revoked:
+                index.set_revoked(key_id, entry)
+            for key_id, serial in changes.released:
+                index.set_good(key_id, serial)
         if changes.status_changed:
             publisher.publish()
 
@@ -66,9 +71,10 @@ def open_ca(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> C
     settings = CaSettings.for_server(config)
     runtime = load_runtime(settings, config.server.public_url)
     publisher = CrlPublisher(db, runtime, clock)
-    service = CaService(db, runtime, clock=clock, on_committed=_after_commit(runtime, publisher))
-    return CaComponents(runtime, service, publisher, StatusRefresher(db, runtime),
-                        ReorganisationRunner(service))
+    refresher = StatusRefresher(db, runtime)
+    service = CaService(db, runtime, clock=clock,
+                        on_committed=_after_commit(runtime, publisher, refresher))
+    return CaComponents(runtime, service, publisher, refresher, ReorganisationRunner(service))
 
 
 def import_development_certificates(parts: CaComponents, directory: Path) -> int:

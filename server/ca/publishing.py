@@ -226,7 +226,9 @@ class StatusRefresher:
         self._last_seq = 0
         self._missing_ids: dict[int, float] = {}
         self._missing_seqs: dict[int, float] = {}
-        self._lock = threading.Lock()
+        # Held while a poll reads and applies, and while a commit of this process updates the
+        # index, so that an older view of the database never overwrites a newer update.
+        self.lock = threading.Lock()
 
     def _apply(self, rows: list[Any]) -> None:
         key_id = self.rt.authority.key_id
@@ -246,7 +248,7 @@ class StatusRefresher:
 
     def load_all(self, batch: int = 20000) -> int:
         count = 0
-        with self._lock:
+        with self.lock:
             with self.db.read() as s:
                 self._last_seq = s.execute(select(func.max(CaStatusLogRow.seq))).scalar_one() or 0
             while True:
@@ -272,7 +274,7 @@ class StatusRefresher:
     def poll(self) -> bool:
         """Apply what changed since the last poll; True if a status changed (CRLs are due)."""
         now = time.monotonic()
-        with self._lock:
+        with self.lock:
             for gaps in (self._missing_ids, self._missing_seqs):
                 for key in [k for k, t in gaps.items() if now - t > _GAP_PATIENCE]:
                     del gaps[key]
