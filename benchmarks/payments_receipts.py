@@ -36,10 +36,10 @@ from payments.fees import load_catalogue_yaml  # noqa: E402
 from payments.payments import Payer  # noqa: E402
 from payments.receipts import Organisation, build_receipt_xml  # noqa: E402
 from server.payments.receipts_store import ReceiptsStore  # noqa: E402
-from server.payments.standin_signer import StandInXmlSigner  # noqa: E402
 from server.payments.store import PaymentsStore  # noqa: E402
 from server.storage import migrate  # noqa: E402
 from server.storage.db import Database  # noqa: E402
+from signing.sign.xmldsig import XmlDsigSigner  # noqa: E402
 
 AGENCY = "000.00.00.H29"
 T0 = dt.datetime(2025, 8, 1, 2, 0, tzinfo=dt.UTC)
@@ -69,7 +69,7 @@ def main() -> int:
     key, cert = certificate()
     org = Organisation(AGENCY, "Ủy ban nhân dân Thành phố Hồ Chí Minh", "0301234567",
                        "86 Lê Thánh Tôn, TP. Hồ Chí Minh")
-    signer = StandInXmlSigner(key, [cert])
+    signer = XmlDsigSigner(key, [cert])
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         migrate.upgrade(db)

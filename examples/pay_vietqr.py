@@ -6,7 +6,7 @@
 Runs on a throwaway SQLite database with the sample fee catalogue: quote, create the payment,
 render its VietQR (PNG), let a simulated bank app scan it and transfer, verify the bank's signed
 credit notification, apply it, issue the receipt (XML signed by a throwaway organisation key
-through the stand-in signer) and render the PDF with its verification QR.
+through the XMLDSig signer) and render the PDF with its verification QR.
 """
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ from payments.payments import Payer  # noqa: E402
 from payments.receipts import Organisation  # noqa: E402
 from payments.receipts.pdf import Fonts, render_receipt_pdf  # noqa: E402
 from server.payments.receipts_store import ReceiptsStore  # noqa: E402
-from server.payments.standin_signer import StandInXmlSigner  # noqa: E402
 from server.payments.store import PaymentsStore  # noqa: E402
 from server.storage import migrate  # noqa: E402
 from server.storage.db import Database  # noqa: E402
+from signing.sign.xmldsig import XmlDsigSigner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENCY = "000.00.00.H29"
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
 
 
-def organisation_signer() -> StandInXmlSigner:
+def organisation_signer() -> XmlDsigSigner:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND TP Hồ Chí Minh"),
@@ -59,7 +59,7 @@ def organisation_signer() -> StandInXmlSigner:
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
-    return StandInXmlSigner(key, [cert])
+    return XmlDsigSigner(key, [cert])
 
 
 def main() -> int:

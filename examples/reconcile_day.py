@@ -44,10 +44,10 @@ from payments.reconcile import (  # noqa: E402
 from server.payments.common import trial_balance  # noqa: E402
 from server.payments.receipts_store import ReceiptsStore  # noqa: E402
 from server.payments.recon_store import ReconStore  # noqa: E402
-from server.payments.standin_signer import StandInXmlSigner  # noqa: E402
 from server.payments.store import PaymentsStore  # noqa: E402
 from server.storage import migrate  # noqa: E402
 from server.storage.db import Database  # noqa: E402
+from signing.sign.xmldsig import XmlDsigSigner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENCY, WARD, ACCOUNT = "000.00.00.H29", "000.00.13.H29", "113000012345"
@@ -56,15 +56,15 @@ T0 = dt.datetime(2025, 8, 1, 2, 0, tzinfo=dt.UTC)  # 09:00 in Vietnam
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
 
 
-def signer() -> StandInXmlSigner:
-    """A throwaway organisation key and self-signed certificate (the stand-in signer)."""
+def signer() -> XmlDsigSigner:
+    """A throwaway organisation key and self-signed certificate ."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "UBND TP Ho Chi Minh")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(T0 - dt.timedelta(days=1))
             .not_valid_after(T0 + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
-    return StandInXmlSigner(key, [cert])
+    return XmlDsigSigner(key, [cert])
 
 
 def main() -> int:

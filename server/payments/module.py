@@ -31,9 +31,9 @@ from server.payments.config import OrganisationConfig, PaymentsConfig
 from server.payments.platform_client import PlatformClient
 from server.payments.receipts_store import ReceiptsStore
 from server.payments.recon_store import ReconStore
-from server.payments.standin_signer import StandInXmlSigner
 from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
+from signing.sign.xmldsig import XmlDsigSigner
 
 __all__ = ["PaymentsModule", "build"]
 
@@ -59,8 +59,7 @@ def _signer(org: OrganisationConfig) -> XmlSigner:
         if org.key_passphrase_file else None
     key = load_private_key(Path(org.key_file).read_bytes(), passphrase)
     chain = x509.load_pem_x509_certificates(Path(org.cert_file).read_bytes())
-    # STAND-IN until signing.sign.xmldsig.XmlDsigSigner is wired here.
-    return StandInXmlSigner(key, chain)  # type: ignore[arg-type]
+    return XmlDsigSigner(key, chain)  # type: ignore[arg-type]
 
 
 class PaymentsModule(Module):

@@ -51,9 +51,9 @@ def test_receipt_verifies_with_xmlsec1(tmp_path: Path, pki: TestPki, signed: byt
     assert done.returncode == 0, done.stderr
     assert "SignedInfo References (ok/all): 2/2" in done.stderr
     text = signed.decode()
-    assert "<SigningTime>2025-08-01T09:00:00</SigningTime>" in text
-    assert "<X509SubjectName>" in text and "<X509Certificate>" in text
-    assert text.index("<DSCKS><TCThu><Signature") > 0
+    assert "<ds:SigningTime>2025-08-01T09:00:00</ds:SigningTime>" in text
+    assert "<ds:X509SubjectName>" in text and "<ds:X509Certificate>" in text
+    assert text.index("<DSCKS><TCThu><ds:Signature") > 0
     assert parse_receipt_xml(signed).total == 100000
 
 
@@ -61,7 +61,7 @@ def test_receipt_verifies_with_xmlsec1(tmp_path: Path, pki: TestPki, signed: byt
     (b"<STien>100000</STien>", b"<STien>100001</STien>"),
     (b"<SBLai>0000001</SBLai>", b"<SBLai>0000002</SBLai>"),
     (b"Nguy\xe1\xbb\x85n V\xc4\x83n A", b"Nguy\xe1\xbb\x85n V\xc4\x83n B"),
-    (b"<SigningTime>2025-08-01T09:00:00", b"<SigningTime>2025-08-01T09:00:01"),
+    (b"<ds:SigningTime>2025-08-01T09:00:00", b"<ds:SigningTime>2025-08-01T09:00:01"),
     (b"<DSCKS>", b"<DSCKS><Extra/>"),
 ])
 def test_any_change_breaks_the_signature(tmp_path: Path, pki: TestPki, signed: bytes,

@@ -1,5 +1,5 @@
 """Shared test helpers for the payments domain: a sample catalogue, organisations with test
-certificates, and the stand-in XML signer (server/payments/standin_signer.py)."""
+certificates, and the XML signer (signing.sign.xmldsig)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payments.accounts import CollectionAccount
 from payments.fees import FeeCatalogue, load_catalogue_yaml
 from payments.receipts import Organisation
-from server.payments.standin_signer import StandInXmlSigner
+from signing.sign.xmldsig import XmlDsigSigner
 from tests.support.pki import Issued, TestPki
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,9 +42,9 @@ class Signers:
     pki: TestPki
     issued: dict[str, Issued]
 
-    def signer_for(self, agency: str) -> StandInXmlSigner:
+    def signer_for(self, agency: str) -> XmlDsigSigner:
         i = self.issued[agency]
-        return StandInXmlSigner(i.key, [i.cert, self.pki.issuing.cert])
+        return XmlDsigSigner(i.key, [i.cert, self.pki.issuing.cert])
 
 
 def signers(pki: TestPki) -> Signers:
@@ -52,7 +52,7 @@ def signers(pki: TestPki) -> Signers:
                          for code, org in ORGANISATIONS.items()})
 
 
-def rsa_signer(pki: TestPki) -> StandInXmlSigner:
+def rsa_signer(pki: TestPki) -> XmlDsigSigner:
     """An RSA-2048 organisation key (as the benchmark uses)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -68,4 +68,4 @@ def rsa_signer(pki: TestPki) -> StandInXmlSigner:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=365))
             .sign(pki.issuing.key, hashes.SHA256()))
-    return StandInXmlSigner(key, [cert, pki.issuing.cert])
+    return XmlDsigSigner(key, [cert, pki.issuing.cert])
