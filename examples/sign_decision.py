@@ -1,11 +1,13 @@
 """Sign an official decision as Decree 30/2020 shows it: first the official (title, blue signature,
 full name), then the agency (its red seal over the left third of that signature); then verify.
 
-    .venv/bin/python examples/sign_decision.py [--tsa http://127.0.0.1:8080/tsa] [decision.pdf]
+    .venv/bin/python examples/sign_decision.py [--tsa http://127.0.0.1:8080/pki/tsa] [decision.pdf]
 
 Without a PDF a sample decision is made; without --tsa the signatures are PAdES B-B (with a TSA:
-B-T). Writes out/decision-signed.pdf and prints the validation report. The keys and certificates
-come from a throw-away demo PKI (examples/_demo.py).
+B-T; the time-stamp authority of the server `scripts/dev.sh serve` runs is at /pki/tsa, and its
+root, data/pki/root-ca.pem, is trusted for the time stamps). Writes the signed PDF and prints the
+validation report. The signers' keys and certificates come from a throw-away demo PKI
+(examples/_demo.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "proto"), str(ROOT / "examples")]
 
 from _demo import FONT, demo_pki, seal_png, signature_png  # noqa: E402
+from cryptography import x509  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from server.documents.transport import HttpTimeStampTransport  # noqa: E402
@@ -34,6 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdf", nargs="?", type=Path)
     parser.add_argument("--tsa")
+    parser.add_argument("--tsa-root", type=Path, default=ROOT / "data" / "pki" / "root-ca.pem",
+                        help="the root the time-stamp authority's certificate chains to")
     parser.add_argument("--out", type=Path,
                         default=Path(tempfile.gettempdir()) / "vnegov-examples" /
                         "decision-signed.pdf")
@@ -71,9 +76,13 @@ def main() -> None:
                                                 seal_png=seal_png())), timestamps=tsa)
     print(f"wrote {args.out}")
 
-    # 3. Anyone verifies it with the root they trust. (The demo PKI runs no OCSP responder, so
-    # revocation data is not required here; against the real CA it is.)
-    trust = TrustSettings([pki.root], allow_fetching=False, require_revocation=False)
+    # 3. Anyone verifies it with the roots they trust. The demo signers' certificates name no
+    # revocation service, so none is required for them; the time-stamp authority's certificates
+    # do, and their status is fetched from the server's OCSP responder and CRLs.
+    roots = [pki.root]
+    if tsa is not None:
+        roots += x509.load_pem_x509_certificates(args.tsa_root.read_bytes())
+    trust = TrustSettings(roots, allow_fetching=True, require_revocation=False)
     with args.out.open("rb") as f:
         report = validate_pdf(f, trust=trust, at=dt.datetime.now(dt.UTC))
     print(report.to_text())

@@ -93,7 +93,9 @@ class IssuingAuthority:
             subject=name, not_before=validity.not_before, not_after=validity.not_after,
             key_usages=profile.key_usages, extended_key_usages=profile.extended_key_usages,
             eku_critical=profile.extended_key_usage_critical, subject_alt_names=sans,
-            subject_info=info, crl_urls=(self.urls.crl,), ocsp_urls=(self.urls.ocsp,),
+            subject_info=info, crl_urls=(self.urls.crl,),
+            delta_crl_urls=(self.urls.delta_crl,) if self.urls.delta_crl else (),
+            ocsp_urls=(self.urls.ocsp,),
             ca_issuers_urls=(self.urls.ca_issuers,), policy_oids=(profile.policy_oid,),
             extra_extensions=extra,
         )

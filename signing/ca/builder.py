@@ -82,6 +82,10 @@ class CertificateSpec:
     subject_alt_names: Sequence[x509.GeneralName] = ()
     subject_info: SubjectInfo | None = None
     crl_urls: Sequence[str] = ()
+    # Where delta CRLs are published (freshestCRL, RFC 5280 4.2.1.15). Relying parties such as
+    # pyhanko-certvalidator fetch deltas only from the certificate's extension, so a CA that
+    # points its full CRLs at deltas must name them in its certificates too.
+    delta_crl_urls: Sequence[str] = ()
     ocsp_urls: Sequence[str] = ()
     ca_issuers_urls: Sequence[str] = ()
     policy_oids: Sequence[x509.ObjectIdentifier] = ()
@@ -101,6 +105,13 @@ class CertificateSpec:
 @functools.lru_cache(maxsize=64)
 def _distribution_points(urls: tuple[str, ...]) -> x509.CRLDistributionPoints:
     return x509.CRLDistributionPoints([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls],
+        relative_name=None, reasons=None, crl_issuer=None)])
+
+
+@functools.lru_cache(maxsize=64)
+def _freshest_crl(urls: tuple[str, ...]) -> x509.FreshestCRL:
+    return x509.FreshestCRL([x509.DistributionPoint(
         full_name=[x509.UniformResourceIdentifier(u) for u in urls],
         relative_name=None, reasons=None, crl_issuer=None)])
 
@@ -205,6 +216,9 @@ def issue_certificate(
         )
     if spec.crl_urls:
         builder = builder.add_extension(_distribution_points(tuple(spec.crl_urls)),
+                                        critical=False)
+    if spec.delta_crl_urls:
+        builder = builder.add_extension(_freshest_crl(tuple(spec.delta_crl_urls)),
                                         critical=False)
     if spec.ocsp_urls or spec.ca_issuers_urls:
         builder = builder.add_extension(

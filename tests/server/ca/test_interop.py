@@ -191,3 +191,44 @@ async def test_pyhanko_certvalidator_fetches_live_ocsp_and_crls(
         name=name, reason=pb.RevocationReason.KEY_COMPROMISE))
     with pytest.raises(RevokedError):
         await validate()
+
+
+async def test_pyhanko_certvalidator_with_crls_alone_uses_our_delta_crls(
+        live: tuple[CaServer, Hierarchy]) -> None:
+    """A relying party that checks CRLs only: full CRLs point at delta CRLs (freshestCRL), and
+    pyhanko-certvalidator fetches deltas from the certificate's own freshestCRL extension, so the
+    certificates must name them too or validation stops at "Delta CRL ... not available"."""
+    from pyhanko_certvalidator.policy_decl import (
+        CertRevTrustPolicy,
+        RevocationCheckingPolicy,
+        RevocationCheckingRule,
+    )
+
+    ca, h = live
+    cert, name = await _issued(ca)
+    assert cert.extensions.get_extension_for_class(x509.FreshestCRL)
+
+    def load(c: x509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+
+    crl_only = CertRevTrustPolicy(RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_REQUIRED))
+
+    async def validate() -> ValidationContext:
+        context = ValidationContext(trust_roots=[load(h.root)], allow_fetching=True,
+                                    revinfo_policy=crl_only)
+        validator = CertificateValidator(load(cert), intermediate_certs=[load(h.issuing)],
+                                         validation_context=context)
+        try:
+            await validator.async_validate_usage({"digital_signature"})
+        finally:
+            await context.aclose()
+        return context
+
+    context = await validate()
+    assert not context.ocsps and context.crls
+    await ca.stub().RevokeCertificate(pb.RevokeCertificateRequest(
+        name=name, reason=pb.RevocationReason.KEY_COMPROMISE))
+    with pytest.raises(RevokedError):
+        await validate()
