@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -92,7 +93,7 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 
 
 def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from server.devpki import create_dev_pki
+    from server.devpki import create_dev_pki, demo_sections
     from server.storage import migrate
     from server.storage.db import Database
 
@@ -107,8 +108,10 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         grpc_port=args.grpc_port, http_port=args.http_port, callers=_callers_toml()),
         encoding="utf-8")
     config = load_config(config_path, {})
-    create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
-                   public_url=config.server.public_url)
+    pki = create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
+                         public_url=config.server.public_url)
+    with config_path.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + demo_sections(pki, config.server.public_url, data_dir))
     db_file = data_dir / "vnegov.db"
     if args.force:
         for suffix in ("", "-wal", "-shm"):
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
+    # fontTools reports each font table it drops while subsetting fonts for PDF appearances.
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     try:
         return int(args.func(args, env))
     except ConfigError as exc:

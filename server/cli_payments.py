@@ -5,7 +5,6 @@
     vnegov receipts usage --from D --to D      usage report per template and series
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
-    vnegov payments demo-setup                 development collecting bodies, keys, accounts
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
                                                import, compare, reconcile (progress bar), report
@@ -151,86 +150,6 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-DEMO_BODIES = (
-    # agency code, name, tax code, address, (bank BIN, account, account name)
-    ("000.00.00.H29", "Ủy ban nhân dân Thành phố Hồ Chí Minh", "0301234567",
-     "86 Lê Thánh Tôn, Phường Sài Gòn, TP. Hồ Chí Minh",
-     ("970415", "113000012345", "UBND TP Ho Chi Minh")),
-    ("000.00.13.H29", "Ủy ban nhân dân Phường Bến Thành", "0309876543",
-     "92 Nguyễn Trãi, Phường Bến Thành, TP. Hồ Chí Minh", None),
-    ("000.00.00.H26", "Ủy ban nhân dân Thành phố Hà Nội", "0101234567",
-     "12 Lê Lai, Phường Hoàn Kiếm, Hà Nội", ("970436", "0011001234567", "UBND TP Ha Noi")),
-)
-
-
-def cmd_demo_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Give the development data directory collecting bodies with organisation certificates from
-    its development CA, sample collection accounts and channel secrets: a ``[payments]`` section
-    appended to the configuration file."""
-    import secrets
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import NameOID
-
-    from server.cli import load_config_for
-    from signing.ca import CertificateSpec, KeyUsages, issue_certificate
-    from signing.ca.keys import (
-        KeyAlgorithm,
-        dump_encrypted_private_key,
-        generate_private_key,
-        load_private_key,
-    )
-
-    config = load_config_for(args, environ)
-    path = Path(args.config or Path(config.data_dir) / "vnegov.toml")
-    if "payments" in config.extensions:
-        print(f"{path} already has a [payments] section; nothing changed")
-        return 0
-    pki = Path(config.pki.directory)
-    passphrase = Path(config.pki.key_passphrase_file).read_bytes().strip()
-    issuing_key = load_private_key((pki / "issuing-ca.key.pem").read_bytes(), passphrase)
-    issuing = x509.load_pem_x509_certificate((pki / "issuing-ca.pem").read_bytes())
-    out = pki / "payments"
-    out.mkdir(exist_ok=True)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    lines = ["", "# Written by `vnegov payments demo-setup`: development collecting bodies.",
-             "[payments]", f'platform_partner_code = "{DEMO_BODIES[0][0]}"',
-             f'platform_secret = "{secrets.token_urlsafe(24)}"',
-             f'bank_notification_secret = "{secrets.token_urlsafe(24)}"',
-             'sender_code = "V0301234567"']
-    for code, name, tax_code, address, account in DEMO_BODIES:
-        key = generate_private_key(KeyAlgorithm.EC_P256)
-        subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        cert = issue_certificate(CertificateSpec(
-            subject=subject, not_before=now - dt.timedelta(minutes=5),
-            not_after=now + dt.timedelta(days=825),
-            key_usages=KeyUsages(digital_signature=True, content_commitment=True),
-        ), key.public_key(), issuing_key, issuing)  # type: ignore[arg-type]
-        stem = code.replace(".", "-")
-        (out / f"{stem}.pem").write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM) +
-            issuing.public_bytes(serialization.Encoding.PEM))
-        key_file = out / f"{stem}.key.pem"
-        key_file.write_bytes(dump_encrypted_private_key(key, passphrase))
-        key_file.chmod(0o600)
-        lines += ["", "[[payments.organisations]]", f'agency_code = "{code}"', f'name = "{name}"',
-                  f'tax_code = "{tax_code}"', f'address = "{address}"',
-                  f'key_file = "{key_file}"', f'cert_file = "{out / f"{stem}.pem"}"',
-                  f'key_passphrase_file = "{config.pki.key_passphrase_file}"']
-        if account is not None:
-            lines += ["", "[[payments.accounts]]", f'agency_code = "{code}"',
-                      f'bank_bin = "{account[0]}"', f'account_number = "{account[1]}"',
-                      f'account_name = "{account[2]}"']
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print(f"added a [payments] section to {path}: {len(DEMO_BODIES)} collecting bodies with "
-          f"organisation certificates in {out}")
-    return 0
-
-
 def register(sub: Any) -> None:
     receipts = sub.add_parser("receipts", help="e-receipts: list, show, usage report")
     rs = receipts.add_subparsers(dest="receipts_command", required=True)
@@ -253,10 +172,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
-    group = sub.add_parser("payments", help="payments setup")
-    ps = group.add_subparsers(dest="payments_command", required=True)
-    p = ps.add_parser("demo-setup", help="development collecting bodies, keys and accounts")
-    p.set_defaults(func=cmd_demo_setup)
     p = sub.add_parser("reconcile", help="import statements and reconcile")
     p.add_argument("statements", nargs="*")
     p.add_argument("--format", default="camt053", choices=["camt053", "csv"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from signing.ca import (
     KeyAlgorithm,
     KeyUsages,
     SubjectData,
-    SubjectInfo,
     default_profiles,
     dump_encrypted_private_key,
     generate_private_key,
@@ -40,7 +40,15 @@ from signing.ca import (
     new_validity,
 )
 
-__all__ = ["SAMPLE_CLIENTS", "DevPki", "SampleClient", "create_dev_pki"]
+__all__ = [
+    "SAMPLE_AGENCIES",
+    "SAMPLE_CLIENTS",
+    "DevPki",
+    "SampleAgency",
+    "SampleClient",
+    "create_dev_pki",
+    "demo_sections",
+]
 
 
 @dataclass(frozen=True)
@@ -54,17 +62,54 @@ class SampleClient:
     provinces: tuple[str, ...]
 
 
+# What a provincial public-service system does: read consented identities, request certificates
+# for its officials, sign and verify documents, collect fees, refund, issue receipts, reconcile.
+_PROVINCIAL_SCOPES = (
+    "identity.read", "signing.issue", "documents.sign", "documents.verify",
+    "documents.remote_sign", "payments.collect", "payments.refund", "payments.receipts",
+    "payments.reconcile", "payments.accounts",
+)
+# The national portal also manages identities and certificates, and reads the audit log.
+_NATIONAL_SCOPES = (*_PROVINCIAL_SCOPES, "identity.manage", "signing.admin", "audit.read")
+
 SAMPLE_CLIENTS = (
     SampleClient("dvc-hcm", "dvc-hcm", "UBND Thành phố Hồ Chí Minh", "000.00.00.H29", "79",
-                 ("identity.read", "signing.issue", "signing.sign", "payments.collect",
-                  "payments.reconcile"), ("79",)),
+                 _PROVINCIAL_SCOPES, ("79",)),
     SampleClient("dvc-hanoi", "dvc-hanoi", "UBND Thành phố Hà Nội", "000.00.00.H26", "01",
-                 ("identity.read", "signing.issue", "signing.sign", "payments.collect",
-                  "payments.reconcile"), ("01",)),
+                 _PROVINCIAL_SCOPES, ("01",)),
     SampleClient("national-portal", "dichvucong-quocgia", "Văn phòng Chính phủ", "000.00.00.G22",
-                 None, ("identity.read", "identity.manage", "signing.issue", "signing.sign",
-                        "signing.admin", "payments.collect", "payments.reconcile", "audit.read"),
-                 ("*",)),
+                 None, _NATIONAL_SCOPES, ("*",)),
+)
+
+
+@dataclass(frozen=True)
+class SampleAgency:
+    """A collecting and signing body of the demo: its electronic seal signs documents and
+    e-receipts; the bank account receives fees (illustrative values)."""
+
+    agency_code: str
+    name: str
+    parent_body: str
+    province_code: str
+    tax_code: str
+    address: str
+    account: tuple[str, str, str] | None  # bank BIN, account number, account name (ASCII)
+
+    @property
+    def stem(self) -> str:
+        return self.agency_code.replace(".", "-")
+
+
+SAMPLE_AGENCIES = (
+    SampleAgency("000.00.00.H29", "Ủy ban nhân dân Thành phố Hồ Chí Minh", "Chính phủ", "79",
+                 "0301234567", "86 Lê Thánh Tôn, Phường Sài Gòn, TP. Hồ Chí Minh",
+                 ("970415", "113000012345", "UBND TP Ho Chi Minh")),
+    SampleAgency("000.00.13.H29", "Ủy ban nhân dân Phường Bến Thành",
+                 "Ủy ban nhân dân Thành phố Hồ Chí Minh", "79", "0309876543",
+                 "92 Nguyễn Trãi, Phường Bến Thành, TP. Hồ Chí Minh", None),
+    SampleAgency("000.00.00.H26", "Ủy ban nhân dân Thành phố Hà Nội", "Chính phủ", "01",
+                 "0101234567", "12 Lê Lai, Phường Hoàn Kiếm, Hà Nội",
+                 ("970436", "0011001234567", "UBND TP Ha Noi")),
 )
 
 
@@ -102,6 +147,12 @@ class DevPki:
 
     def client_key(self, name: str) -> Path:
         return self.directory / "clients" / f"{name}.key.pem"
+
+    def agency_chain(self, agency: SampleAgency) -> Path:
+        return self.directory / "agencies" / f"{agency.stem}.pem"
+
+    def agency_key(self, agency: SampleAgency) -> Path:
+        return self.directory / "agencies" / f"{agency.stem}.key.pem"
 
 
 def _name(cn: str, org: str, unit: str | None = None) -> x509.Name:
@@ -150,12 +201,6 @@ def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
         ca_issuers_urls=(f"{public_url}/pki/certs/root-ca.cer",),
     ), issuing_key.public_key(), root_key, root)
 
-    leaf_common = {
-        "not_before": start,
-        "crl_urls": (f"{public_url}/pki/crl/issuing-ca.crl",),
-        "ocsp_urls": (f"{public_url}/pki/ocsp",),
-        "ca_issuers_urls": (f"{public_url}/pki/certs/issuing-ca.cer",),
-    }
     # The CA's own OCSP responder and time-stamping unit, from the CA's profiles.
     authority = IssuingAuthority("issuing-ca", issuing, issuing_key, AuthorityUrls(
         crl=f"{public_url}/pki/crl/issuing-ca.crl",
@@ -182,7 +227,9 @@ def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
         not_after=start + dt.timedelta(days=825),
         key_usages=KeyUsages(digital_signature=True),
         extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH,), subject_alt_names=sans,
-        **leaf_common,  # type: ignore[arg-type]
+        not_before=start, crl_urls=(f"{public_url}/pki/crl/issuing-ca.crl",),
+        ocsp_urls=(f"{public_url}/pki/ocsp",),
+        ca_issuers_urls=(f"{public_url}/pki/certs/issuing-ca.cer",),
     ), server_key.public_key(), issuing_key, issuing)
 
     _write(pki.root, _pem(root))
@@ -193,19 +240,77 @@ def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
     _write(pki.server_chain, _pem(server, issuing))
     _write(pki.server_key, dump_encrypted_private_key(server_key, passphrase), 0o600)
 
-    for client in SAMPLE_CLIENTS:
+    def issue(profile_id: str, subject: SubjectData, key: ec.EllipticCurvePrivateKey
+              ) -> x509.Certificate:
+        profile = default_profiles().get(profile_id)
+        return authority.issue(profile, subject, key.public_key(), new_validity(
+            profile, now=start, days=None, issuer_not_after=issuing.not_valid_after_utc))
+
+    for client in SAMPLE_CLIENTS:  # calling systems: the device profile (clientAuth)
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue_certificate(CertificateSpec(
-            subject=_name(client.common_name, client.organisation, "hệ thống thông tin"),
-            not_after=start + dt.timedelta(days=825),
-            key_usages=KeyUsages(digital_signature=True),
-            extended_key_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
-            subject_info=SubjectInfo(agency_code=client.agency_code,
-                                     province_code=client.province_code),
-            **leaf_common,  # type: ignore[arg-type]
-        ), key.public_key(), issuing_key, issuing)
+        cert = issue("device", SubjectData(
+            system_name=client.common_name, parent_body=client.organisation,
+            unit="hệ thống thông tin", agency_code=client.agency_code,
+            province_code=client.province_code or ""), key)
         _write(pki.client_chain(client.file_name), _pem(cert, issuing))
         _write(pki.client_key(client.file_name), key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()), 0o600)
+
+    for agency in SAMPLE_AGENCIES:  # electronic seals: the organisation profile
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue("organisation", SubjectData(
+            agency_name=agency.name, parent_body=agency.parent_body,
+            agency_code=agency.agency_code, province_code=agency.province_code), key)
+        _write(pki.agency_chain(agency), _pem(cert, issuing))
+        _write(pki.agency_key(agency), dump_encrypted_private_key(key, passphrase), 0o600)
     return pki
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def demo_sections(pki: DevPki, public_url: str, data_dir: Path) -> str:
+    """``[documents]`` and ``[payments]`` for the embedded demo: the sample agencies' seals sign
+    documents and e-receipts, the CA's own time-stamping unit stamps them, the development root
+    is trusted, and the payment channels get random secrets."""
+    def rel(path: Path) -> str:  # relative to the data directory, as the whole file is
+        return _toml_str(str(path.relative_to(data_dir)))
+
+    passphrase = rel(pki.passphrase_file)
+    lines = [
+        "# The embedded demo's document signing: agencies' seals from the development CA.",
+        "[documents]", f"tsa_url = {_toml_str(public_url + '/pki/tsa')}",
+        f"trust_roots = [{rel(pki.root)}]",
+    ]
+    for agency in SAMPLE_AGENCIES:
+        lines += ["", "[[documents.signers]]", f"name = {_toml_str(agency.stem)}",
+                  f"agency_code = {_toml_str(agency.agency_code)}",
+                  f"certificate_file = {rel(pki.agency_chain(agency))}",
+                  f"key_file = {rel(pki.agency_key(agency))}",
+                  f"key_passphrase_file = {passphrase}"]
+    lines += [
+        "", "# The embedded demo's collecting bodies, accounts and channel secrets.",
+        "[payments]", f"platform_partner_code = {_toml_str(SAMPLE_AGENCIES[0].agency_code)}",
+        f"platform_secret = {_toml_str(secrets.token_urlsafe(24))}",
+        f"bank_notification_secret = {_toml_str(secrets.token_urlsafe(24))}",
+        'sender_code = "V0301234567"',
+    ]
+    for agency in SAMPLE_AGENCIES:
+        lines += ["", "[[payments.organisations]]",
+                  f"agency_code = {_toml_str(agency.agency_code)}",
+                  f"name = {_toml_str(agency.name)}", f"tax_code = {_toml_str(agency.tax_code)}",
+                  f"address = {_toml_str(agency.address)}",
+                  f"key_file = {rel(pki.agency_key(agency))}",
+                  f"cert_file = {rel(pki.agency_chain(agency))}",
+                  f"key_passphrase_file = {passphrase}"]
+    for agency in SAMPLE_AGENCIES:
+        if agency.account is not None:
+            bank_bin, number, name = agency.account
+            lines += ["", "[[payments.accounts]]",
+                      f"agency_code = {_toml_str(agency.agency_code)}",
+                      f"bank_bin = {_toml_str(bank_bin)}",
+                      f"account_number = {_toml_str(number)}",
+                      f"account_name = {_toml_str(name)}"]
+    return "\n".join(lines) + "\n"

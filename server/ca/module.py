@@ -78,13 +78,15 @@ def open_ca(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> C
 
 
 def import_development_certificates(parts: CaComponents, directory: Path) -> int:
-    """Record the certificates ``vnegov init`` issued outside the CA (server, sample clients,
-    OCSP responder, TSA) so that OCSP and CRLs know them."""
+    """Record the certificates ``vnegov init`` issued outside the CA's database (server, sample
+    clients, agency seals, OCSP responder, TSA) so that OCSP and CRLs know them."""
     rt = parts.runtime
     files = [(directory / "server.pem", "device"),
              (directory / "ocsp-responder.pem", "ocsp-responder"),
              (directory / "tsa.pem", "timestamping")]
     files += [(p, "device") for p in sorted((directory / "clients").glob("*.pem"))
+              if not p.name.endswith(".key.pem")]
+    files += [(p, "organisation") for p in sorted((directory / "agencies").glob("*.pem"))
               if not p.name.endswith(".key.pem")]
     actor = Actor.command_line("import-dev-pki", "vnegov-init")
     count = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError
@@ -33,6 +34,9 @@ class OrganisationConfig:
     key_file: str = ""
     cert_file: str = ""  # the organisation certificate first, then its issuers
     key_passphrase_file: str = ""
+
+
+_ORG_PATHS = frozenset({"key_file", "cert_file", "key_passphrase_file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +71,30 @@ class PaymentsConfig:
     webhooks: tuple[Mapping[str, str], ...] = ()  # {agency_code, url, secret (whsec_...)}
 
     @classmethod
-    def from_config(cls, data: Mapping[str, Any]) -> PaymentsConfig:
+    def from_config(cls, data: Mapping[str, Any], *, base_dir: Path | None = None
+                    ) -> PaymentsConfig:
+        """Build from the ``[payments]`` table; relative file paths are resolved against
+        ``base_dir`` (the data directory)."""
         _check(cls, data, "payments")
+        base = base_dir or Path.cwd()
+
+        def path(value: str) -> str:
+            return str(base / value) if value else value
+
         values: dict[str, Any] = dict(data)
         try:
             orgs = []
             for i, org in enumerate(values.get("organisations", ())):
                 _check(OrganisationConfig, org, f"payments.organisations[{i}]")
+                org = {k: path(v) if k in _ORG_PATHS else v for k, v in org.items()}
                 orgs.append(OrganisationConfig(**org))
             values["organisations"] = tuple(orgs)
             for key in ("catalogue_files", "accounts", "webhooks"):
                 values[key] = tuple(values.get(key, ()))
+            values["catalogue_files"] = tuple(path(p) for p in values["catalogue_files"])
+            for key in ("font_regular", "font_bold"):
+                if key in values:
+                    values[key] = path(values[key])
             for i, hook in enumerate(values["webhooks"]):
                 extra = set(hook) - {"agency_code", "url", "secret"}
                 if extra:

@@ -67,7 +67,8 @@ class PaymentsModule(Module):
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.config = PaymentsConfig.from_config(ctx.config.extensions.get("payments", {}))
+        self.config = PaymentsConfig.from_config(ctx.config.extensions.get("payments", {}),
+                                                 base_dir=Path(ctx.config.data_dir or "."))
         cfg = self.config
         self.callback_window = dt.timedelta(minutes=cfg.callback_window_minutes)
         webhooks: dict[str, list[dict[str, str]]] = {}

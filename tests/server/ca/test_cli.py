@@ -89,5 +89,6 @@ def test_operator_commands_on_the_development_pki(tmp_path: Path,
     code, out, err = run(capsys, data, "ca", "reorg", "plan", str(tmp_path / "map.yaml"))
     assert code == 0
     planned = [json.loads(line) for line in out.splitlines()]
-    assert len(planned) == 1 and planned[0]["action"] == "reissue"  # the sample Hà Nội client
-    assert json.loads(err.strip().splitlines()[-1])["total"] == 1
+    # The sample Hà Nội system's client certificate and the Hà Nội agency's seal.
+    assert len(planned) == 2 and {p["action"] for p in planned} == {"reissue"}
+    assert json.loads(err.strip().splitlines()[-1])["total"] == 2
