@@ -16,7 +16,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "TlsConfig",
+    "build_section",
     "load_config",
 ]
 
@@ -140,15 +141,25 @@ class Config:
 T = TypeVar("T")
 
 # Settings whose values are file-system paths, resolved against the configuration file's directory.
-_PATH_FIELDS = {
+_PATH_FIELDS = frozenset({
     "data_dir", "cert_file", "key_file", "key_passphrase_file", "client_ca_files",
     "client_intermediate_files", "directory",
-}
+})
 # Sections that belong to domain packages and are passed through (validated where wired).
 EXTENSION_SECTIONS = frozenset({"identity", "ca", "documents", "payments"})
 
 
-def _build(cls: type[T], data: Mapping[str, Any], prefix: str, base_dir: Path) -> T:
+def build_section(cls: type[T], data: Any, name: str, *, base_dir: Path,
+                  paths: Collection[str] = ()) -> T:
+    """Build a module's ``[name]`` section into the frozen dataclass ``cls`` the way the core
+    configuration is built: unknown keys (at any depth) are errors naming the key; values are
+    converted to the field's type (environment overrides arrive as strings); fields named in
+    ``paths`` are resolved against ``base_dir`` (the data directory)."""
+    return _build(cls, data, name + ".", base_dir, frozenset(paths))
+
+
+def _build(cls: type[T], data: Mapping[str, Any], prefix: str, base_dir: Path,
+           paths: frozenset[str] = _PATH_FIELDS) -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'configuration'} must be a table")
     hints = typing.get_type_hints(cls)
@@ -161,7 +172,7 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str, base_dir: Path) -
             continue
         if key not in names or key == "extensions":
             raise ConfigError(f"unknown configuration key '{prefix}{key}'", f"{prefix}{key}")
-        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", base_dir)
+        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", base_dir, paths)
     if cls is Config:
         kwargs["extensions"] = extensions
     try:
@@ -170,25 +181,31 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str, base_dir: Path) -
         raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: {exc}") from None
 
 
-def _convert(tp: Any, value: Any, key: str, base_dir: Path) -> Any:
-    name = key.rsplit(".", 1)[-1]
+def _convert(tp: Any, value: Any, key: str, base_dir: Path, paths: frozenset[str],
+             name: str | None = None) -> Any:
+    name = name or key.rsplit(".", 1)[-1]
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".", base_dir)  # type: ignore[arg-type]
+        return _build(tp, value, key + ".", base_dir, paths)  # type: ignore[arg-type]
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"configuration key {key!r} must be a list")
-        return tuple(_convert(item_tp, v, f"{key}[{i}]", base_dir) if dataclasses.is_dataclass(
-            item_tp) else _scalar(item_tp, v, key, name, base_dir) for i, v in enumerate(value))
-    if origin in (types.UnionType, typing.Union) or tp is Mapping or origin is Mapping:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"configuration key {key!r} must be a list", key)
+        return tuple(_convert(item_tp, v, f"{key}[{i}]", base_dir, paths, name)
+                     for i, v in enumerate(value))
+    if tp is Mapping or origin is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"configuration key {key!r} must be a table", key)
         return value
-    return _scalar(tp, value, key, name, base_dir)
+    if origin in (types.UnionType, typing.Union):
+        return value
+    return _scalar(tp, value, key, name, base_dir, paths)
 
 
-def _scalar(tp: Any, value: Any, key: str, name: str, base_dir: Path) -> Any:
+def _scalar(tp: Any, value: Any, key: str, name: str, base_dir: Path,
+            paths: frozenset[str] = _PATH_FIELDS) -> Any:
     if tp is bool:
         if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
             return value.lower() in {"true", "1", "yes"}
@@ -210,7 +227,7 @@ def _scalar(tp: Any, value: Any, key: str, name: str, base_dir: Path) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"configuration key {key!r} must be a string")
-        if name in _PATH_FIELDS and value:
+        if name in paths and value:
             return str((base_dir / os.path.expanduser(value)).resolve())
         return value
     raise ConfigError(f"configuration key {key!r} has an unsupported type")  # pragma: no cover

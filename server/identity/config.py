@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from server.config import ConfigError
+from server.config import ConfigError, build_section
 from vnid.errors import InvalidInput
 from vnid.oauth2.clients import Client
 from vnid.oidc.settings import ProviderSettings
@@ -31,6 +32,19 @@ __all__ = ["IdentityConfig"]
 
 _SERVER_KEYS = {"enabled", "clients", "key_passphrase", "worker_interval_seconds", "http_threads",
                 "client_cache_seconds", "logout_delivery_attempts"}
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerSettings:
+    """The server's own keys of ``[identity]``, typed like every other setting (values from
+    environment overrides arrive as strings)."""
+
+    enabled: bool = True
+    key_passphrase: str = ""
+    worker_interval_seconds: float = 1.0
+    http_threads: int = -1
+    client_cache_seconds: float = 30.0
+    logout_delivery_attempts: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +88,13 @@ class IdentityConfig:
         if not provider.issuer.split("://", 1)[1].count("/"):
             raise ConfigError("identity.issuer needs a path (e.g. .../id) so that its routes do "
                               "not collide with other modules")
+        server = build_section(
+            _ServerSettings, {k: v for k, v in data.items() if k in _SERVER_KEYS and k != "clients"},
+            "identity", base_dir=Path("."))
         return cls(
-            provider=provider,
-            enabled=bool(data.get("enabled", True)),
-            clients=clients,
-            key_passphrase=str(data.get("key_passphrase", "")),
-            worker_interval_seconds=float(data.get("worker_interval_seconds", 1.0)),
-            http_threads=int(data.get("http_threads", -1)),
-            client_cache_seconds=float(data.get("client_cache_seconds", 30.0)),
-            logout_delivery_attempts=int(data.get("logout_delivery_attempts", 8)),
+            provider=provider, clients=clients, enabled=server.enabled,
+            key_passphrase=server.key_passphrase,
+            worker_interval_seconds=server.worker_interval_seconds,
+            http_threads=server.http_threads, client_cache_seconds=server.client_cache_seconds,
+            logout_delivery_attempts=server.logout_delivery_attempts,
         )

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.config import ConfigError
+from server.config import ConfigError, build_section
 
 __all__ = ["OrganisationConfig", "PaymentsConfig"]
-
-
-def _check(cls: type, data: Mapping[str, Any], where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a table", where)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise ConfigError(f"unknown configuration key '{where}.{key}'", f"{where}.{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +26,9 @@ class OrganisationConfig:
     key_passphrase_file: str = ""
 
 
-_ORG_PATHS = frozenset({"key_file", "cert_file", "key_passphrase_file"})
+# Settings that name files: resolved against the data directory.
+_PATHS = frozenset({"key_file", "cert_file", "key_passphrase_file", "catalogue_files",
+                    "font_regular", "font_bold"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,31 +67,11 @@ class PaymentsConfig:
                     ) -> PaymentsConfig:
         """Build from the ``[payments]`` table; relative file paths are resolved against
         ``base_dir`` (the data directory)."""
-        _check(cls, data, "payments")
-        base = base_dir or Path.cwd()
-
-        def path(value: str) -> str:
-            return str(base / value) if value else value
-
-        values: dict[str, Any] = dict(data)
-        try:
-            orgs = []
-            for i, org in enumerate(values.get("organisations", ())):
-                _check(OrganisationConfig, org, f"payments.organisations[{i}]")
-                org = {k: path(v) if k in _ORG_PATHS else v for k, v in org.items()}
-                orgs.append(OrganisationConfig(**org))
-            values["organisations"] = tuple(orgs)
-            for key in ("catalogue_files", "accounts", "webhooks"):
-                values[key] = tuple(values.get(key, ()))
-            values["catalogue_files"] = tuple(path(p) for p in values["catalogue_files"])
-            for key in ("font_regular", "font_bold"):
-                if key in values:
-                    values[key] = path(values[key])
-            for i, hook in enumerate(values["webhooks"]):
-                extra = set(hook) - {"agency_code", "url", "secret"}
-                if extra:
-                    raise ConfigError(f"unknown configuration key 'payments.webhooks[{i}]."
-                                      f"{sorted(extra)[0]}'")
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"payments: {exc}") from None
+        config = build_section(cls, data, "payments", base_dir=base_dir or Path.cwd(),
+                               paths=_PATHS)
+        for i, hook in enumerate(config.webhooks):
+            extra = set(hook) - {"agency_code", "url", "secret"}
+            if extra:
+                key = f"payments.webhooks[{i}].{sorted(extra)[0]}"
+                raise ConfigError(f"unknown configuration key '{key}'", key)
+        return config

@@ -64,3 +64,32 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, {})
+
+
+def test_module_sections_are_typed_like_the_core(tmp_path: Path) -> None:
+    """Environment overrides reach module sections as strings; each section converts them to its
+    fields' types, rejects unknown keys at any depth and resolves file paths like the core."""
+    from server.identity.config import IdentityConfig
+    from server.payments.config import PaymentsConfig
+
+    config = load_config(None, {
+        "VNEGOV__DATA_DIR": str(tmp_path), "VNEGOV__IDENTITY__ENABLED": "false",
+        "VNEGOV__IDENTITY__HTTP_THREADS": "2", "VNEGOV__PAYMENTS__PAYMENT_TTL_MINUTES": "45",
+        "VNEGOV__PAYMENTS__WORKERS_ENABLED": "no",
+        "VNEGOV__PAYMENTS__CATALOGUE_FILES": "fees/hcm.yaml, fees/hanoi.yaml",
+    })
+    identity = IdentityConfig.from_config(config.extensions["identity"],
+                                          public_url="http://127.0.0.1:8080")
+    assert identity.enabled is False and identity.http_threads == 2
+    payments = PaymentsConfig.from_config(config.extensions["payments"], base_dir=tmp_path)
+    assert payments.payment_ttl_minutes == 45 and payments.workers_enabled is False
+    assert payments.catalogue_files == (str(tmp_path / "fees" / "hcm.yaml"),
+                                        str(tmp_path / "fees" / "hanoi.yaml"))
+    with pytest.raises(ConfigError, match="'payments.organisations\\[0\\].key_fil'"):
+        PaymentsConfig.from_config({"organisations": [{
+            "agency_code": "000.00.00.H29", "name": "x", "tax_code": "1", "address": "a",
+            "key_fil": "k.pem"}]}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="'payments.payment_ttl_minutes' must be an integer"):
+        PaymentsConfig.from_config({"payment_ttl_minutes": "soon"}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="'identity.enabled' must be true or false"):
+        IdentityConfig.from_config({"enabled": "maybe"}, public_url="http://127.0.0.1:8080")
