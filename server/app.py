@@ -37,6 +37,7 @@ from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.rules import load_rules
+from server.sealing import secret_box
 from server.storage import migrate
 from server.storage.db import Database
 from server.tlsfront import PeerRegistry, TlsFront, make_server_context
@@ -98,7 +99,8 @@ class Application:
         self.executor = ThreadPoolExecutor(max_workers=config.server.worker_threads,
                                            thread_name_prefix="vnegov-worker")
         self.context = AppContext(config=config, db=self.db, audit=self.audit,
-                                  metrics=self.metrics, executor=self.executor, clock=self.clock)
+                                  metrics=self.metrics, executor=self.executor, clock=self.clock,
+                                  secret_box=secret_box(config))
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -107,6 +109,9 @@ class Application:
             raise StartupError("the database schema is not up to date (run `vnegov migrate`); "
                                f"missing: {', '.join(sorted(pending))}")
         self.audit.start()
+        if self.context.secret_box is None:
+            log.warning("no master key (secrets.key_file): secrets kept in the database, such "
+                        "as TOTP seeds, are stored unsealed")
         self._modules = [factory(self.context) for factory in MODULES]
         for module in self._modules:
             await module.start()

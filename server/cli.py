@@ -56,6 +56,10 @@ url = ""
 directory = "pki"
 key_passphrase_file = "secrets/pki-passphrase"
 
+[secrets]
+# Seals secrets kept in the database (TOTP seeds, the identity provider's own secrets).
+key_file = "secrets/master.key"
+
 [logging]
 level = "INFO"
 format = "json"
@@ -94,6 +98,7 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 
 def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from server.devpki import create_dev_pki, demo_sections
+    from server.sealing import create_master_key
     from server.storage import migrate
     from server.storage.db import Database
 
@@ -110,6 +115,10 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = load_config(config_path, {})
     pki = create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
                          public_url=config.server.public_url)
+    master_key = Path(config.secrets.key_file)
+    if args.force:
+        master_key.unlink(missing_ok=True)
+    create_master_key(master_key)
     with config_path.open("a", encoding="utf-8") as fh:
         fh.write("\n" + demo_sections(pki, config.server.public_url, data_dir))
     db_file = data_dir / "vnegov.db"

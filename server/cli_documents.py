@@ -248,13 +248,15 @@ def cmd_totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     from server.cli import load_config_for
     from server.documents.stores import set_totp_secret
+    from server.sealing import secret_box
     from server.storage.db import Database
 
     config = load_config_for(args, environ)
     secret = pyotp.random_base32()
     db = Database(config.storage.url)
     try:
-        set_totp_secret(db, args.owner, secret, at=dt.datetime.now(dt.UTC), actor="cli")
+        set_totp_secret(db, args.owner, secret, at=dt.datetime.now(dt.UTC), actor="cli",
+                        box=secret_box(config))
     finally:
         db.dispose()
     uri = pyotp.TOTP(secret).provisioning_uri(name=args.owner, issuer_name="vnegov ký số")

@@ -27,6 +27,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "LoggingConfig",
+    "SecretsConfig",
     "ServerConfig",
     "StorageConfig",
     "TlsConfig",
@@ -86,6 +87,13 @@ class PkiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsConfig:
+    """The master key that seals secrets kept in the database (``server.sealing``)."""
+
+    key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"  # "json" or "text"
@@ -124,6 +132,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     pki: PkiConfig = field(default_factory=PkiConfig)
+    secrets: SecretsConfig = field(default_factory=SecretsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     # Sections of the domain packages; each is validated by its own from_config when it is wired.

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 from server.audit import AuditWriter
 from server.config import Config
 from server.metrics import Metrics
+from server.sealing import SecretBox
 from server.storage.db import Database
 
 __all__ = ["MODULES", "AppContext", "GrpcService", "Module"]
@@ -38,6 +39,8 @@ class AppContext:
     metrics: Metrics
     executor: ThreadPoolExecutor
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # Seals secrets kept in the database; None when no master key is configured.
+    secret_box: SecretBox | None = None
     # Objects modules publish for the server and each other, set in their factory or start():
     #   "revocation_checker"   server.auth.certificates.RevocationChecker (the CA module)
     #   "bearer_authenticator" server.auth.authenticator.BearerAuthenticator (the identity module)

@@ -114,7 +114,7 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         self._ctx = ctx
         self._rt = runtime
         self._limit = runtime.config.max_document_mib << 20
-        self._factors = SqlSecondFactors(ctx.db)
+        self._factors = SqlSecondFactors(ctx.db, ctx.secret_box)
 
     # ------------------------------------------------------------ remote signing (CSC)
     def _remote(self, caller: Caller | None = None, request_id: str = "") -> RemoteSigningService:

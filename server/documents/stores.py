@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import CursorResult, delete, select, update
 
 from server.audit import AuditEvent, append_events
+from server.sealing import SecretBox, SecretUnavailable
 from server.storage.db import Database
 from server.storage.documents import SadRow, SignerFactorRow, SigningCredentialRow
 from signing.sign.remote import SadRecord, SigningCredential
@@ -97,16 +98,27 @@ class SqlSadStore:
             return record
 
 
-class SqlSecondFactors:
-    """TOTP secrets and the single-use rule (the last time step used per official)."""
+def _totp_context(owner: str) -> str:
+    return f"documents/totp/{owner}"
 
-    def __init__(self, db: Database) -> None:
+
+class SqlSecondFactors:
+    """TOTP secrets (sealed at rest with the master key when one is configured) and the
+    single-use rule (the last time step used per official)."""
+
+    def __init__(self, db: Database, box: SecretBox | None = None) -> None:
         self._db = db
+        self._box = box
 
     def secret_of(self, owner: str) -> str | None:
         with self._db.read() as s:
             row = s.get(SignerFactorRow, owner)
-            return row.totp_secret if row is not None else None
+            stored = row.totp_secret if row is not None else None
+        if stored is None or not SecretBox.is_sealed_text(stored):
+            return stored
+        if self._box is None:
+            raise SecretUnavailable("TOTP secrets are sealed and no master key is configured")
+        return self._box.open_text(stored, _totp_context(owner))
 
     def claim(self, owner: str, step: int) -> bool:
         with self._db.write() as s:
@@ -133,7 +145,9 @@ def add_credential(db: Database, credential: SigningCredential, agency_code: str
 
 
 def set_totp_secret(db: Database, owner: str, secret: str, *, at: dt.datetime,
-                    actor: str) -> None:
+                    actor: str, box: SecretBox | None = None) -> None:
+    if box is not None:
+        secret = box.seal_text(secret, _totp_context(owner))
     with db.write() as s:
         row = s.get(SignerFactorRow, owner)
         if row is None:

@@ -26,6 +26,7 @@ from server.identity.state import (
 )
 from server.identity.store import SqlStore, TotpSealer
 from server.modules import AppContext, GrpcService, Module
+from server.sealing import secret_box
 from server.storage.db import Database
 from vnid.account_admin import AccountAdmin
 from vnid.oidc.provider import OpenIDProvider
@@ -54,7 +55,7 @@ def assemble(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> 
     identity = IdentityConfig.from_config(config.extensions.get("identity", {}),
                                           public_url=config.server.public_url)
     now = clock()
-    secrets = load_secrets(db, now)
+    secrets = load_secrets(db, now, secret_box(config))
     passphrase = identity.key_passphrase.encode() or secrets["key_passphrase"]
     keys = KeyManager(db, identity.provider.keys, passphrase)
     keys.rotate(now)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from sqlalchemy import insert, select, update
 
 from server.audit import AuditEvent, append_events
+from server.sealing import SecretBox, SecretUnavailable, is_sealed
 from server.storage.db import Database
 from server.storage.identity import BreachedPasswordRow, ClientRow, SecretRow
 from vnid.jose.keys import KeyRing, RotationPolicy, plan_rotation
@@ -23,16 +24,37 @@ __all__ = ["ClientDirectory", "KeyManager", "SqlBreachedPasswords", "load_secret
 SECRET_NAMES = ("pairwise_salt", "dpop_nonce", "totp_key", "key_passphrase")
 
 
-def load_secrets(db: Database, now: dt.datetime) -> dict[str, bytes]:
-    """The provider's secrets, created at random on first use (each 32 bytes)."""
+def load_secrets(db: Database, now: dt.datetime, box: SecretBox | None = None
+                 ) -> dict[str, bytes]:
+    """The provider's secrets, created at random on first use (each 32 bytes).
+
+    With a master key (``box``) they are stored sealed, each bound to its name; secrets stored
+    before a master key was configured are sealed on the way. A sealed secret without the master
+    key is an error, never a silent new secret (that would invalidate every session and key)."""
+    values: dict[str, bytes] = {}
     with db.write() as session:
-        rows = dict(session.execute(select(SecretRow.name, SecretRow.value)).all())
+        rows = {name: bytes(value) for name, value in
+                session.execute(select(SecretRow.name, SecretRow.value)).all()}
         for name in SECRET_NAMES:
-            if name not in rows:
+            context = f"identity/{name}"
+            stored = rows.get(name)
+            if stored is None:
                 value = os.urandom(32)
-                session.execute(insert(SecretRow).values(name=name, value=value, created_at=now))
-                rows[name] = value
-    return {k: bytes(v) for k, v in rows.items()}
+                session.execute(insert(SecretRow).values(
+                    name=name, value=box.seal(value, context) if box else value,
+                    created_at=now))
+            elif is_sealed(stored):
+                if box is None:
+                    raise SecretUnavailable(f"the identity secret {name!r} is sealed and no "
+                                            "master key is configured (secrets.key_file)")
+                value = box.open(stored, context)
+            else:
+                value = stored
+                if box is not None:
+                    session.execute(update(SecretRow).where(SecretRow.name == name)
+                                    .values(value=box.seal(value, context)))
+            values[name] = value
+    return values
 
 
 class KeyManager:

@@ -29,12 +29,13 @@ class SigningCredentialRow(Base):
 
 
 class SignerFactorRow(Base):
-    """An official's TOTP secret (base32) and the last time step used (codes are single-use)."""
+    """An official's TOTP secret (base32, sealed with the master key when one is configured:
+    ``server.sealing``) and the last time step used (codes are single-use)."""
 
     __tablename__ = "documents_signer_factors"
 
     owner: Mapped[str] = mapped_column(String(64), primary_key=True)
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_secret: Mapped[str] = mapped_column(String(200))
     last_step: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
