@@ -93,7 +93,8 @@ class IdentityModule(Module):
         from server.identity.servicer import IdentityServicer
         from vnegov.identity.v1 import identity_pb2_grpc
 
-        servicer = IdentityServicer(self.ctx, self.provider, self.admin, self.clients)
+        servicer = IdentityServicer(self.ctx, self.provider, self.admin, self.clients,
+                                    self.store)
         return [GrpcService("vnegov.identity.v1.IdentityService", servicer,
                             identity_pb2_grpc.add_IdentityServiceServicer_to_server)]
 

@@ -11,11 +11,13 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from server.auth.caller import ALL_PROVINCES, Caller
 from server.errors import InvalidArgument, PermissionDenied
 from server.identity.state import ClientDirectory
+from server.identity.store import SqlStore
 from server.modules import AppContext
 from server.rpc.filtering import parse_filter
 from server.rpc.paging import decode_page_token, encode_page_token, page_size, query_digest
@@ -33,7 +35,7 @@ from vnid.accounts import (
     ProofingRecord,
 )
 from vnid.authn.device import DeviceKey
-from vnid.errors import Conflict, NotFound
+from vnid.errors import NotFound
 from vnid.oidc.claims import release_claims
 from vnid.oidc.provider import OpenIDProvider
 from vnid.personal_id import Sex
@@ -78,11 +80,12 @@ def _account_id(name: str, field: str = "name") -> str:
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, ctx: AppContext, provider: OpenIDProvider, admin: AccountAdmin,
-                 clients: ClientDirectory) -> None:
+                 clients: ClientDirectory, store: SqlStore) -> None:
         self.ctx = ctx
         self.provider = provider
         self.admin = admin
         self.clients = clients
+        self.store = store  # the provider's store: admin operations join its transactions
 
     # ------------------------------------------------------------------ helpers
     def _account_pb(self, a: Account) -> pb.Account:
@@ -140,46 +143,37 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                   metadata={"field": "request_id"})
         caller = current_caller().audit_name[:200]
         digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-        db = self.ctx.db
-
-        def claim() -> bytes | None:
-            with db.write() as s:
-                row = s.execute(select(IdempotencyRow).where(
-                    IdempotencyRow.caller == caller,
-                    IdempotencyRow.request_id == request_id)).scalar_one_or_none()
-                if row is None:
-                    s.execute(insert(IdempotencyRow).values(
-                        caller=caller, request_id=request_id, method=method,
-                        request_digest=digest, response=b"", created_at=self.ctx.clock()))
-                    return None
-                if row.method != method or row.request_digest != digest:
-                    raise InvalidArgument("request_id was used for a different request",
-                                          reason="REQUEST_ID_REUSED",
-                                          metadata={"field": "request_id"})
-                if not row.response:
-                    raise Conflict("a request with this request_id is still running",
-                                   reason="REQUEST_IN_PROGRESS")
-                return bytes(row.response)
-
-        stored = await self.ctx.run(claim)
-        if stored is not None:
-            return response_type.FromString(stored)
+        store = self.store
+        key = (IdempotencyRow.caller == caller, IdempotencyRow.request_id == request_id)
 
         def run() -> M:
-            try:
+            # One transaction for the claim, the work (whose own transactions join this one) and
+            # the stored answer: a retry either finds the answer or finds nothing, never a
+            # request that died half way. A concurrent retry waits for the write lock (or, on
+            # PostgreSQL, for the claim row) and then reads the answer.
+            with store.transaction(request_id=request_id, actor=caller) as tx:
+                row = tx.s.execute(select(
+                    IdempotencyRow.method, IdempotencyRow.request_digest,
+                    IdempotencyRow.response).where(*key)).first()
+                if row is not None:
+                    if row.method != method or row.request_digest != digest:
+                        raise InvalidArgument("request_id was used for a different request",
+                                              reason="REQUEST_ID_REUSED",
+                                              metadata={"field": "request_id"})
+                    return response_type.FromString(bytes(row.response))
+                tx.s.execute(insert(IdempotencyRow).values(
+                    caller=caller, request_id=request_id, method=method,
+                    request_digest=digest, response=b"", created_at=self.ctx.clock()))
                 result = work()
-            except BaseException:
-                with db.write() as s:
-                    s.execute(delete(IdempotencyRow).where(
-                        IdempotencyRow.caller == caller, IdempotencyRow.request_id == request_id))
-                raise
-            with db.write() as s:
-                s.execute(update(IdempotencyRow).where(
-                    IdempotencyRow.caller == caller, IdempotencyRow.request_id == request_id)
-                    .values(response=result.SerializeToString()))
-            return result
+                tx.s.execute(update(IdempotencyRow).where(*key)
+                             .values(response=result.SerializeToString()))
+                return result
 
-        return await self.ctx.run(run)
+        try:
+            return await self.ctx.run(run)
+        except IntegrityError:
+            # PostgreSQL: a concurrent first attempt inserted the claim and committed meanwhile.
+            return await self.ctx.run(run)
 
     # ------------------------------------------------------------------ tokens and profiles
     async def IntrospectToken(self, request: pb.IntrospectTokenRequest,

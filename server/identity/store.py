@@ -627,6 +627,7 @@ class SqlStore:
         # the moment the previous commits, instead of sleeping in SQLite's busy handler.
         self._lock: threading.Lock | contextlib.nullcontext[None] = \
             threading.Lock() if db.is_sqlite else contextlib.nullcontext()
+        self._open = threading.local()  # the write transaction open on this thread, if any
 
     def _audit(self, events: Sequence[IdentityEvent], request_id: str,
                actor: str) -> list[AuditEvent]:
@@ -656,11 +657,22 @@ class SqlStore:
 
     @contextmanager
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:
+        """A write transaction. Opened while another is open on this thread, it joins that one:
+        the work commits (or not) with the outer transaction, so a caller can make several
+        operations, and its own bookkeeping, one atomic unit."""
+        outer: SqlTransaction | None = getattr(self._open, "tx", None)
+        if outer is not None:
+            yield outer
+            return
         tx: SqlTransaction | None = None
         try:
             with self._lock, self._writer.begin() as connection:
                 tx = SqlTransaction(connection, self.db.dialect, self._sealer)
-                yield tx
+                self._open.tx = tx
+                try:
+                    yield tx
+                finally:
+                    self._open.tx = None
                 if tx.events:
                     with Session(bind=connection) as session:  # joins this transaction
                         append_events(session, self._audit(tx.events, request_id, actor))

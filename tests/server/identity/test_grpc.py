@@ -247,3 +247,34 @@ def test_devices_and_card_renewal_over_grpc(idp: IdentityServer, pki: TestPki) -
         with pytest.raises(grpc.RpcError) as err:
             stub.ListDevices(pb.ListDevicesRequest(parent="nonsense"))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_concurrent_retries_of_one_request_id_create_one_account(idp: IdentityServer,
+                                                                  pki: TestPki) -> None:
+    """The claim, the work and the stored answer commit together: concurrent copies of a request
+    wait for the first and get its answer; none of them runs the work again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    request = pb.CreateAccountRequest(
+        request_id="create-concurrent-01", kind=pb.CITIZEN, identifier="079204000131",
+        full_name="Lê Văn Tám", date_of_birth="2004-01-02", sex=pb.MALE, province_code="79")
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: stub.CreateAccount(request), range(8)))
+    assert len({a.name for a in answers}) == 1
+    assert all(a == answers[0] for a in answers)
+
+
+def test_a_failed_request_leaves_its_request_id_free(idp: IdentityServer, pki: TestPki) -> None:
+    """A request that fails inside its transaction leaves nothing behind: retrying the same
+    request_id runs it again instead of reporting it as still running."""
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        lock = pb.LockAccountRequest(request_id="lock-missing-000001",
+                                     name="accounts/00000000-no-such", reason="test")
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.LockAccount(lock)
+            assert err.value.code() in {grpc.StatusCode.NOT_FOUND,
+                                        grpc.StatusCode.PERMISSION_DENIED}
