@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount
 
 from server.ca.publishing import CrlPublisher, StatusRefresher
 from server.ca.records import Actor
+from server.ca.renewal import ServiceCertificateRenewer
 from server.ca.reorg import ReorganisationRunner
 from server.ca.runtime import CaRuntime, load_runtime
 from server.ca.service import CaService, Changes
@@ -134,6 +135,7 @@ class CaModule(Module):
                             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200),
                             registry=ctx.metrics.registry)
         parts.service.writer.observe = batches.observe
+        self.renewer = ServiceCertificateRenewer(ctx.db, parts.runtime, parts.service)
         ctx.registry["revocation_checker"] = parts.runtime.index
 
     def grpc_services(self) -> Sequence[GrpcService]:
@@ -159,6 +161,7 @@ class CaModule(Module):
         bootstrap(parts, self.ctx.config)
         loaded = parts.refresher.load_all()
         parts.publisher.scheduled()
+        self.renewer.renew_due(self.ctx.clock())
         log.info("certificate authority ready", extra={
             "issuer": parts.runtime.authority.certificate.subject.rfc4514_string(),
             "certificates": loaded, "keys": parts.runtime.settings.key_source})
@@ -208,6 +211,10 @@ class CaModule(Module):
                 await self.ctx.run(self.parts.publisher.scheduled)
             except Exception:
                 log.exception("CRL publication failed")
+            try:
+                await self.ctx.run(self.renewer.renew_due, self.ctx.clock())
+            except Exception:
+                log.exception("renewing the CA's service certificates failed")
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -75,6 +75,9 @@ class CaSettings:
     service_target_working_days: float = 3.0
     holidays: tuple[str, ...] = ()  # YYYY-MM-DD, public holidays in Vietnam
     ocsp_validity_seconds: int = 4 * 3600
+    # Renew the CA's own OCSP-responder and time-stamping certificates (same key, fresh validity)
+    # when they have less than this many days left (server/ca/renewal.py).
+    service_renew_before_days: int = 30
     ocsp_cache_entries: int = 100_000
     crl_validity_seconds: int = 24 * 3600
     delta_crl_validity_seconds: int = 3600
