@@ -203,9 +203,12 @@ class AuditWriter:
 
     ``await writer.record(event)`` returns once the event is committed. Events that arrive while a
     commit is in progress go together in the next transaction. When events are arriving densely
-    (the last two came less than ``linger`` seconds apart), the writer waits up to ``linger`` before
+    (the last two came less than ``linger`` seconds apart) and more are on their way (other calls
+    that will record are still running, announced with :meth:`call_started`, or the last commit
+    already carried several events), the writer waits up to ``linger`` before
     committing so that more of them share the transaction: under load many one-event transactions
-    become few larger ones, while an isolated call is never delayed.
+    become few larger ones, while an isolated call, or each call of a caller that sends one at a
+    time, is never delayed.
     """
 
     def __init__(self, db: Database, *, max_batch: int = 500, linger: float = 0.002) -> None:
@@ -218,13 +221,22 @@ class AuditWriter:
         self._closed = False
         self._last_record = 0.0
         self._last_gap = float("inf")
+        self._in_flight = 0  # calls started and not yet recorded
+        self._last_batch = 1
+
+    def call_started(self) -> None:
+        """A call has begun that will end with ``record(event, ends_call=True)``."""
+        self._in_flight += 1
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="audit-writer")
 
-    async def record(self, event: AuditEvent) -> int:
-        """Queue ``event`` and wait until it is committed; returns its sequence number."""
+    async def record(self, event: AuditEvent, *, ends_call: bool = False) -> int:
+        """Queue ``event`` and wait until it is committed; returns its sequence number.
+        ``ends_call`` closes a call announced with :meth:`call_started`."""
+        if ends_call:
+            self._in_flight -= 1
         if self._closed:
             raise RuntimeError("audit writer is closed")
         loop = asyncio.get_running_loop()
@@ -240,7 +252,8 @@ class AuditWriter:
             item = await self._queue.get()
             if item is None:
                 return
-            if self._last_gap < self._linger and self._queue.qsize() < self._max_batch:
+            if (self._last_gap < self._linger and (self._in_flight > 0 or self._last_batch > 1)
+                    and self._queue.qsize() < self._max_batch):
                 await asyncio.sleep(self._linger)
             batch = [item]
             while len(batch) < self._max_batch and not self._queue.empty():
@@ -249,6 +262,7 @@ class AuditWriter:
                     stop = True
                     break
                 batch.append(more)
+            self._last_batch = len(batch)
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:

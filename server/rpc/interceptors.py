@@ -169,6 +169,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         state = CallState(request_id, method)
         state.metadata = metadata
         self._metrics.grpc_started.labels(*labels).inc()
+        self._audit.call_started()
         # Sent with the status (no extra write per call); a failure re-adds it to its trailers.
         context.set_trailing_metadata((("x-request-id", request_id),))
         return state
@@ -242,7 +243,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             action=state.method, outcome=state.code.name, reason=state.reason, details=details,
         )
         try:
-            await self._audit.record(event)
+            await self._audit.record(event, ends_call=True)
         except Exception:
             self._metrics.audit_failures.inc()
             log.error("audit event could not be written", extra={"method": state.method})

@@ -134,6 +134,29 @@ async def test_group_commit_writer_records_every_event(db: Database) -> None:
     assert verify_chain(db).checked == 200
 
 
+async def test_writer_lingers_only_while_other_calls_are_running(db: Database) -> None:
+    """A caller that sends one call at a time is never held back for a batch that cannot form;
+    with other announced calls still running, the commit waits for them to share it."""
+    writer = AuditWriter(db, linger=30.0)
+    writer.start()
+    for i in range(5):  # back to back, densely: without calls in flight, no waiting
+        writer.call_started()
+        await asyncio.wait_for(writer.record(event(i), ends_call=True), timeout=10)
+    await writer.close()
+
+    writer = AuditWriter(db, linger=1.0)
+    writer.start()
+    writer.call_started()
+    writer.call_started()  # a second call, still running...
+    await writer.record(event(5), ends_call=True)
+    lingering = asyncio.ensure_future(writer.record(event(6)))  # ...arriving densely
+    done, _ = await asyncio.wait({lingering}, timeout=0.3)
+    assert not done  # held for the running call to share the transaction
+    assert await asyncio.wait_for(lingering, timeout=10) == 7
+    await writer.close()
+    assert verify_chain(db).checked == 7
+
+
 async def test_writer_reports_database_failure_to_every_waiter(sqlite_db: Database) -> None:
     with sqlite_db.write() as s:
         s.execute(text("DROP TABLE audit_events"))
