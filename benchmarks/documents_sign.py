@@ -137,10 +137,8 @@ def main() -> None:
                 header = pb.SignDocumentHeader(format=pb.PDF, agency_signer="ubnd-hcm")
 
                 def through_grpc() -> None:
-                    requests = iter([pb.SignDocumentRequest(header=header),
-                                     pb.SignDocumentRequest(chunk=document)])
-                    out = b"".join(r.chunk for r in stub.SignDocument(requests)
-                                   if r.WhichOneof("part") == "chunk")
+                    requests = iter([pb.SignDocumentRequest(header=header, chunk=document)])
+                    out = b"".join(r.chunk for r in stub.SignDocument(requests))
                     assert out.startswith(b"%PDF")
 
                 for _ in range(5):

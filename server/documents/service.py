@@ -74,30 +74,32 @@ def _factor(factor: pb.SecondFactor) -> SecondFactor:
 
 
 async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[bytes]]:
-    """The header (first message) and the document's chunks in a spooled file."""
+    """The header (first message, which may also carry the first chunk) and the document's chunks
+    in a spooled file."""
     header = None
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - closed by callers
     size = 0
     try:
         async for request in requests:
-            part = request.WhichOneof("part")
             if header is None:
-                if part != "header":
+                if not request.HasField("header"):
                     raise InvalidArgument("the first message must be the header",
                                           reason="HEADER_FIRST", metadata={"field": "header"})
                 header = request.header
-                continue
-            if part != "chunk":
+            elif request.HasField("header"):
                 raise InvalidArgument("only chunks may follow the header", reason="HEADER_TWICE",
                                       metadata={"field": "header"})
-            if len(request.chunk) > MAX_CHUNK:
+            chunk = request.chunk
+            if not chunk:
+                continue
+            if len(chunk) > MAX_CHUNK:
                 raise InvalidArgument("chunks are at most 4 MiB", reason="CHUNK_TOO_LARGE",
                                       metadata={"field": "chunk"})
-            size += len(request.chunk)
+            size += len(chunk)
             if size > limit:
                 raise InvalidArgument("the document is too large", reason="DOCUMENT_TOO_LARGE",
                                       metadata={"field": "chunk"})
-            spool.write(request.chunk)
+            spool.write(chunk)
     except BaseException:
         spool.close()
         raise
@@ -268,13 +270,22 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
             digest = hashlib.sha256()
             size = 0
             in_memory = not getattr(output, "_rolled", True)  # small outputs: no thread hop
-            while chunk := (output.read(CHUNK) if in_memory
-                            else await self._ctx.run(output.read, CHUNK)):
+
+            async def read() -> bytes:
+                return output.read(CHUNK) if in_memory else await self._ctx.run(output.read, CHUNK)
+
+            # One chunk ahead, so that the last one goes out with the result.
+            chunk = await read()
+            while True:
+                following = await read() if chunk else b""
                 digest.update(chunk)
                 size += len(chunk)
+                if not following:
+                    break
                 yield pb.SignDocumentResponse(chunk=chunk)
+                chunk = following
             result.size, result.sha256 = size, digest.hexdigest()
-            yield pb.SignDocumentResponse(result=result)
+            yield pb.SignDocumentResponse(chunk=chunk, result=result)
         finally:
             source.close()
             output.close()

@@ -103,28 +103,35 @@ def chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 
 async def sign(s: documents_pb2_grpc.SigningServiceStub, header: pb.SignDocumentHeader,
-               data: bytes) -> tuple[bytes, pb.SignDocumentResult]:
+               data: bytes, *, header_alone: bool = False) -> tuple[bytes, pb.SignDocumentResult]:
+    """Sign ``data``: the header travels with the first chunk, or alone when ``header_alone``."""
     async def requests() -> AsyncIterator[pb.SignDocumentRequest]:
-        yield pb.SignDocumentRequest(header=header)
-        for chunk in chunks(data):
+        parts = chunks(data)
+        if header_alone:
+            yield pb.SignDocumentRequest(header=header)
+        else:
+            yield pb.SignDocumentRequest(header=header, chunk=next(parts, b""))
+        for chunk in parts:
             yield pb.SignDocumentRequest(chunk=chunk)
 
     out = bytearray()
     result = None
     async for response in s.SignDocument(requests()):
-        if response.WhichOneof("part") == "chunk":
-            out += response.chunk
-        else:
+        assert result is None, "the result comes in the last message"
+        out += response.chunk
+        if response.HasField("result"):
             result = response.result
     assert result is not None
+    assert result.size == len(out) and result.sha256 == hashlib.sha256(out).hexdigest()
     return bytes(out), result
 
 
 async def verify(s: documents_pb2_grpc.SigningServiceStub, header: pb.VerifyDocumentHeader,
                  data: bytes) -> pb.VerifyDocumentResponse:
     async def requests() -> AsyncIterator[pb.VerifyDocumentRequest]:
-        yield pb.VerifyDocumentRequest(header=header)
-        for chunk in chunks(data):
+        parts = chunks(data)
+        yield pb.VerifyDocumentRequest(header=header, chunk=next(parts, b""))
+        for chunk in parts:
             yield pb.VerifyDocumentRequest(chunk=chunk)
 
     response: pb.VerifyDocumentResponse = await s.VerifyDocument(requests())
@@ -206,6 +213,28 @@ async def test_stream_must_start_with_a_header(srv: RunningServer) -> None:
         await sign(stub(srv), pb.SignDocumentHeader(format=pb.PDF, agency_signer="ubnd-hcm"),
                    b"not a pdf at all")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    header = pb.SignDocumentHeader(format=pb.PDF, agency_signer="ubnd-hcm")
+
+    async def header_twice() -> AsyncIterator[pb.SignDocumentRequest]:
+        yield pb.SignDocumentRequest(header=header, chunk=decision_pdf())
+        yield pb.SignDocumentRequest(header=header)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stub(srv).SignDocument(header_twice()):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "HEADER_TWICE" in str(caught.value.trailing_metadata())
+
+
+async def test_header_alone_or_with_the_first_chunk(srv: RunningServer) -> None:
+    """Clients may send the header in a message of its own, or with the first chunk."""
+    header = pb.SignDocumentHeader(format=pb.PDF, agency_signer="ubnd-hcm")
+    document = decision_pdf()
+    for alone in (True, False):
+        signed, result = await sign(stub(srv), header, document, header_alone=alone)
+        assert signed.startswith(document[:8]) and len(signed) > len(document)
+        assert result.signature_id
 
 
 async def test_remote_signing_on_both_databases(pki: TestPki, tmp_path: Path, db: Database,

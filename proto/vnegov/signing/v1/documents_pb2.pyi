@@ -403,29 +403,29 @@ Global___SignDocumentHeader: _TypeAlias = SignDocumentHeader  # noqa: Y015
 
 @_typing.final
 class SignDocumentRequest(_message.Message):
+    """The document in order, in chunks of at most 4 MiB. The first message carries the header and
+    may carry the first chunk too (a small document is then one message); the messages that follow
+    carry chunks only. (Wire-compatible with a oneof of the two fields.)
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
-    """Following messages: the document."""
     @_builtins.property
-    def header(self) -> Global___SignDocumentHeader:
-        """First message."""
-
+    def header(self) -> Global___SignDocumentHeader: ...
     def __init__(
         self,
         *,
         header: Global___SignDocumentHeader | None = ...,
         chunk: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
-    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignDocumentRequest: _TypeAlias = SignDocumentRequest  # noqa: Y015
 
@@ -469,28 +469,28 @@ Global___SignDocumentResult: _TypeAlias = SignDocumentResult  # noqa: Y015
 
 @_typing.final
 class SignDocumentResponse(_message.Message):
+    """The signed document in order, in chunks; the last message carries the result, beside the last
+    chunk (a small document comes back in one message).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHUNK_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     @_builtins.property
-    def result(self) -> Global___SignDocumentResult:
-        """Last message."""
-
+    def result(self) -> Global___SignDocumentResult: ...
     def __init__(
         self,
         *,
         chunk: _builtins.bytes = ...,
         result: Global___SignDocumentResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "part", b"part", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "part", b"part", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["chunk", "result"]  # noqa: Y015
-    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignDocumentResponse: _TypeAlias = SignDocumentResponse  # noqa: Y015
 
@@ -519,6 +519,8 @@ Global___VerifyDocumentHeader: _TypeAlias = VerifyDocumentHeader  # noqa: Y015
 
 @_typing.final
 class VerifyDocumentRequest(_message.Message):
+    """As SignDocumentRequest: the header in the first message, which may carry the first chunk."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
@@ -532,13 +534,11 @@ class VerifyDocumentRequest(_message.Message):
         header: Global___VerifyDocumentHeader | None = ...,
         chunk: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
-    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyDocumentRequest: _TypeAlias = VerifyDocumentRequest  # noqa: Y015
 
