@@ -153,11 +153,15 @@ def test_code_redeemed_by_another_client_is_refused(
         idp: IdentityServer, hcm: RawClient, session: tuple[Browser, dict[str, str]]) -> None:
     _, params = session
     thief = RawClient(idp, "dvc-hanoi")
+    # Everything but the client is right, the DPoP key the code is bound to included: only the
+    # client binding stands in the way.
+    thief.dpop, thief.nonce = hcm.dpop, hcm.nonce
     try:
         r = thief.redeem(params["code"], verifier=hcm.verifier, redirect_uri=hcm.c.redirect_uri)
     finally:
         thief.close()
     assert r.status_code == 400 and error_of(r) == "invalid_grant"
+    assert error_of(hcm.redeem(params["code"])) == "invalid_grant"  # and the code is burnt
 
 
 def test_code_bound_to_a_dpop_key_needs_that_key(
