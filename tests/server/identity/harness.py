@@ -115,8 +115,10 @@ class IdentityServer:
     def __init__(self, pki: TestPki, directory: Path, database_url: str, *,
                  extra_identity: dict[str, Any] | None = None,
                  clients: Callable[[IdentityServer], list[dict[str, Any]]] | None = None,
-                 callers: list[dict[str, Any]] | None = None) -> None:
+                 callers: list[dict[str, Any]] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.http_port = free_port()
+        self.clock = clock
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.issuer = self.base + "/id"
         self.registered: dict[str, RegisteredClient] = {}
@@ -182,7 +184,7 @@ class IdentityServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.app = Application(self.config)
+            self.app = Application(self.config, clock=self.clock)
             self.loop.run_until_complete(self.app.start())
         except BaseException as exc:  # reported to the starting thread
             self._error = exc

@@ -24,13 +24,14 @@ class RawClient:
         self.http = httpx.Client(timeout=10, follow_redirects=False)
         self.dpop = DpopKey()
         self.nonce: str | None = None
+        self.offset = dt.timedelta(0)  # how far the client's clock is ahead (with the server's)
 
     def close(self) -> None:
         self.http.close()
 
     def assertion(self, *, jti: str | None = None, alg: str = "ES256", lifetime: int = 60,
                   aud: str | None = None, key: Any = None, iss: str | None = None) -> str:
-        now = int(time.time())
+        now = int(time.time() + self.offset.total_seconds())
         claims = {"iss": iss or self.c.client_id, "sub": iss or self.c.client_id,
                   "aud": aud or self.idp.issuer, "iat": now, "exp": now + lifetime,
                   "jti": jti or secrets.token_urlsafe(16)}
@@ -43,7 +44,7 @@ class RawClient:
 
     def proof(self, method: str, url: str, *, access_token: str | None = None,
               key: DpopKey | None = None) -> str:
-        return (key or self.dpop).proof(method, url, now=dt.datetime.now(dt.UTC),
+        return (key or self.dpop).proof(method, url, now=dt.datetime.now(dt.UTC) + self.offset,
                                         access_token=access_token, nonce=self.nonce)
 
     def post(self, path: str, form: dict[str, str], *, dpop: str | None | bool = True,
