@@ -279,10 +279,17 @@ class ReceiptsStore:
 
     # ------------------------------------------------------------ corrections
     def _original_for_correction(self, s: Session, receipt_id: str) -> ReceiptRow:
-        row = s.get(ReceiptRow, receipt_id)
+        """The receipt to correct or cancel, locked (``FOR UPDATE`` on PostgreSQL; SQLite's
+        single writer) so that concurrent corrections of one receipt serialise: the second
+        sees the first's document and is refused, rather than both issuing one."""
+        stmt = select(ReceiptRow).where(ReceiptRow.id == receipt_id)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        row = s.execute(stmt).scalar_one_or_none()
         if row is None:
             raise pe.NotFound("no such receipt")
-        if self._status(s, receipt_id) != "valid" and row.kind == "original":
+        status = self._status(s, receipt_id)
+        if status in ("cancelled", "replaced") or (status != "valid" and row.kind == "original"):
             raise pe.FailedPrecondition("the receipt was already cancelled or replaced",
                                         reason="RECEIPT_NOT_CORRECTABLE")
         return row

@@ -118,3 +118,50 @@ def test_concurrent_retries_of_one_create_make_one_payment(world: World) -> None
         ids = set(pool.map(create, range(8)))
     assert len(ids) == 1
     assert len(world.payments.list_payments(agency_code=HCM, after="", size=10)) == 1
+
+
+@pytest.mark.parametrize("action", ["replace", "cancel"])
+def test_concurrent_corrections_of_one_receipt_make_one_document(world: World,
+                                                                 action: str) -> None:
+    """Eight officers correct (or cancel) the same receipt at once, each with its own request
+    id: one new document, the rest refused, and the numbers stay gapless."""
+    import payments.errors as pe
+    from payments.fees import FeeKind
+    from payments.receipts import ReceiptKind, ReceiptLine, check_gapless
+    from server.storage.payments import ReceiptCancellationRow
+
+    pid = world.paid_payment(request_id=f"req-correct-race-{action}")
+    world.receipts.issue_for_payment(pid, now=T0)
+    target = next(r for r in world.receipts.for_payment(pid) if r.data.total == 100000)
+    barrier = threading.Barrier(8)
+
+    def correct(i: int) -> bool:
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            if action == "replace":
+                world.receipts.correct_idempotent(
+                    target.id, kind=ReceiptKind.REPLACEMENT, lines=(ReceiptLine(
+                        "LPXD", "Lệ phí cấp giấy phép xây dựng", FeeKind.LE_PHI, 100000),),
+                    reason="Sai tên", actor="finance", request_id=f"race-fix-{i:03d}", now=T0)
+            else:
+                world.receipts.cancel(target.id, reason="Thu nhầm", actor="finance",
+                                      request_id=f"race-cancel-{i:03d}", now=T0)
+            return True
+        except pe.FailedPrecondition:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = sum(pool.map(correct, range(8)))
+    assert done == 1
+    with world.db.read() as s:
+        related = s.execute(select(func.count()).select_from(ReceiptRow).where(
+            ReceiptRow.related_id == target.id)).scalar_one()
+        notices = s.execute(select(func.count()).select_from(ReceiptCancellationRow))\
+            .scalar_one()
+    assert (related, notices) == ((1, 0) if action == "replace" else (0, 1))
+    assert world.receipts.get(target.id).status == ("replaced" if action == "replace"
+                                                    else "cancelled")
+    assert all(check_gapless(ns) for ns in world.receipts.numbers().values())

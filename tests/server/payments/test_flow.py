@@ -195,3 +195,25 @@ def test_a_dossier_is_not_charged_twice(world: World) -> None:
         procedure_code="2.000815", dossier_code="H29-TWICE", payer=Payer("A"), channel="vietqr",
         now=T0 + dt.timedelta(hours=1))
     assert again.id != first.id
+
+
+def test_a_cancelled_or_replaced_correction_is_closed(world: World) -> None:
+    from payments.fees import FeeKind
+    from payments.receipts import ReceiptKind, ReceiptLine
+
+    pid = world.paid_payment(request_id="req-closed-correction")
+    world.receipts.issue_for_payment(pid, now=T0)
+    first = next(r for r in world.receipts.for_payment(pid) if r.data.total == 100000)
+    lines = (ReceiptLine("LPXD", "Lệ phí cấp giấy phép xây dựng", FeeKind.LE_PHI, 100000),)
+    replacement = world.receipts.correct(first.id, kind=ReceiptKind.REPLACEMENT, lines=lines,
+                                         reason="Sai tên", actor="f", request_id="c1", now=T0)
+    second = world.receipts.correct(replacement.id, kind=ReceiptKind.REPLACEMENT, lines=lines,
+                                    reason="Sai địa chỉ", actor="f", request_id="c2", now=T0)
+    assert world.receipts.get(replacement.id).status == "replaced"
+    with pytest.raises(pe.FailedPrecondition):  # a replaced replacement is closed
+        world.receipts.correct(replacement.id, kind=ReceiptKind.REPLACEMENT, lines=lines,
+                               reason="x", actor="f", request_id="c3", now=T0)
+    world.receipts.cancel(second.id, reason="Hủy", actor="f", request_id="c4", now=T0)
+    with pytest.raises(pe.FailedPrecondition):  # and so is a cancelled one
+        world.receipts.cancel(second.id, reason="again", actor="f", request_id="c5", now=T0)
+    assert check_gapless([n for ns in world.receipts.numbers().values() for n in ns])
