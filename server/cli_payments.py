@@ -14,12 +14,33 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
+
+Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
+
+
+def _refusals(command: Command) -> Command:
+    """A refusal from the payments domain (a receipt already cancelled, an unknown receipt, a
+    malformed statement) ends the command with its message and exit status 1, not a trace."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+        from payments.errors import PaymentsError
+
+        try:
+            return command(args, environ)
+        except PaymentsError as exc:
+            print(f"vnegov: {exc.message} ({exc.reason})", file=sys.stderr)
+            return 1
+
+    return run
+
 
 def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     from types import SimpleNamespace
@@ -35,8 +56,7 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     return module, db
 
 
-
-
+@_refusals
 def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     for r in module.receipts.for_payment(args.payment):
@@ -46,6 +66,7 @@ def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+@_refusals
 def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from payments.receipts.pdf import render_receipt_pdf
 
@@ -62,6 +83,7 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+@_refusals
 def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     report = module.receipts.usage(start=dt.date.fromisoformat(args.start),
@@ -76,6 +98,7 @@ def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+@_refusals
 def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     notice = module.receipts.cancel(args.receipt, reason=args.reason, actor="cli",
@@ -87,6 +110,7 @@ def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+@_refusals
 def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     now = dt.datetime.now(dt.UTC)
@@ -96,6 +120,7 @@ def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> i
     return 0
 
 
+@_refusals
 def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from tqdm import tqdm
 

@@ -56,3 +56,26 @@ def test_reconcile_command_imports_reports_and_shows_progress(
     assert b"<TBHuy>" in (tmp_path / "notice.xml").read_bytes()
     assert main(["--config", str(config), "receipts", "list", "--payment", pid], {}) == 0
     assert "cancelled" in capsys.readouterr().out
+
+
+def test_refusals_end_with_a_message_not_a_trace(
+        sqlite_world: World, sqlite_db: Database, tmp_path: Path, pki: TestPki,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pid = sqlite_world.paid_payment(request_id="cli-refusal-1")
+    [receipt_id, *_] = sqlite_world.receipts.issue_for_payment(pid, now=T0)
+    config = tmp_path / "vnegov.toml"
+    config.write_text(tomli_w.dumps({
+        "data_dir": str(tmp_path),
+        "storage": {"url": sqlite_db.url.render_as_string(hide_password=False)},
+        "payments": payments_section(pki, tmp_path),
+    }))
+    base = ["--config", str(config), "receipts"]
+    assert main([*base, "cancel", receipt_id, "--reason", "Thu nhầm"], {}) == 0
+    capsys.readouterr()
+    assert main([*base, "cancel", receipt_id, "--reason", "again"], {}) == 1
+    assert "RECEIPT_NOT_CORRECTABLE" in capsys.readouterr().err
+    assert main([*base, "show", "nosuchreceipt"], {}) == 1
+    assert "no such receipt" in capsys.readouterr().err
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<Document>")
+    assert main(["--config", str(config), "reconcile", str(broken)], {}) == 1
