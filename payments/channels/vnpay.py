@@ -99,7 +99,8 @@ class GatewayNotification:
 
 def parse_ipn(params: Mapping[str, str], *, secret: str, tmn_code: str, now: dt.datetime,
               window: dt.timedelta = dt.timedelta(minutes=30)) -> GatewayNotification:
-    """Verify (checksum, merchant, currency when present, time window) then parse an IPN."""
+    """Verify (checksum, merchant, currency when present, amount shape, time window, order
+    and transaction present) then parse an IPN."""
     given = params.get("vnp_SecureHash", "")
     if not hmac.compare_digest(given.lower().encode(), secure_hash(params, secret).encode()):
         raise CallbackRejected("BAD_SIGNATURE")
@@ -115,6 +116,8 @@ def parse_ipn(params: Mapping[str, str], *, secret: str, tmn_code: str, now: dt.
     at = local.replace(tzinfo=VN_TZ).astimezone(dt.UTC)
     if abs(require_utc(now) - at) > window:
         raise CallbackRejected("OUTSIDE_TIME_WINDOW")
+    if not params.get("vnp_TxnRef") or not params.get("vnp_TransactionNo"):
+        raise CallbackRejected("MALFORMED")
     success = params.get("vnp_ResponseCode") == "00" and \
         params.get("vnp_TransactionStatus", "00") == "00"
     return GatewayNotification(params.get("vnp_TxnRef", ""), amount,

@@ -75,7 +75,7 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
         params = dict(request.query_params)
         try:
             n = vnpay.parse_ipn(params, secret=cfg.gateway_secret, tmn_code=cfg.gateway_tmn_code,
-                                now=now)
+                                now=now, window=module.callback_window)
         except pe.CallbackRejected as exc:
             await module.audit_rejected("gateway", exc.detail, rid(request))
             return JSONResponse(vnpay.IPN_BAD_CHECKSUM)

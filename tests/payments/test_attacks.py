@@ -117,3 +117,46 @@ def test_prefixed_commented_and_plain_camt053_read_the_same() -> None:
         assert [s.lines for s in got] == [s.lines for s in expected]
         assert [(s.account, s.opening, s.closing) for s in got] == \
             [(s.account, s.opening, s.closing) for s in expected]
+
+
+def test_correctly_signed_but_wrong_platform_callbacks_are_refused() -> None:
+    base = {"LoaiBanTin": "CONFIRM", "MaLoi": "00", "MaDoiTac": "P", "MaThamChieu": "R",
+            "SoTien": 1000, "MaTienTe": "VND", "MaGiaoDich": "T1", "MaNganHang": "970415",
+            "ThoiGianGD": np.format_time(T0), "ThongTinGiaoDich": ""}
+    for change, cause in (({"MaTienTe": "USD"}, "BAD_CURRENCY"),
+                          ({"SoTien": 0}, "BAD_AMOUNT"), ({"SoTien": "1000.5"}, "BAD_AMOUNT"),
+                          ({"SoTien": True}, "BAD_AMOUNT"), ({"MaGiaoDich": ""}, "MALFORMED"),
+                          ({"LoaiBanTin": "INIT"}, "WRONG_MESSAGE_TYPE"),
+                          ({"ThoiGianGD": np.format_time(T0 - dt.timedelta(minutes=16))},
+                           "OUTSIDE_TIME_WINDOW")):
+        msg = np.sign_message({**base, **change}, "CONFIRM", "secret")
+        with pytest.raises(pe.CallbackRejected) as err:
+            np.parse_callback(msg, secret="secret", partner_code="P", now=T0)
+        assert err.value.detail == cause
+
+
+def test_correctly_signed_but_wrong_gateway_ipns_are_refused() -> None:
+    from payments.channels import GatewaySimulator, vnpay
+
+    url = vnpay.payment_url("https://gw.test/pay", tmn_code="TMN1", secret="k", reference="R1",
+                            amount=8000, description="x", return_url="https://x/r",
+                            ip="127.0.0.1", at=T0, expires=T0 + dt.timedelta(minutes=15))
+    ipn = GatewaySimulator("TMN1", "k").ipn(url, now=T0)
+    assert vnpay.parse_ipn(ipn, secret="k", tmn_code="TMN1", now=T0).amount == 8000
+    late = T0 + dt.timedelta(minutes=16)
+    for change, now, window, cause in (
+            ({"vnp_CurrCode": "USD"}, T0, None, "BAD_CURRENCY"),
+            ({"vnp_Amount": "800050"}, T0, None, "MALFORMED"),  # not whole đồng
+            ({"vnp_TxnRef": ""}, T0, None, "MALFORMED"),
+            ({"vnp_TransactionNo": ""}, T0, None, "MALFORMED"),
+            ({}, late, dt.timedelta(minutes=15), "OUTSIDE_TIME_WINDOW"),
+            ({}, T0 + dt.timedelta(hours=1), None, "OUTSIDE_TIME_WINDOW")):
+        params = {k: v for k, v in {**ipn, **change}.items() if k != "vnp_SecureHash"}
+        params["vnp_SecureHash"] = vnpay.secure_hash(params, "k")
+        kwargs = {"window": window} if window else {}
+        with pytest.raises(pe.CallbackRejected) as err:
+            vnpay.parse_ipn(params, secret="k", tmn_code="TMN1", now=now, **kwargs)
+        assert err.value.detail == cause, change
+    with pytest.raises(pe.CallbackRejected) as err:  # another merchant's IPN
+        vnpay.parse_ipn(ipn, secret="k", tmn_code="TMN2", now=T0)
+    assert err.value.detail == "WRONG_BENEFICIARY"
