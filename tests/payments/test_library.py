@@ -169,3 +169,20 @@ def test_reports_state_their_bounds(tmp_path: Path) -> None:
     out = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True,
                          text=True, check=True).stdout
     assert "BÁO CÁO ĐỐI SOÁT" in out and "Tiền chưa rõ khoản" in out
+
+
+def test_amount_mismatches_one_to_one_split_and_combined() -> None:
+    r = [create_reference(f"M{i}") for i in range(4)]
+    exp = [ExpectedPayment(f"m{i}", r[i], 100000, T0) for i in range(4)]
+    lines = [
+        line("S1", 90000, f"{r[0]}"),  # short
+        line("S2", 60000, f"{r[1]} phan 1"), line("S3", 60000, f"{r[1]} phan 2"),  # split, over
+        line("S4", 150000, f"{r[2]} {r[3]}"),  # combined, short
+    ]
+    by = reconcile(lines, exp, as_of=T0 + dt.timedelta(days=5)).by_outcome()
+    assert Outcome.MATCHED not in by
+    got = sorted((i.shape, i.amount, i.line_keys, i.payment_ids)
+                 for i in by[Outcome.AMOUNT_MISMATCH])
+    assert got == [("combined", 150000, ("S4",), ("m2", "m3")),
+                   ("one_to_one", 90000, ("S1",), ("m0",)),
+                   ("split", 120000, ("S2", "S3"), ("m1",))]
