@@ -83,6 +83,36 @@ def test_verifier_without_challenge_is_refused() -> None:
         verify_code_verifier(verifier, None)
 
 
+def test_verifier_for_a_code_without_challenge_is_refused_at_the_token_endpoint(
+        idp: IdentityServer, hcm: RawClient, logged_in: Browser) -> None:
+    """The provider never issues a code without a challenge (see above). One planted in its store,
+    as an older release or another writer might have left it, is still refused when a verifier
+    arrives; the same code with its challenge, planted alike, is redeemed."""
+    from vnid.oidc.records import AuthorizationCode, handle_hash, new_handle
+
+    now = dt.datetime.now(dt.UTC)
+    verifier, challenge = pkce()
+    cookie = logged_in.http.cookies.get("vnid_session")
+    assert cookie
+
+    def plant(code_challenge: str) -> str:
+        code = new_handle()
+        with idp.provider.core.store.transaction() as tx:
+            live = tx.session(handle_hash(cookie))
+            assert live is not None
+            tx.put_code(AuthorizationCode(
+                code_hash=handle_hash(code), client_id="dvc-hcm", account_id=live.account_id,
+                sid=live.sid, redirect_uri=hcm.c.redirect_uri, scope=frozenset({"openid"}),
+                claims_scope=frozenset(), nonce="", code_challenge=code_challenge, dpop_jkt="",
+                auth_time=live.auth_time, level=live.level, methods=live.methods, issued_at=now,
+                expires_at=now + dt.timedelta(seconds=30), grant_id=new_handle(18)))
+        return code
+
+    r = hcm.redeem(plant(""), verifier=verifier)
+    assert r.status_code == 400 and error_of(r) == "invalid_grant"
+    assert hcm.redeem(plant(challenge), verifier=verifier).status_code == 200
+
+
 def test_wrong_verifier_burns_the_code(hcm: RawClient, session: tuple[Browser, dict[str, str]]
                                        ) -> None:
     _, params = session
