@@ -1,0 +1,128 @@
+"""A real server over loopback HTTP: 100 identical platform callbacks at once (SQLite and
+PostgreSQL), and a receipt's PDF whose QR is checked offline (the attached XML against xmlsec1
+and the digest) and online (the status URL, before and after a cancellation)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import zxingcpp
+from PIL import Image
+from sqlalchemy import func, select
+
+from payments.channels import PlatformSimulator
+from payments.channels.simulators import _PlatformPayment
+from payments.receipts import document_digest
+from server.storage.db import Database
+from server.storage.payments import ChannelEventRow, OutboxRow, ReceiptRow, TransitionRow
+from tests.server.payments.test_server import PARTNER, SECRET, db_url, payments_section
+from tests.support.pki import TestPki, pem
+from tests.support.server import running_server
+from vnegov.payments.v1 import payments_pb2 as pb
+from vnegov.payments.v1 import payments_pb2_grpc
+
+
+async def _receipts(stub: payments_pb2_grpc.PaymentsServiceStub, name: str, count: int
+                    ) -> list[pb.Receipt]:
+    for _ in range(200):
+        listed = await stub.ListReceipts(pb.ListReceiptsRequest(parent=name))
+        if len(listed.receipts) >= count:
+            return list(listed.receipts)
+        await asyncio.sleep(0.05)
+    return list(listed.receipts)
+
+
+@pytest.mark.slow
+async def test_100_identical_callbacks_over_http_pay_once(pki: TestPki, tmp_path: Path,
+                                                          db: Database) -> None:
+    extra = {"payments": payments_section(pki, tmp_path, interval=0.1)}
+    async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
+        stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        payment = await stub.CreatePayment(pb.CreatePaymentRequest(
+            request_id="http-race-0001", procedure_code="2.000815", province_code="79",
+            dossier_code="H29-HTTP-RACE", payer=pb.Payer(name="Lê Văn C"), channel="platform"))
+        platform = PlatformSimulator(PARTNER, SECRET)
+        platform.payments[payment.reference] = _PlatformPayment(
+            {"MaThamChieu": payment.reference, "SoTien": payment.amount_due})
+        callback = platform.pay(payment.reference, now=dt.datetime.now(dt.UTC))
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        async with httpx.AsyncClient(base_url=server.http_url, limits=limits,
+                                     timeout=60) as http:
+            answers = await asyncio.gather(*[
+                http.post("/payments/platform/callback", json=callback) for _ in range(100)])
+        codes = [platform.check_answer(a.json()) for a in answers]
+        assert codes.count("00") == 1 and codes.count("02") == 99, sorted(set(codes))
+        [receipt] = await _receipts(stub, payment.name, 1)
+        await asyncio.sleep(0.5)  # a second receipt, if the work were queued twice
+        again = await stub.ListReceipts(pb.ListReceiptsRequest(parent=payment.name))
+        assert [r.name for r in again.receipts] == [receipt.name]
+        assert receipt.total == payment.amount_due
+        got = await stub.GetPayment(pb.GetPaymentRequest(name=payment.name))
+        assert got.state == "paid" and got.collected == payment.amount_due
+    with db.read() as s:
+        count = lambda stmt: s.execute(stmt).scalar_one()  # noqa: E731
+        assert count(select(func.count()).select_from(TransitionRow).where(
+            TransitionRow.to_state == "paid")) == 1
+        assert count(select(func.count()).select_from(ChannelEventRow)) == 1
+        assert count(select(func.count()).select_from(ReceiptRow)) == 1
+        assert count(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.kind == "receipt.issue")) == 1
+
+
+async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path: Path,
+                                                          sqlite_db: Database) -> None:
+    extra = {"payments": payments_section(pki, tmp_path, interval=0.1)}
+    async with running_server(pki, tmp_path, db_url(sqlite_db), extra=extra) as server:
+        stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+        payment = await stub.CreatePayment(pb.CreatePaymentRequest(
+            request_id="pdf-qr-0001", procedure_code="2.000815", province_code="79",
+            dossier_code="H29-PDF-QR", payer=pb.Payer(name="Phạm Thị D"), channel="platform"))
+        platform = PlatformSimulator(PARTNER, SECRET)
+        platform.payments[payment.reference] = _PlatformPayment(
+            {"MaThamChieu": payment.reference, "SoTien": payment.amount_due})
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            answer = (await http.post("/payments/platform/callback", json=platform.pay(
+                payment.reference, now=dt.datetime.now(dt.UTC)))).json()
+            assert platform.check_answer(answer) == "00"
+            [receipt] = await _receipts(stub, payment.name, 1)
+            receipt_id = receipt.name.split("/")[-1]
+            pdf = await http.get(f"/payments/receipts/{receipt_id}.pdf")
+            assert pdf.status_code == 200
+            (tmp_path / "r.pdf").write_bytes(pdf.content)
+            subprocess.run(["pdftoppm", "-r", "200", "-png", str(tmp_path / "r.pdf"),
+                            str(tmp_path / "page")], check=True)
+            [qr] = zxingcpp.read_barcodes(Image.open(next(tmp_path.glob("page*.png"))))
+            url = urlsplit(qr.text)
+            assert url.path == "/payments/receipts/verify"
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            # Offline: the attached XML is the receipt, its digest is the QR's, xmlsec1 trusts it.
+            attached = tmp_path / "attached"
+            attached.mkdir()
+            subprocess.run(["pdfdetach", "-saveall", "-o", str(attached), str(tmp_path / "r.pdf")],
+                           check=True)
+            [xml_file] = attached.iterdir()
+            assert xml_file.read_bytes() == receipt.xml
+            assert query["h"] == document_digest(receipt.xml)
+            (tmp_path / "root.pem").write_bytes(pem(pki.root.cert))
+            (tmp_path / "issuing.pem").write_bytes(pem(pki.issuing.cert))
+            verify = ["xmlsec1", "--verify", "--trusted-pem", str(tmp_path / "root.pem"),
+                      "--untrusted-pem", str(tmp_path / "issuing.pem")]
+            done = subprocess.run([*verify, str(xml_file)], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            # Online: the QR's URL answers the status; a paper with another digest is unknown.
+            status = (await http.get(url.path, params=query)).json()
+            assert (status["status"], status["total"]) == ("valid", payment.amount_due)
+            forged = await http.get(url.path, params={**query, "h": "0" * 64})
+            assert forged.status_code == 404
+            module = next(m for m in server.app._modules if m.name == "payments")
+            await asyncio.to_thread(module.receipts.cancel, receipt_id, reason="Thu nhầm",
+                                    actor="finance", request_id="pdf-qr-cancel",
+                                    now=dt.datetime.now(dt.UTC))
+            after = (await http.get(url.path, params=query)).json()
+            assert after["status"] == "cancelled"
