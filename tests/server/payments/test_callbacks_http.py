@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from payments.channels import PlatformSimulator
 from payments.channels.simulators import _PlatformPayment
 from payments.receipts import document_digest
+from server.payments.module import PaymentsModule
 from server.storage.db import Database
 from server.storage.payments import ChannelEventRow, OutboxRow, ReceiptRow, TransitionRow
 from tests.server.payments.test_server import PARTNER, SECRET, db_url, payments_section
@@ -66,13 +67,11 @@ async def test_100_identical_callbacks_over_http_pay_once(pki: TestPki, tmp_path
         got = await stub.GetPayment(pb.GetPaymentRequest(name=payment.name))
         assert got.state == "paid" and got.collected == payment.amount_due
     with db.read() as s:
-        count = lambda stmt: s.execute(stmt).scalar_one()  # noqa: E731
-        assert count(select(func.count()).select_from(TransitionRow).where(
-            TransitionRow.to_state == "paid")) == 1
-        assert count(select(func.count()).select_from(ChannelEventRow)) == 1
-        assert count(select(func.count()).select_from(ReceiptRow)) == 1
-        assert count(select(func.count()).select_from(OutboxRow).where(
-            OutboxRow.kind == "receipt.issue")) == 1
+        counts = [s.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+                  for table, where in ((TransitionRow, [TransitionRow.to_state == "paid"]),
+                                       (ChannelEventRow, []), (ReceiptRow, []),
+                                       (OutboxRow, [OutboxRow.kind == "receipt.issue"]))]
+    assert counts == [1, 1, 1, 1]  # paid once, one event, one receipt, its work queued once
 
 
 async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path: Path,
@@ -120,7 +119,8 @@ async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path
             assert (status["status"], status["total"]) == ("valid", payment.amount_due)
             forged = await http.get(url.path, params={**query, "h": "0" * 64})
             assert forged.status_code == 404
-            module = next(m for m in server.app._modules if m.name == "payments")
+            module: PaymentsModule = next(m for m in server.app._modules  # type: ignore[assignment]
+                                          if m.name == "payments")
             await asyncio.to_thread(module.receipts.cancel, receipt_id, reason="Thu nhầm",
                                     actor="finance", request_id="pdf-qr-cancel",
                                     now=dt.datetime.now(dt.UTC))
