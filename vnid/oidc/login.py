@@ -249,14 +249,8 @@ class LoginFlow:
             account = tx.account_by_identifier(ident) if ident else None
             keys = [f"account:{account.account_id if account else ident}", f"address:{remote}"]
             policies = [core.settings.throttle_account, core.settings.throttle_address]
-            try:
-                for key, policy in zip(keys, policies, strict=True):
-                    policy.check(tx.throttle(key), now)
-            except TooManyAttempts as exc:
-                tx.record(IdentityEvent(action="login.password", outcome="THROTTLED",
-                                        account_id=account.account_id if account else "",
-                                        details={"remote": remote}))
-                raise _StepFailed("too_many_attempts", retry_after=exc.retry_after) from None
+            self._check_throttle(tx, keys, policies, account, interaction, now, remote,
+                                 "login.password")
             encoded = tx.password_hash(account.account_id) if account else None
             if encoded is None:
                 core.hasher.dummy_verify(password)
@@ -284,6 +278,22 @@ class LoginFlow:
 
         return self._run(cookie, csrf, now, step)
 
+    @staticmethod
+    def _check_throttle(tx: StoreTransaction, keys: list[str], policies: list[ThrottlePolicy],
+                        account: Account | None, interaction: Interaction, now: dt.datetime,
+                        remote: str, action: str) -> None:
+        """Refuse (and audit) an attempt while its account or source address is blocked."""
+        for key, policy in zip(keys, policies, strict=True):
+            try:
+                policy.check(tx.throttle(key), now)
+            except TooManyAttempts as exc:
+                tx.record(IdentityEvent(action=action, outcome="THROTTLED",
+                                        account_id=account.account_id if account else "",
+                                        client_id=interaction.request.client_id,
+                                        details={"key": key.split(":", 1)[0], "remote": remote,
+                                                 "retry_after": exc.retry_after}))
+                raise _StepFailed("too_many_attempts", retry_after=exc.retry_after) from None
+
     def _failure(self, tx: StoreTransaction, keys: list[str], policies: list[ThrottlePolicy],
                  account: Account | None, now: dt.datetime, remote: str, action: str) -> None:
         for key, policy in zip(keys, policies, strict=True):
@@ -309,11 +319,8 @@ class LoginFlow:
             assert account is not None
             keys = [f"account:{account.account_id}", f"address:{remote}"]
             policies = [core.settings.throttle_account, core.settings.throttle_address]
-            try:
-                for key, policy in zip(keys, policies, strict=True):
-                    policy.check(tx.throttle(key), now)
-            except TooManyAttempts as exc:
-                raise _StepFailed("too_many_attempts", retry_after=exc.retry_after) from None
+            self._check_throttle(tx, keys, policies, account, interaction, now, remote,
+                                 "login.totp")
             stored = tx.totp(account.account_id)
             step_ok = verify_totp(stored[0], code, now=now, last_step=stored[1],
                                   settings=core.settings.totp) if stored else None

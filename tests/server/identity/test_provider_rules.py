@@ -236,9 +236,10 @@ def test_lockout_and_backoff_per_account_are_audited(
     assert any(d.get("remote") == "127.0.0.1" for _, _, d in mine)
 
 
-def test_lockout_per_source_address(idp: IdentityServer, hcm: RawClient) -> None:
+def test_lockout_per_source_address(db_and_idp: tuple[object, IdentityServer],
+                                    hcm: RawClient) -> None:
     """Many accounts tried from one address: the address is blocked too (password spraying)."""
-
+    db, idp = db_and_idp
     policy = idp.provider.settings.throttle_address
     assert isinstance(policy, ThrottlePolicy) and policy.free_attempts == 20
     browser = Browser(idp.issuer)
@@ -252,6 +253,11 @@ def test_lockout_per_source_address(idp: IdentityServer, hcm: RawClient) -> None
         browser.close()
         with idp.provider.core.store.transaction() as tx:  # let the other tests log in again
             tx.set_throttle("address:127.0.0.1", ThrottleState())
+    with db.read() as s:  # type: ignore[attr-defined]
+        rows = s.execute(select(AuditEventRow.action, AuditEventRow.reason,
+                                AuditEventRow.details)).all()
+    throttled = [json.loads(d) for a, r, d in rows if a == "login.password" and r == "THROTTLED"]
+    assert {"key": "address", "remote": "127.0.0.1"}.items() <= throttled[-1].items()
 
 
 def test_step_up_with_the_app(idp: IdentityServer, hcm: RawClient) -> None:

@@ -1,19 +1,26 @@
 """Lifetimes the provider enforces, seen over HTTP with the server's clock moved forward: codes
-(60 s), pushed request URIs (60 s, below FAPI's 600 s), sessions (1 h idle, 24 h in all), and DPoP
-nonces (a proof without the server's nonce is answered with a fresh one)."""
+(60 s), pushed request URIs (60 s, below FAPI's 600 s), sessions (1 h idle, 24 h in all), DPoP
+nonces (a proof without the server's nonce is answered with a fresh one), and the lockout after
+repeated failures (temporary, audited)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from server.storage.audit import AuditEventRow
 from tests.server.identity.harness import Browser, Citizen, IdentityServer, callback_params
 from tests.server.identity.raw import RawClient, logged_in_browser
 from tests.support.databases import PostgresTemplates, fresh_database
 from tests.support.pki import TestPki
+from vnid.authn.throttle import ThrottleState
 
 
 class Clock:
@@ -38,6 +45,7 @@ def idp(pki: TestPki, postgres_templates: PostgresTemplates, clock: Clock,
     with fresh_database("sqlite", postgres_templates, directory) as db:
         with IdentityServer(pki, directory, db.url.render_as_string(False),
                             clock=clock) as server:
+            server.db = db  # type: ignore[attr-defined]
             yield server
 
 
@@ -145,3 +153,75 @@ def test_dpop_proof_without_the_servers_nonce_gets_one(idp: IdentityServer,
     assert info.status_code == 401
     assert 'error="use_dpop_nonce"' in info.headers["www-authenticate"]
     assert info.headers["dpop-nonce"]
+
+
+def audit(idp: IdentityServer, account_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(action, reason, details) of the account's audit events."""
+    with idp.db.read() as s:  # type: ignore[attr-defined]
+        rows = s.execute(select(AuditEventRow.action, AuditEventRow.reason,
+                                AuditEventRow.details)).all()
+    return [(a, o, json.loads(d)) for a, o, d in rows
+            if json.loads(d).get("account_id") == account_id]
+
+
+def forget_address(idp: IdentityServer) -> None:
+    with idp.provider.core.store.transaction() as tx:  # let the other tests log in again
+        tx.set_throttle("address:127.0.0.1", ThrottleState())
+
+
+def test_account_lockout_is_temporary_and_audited(idp: IdentityServer, clock: Clock,
+                                                  hcm: RawClient) -> None:
+    """Defaults: 3 free failures, then back-off doubling from 2 s to 5 min; the 10th consecutive
+    failure locks the account out for 30 min, even for the right password."""
+    citizen = idp.citizen("079084000905", totp=False, level2=False)
+    policy = idp.provider.settings.throttle_account
+    assert (policy.free_attempts, policy.lockout_after) == (3, 10)
+    browser = Browser(idp.issuer)
+
+    def attempt(password: str) -> str:
+        r = hcm.par()
+        browser.go(hcm.authorize_url(r.json()["request_uri"]))
+        browser.post("/login", {"identifier": citizen.identifier, "password": password})
+        return browser.page
+
+    try:
+        for i in range(policy.lockout_after):
+            assert "không đúng" in attempt("sai-mat-khau-" + str(i))
+            if i == policy.free_attempts:  # the first failure that costs: blocked for a while
+                assert re.search(r"thử lại sau \d+ giây", attempt(citizen.password))
+            later(clock, hcm, 6 * 60)  # beyond the longest back-off
+        assert re.search(r"thử lại sau \d+ giây", attempt(citizen.password))  # locked out
+        later(clock, hcm, 25 * 60)  # 31 min after the lockout
+        assert 'id="consent-allow"' in attempt(citizen.password)
+    finally:
+        browser.close()
+        forget_address(idp)
+    events = audit(idp, citizen.account_id)
+    assert [(a, d["key"]) for a, o, d in events if o == "LOCKED_OUT"] == [
+        ("login.lockout", "account")]
+    throttled = [d for a, o, d in events if a == "login.password" and o == "THROTTLED"]
+    assert len(throttled) == 2 and all(d["key"] == "account" and d["remote"] == "127.0.0.1"
+                                       for d in throttled)
+    assert sum(o == "INVALID_CREDENTIALS" for _, o, _ in events) == policy.lockout_after
+
+
+def test_wrong_second_factor_codes_are_throttled_and_audited(idp: IdentityServer,
+                                                             hcm: RawClient) -> None:
+    citizen = idp.citizen("079084000906")
+    browser = Browser(idp.issuer)
+    try:
+        r = hcm.par(acr_values="LoA2")
+        browser.go(hcm.authorize_url(r.json()["request_uri"]))
+        browser.post("/login", {"identifier": citizen.identifier, "password": citizen.password})
+        assert 'name="otp"' in browser.page
+        for _ in range(idp.provider.settings.throttle_account.free_attempts + 1):
+            browser.post("/login/otp", {"otp": "000000"})
+            assert "Mã xác thực không đúng" in browser.page
+        browser.post("/login/otp", {"otp": citizen.otp()})
+        assert re.search(r"thử lại sau \d+ giây", browser.page)
+    finally:
+        browser.close()
+        forget_address(idp)
+    events = audit(idp, citizen.account_id)
+    assert [o for a, o, _ in events if a == "login.totp"] == ["INVALID_CREDENTIALS"] * 4 + [
+        "THROTTLED"]
