@@ -3,10 +3,11 @@
 Checks, in order: the algorithm is one the relying party accepts (never ``none``, never HMAC — so a
 token "signed" with HS256 using the provider's public key as secret is refused before any key is
 used); the signature, with the provider's key named by ``kid``; ``iss``; ``aud`` contains the client
-and ``azp`` (if several audiences) is the client; ``exp``, ``iat`` (and ``nbf``) against ``now`` with
-a small leeway; ``nonce`` equals the one sent; ``acr`` is at least the level the relying party
-requires (the scale is ordered: ``LoA2`` satisfies ``LoA1``); ``auth_time`` is present and recent
-enough for ``max_age``. Every failure raises the same :class:`TokenInvalid`.
+and ``azp`` (required with several audiences, checked whenever present) is the client; ``exp``,
+``iat`` (and ``nbf``) against ``now`` with a small leeway; ``nonce`` equals the one sent; ``acr`` is
+at least the level the relying party requires (the scale is ordered: ``LoA2`` satisfies ``LoA1``);
+``auth_time`` is present and recent enough for ``max_age``. Every failure raises the same
+:class:`TokenInvalid`.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class IdTokenValidator:
         if isinstance(nbf, int | float) and nbf > ts + self.leeway:
             raise TokenInvalid("not yet valid")
         aud = claims["aud"]
-        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.client_id:
+        several = isinstance(aud, list) and len(aud) > 1
+        if (several or "azp" in claims) and claims.get("azp") != self.client_id:
             raise TokenInvalid("azp")
         if nonce is not None:
             got = claims.get("nonce")
