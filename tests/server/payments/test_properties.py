@@ -1,6 +1,7 @@
 """Random operation sequences against the real store (SQLite), checking the invariants:
 trial balance zero, refunds never above what was collected, one original receipt per collecting
-body of each paid payment, receipt numbers exactly 1..N per template, series and year."""
+body of each paid payment, receipt numbers exactly 1..N per template, series and year
+(replacements and adjustments included)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("reconcile"),),
     st.tuples(st.just("resolve"), st.sampled_from(["apply_to_payment", "refund_to_sender",
                                                     "write_off", "issue_receipt", "dismiss"])),
+    st.tuples(st.just("correct"), st.integers(0, 20), st.sampled_from(
+        ["replacement", "adjustment", "cancel"])),
 ), min_size=5, max_size=40)
 
 
@@ -50,6 +53,32 @@ ops = st.lists(st.one_of(
 @given(sequence=ops)
 def test_invariants_hold_over_random_sequences(tmp_path_factory: pytest.TempPathFactory,
                                                pki: TestPki, sequence: list[tuple]) -> None:
+    directory: Path = tmp_path_factory.mktemp("prop")
+    db = Database(f"sqlite:///{directory / 'p.db'}")
+    migrate.upgrade(db)
+    try:
+        run(make_world(db, pki), sequence)
+    finally:
+        db.dispose()
+
+
+# Receipts under corrections: fewer kinds of operation, so that paid payments, their receipts,
+# replacements, adjustments, cancellations and new years meet often in one sequence.
+receipt_ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.sampled_from(PROCEDURES), st.just("platform")),
+    st.tuples(st.just("pay"), st.integers(0, 5), st.just("exact")),
+    st.tuples(st.just("issue"), st.integers(0, 5)),
+    st.tuples(st.just("correct"), st.integers(0, 5), st.sampled_from(
+        ["replacement", "adjustment", "cancel"])),
+    st.tuples(st.just("newyear"),),
+), min_size=5, max_size=30)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=receipt_ops)
+def test_numbers_stay_gapless_through_corrections(tmp_path_factory: pytest.TempPathFactory,
+                                                  pki: TestPki, sequence: list[tuple]) -> None:
     directory: Path = tmp_path_factory.mktemp("prop")
     db = Database(f"sqlite:///{directory / 'p.db'}")
     migrate.upgrade(db)
@@ -73,6 +102,26 @@ def _bank_line(world: World, ids: list[str], op: tuple, now: dt.datetime, n: int
             text = text[:3] + ("1" if text[3] != "1" else "2") + text[4:]
     day = local_date(now)
     return StatementLine("113000012345", f"FT{n}", amount, True, day, day, f"FT{n}", "", text)
+
+
+def _correct(world: World, pid: str, how: str, now: dt.datetime) -> None:
+    """Replace, adjust or cancel one of the payment's receipts (corrections take numbers from
+    the same series as originals)."""
+    from payments.receipts import ReceiptKind, ReceiptLine
+
+    world.receipts.issue_for_payment(pid, now=now)  # the outbox worker got there first
+    receipts = world.receipts.for_payment(pid)
+    if not receipts:
+        return
+    target = receipts[len(receipts) // 2]
+    if how == "cancel":
+        world.receipts.cancel(target.id, reason="r", actor="f", request_id="c", now=now)
+        return
+    first = target.data.lines[0]
+    lines = (first,) if how == "replacement" else (
+        ReceiptLine(first.item_code, first.name, first.kind, -1000),)
+    world.receipts.correct(target.id, kind=ReceiptKind(how), lines=lines, reason="r",
+                           actor="f", request_id="c", now=now)
 
 
 def run(world: World, sequence: list[tuple]) -> None:
@@ -134,6 +183,8 @@ def run(world: World, sequence: list[tuple]) -> None:
                 for exc in world.recon.exceptions()[:1]:
                     world.recon.resolve(exc.id, action=op[1], actor="f", request_id="r",
                                         now=now, payment_id=ids[0] if ids else "")
+            elif kind == "correct" and ids:
+                _correct(world, ids[op[1] % len(ids)], op[2], now)
             elif kind == "newyear":
                 now = dt.datetime(now.year + 1, 1, 1, 0, 5, tzinfo=dt.UTC) - dt.timedelta(hours=7)
         except (pe.RefundExceedsCollected, pe.InvalidTransition, pe.PaymentExpired,
@@ -156,3 +207,4 @@ def run(world: World, sequence: list[tuple]) -> None:
         assert len(originals) == expected
     for numbers in world.receipts.numbers().values():
         assert check_gapless(numbers)
+    event(f"corrections: {min(sum(r.kind != 'original' for r in receipts), 2)}+")
