@@ -125,7 +125,8 @@ class CertificateView:
     def facts(self, profiles: ProfileRegistry, at: dt.datetime) -> CertificateFacts:
         return CertificateFacts(self.id, profiles.by_key(self.profile), self.subject,
                                 self.managing_body,
-                                self.status is CertificateStatus.VALID and at < self.not_after)
+                                self.status is CertificateStatus.VALID and at < self.not_after,
+                                replaced=self.superseded_by_id is not None)
 
 
 def certificate_view(row: CaCertificateRow) -> CertificateView:

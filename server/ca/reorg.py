@@ -266,4 +266,6 @@ class ReorganisationRunner:
                                predecessor=f"certificates/{old.id}", reorganisation=label),
                 service._event(actor, "certificate.revoke", row=old, request=req,
                                reason=RevocationReason.AFFILIATION_CHANGED.value,
-                               superseded_by=f"certificates/{new.id}", reorganisation=label)]
+                               superseded_by=f"certificates/{new.id}", reorganisation=label),
+                *service._revoke_related(s, actor, old, RevocationReason.AFFILIATION_CHANGED,
+                                         now, changes, req, reorganisation=label)]

@@ -359,8 +359,12 @@ class CaService:
                              dt.datetime.fromisoformat(invalidity) if invalidity else None)
             action = {RequestKind.REVOKE: "certificate.revoke", RequestKind.HOLD:
                       "certificate.hold", RequestKind.RELEASE: "certificate.release"}[kind]
-            return None, [self._event(actor, action, row=old, request=req,
-                                      reason=reason.value if reason else "")]
+            done = [self._event(actor, action, row=old, request=req,
+                                reason=reason.value if reason else "")]
+            if kind is RequestKind.REVOKE:
+                assert reason is not None
+                done += self._revoke_related(s, actor, old, reason, now, changes, req)
+            return None, done
 
         if status is not CertificateStatus.VALID or now >= old.not_after:
             raise FailedPrecondition("only a valid, unexpired certificate can be "
@@ -423,7 +427,49 @@ class CaService:
             events.append(self._event(actor, "certificate.revoke", row=old, request=req,
                                       reason=old_reason.value,
                                       superseded_by=f"certificates/{new.id}"))
+            events += self._revoke_related(s, actor, old, old_reason, now, changes, req,
+                                           superseded_by=f"certificates/{new.id}")
         return new, events
+
+    def _revoke_related(self, s: Session, actor: Actor, row: CaCertificateRow,
+                        reason: RevocationReason, now: dt.datetime, changes: Changes,
+                        request: CaRequestRow | None, **details: str) -> list[AuditEvent]:
+        """Revoke, with ``row``, the certificates that would otherwise outlive its revocation:
+        for keyCompromise every unexpired certificate of the same key; otherwise the still-valid
+        certificates ``row`` renewed (a renewal leaves the old one valid, with the same key and
+        subject, so revoking only the renewal would leave its twin in use). The issuer row must
+        already be locked by the transaction."""
+        if reason is RevocationReason.CERTIFICATE_HOLD:
+            return []
+        related: list[CaCertificateRow] = []
+        if reason is RevocationReason.KEY_COMPROMISE:
+            related = list(s.execute(select(CaCertificateRow).where(
+                CaCertificateRow.public_key_sha256 == row.public_key_sha256,
+                CaCertificateRow.id != row.id,
+                CaCertificateRow.status.in_((CertificateStatus.VALID.value,
+                                             CertificateStatus.ON_HOLD.value)),
+                CaCertificateRow.not_after > now).order_by(CaCertificateRow.id)
+                .with_for_update()).scalars().all())
+        else:
+            current = row
+            while current.predecessor_id is not None:
+                before = s.execute(select(CaCertificateRow).where(
+                    CaCertificateRow.id == current.predecessor_id).with_for_update()
+                ).scalar_one_or_none()
+                if (before is None or before.status != CertificateStatus.VALID.value
+                        or before.superseded_by_id != current.id
+                        or before.public_key_sha256 != row.public_key_sha256
+                        or before.not_after <= now):
+                    break
+                related.append(before)
+                current = before
+        events = []
+        for other in related:
+            self._set_status(s, other, reason, now, changes, None)
+            events.append(self._event(actor, "certificate.revoke", row=other, request=request,
+                                      reason=reason.value, with_certificate=f"certificates/"
+                                      f"{row.id}", **details))
+        return events
 
     def _set_status(self, s: Session, row: CaCertificateRow, reason: RevocationReason | None,
                     now: dt.datetime, changes: Changes,

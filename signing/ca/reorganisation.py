@@ -166,6 +166,9 @@ class CertificateFacts:
     subject: SubjectData
     managing_body: str
     usable: bool  # neither revoked nor on hold nor expired at the effective date
+    # Renewed (a renewal leaves the old certificate valid): its renewal is planned instead, and
+    # retiring that renewal retires this one with it.
+    replaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +217,13 @@ def _new_subject(profile: CertificateProfile, subject: SubjectData,
 def plan(reorganisation: Reorganisation, certificates: Iterable[CertificateFacts]
          ) -> list[PlannedChange]:
     """Every change the reorganisation requires, in certificate-id order. Certificates that are not
-    usable (revoked, on hold, expired) are left alone: nobody relies on them."""
+    usable (revoked, on hold, expired) are left alone: nobody relies on them. A certificate that
+    was renewed is not planned on its own: one change per subscriber, on the newest certificate,
+    whose execution also revokes the ones it renewed."""
     mapping = reorganisation.by_old_code()
     out = []
     for facts in sorted(certificates, key=lambda f: f.certificate_id):
-        if not facts.usable:
+        if not facts.usable or facts.replaced:
             continue
         change = mapping.get(facts.subject.agency_code)
         body_change = mapping.get(facts.managing_body)

@@ -130,10 +130,20 @@ async def test_issue_renew_rekey_modify_revoke(ca_server: CaServer) -> None:
     page2 = await stub.ListCertificates(pb.ListCertificatesRequest(
         page_size=2, page_token=page1.next_page_token))
     assert not {c.name for c in page1.certificates} & {c.name for c in page2.certificates}
+    chain = {req.result_certificate, renewed.result_certificate, rekeyed.result_certificate,
+             modified.result_certificate, live}
+    everything = await stub.ListCertificates(pb.ListCertificatesRequest(
+        filter='subject = "nguyễn văn an"'))
+    assert {c.name for c in everything.certificates} == chain
+    # The renewal revoked nothing, but re-keying the renewal retired the key it shared with the
+    # renewed-from certificate: of that chain nothing is valid; a new certificate is.
+    fresh, _ = await issue(ca_server, client=hcm)
     subject = await stub.ListCertificates(pb.ListCertificatesRequest(
         filter='subject = "nguyễn văn an" AND status = "valid"'))
-    # The renewed-from certificate stays valid until it expires (renewal revokes nothing).
-    assert [c.name for c in subject.certificates] == [req.result_certificate]
+    assert [c.name for c in subject.certificates] == [fresh.result_certificate]
+    first = await stub.GetCertificate(pb.GetCertificateRequest(name=req.result_certificate))
+    assert first.status == pb.Certificate.REVOKED
+    assert first.revocation_reason == pb.RevocationReason.SUPERSEDED
     expiring = await stub.ListCertificates(pb.ListCertificatesRequest(
         filter='not_after < "2000-01-01T00:00:00Z"'))
     assert not expiring.certificates
@@ -228,3 +238,62 @@ async def test_only_the_managing_body_may_act(ca_server: CaServer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await portal.GetCertificate(pb.GetCertificateRequest(name="certs/1"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_renewed_certificate_is_retired_with_its_renewal(ca_server: CaServer) -> None:
+    """Renewal leaves the old certificate valid (same key, same subject): revoking, re-keying or
+    modifying the renewal must not leave that twin in use with the old key or the old fields."""
+    stub = ca_server.stub(ca_server.pki.hcm)
+
+    async def renewed_pair(i: int) -> tuple[str, str]:
+        req, _ = await issue(ca_server, client=ca_server.pki.hcm, subject={
+            **SUBJECT_HCM, "personal_id": f"0790840{i:05d}"}, validity_days=365)
+        renewal = await stub.RenewCertificate(pb.RenewCertificateRequest(
+            name=req.result_certificate, extension_days=30))
+        assert renewal.state == R.COMPLETED, renewal.rejection_message
+        first = await stub.GetCertificate(pb.GetCertificateRequest(name=req.result_certificate))
+        assert first.status == pb.Certificate.VALID
+        return req.result_certificate, renewal.result_certificate
+
+    async def state(name: str) -> tuple[int, int]:
+        c = await stub.GetCertificate(pb.GetCertificateRequest(name=name))
+        return c.status, c.revocation_reason
+
+    revoked = pb.Certificate.REVOKED
+    reasons = pb.RevocationReason
+    first, second = await renewed_pair(1)
+    await stub.RevokeCertificate(pb.RevokeCertificateRequest(
+        name=second, reason=reasons.KEY_COMPROMISE))
+    assert await state(first) == (revoked, reasons.KEY_COMPROMISE)
+    serial = (await stub.GetCertificate(pb.GetCertificateRequest(name=first))).serial_number
+    status = await stub.GetCertificateStatus(pb.GetCertificateStatusRequest(serial_number=serial))
+    assert status.status == pb.CertificateStatus.REVOKED
+
+    first, second = await renewed_pair(2)
+    await stub.RevokeCertificate(pb.RevokeCertificateRequest(
+        name=second, reason=reasons.CESSATION_OF_OPERATION))
+    assert await state(first) == (revoked, reasons.CESSATION_OF_OPERATION)
+
+    first, second = await renewed_pair(3)
+    held = await stub.RevokeCertificate(pb.RevokeCertificateRequest(
+        name=second, reason=reasons.CERTIFICATE_HOLD))
+    assert held.state == R.COMPLETED
+    assert (await state(first))[0] == pb.Certificate.VALID  # a hold suspends only what it names
+    await stub.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(name=second))
+
+    first, second = await renewed_pair(4)
+    rekeyed = await stub.RekeyCertificate(pb.RekeyCertificateRequest(
+        name=second, csr=csr_for(ec.generate_private_key(ec.SECP256R1()))))
+    assert rekeyed.state == R.COMPLETED
+    assert await state(second) == (revoked, reasons.SUPERSEDED)
+    assert await state(first) == (revoked, reasons.SUPERSEDED)
+
+    first, second = await renewed_pair(5)
+    moved = await stub.ModifyCertificate(pb.ModifyCertificateRequest(
+        name=second, subject=pb.CertificateSubject(unit="Phòng Tư pháp",
+                                                   agency_code="000.00.32.H29"),
+        update_mask=["unit", "agency_code"]))
+    assert moved.state == R.COMPLETED
+    assert await state(second) == (revoked, reasons.AFFILIATION_CHANGED)
+    assert await state(first) == (revoked, reasons.AFFILIATION_CHANGED)
+    assert (await state(moved.result_certificate))[0] == pb.Certificate.VALID

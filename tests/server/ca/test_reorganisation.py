@@ -119,6 +119,40 @@ async def test_plan_then_run_as_a_long_running_operation(ca_server: CaServer) ->
                .certificates) == count
 
 
+async def test_a_renewed_subscriber_is_reissued_once_and_both_old_certificates_revoked(
+        ca_server: CaServer) -> None:
+    """A renewal leaves the renewed certificate valid: the plan names the subscriber once (the
+    renewal), and carrying it out revokes both old certificates."""
+    ca = ca_server
+    stub = ca.stub()
+    first, _ = await issue(ca, subject=official(1), validity_days=365)
+    renewal = await stub.RenewCertificate(pb.RenewCertificateRequest(
+        name=first.result_certificate, extension_days=30))
+    assert renewal.state == pb.CertificateRequest.COMPLETED
+    plan = await stub.PlanReorganization(pb.PlanReorganizationRequest(
+        reorganization=_reorganization()))
+    assert [c.certificate for c in plan.changes] == [renewal.result_certificate]
+    operation = await stub.StartReorganization(pb.StartReorganizationRequest(
+        reorganization=_reorganization()))
+    for _ in range(100):
+        operation = await stub.GetReorganizationOperation(
+            pb.GetReorganizationOperationRequest(name=operation.name))
+        if operation.done:
+            break
+        await asyncio.sleep(0.05)
+    assert operation.state == pb.ReorganizationOperation.SUCCEEDED, operation
+    certs = (await stub.ListCertificates(pb.ListCertificatesRequest(
+        filter='subject = "Cán bộ 001"', page_size=10))).certificates
+    assert len(certs) == 3
+    valid = [c for c in certs if c.status == pb.Certificate.VALID]
+    assert len(valid) == 1 and valid[0].subject.agency_code == NEW_UNIT
+    assert valid[0].predecessor == renewal.result_certificate
+    for c in certs:
+        if c.name != valid[0].name:
+            assert c.status == pb.Certificate.REVOKED
+            assert c.revocation_reason == pb.RevocationReason.AFFILIATION_CHANGED
+
+
 # ---------------------------------------------------------------------- kill and restart
 def _counts(db: Database, run_id: int | None) -> tuple[int, int]:
     with db.read() as s:

@@ -99,3 +99,11 @@ def test_the_digest_names_the_mapping() -> None:
 def test_bad_mappings_are_refused(doc: dict, message: str) -> None:
     with pytest.raises(InvalidReorganisation, match=message):
         Reorganisation.from_config(doc)
+
+
+def test_a_renewed_certificate_is_planned_through_its_renewal() -> None:
+    reorg = load_reorganisation(MAPPING)
+    renewed = CertificateFacts(1, default_profiles().get("individual"), SUBJECTS["individual"],
+                               "000.00.00.H29", True, replaced=True)
+    changes = plan(reorg, [renewed, facts(2, "individual", "000.00.00.H29")])
+    assert [c.certificate_id for c in changes] == [2]
