@@ -208,6 +208,29 @@ async def test_only_the_managing_body_may_act(ca_server: CaServer) -> None:
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     listing = await hanoi.ListCertificates(pb.ListCertificatesRequest())
     assert req.result_certificate not in {c.name for c in listing.certificates}
+    # Every other operation on another body's certificate or request is refused too.
+    csr = csr_for(ec.generate_private_key(ec.SECP256R1()))
+    for call in (
+            lambda: hanoi.RenewCertificate(pb.RenewCertificateRequest(
+                name=req.result_certificate)),
+            lambda: hanoi.RekeyCertificate(pb.RekeyCertificateRequest(
+                name=req.result_certificate, csr=csr)),
+            lambda: hanoi.ModifyCertificate(pb.ModifyCertificateRequest(
+                name=req.result_certificate, subject=pb.CertificateSubject(
+                    title="Trưởng phòng"), update_mask=["title"])),
+            lambda: hanoi.RevokeCertificate(pb.RevokeCertificateRequest(
+                name=req.result_certificate, reason=pb.RevocationReason.CERTIFICATE_HOLD)),
+            lambda: hanoi.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
+                name=req.result_certificate)),
+            lambda: hanoi.GetCertificateRequest(pb.GetCertificateRequestRequest(name=req.name))):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call()
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    requests = await hanoi.ListCertificateRequests(pb.ListCertificateRequestsRequest())
+    assert req.name not in {r.name for r in requests.certificate_requests}
+    mine = await ca_server.stub(pki.hcm).GetCertificate(pb.GetCertificateRequest(
+        name=req.result_certificate))
+    assert mine.status == pb.Certificate.VALID and not mine.superseded_by  # nothing happened
     # Hà Nội may not certify an agency of TP. Hồ Chí Minh, nor name itself a province it
     # does not serve.
     with pytest.raises(grpc.aio.AioRpcError) as err:
