@@ -92,3 +92,50 @@ def test_operator_commands_on_the_development_pki(tmp_path: Path,
     # The sample Hà Nội system's client certificate and the Hà Nội agency's seal.
     assert len(planned) == 2 and {p["action"] for p in planned} == {"reissue"}
     assert json.loads(err.strip().splitlines()[-1])["total"] == 2
+
+
+def test_renew_rekey_modify_hold_and_release_from_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    assert run(capsys, data, "init", "--http-port", "18098")[0] == 0
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.pem").write_bytes(csr_for(ec.generate_private_key(ec.SECP256R1())))
+    (tmp_path / "subject.yaml").write_text(yaml.safe_dump({
+        "full_name": "Trần Thị Bình", "title": "Chuyên viên", "unit": "Phòng Tư pháp",
+        "parent_body": "UBND Phường Bến Thành", "agency_code": "000.40.01.H29",
+        "province_code": "79", "personal_id": "079190000123"}, allow_unicode=True),
+        encoding="utf-8")
+
+    def ok(*args: str) -> dict[str, str]:
+        code, out, err = run(capsys, data, "ca", *args)
+        assert code == 0, out + err
+        result: dict[str, str] = json.loads(out)
+        return result
+
+    def status(name: str) -> dict[str, str]:
+        return ok("status", name)
+
+    issued = ok("issue", "--profile", "individual", "--csr", str(tmp_path / "first.pem"),
+                "--subject", str(tmp_path / "subject.yaml"), "--managing-body",
+                "000.00.00.H29", "--validity-days", "365")
+    first = issued["result_certificate"]
+    renewed = ok("renew", first, "--extension-days", "30")
+    assert renewed["kind"] == "renew" and renewed["state"] == "completed"
+    second = renewed["result_certificate"]
+    assert status(first)["status"] == "valid" and status(first)["superseded_by"] == second
+    assert status(second)["not_after"] > status(first)["not_after"]
+
+    rekeyed = ok("rekey", second, "--csr", str(tmp_path / "second.pem"))
+    third = rekeyed["result_certificate"]
+    assert status(second)["status"] == "revoked" and status(second)["reason"] == "superseded"
+    modified = ok("modify", third, "--set", "title=Phó Trưởng phòng")
+    fourth = modified["result_certificate"]
+    assert "Phó Trưởng phòng" in status(fourth)["subject"]
+    assert status(third)["reason"] == "superseded" and status(third)["superseded_by"] == fourth
+
+    assert ok("revoke", fourth, "--reason", "certificateHold")["kind"] == "hold"
+    assert status(fourth)["status"] == "on_hold"
+    assert ok("revoke", fourth, "--release")["kind"] == "release"
+    assert status(fourth)["status"] == "valid"
+    code, out, _ = run(capsys, data, "ca", "revoke", fourth, "--release")
+    assert code == 1 and json.loads(out)["rejection"].startswith("NOT_ON_HOLD")
