@@ -297,3 +297,60 @@ async def test_grpc_refund_import_reconcile_and_resolve(
             await stub.ResolveException(pb.ResolveExceptionRequest(
                 name=exc.name, action="refund_to_sender"))
         assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.slow
+async def test_sigkill_while_the_worker_is_issuing(pki: TestPki, tmp_path: Path,
+                                                   sqlite_db: Database) -> None:
+    """The outbox worker is running when 40 payments become paid at once and the server is
+    killed (-9) while it issues (here the last few payments' receipts are typically not yet
+    committed): after a restart every payment has exactly its two receipts and the numbers
+    are exactly 1..80."""
+    from sqlalchemy import func, select
+
+    from server.storage.payments import ReceiptRow
+
+    grpc_port, http_port = free_port(), free_port()
+    config = server_config_dict(pki, tmp_path, db_url(sqlite_db), grpc_port=grpc_port,
+                                http_port=http_port,
+                                extra={"payments": payments_section(pki, tmp_path,
+                                                                    interval=0.02)})
+    proc = ServerProcess(config, tmp_path)
+    proc.start()
+    platform = PlatformSimulator(PARTNER, SECRET)
+    from payments.channels.simulators import _PlatformPayment
+
+    try:
+        creds = grpc.ssl_channel_credentials(pem(pki.root.cert), pki.hcm.key_pem,
+                                             pki.hcm.chain_pem)
+        async with grpc.aio.secure_channel(f"localhost:{grpc_port}", creds) as channel:
+            stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+            made = await asyncio.gather(*[create(stub, f"kill-busy-{i:04d}") for i in range(40)])
+        for p in made:
+            platform.payments[p.reference] = _PlatformPayment(
+                {"MaThamChieu": p.reference, "SoTien": p.amount_due})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+            answers = await asyncio.gather(*[http.post(
+                "/payments/platform/callback",
+                json=platform.pay(p.reference, now=dt.datetime.now(dt.UTC))) for p in made])
+        assert [a.json()["MaLoi"] for a in answers] == ["00"] * 40
+        proc.signal(signal.SIGKILL)  # the worker is busy with the receipts
+        assert await proc.wait() == -signal.SIGKILL
+        proc.kill()
+        proc = ServerProcess(config, tmp_path)
+        proc.start()
+        for _ in range(400):
+            with sqlite_db.read() as s:
+                count = s.execute(select(func.count()).select_from(ReceiptRow)).scalar_one()
+            if count >= 80:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # give a duplicate, if any, the chance to appear
+        with sqlite_db.read() as s:
+            numbers = sorted(s.execute(select(ReceiptRow.number)).scalars())
+            per_payment = s.execute(select(ReceiptRow.payment_id, func.count()).group_by(
+                ReceiptRow.payment_id)).all()
+        assert numbers == list(range(1, 81))
+        assert sorted(n for _, n in per_payment) == [2] * 40
+    finally:
+        proc.kill()
