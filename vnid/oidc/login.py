@@ -110,7 +110,8 @@ class LoginFlow:
             required_level=required, force_login=force_login,
             account_id=session.account_id if session is not None and not force_login else "",
             methods=session.methods if session is not None and not force_login else (),
-            session_key=session.key_hash if session is not None else "")
+            session_key=session.key_hash if session is not None else "",
+            from_session=session is not None and not force_login)
         if usable:  # logged in well enough: only consent is missing
             tx.put_interaction(dataclasses.replace(interaction, methods=()))
             return Outcome(redirect=core.issuer + "/consent", set_interaction=handle)
@@ -271,7 +272,7 @@ class LoginFlow:
                                     client_id=interaction.request.client_id,
                                     details={"remote": remote}))
             return self._progress(tx, dataclasses.replace(
-                interaction, account_id=account.account_id,
+                interaction, account_id=account.account_id, from_session=False,
                 methods=(Amr.PWD,) if interaction.account_id != account.account_id
                 or interaction.force_login else tuple(set(interaction.methods) | {Amr.PWD})),
                 now, fresh_login=True)
@@ -359,13 +360,14 @@ class LoginFlow:
             tx.put_approval(dataclasses.replace(approval, status=ApprovalStatus.CONSUMED))
             if interaction.account_id and interaction.account_id != approval.account_id:
                 raise _StepFailed("different_account")
-            if approval.kind is ApprovalKind.STEP_UP:
-                methods = tuple(set(interaction.methods) | set(approval.methods))
-            else:
+            fresh = approval.kind is ApprovalKind.QR_LOGIN
+            if fresh:
                 methods = approval.methods
+            else:
+                methods = tuple(set(interaction.methods) | set(approval.methods))
             return self._progress(tx, dataclasses.replace(
-                interaction, account_id=approval.account_id, methods=methods, approval_id=""),
-                now, fresh_login=approval.kind is ApprovalKind.QR_LOGIN)
+                interaction, account_id=approval.account_id, methods=methods, approval_id="",
+                from_session=interaction.from_session and not fresh), now, fresh_login=fresh)
 
         return self._run(cookie, csrf, now, step)
 
@@ -426,6 +428,14 @@ class LoginFlow:
             tx.put_interaction(interaction)
             return self._second_factor_page(tx, interaction, account, now, "")
         previous = tx.session(interaction.session_key) if interaction.session_key else None
+        if interaction.from_session and (previous is None or not previous.alive(
+                now, max_age=core.settings.session_max_age, idle=core.settings.session_idle)):
+            # The session whose factors this step-up builds on ended (logout, 1 h idle, 24 h)
+            # while the page was open: those factors count no more; log in again.
+            tx.record(IdentityEvent(action="login.refused", outcome="SESSION_ENDED",
+                                    account_id=account.account_id))
+            raise _StepFailed("session_ended", interaction=dataclasses.replace(
+                interaction, account_id="", methods=(), from_session=False, session_key=""))
         session, cookie = establish_session(
             core, tx, account, interaction.methods, now, previous=previous,
             reauthenticated=fresh_login and (interaction.force_login or previous is None

@@ -88,6 +88,9 @@ class Interaction:
     session_key: str = ""  # hash of the session cookie being stepped up, if any
     approval_id: str = ""  # the QR approval shown on the page
     failed_second_factor: int = 0
+    # ``methods`` came from that session, not from this interaction: they count only while the
+    # session lives.
+    from_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)

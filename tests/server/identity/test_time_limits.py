@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -225,3 +226,37 @@ def test_wrong_second_factor_codes_are_throttled_and_audited(idp: IdentityServer
     events = audit(idp, citizen.account_id)
     assert [o for a, o, _ in events if a == "login.totp"] == ["INVALID_CREDENTIALS"] * 4 + [
         "THROTTLED"]
+
+
+def test_step_up_counts_the_sessions_factors_only_while_it_lives(
+        idp: IdentityServer, clock: Clock, hcm: RawClient) -> None:
+    """A password session asked for LoA2 is stepped up with the second factor alone; if the session
+    dies (here: an idle hour) while the second-factor page is open, its password counts no more."""
+    for identifier, idle in (("079084000907", False), ("079084000908", True)):
+        citizen = idp.citizen(identifier)
+        browser, _ = logged_in_browser(idp, hcm, citizen)  # LoA1: password only
+        try:
+            later(clock, hcm, 50 * 60)
+            start = hcm.par(acr_values="LoA2")
+            browser.go(hcm.authorize_url(start.json()["request_uri"]))
+            assert 'name="otp"' in browser.page and 'name="password"' not in browser.page
+            if idle:
+                later(clock, hcm, 11 * 60)  # 61 min since the session was last used
+            totp = pyotp.TOTP(citizen.totp_secret)  # codes of the server's time
+            response = browser.post("/login/otp", {"otp": totp.at(clock())})
+            if not idle:
+                params = callback_params(response)
+                claims = hcm.redeem(params["code"]).json()
+                assert "id_token" in claims
+                continue
+            assert response.status_code == 200 and 'name="password"' in browser.page
+            assert "Phiên đăng nhập đã kết thúc" in browser.page
+            browser.post("/login", {"identifier": citizen.identifier,
+                                    "password": citizen.password})
+            response = browser.post("/login/otp", {"otp": totp.at(clock() + dt.timedelta(
+                seconds=30))})  # the next step: each is accepted once
+            assert hcm.redeem(callback_params(response)["code"]).status_code == 200
+        finally:
+            browser.close()
+    assert ("login.refused", "SESSION_ENDED") in [(a, r) for a, r, _ in audit(
+        idp, citizen.account_id)]
