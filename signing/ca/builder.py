@@ -25,6 +25,7 @@ from signing.ca.keys import check_public_key, signature_hash
 from signing.errors import InvalidInput
 
 __all__ = [
+    "ROOT_MAX_YEARS",
     "CertificateSpec",
     "InvalidCsr",
     "KeyUsages",
@@ -161,6 +162,16 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
+ROOT_MAX_YEARS = 20
+
+
+def _years_later(at: dt.datetime, years: int) -> dt.datetime:
+    try:
+        return at.replace(year=at.year + years)
+    except ValueError:  # 29 February
+        return at.replace(year=at.year + years, day=28)
+
+
 def issue_certificate(
     spec: CertificateSpec,
     subject_public_key: CertificatePublicKeyTypes,
@@ -178,6 +189,9 @@ def issue_certificate(
     if issuer_certificate is None:
         issuer_name = spec.subject
         issuer_public = subject_public_key
+        if spec.is_ca and spec.not_after > _years_later(spec.not_before, ROOT_MAX_YEARS):
+            raise InvalidInput(f"a root CA certificate is valid for at most {ROOT_MAX_YEARS} "
+                               "years", reason="VALIDITY_TOO_LONG")
     else:
         issuer_name = issuer_certificate.subject
         issuer_public = issuer_certificate.public_key()

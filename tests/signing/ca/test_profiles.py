@@ -165,6 +165,26 @@ def test_key_policy(key, ok: bool) -> None:  # type: ignore[no-untyped-def]
             profile.check_public_key(key.public_key())
 
 
+def test_a_root_ca_lives_at_most_20_years() -> None:
+    from signing.ca import CA_KEY_USAGES, CertificateSpec, issue_certificate
+    from signing.errors import InvalidInput
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root")])
+    start = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+
+    def root(not_after: dt.datetime) -> x509.Certificate:
+        return issue_certificate(CertificateSpec(
+            subject=subject, not_before=start, not_after=not_after,
+            key_usages=CA_KEY_USAGES, is_ca=True), key.public_key(), key)
+
+    limit = dt.datetime(2046, 7, 1, tzinfo=dt.UTC)
+    assert root(limit).not_valid_after_utc == limit
+    with pytest.raises(InvalidInput) as err:
+        root(limit + dt.timedelta(seconds=1))
+    assert err.value.reason == "VALIDITY_TOO_LONG" and "20 years" in err.value.message
+
+
 def test_validity_limits() -> None:
     p = default_profiles().get("individual")
     v = new_validity(p, now=NOW, days=None, issuer_not_after=FAR)
