@@ -217,3 +217,18 @@ def test_a_cancelled_or_replaced_correction_is_closed(world: World) -> None:
     with pytest.raises(pe.FailedPrecondition):  # and so is a cancelled one
         world.receipts.cancel(second.id, reason="again", actor="f", request_id="c5", now=T0)
     assert check_gapless([n for ns in world.receipts.numbers().values() for n in ns])
+
+
+def test_numbering_starts_at_1_on_1_january_vietnam_time(world: World) -> None:
+    last_of_2025 = dt.datetime(2025, 12, 31, 16, 59, 59, tzinfo=dt.UTC)  # 23:59:59 in Vietnam
+    first_of_2026 = dt.datetime(2025, 12, 31, 17, 0, 0, tzinfo=dt.UTC)  # 00:00:00 on 1 January
+    labels = []
+    for i, at in enumerate([T0, last_of_2025, first_of_2026, first_of_2026]):
+        pid = world.paid_payment(request_id=f"req-new-year-{i}", at=at, procedure="2.000815")
+        world.receipts.issue_for_payment(pid, now=at)
+        labels += [r.data.label for r in world.receipts.for_payment(pid)]
+    assert labels == ["EBL01-25T-0000001", "EBL01-25T-0000002", "EBL01-26T-0000001",
+                      "EBL01-26T-0000002"]
+    assert {k: sorted(v) for k, v in world.receipts.numbers().items()} == {
+        ("EBL01", "25T", 2025): [1, 2],
+        ("EBL01", "26T", 2026): [1, 2]}
