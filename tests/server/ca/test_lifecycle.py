@@ -135,6 +135,12 @@ async def test_issue_renew_rekey_modify_revoke(ca_server: CaServer) -> None:
     everything = await stub.ListCertificates(pb.ListCertificatesRequest(
         filter='subject = "nguyễn văn an"'))
     assert {c.name for c in everything.certificates} == chain
+    portal = ca_server.stub(ca_server.pki.portal)
+    in_hcm = await portal.ListCertificates(pb.ListCertificatesRequest(
+        filter='province = "79" AND subject = "nguyễn văn an"'))
+    assert {c.name for c in in_hcm.certificates} == chain
+    assert not (await portal.ListCertificates(pb.ListCertificatesRequest(
+        filter='province = "01" AND subject = "nguyễn văn an"'))).certificates
     # The renewal revoked nothing, but re-keying the renewal retired the key it shared with the
     # renewed-from certificate: of that chain nothing is valid; a new certificate is.
     fresh, _ = await issue(ca_server, client=hcm)
