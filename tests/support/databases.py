@@ -83,6 +83,9 @@ class PostgresTemplates:
     def close(self) -> None:
         if self._engine is None:
             return
+        if not self.created:  # nothing to drop; PostgreSQL may not even be there
+            self._engine.dispose()
+            return
         with self._admin().connect() as conn:
             for name in reversed(self.created):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
