@@ -9,13 +9,16 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from server.audit import verify_chain
 from server.storage.db import Database
-from tests.support.pki import TestPki, pem
+from signing.ca import CertificateSpec, KeyUsages, SubjectInfo, issue_certificate
+from tests.support.pki import Authority, Issued, TestPki, name, pem
 from tests.support.server import RunningServer, running_server
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
 
@@ -90,6 +93,58 @@ async def test_bad_certificates_are_unauthenticated_and_audited(
     assert event.action == "/vnegov.admin.v1.AdminService/GetCaller"
     if client is not None:
         assert event.details["certificate_subject"] == client.cert.subject.rfc4514_string()
+
+
+@pytest.fixture(scope="module")
+def forged(pki: TestPki) -> dict[str, Issued]:
+    """Certificates an attacker can make or obtain, none of which may authenticate."""
+    now = pki.now
+
+    # A provincial system signs itself a national-portal certificate with its own (non-CA) key.
+    key = ec.generate_private_key(ec.SECP256R1())
+    minted = issue_certificate(CertificateSpec(
+        subject=name("dichvucong-quocgia"), not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=30), key_usages=KeyUsages(digital_signature=True),
+        extended_key_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+        subject_info=SubjectInfo(agency_code="000.00.00.G22"),
+    ), key.public_key(), pki.hcm.key, pki.hcm.cert)
+    # A foreign root's intermediate that carries exactly the name of our issuing CA.
+    twin = Authority("vnegov Test Issuing CA", now, pki.foreign_root)
+    assert twin.cert.subject == pki.issuing.cert.subject
+    twin_leaf = twin.issue("dvc-hcm", agency_code="000.00.00.H29", province_code="79")
+    return {
+        "minted_by_a_leaf": Issued(minted, key, [pki.hcm.cert, pki.issuing.cert]),
+        "issuing_ca_name_twin": twin_leaf,
+        "server_auth_only": pki.issuing.issue(
+            "dvc-hcm", eku=ExtendedKeyUsageOID.SERVER_AUTH, agency_code="000.00.00.H29",
+            province_code="79"),
+        "not_yet_valid": pki.issuing.issue(
+            "dvc-hcm", agency_code="000.00.00.H29", province_code="79",
+            not_before=now + dt.timedelta(days=1), not_after=now + dt.timedelta(days=30)),
+    }
+
+
+@pytest.mark.parametrize("which,cause", [
+    ("minted_by_a_leaf", "CERTIFICATE_UNTRUSTED"),
+    ("issuing_ca_name_twin", "CERTIFICATE_UNTRUSTED"),
+    ("server_auth_only", "CERTIFICATE_UNTRUSTED"),
+    ("not_yet_valid", "CERTIFICATE_NOT_YET_VALID"),
+])
+async def test_forged_and_misissued_certificates_are_unauthenticated_and_audited(
+        srv: RunningServer, forged: dict[str, Issued], which: str, cause: str) -> None:
+    client = forged[which]
+    stub = admin_pb2_grpc.AdminServiceStub(srv.channel(client))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetCaller(admin_pb2.GetCallerRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    info = error_info(err.value)
+    assert info.reason == "UNAUTHENTICATED" and set(info.metadata) == {"request_id"}
+    events = [e for e in await audit_events(srv) if e.request_id == info.metadata["request_id"]]
+    assert [(e.outcome, e.caller, e.details["cause"]) for e in events] == [
+        ("UNAUTHENTICATED", "anonymous", cause)]
+    assert events[0].details["certificate_sha256"] == \
+        client.cert.fingerprint(hashes.SHA256()).hex()
+    assert events[0].details["certificate_issuer"] == client.cert.issuer.rfc4514_string()
 
 
 async def test_health_also_needs_a_valid_certificate(srv: RunningServer) -> None:
