@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -47,7 +48,9 @@ async def test_sigterm_lets_inflight_calls_finish_refuses_new_ones_and_exits_zer
         async with channel(pki, proc.grpc_port) as ch:
             probe = probe_pb2_grpc.ProbeServiceStub(ch)
             await probe.Sleep(probe_pb2.SleepRequest(seconds=0))  # connection is up
-            slow = asyncio.ensure_future(probe.Sleep(probe_pb2.SleepRequest(seconds=3)))
+            slow = asyncio.ensure_future(probe.Sleep(
+                probe_pb2.SleepRequest(seconds=3),
+                metadata=(("x-request-id", "slow-call-during-sigterm"),)))
             await asyncio.sleep(0.5)
             proc.signal(signal.SIGTERM)
             await asyncio.sleep(0.5)
@@ -66,6 +69,14 @@ async def test_sigterm_lets_inflight_calls_finish_refuses_new_ones_and_exits_zer
         assert await proc.wait(30) == 0
         logs = proc.logs()
         assert '"shutting down"' in logs and '"server stopped"' in logs
+        # Structured logs: every line is one JSON object; each call's line has its request id.
+        entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+        calls = [e for e in entries if e["message"] == "rpc"
+                 and e["method"] == "/vnegov_probe.v1.ProbeService/Sleep"]
+        assert len(calls) == 2 and all(len(e["request_id"]) >= 8 for e in calls)
+        assert [(e["request_id"], e["code"], e["caller"]) for e in calls
+                if e["request_id"] == "slow-call-during-sigterm"] == [
+            ("slow-call-during-sigterm", "OK", "000.00.00.H29/dvc-hcm")]
     finally:
         proc.kill()
     # The call that completed during shutdown was audited before the process exited.
