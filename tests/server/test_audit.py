@@ -57,6 +57,22 @@ def test_editing_any_event_is_detected_and_named(db: Database, column: str, valu
     assert report.checked == 2
 
 
+@pytest.mark.parametrize("seq", [1, 3, 6])  # the first, one in the middle, the last
+@pytest.mark.parametrize("column,value", [
+    ("kind", "http"), ("action", "/vnegov.admin.v1.AdminService/ListAuditEvents"),
+    ("reason", "MISSING_SCOPE"), ("outcome", "OK "), ("details", '{"n": 3}'),
+    ("hash", "f" * 64), ("prev_hash", "e" * 64),
+])
+def test_every_column_of_every_position_is_covered(db: Database, seq: int, column: str,
+                                                    value: str) -> None:
+    fill(db, 6)
+    with db.write() as s:
+        s.execute(update(AuditEventRow).where(AuditEventRow.seq == seq).values({column: value}))
+    report = verify_chain(db)
+    assert not report.ok
+    assert report.first_broken_seq == seq and report.checked == seq - 1
+
+
 def test_editing_the_time_is_detected(db: Database) -> None:
     fill(db, 4)
     with db.write() as s:
