@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -182,3 +183,28 @@ async def test_writer_reports_database_failure_to_every_waiter(sqlite_db: Databa
                                    return_exceptions=True)
     await writer.close()
     assert all(isinstance(r, Exception) for r in results)
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE audit_events SET at = 'the day before' WHERE seq = 4",
+    "UPDATE audit_events SET at = '' WHERE seq = 4",
+    "UPDATE audit_events SET outcome = CAST(outcome AS BLOB) WHERE seq = 4",
+    "UPDATE audit_events SET details = CAST(details AS BLOB) WHERE seq = 4",
+])
+def test_audit_verify_names_an_event_edited_beyond_reading(
+        sqlite_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        sql: str) -> None:
+    """SQLite stores any value in any column: an edit can leave an event that cannot be read
+    back. `vnegov audit verify` still fails and names it."""
+    from server.cli import main
+
+    fill(sqlite_db, 6)
+    config = tmp_path / "vnegov.toml"
+    config.write_text(f'data_dir = "."\n[storage]\nurl = "{sqlite_db.url}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "audit", "verify"], {}) == 0
+    assert "audit chain OK: 6 events verified" in capsys.readouterr().out
+    with sqlite_db.write() as s:
+        s.execute(text(sql))
+    assert main(["--config", str(config), "audit", "verify"], {}) == 1
+    assert "audit chain BROKEN at event 4: the stored event cannot be read" in \
+        capsys.readouterr().out
