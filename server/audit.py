@@ -147,18 +147,49 @@ class ChainReport:
     problem: str = ""
 
 
-def _iter_rows(db: Database, batch: int = 5000) -> Iterator[AuditEventRow]:
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """A stored event that cannot be loaded or hashed: SQLite keeps any value in any column, so
+    an edit can leave text in the time column or bytes in a text one."""
+
+    seq: int
+    error: str
+
+
+def _iter_rows(db: Database, batch: int = 5000) -> Iterator[AuditEventRow | _Unreadable]:
     after = 0
     while True:
-        with db.read() as session:
-            rows = session.execute(
-                select(AuditEventRow).where(AuditEventRow.seq > after)
-                .order_by(AuditEventRow.seq).limit(batch)
-            ).scalars().all()
+        try:
+            with db.read() as session:
+                rows: Sequence[AuditEventRow | _Unreadable] = session.execute(
+                    select(AuditEventRow).where(AuditEventRow.seq > after)
+                    .order_by(AuditEventRow.seq).limit(batch)).scalars().all()
+        except (ValueError, TypeError):  # one of them cannot be read: one by one, to name it
+            rows = list(_load_one_by_one(db, after, batch))
         if not rows:
             return
         yield from rows
         after = rows[-1].seq
+
+
+def _load_one_by_one(db: Database, after: int,
+                     batch: int) -> Iterator[AuditEventRow | _Unreadable]:
+    with db.read() as session:
+        seqs = session.execute(select(AuditEventRow.seq).where(AuditEventRow.seq > after)
+                               .order_by(AuditEventRow.seq).limit(batch)).scalars().all()
+    for seq in seqs:
+        try:
+            with db.read() as session:
+                yield session.execute(
+                    select(AuditEventRow).where(AuditEventRow.seq == seq)).scalar_one()
+        except (ValueError, TypeError) as exc:
+            yield _Unreadable(int(seq), f"{type(exc).__name__}: {str(exc)[:100]}")
+
+
+def _row_hash(row: AuditEventRow) -> str:
+    return event_hash(seq=row.seq, at=row.at, request_id=row.request_id, caller=row.caller,
+                      kind=row.kind, action=row.action, outcome=row.outcome, reason=row.reason,
+                      details=row.details, prev_hash=row.prev_hash)
 
 
 def verify_chain(db: Database) -> ChainReport:
@@ -168,12 +199,17 @@ def verify_chain(db: Database) -> ChainReport:
         if row.seq != expected_seq:
             return ChainReport(False, checked, expected_seq,
                                f"event {expected_seq} is missing (next stored event is {row.seq})")
+        if isinstance(row, _Unreadable):
+            return ChainReport(False, checked, row.seq,
+                               f"the stored event cannot be read, it was edited ({row.error})")
         if row.prev_hash != prev:
             return ChainReport(False, checked, row.seq,
                                "link to the previous event is broken (prev_hash changed)")
-        digest = event_hash(seq=row.seq, at=row.at, request_id=row.request_id, caller=row.caller,
-                            kind=row.kind, action=row.action, outcome=row.outcome,
-                            reason=row.reason, details=row.details, prev_hash=row.prev_hash)
+        try:
+            digest = _row_hash(row)
+        except (ValueError, TypeError) as exc:
+            return ChainReport(False, checked, row.seq, "the stored event cannot be read, it "
+                               f"was edited ({type(exc).__name__}: {str(exc)[:100]})")
         if digest != row.hash:
             return ChainReport(False, checked, row.seq,
                                "content does not match its hash (the event was edited)")

@@ -208,3 +208,14 @@ def test_audit_verify_names_an_event_edited_beyond_reading(
     assert main(["--config", str(config), "audit", "verify"], {}) == 1
     assert "audit chain BROKEN at event 4: the stored event cannot be read" in \
         capsys.readouterr().out
+
+
+def test_the_first_broken_event_is_named_even_when_a_later_one_cannot_be_read(
+        sqlite_db: Database) -> None:
+    fill(sqlite_db, 6)
+    with sqlite_db.write() as s:
+        s.execute(text("UPDATE audit_events SET caller = 'someone else' WHERE seq = 2"))
+        s.execute(text("UPDATE audit_events SET at = 'the day before' WHERE seq = 4"))
+    report = verify_chain(sqlite_db)
+    assert not report.ok and report.first_broken_seq == 2 and report.checked == 1
+    assert "does not match its hash" in report.problem
