@@ -200,6 +200,8 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             out["reason"] = view.revocation_reason.value if view.revocation_reason else ""
         if view.superseded_by_id:
             out["superseded_by"] = f"certificates/{view.superseded_by_id}"
+        if view.held_with_id:
+            out["held_with"] = f"certificates/{view.held_with_id}"
         print(json.dumps(out, ensure_ascii=False))
         return 0
 
@@ -247,7 +249,9 @@ def cmd_reorg_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         for c in changes:
             print(json.dumps({"certificate": f"certificates/{c.certificate_id}",
                               "action": c.action.value, "changes": c.changed_fields(),
-                              "new_managing_body": c.new_managing_body}, ensure_ascii=False))
+                              "new_managing_body": c.new_managing_body,
+                              **({"on_hold": True} if c.on_hold else {})},
+                             ensure_ascii=False))
         print(json.dumps({"total": len(changes),
                           "reissue": sum(c.action.value == "reissue" for c in changes),
                           "reassign": sum(c.action.value == "reassign" for c in changes)}),

@@ -243,7 +243,7 @@ class IssuanceWriter:
                     "not_after": i.certificate.not_valid_after_utc,
                     "status": CertificateStatus.VALID.value, "revoked_at": None,
                     "revocation_reason": None, "renewal_count": 0, "predecessor_id": None,
-                    "superseded_by_id": None, "request_id": rid, "created_at": now,
+                    "superseded_by_id": None, "held_with_id": None, "request_id": rid, "created_at": now,
                 } for i, r, rid in zip(todo, request_rows, request_ids, strict=True)]
                 cert_ids = list(conn.execute(
                     insert(certs_t).returning(certs_t.c.id, sort_by_parameter_order=True),

@@ -104,6 +104,7 @@ class CertificateView:
     renewal_count: int
     predecessor_id: int | None
     superseded_by_id: int | None
+    held_with_id: int | None
     request_id: int | None
     created_at: dt.datetime
     der: bytes = field(repr=False)
@@ -126,7 +127,9 @@ class CertificateView:
         return CertificateFacts(self.id, profiles.by_key(self.profile), self.subject,
                                 self.managing_body,
                                 self.status is CertificateStatus.VALID and at < self.not_after,
-                                replaced=self.superseded_by_id is not None)
+                                replaced=self.superseded_by_id is not None,
+                                on_hold=self.status is CertificateStatus.ON_HOLD
+                                and at < self.not_after)
 
 
 def certificate_view(row: CaCertificateRow) -> CertificateView:
@@ -138,7 +141,8 @@ def certificate_view(row: CaCertificateRow) -> CertificateView:
         not_after=row.not_after, revoked_at=row.revoked_at,
         revocation_reason=RevocationReason(row.revocation_reason) if row.revocation_reason
         else None, renewal_count=row.renewal_count, predecessor_id=row.predecessor_id,
-        superseded_by_id=row.superseded_by_id, request_id=row.request_id,
+        superseded_by_id=row.superseded_by_id, held_with_id=row.held_with_id,
+        request_id=row.request_id,
         created_at=row.created_at, der=row.der)
 
 

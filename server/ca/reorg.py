@@ -2,10 +2,12 @@
 
 A run is created once per mapping (its digest is unique): its items — one per certificate that
 must change — are fixed when it is created. Carrying out an item is one step: issue the new
-certificate, link it, revoke the old one (affiliationChanged) and mark the item done, all in the
-transaction of its batch. So a run killed at any point has either done an item completely or not
-at all, and running it again picks up the items still pending: nothing is issued twice and nobody
-is left without a valid certificate.
+certificate, link it, revoke the old one (affiliationChanged) with the certificates it renewed,
+and mark the item done, all in the transaction of its batch. A certificate on hold is carried out
+too: its replacement is issued on hold, so nothing naming the old unit can be released back.
+So a run killed at any point has either done an item completely or not at all, and running it
+again picks up the items still pending: nothing is issued twice and nobody is left without a
+valid certificate.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ class ReorganisationRunner:
             with self.db.read() as s:
                 rows = s.execute(select(CaCertificateRow).where(
                     CaCertificateRow.id > after,
-                    CaCertificateRow.status == CertificateStatus.VALID.value,
+                    CaCertificateRow.status.in_((CertificateStatus.VALID.value,
+                                                 CertificateStatus.ON_HOLD.value)),
                     CaCertificateRow.not_after > now,
                     or_(CaCertificateRow.agency_code.in_(olds),
                         CaCertificateRow.managing_body.in_(olds)))
@@ -228,14 +231,24 @@ class ReorganisationRunner:
         old = s.execute(select(CaCertificateRow).where(
             CaCertificateRow.id == item.certificate_id).with_for_update()).scalar_one()
         now = service.clock()
-        if old.status != CertificateStatus.VALID.value or now >= old.not_after \
+        held = old.status == CertificateStatus.ON_HOLD.value
+        if not (held or old.status == CertificateStatus.VALID.value) or now >= old.not_after \
                 or old.superseded_by_id is not None:
             raise InvalidInput("the certificate is no longer valid or was replaced since the "
                                "plan was made", reason="CERTIFICATE_NOT_VALID")
         label = f"reorganizationOperations/{run.id}"
         if item.action == PlanAction.REASSIGN.value:
+            # The certificates it renewed move with it: one subscriber, one managing body (who
+            # may hold and release them together).
             old.managing_body = item.new_managing_body
-            return [service._event(actor, "certificate.reassign", row=old, reorganisation=label)]
+            events = [service._event(actor, "certificate.reassign", row=old,
+                                     reorganisation=label)]
+            for other in service.renewal_chain(s, old, now):
+                other.managing_body = item.new_managing_body
+                events.append(service._event(actor, "certificate.reassign", row=other,
+                                             reorganisation=label,
+                                             with_certificate=f"certificates/{old.id}"))
+            return events
         subject = SubjectData.from_dict(json.loads(item.new_subject_json))
         profile = self.rt.profiles.get(old.profile.partition("@")[0])
         public_key = x509.load_der_x509_certificate(old.der).public_key()
@@ -261,11 +274,20 @@ class ReorganisationRunner:
         old.superseded_by_id = new.id
         item.new_certificate_id = new.id
         changes.issued.append((self.rt.authority.key_id, cert.serial_number))
+        events = [service._event(actor, "certificate.modify", row=new, request=req,
+                                 predecessor=f"certificates/{old.id}", reorganisation=label)]
+        if held:
+            # The subscriber stays suspended: the new certificate is held in its turn (released
+            # like any hold), and nothing naming the old unit can be released back to validity.
+            service._set_status(s, new, RevocationReason.CERTIFICATE_HOLD, now, changes, None)
+            events.append(service._event(actor, "certificate.hold", row=new, request=req,
+                                         reason=RevocationReason.CERTIFICATE_HOLD.value,
+                                         held_as=f"certificates/{old.id}",
+                                         reorganisation=label))
         service._set_status(s, old, RevocationReason.AFFILIATION_CHANGED, now, changes, None)
-        return [service._event(actor, "certificate.modify", row=new, request=req,
-                               predecessor=f"certificates/{old.id}", reorganisation=label),
-                service._event(actor, "certificate.revoke", row=old, request=req,
-                               reason=RevocationReason.AFFILIATION_CHANGED.value,
-                               superseded_by=f"certificates/{new.id}", reorganisation=label),
-                *service._revoke_related(s, actor, old, RevocationReason.AFFILIATION_CHANGED,
-                                         now, changes, req, reorganisation=label)]
+        events += [service._event(actor, "certificate.revoke", row=old, request=req,
+                                  reason=RevocationReason.AFFILIATION_CHANGED.value,
+                                  superseded_by=f"certificates/{new.id}", reorganisation=label),
+                   *service._revoke_related(s, actor, old, RevocationReason.AFFILIATION_CHANGED,
+                                            now, changes, req, reorganisation=label)]
+        return events

@@ -173,7 +173,7 @@ class CaService:
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
             status=CertificateStatus.VALID.value, revoked_at=None, revocation_reason=None,
             renewal_count=renewal_count, predecessor_id=predecessor_id, superseded_by_id=None,
-            request_id=request_id, created_at=now)
+            held_with_id=None, request_id=request_id, created_at=now)
         s.add(row)
         s.flush()
         return row
@@ -355,6 +355,9 @@ class CaService:
         if kind in (RequestKind.REVOKE, RequestKind.HOLD, RequestKind.RELEASE):
             reason = None if kind is RequestKind.RELEASE else RevocationReason(params["reason"])
             invalidity = params.get("invalidity_date")
+            next_status(status, reason)  # refused (NOT_ON_HOLD, ...) before anything changes
+            # Released with it: the rest of the hold that suspended it, checked before any change.
+            released = self._hold_group(s, actor, old) if kind is RequestKind.RELEASE else []
             self._set_status(s, old, reason, now, changes,
                              dt.datetime.fromisoformat(invalidity) if invalidity else None)
             action = {RequestKind.REVOKE: "certificate.revoke", RequestKind.HOLD:
@@ -364,6 +367,12 @@ class CaService:
             if kind is RequestKind.REVOKE:
                 assert reason is not None
                 done += self._revoke_related(s, actor, old, reason, now, changes, req)
+            elif kind is RequestKind.HOLD:
+                done += self._hold_chain(s, actor, old, now, changes, req)
+            for other in released:
+                self._set_status(s, other, None, now, changes, None)
+                done.append(self._event(actor, "certificate.release", row=other, request=req,
+                                        with_certificate=f"certificates/{old.id}"))
             return None, done
 
         if status is not CertificateStatus.VALID or now >= old.not_after:
@@ -451,18 +460,8 @@ class CaService:
                 CaCertificateRow.not_after > now).order_by(CaCertificateRow.id)
                 .with_for_update()).scalars().all())
         else:
-            current = row
-            while current.predecessor_id is not None:
-                before = s.execute(select(CaCertificateRow).where(
-                    CaCertificateRow.id == current.predecessor_id).with_for_update()
-                ).scalar_one_or_none()
-                if (before is None or before.status != CertificateStatus.VALID.value
-                        or before.superseded_by_id != current.id
-                        or before.public_key_sha256 != row.public_key_sha256
-                        or before.not_after <= now):
-                    break
-                related.append(before)
-                current = before
+            # Held ones too: released, they would be valid again with the retired key or fields.
+            related = self.renewal_chain(s, row, now, newer=False)
         events = []
         for other in related:
             self._set_status(s, other, reason, now, changes, None)
@@ -470,6 +469,91 @@ class CaService:
                                       reason=reason.value, with_certificate=f"certificates/"
                                       f"{row.id}", **details))
         return events
+
+    def renewal_chain(self, s: Session, row: CaCertificateRow, now: dt.datetime, *,
+                      newer: bool = True) -> list[CaCertificateRow]:
+        """The other certificates of ``row``'s renewal chain that are still valid or on hold and
+        unexpired, locked: those ``row`` renewed (oldest last), then, with ``newer``, its renewals
+        (newest last). A renewal keeps the key and the subject and leaves the renewed certificate
+        valid, so these are one subscriber's interchangeable certificates. The walk follows the
+        links both ways (``superseded_by_id`` and ``predecessor_id`` agree) and stops at a
+        certificate with another key (a re-key), revoked (a modification or re-issue revokes the
+        one it replaces) or expired."""
+        live = (CertificateStatus.VALID.value, CertificateStatus.ON_HOLD.value)
+
+        def fetch(certificate_id: int | None) -> CaCertificateRow | None:
+            if certificate_id is None:
+                return None
+            return s.execute(select(CaCertificateRow).where(
+                CaCertificateRow.id == certificate_id).with_for_update()).scalar_one_or_none()
+
+        def linked(other: CaCertificateRow | None, before: CaCertificateRow,
+                   after: CaCertificateRow) -> bool:
+            return (other is not None and before.superseded_by_id == after.id
+                    and after.predecessor_id == before.id and other.status in live
+                    and other.public_key_sha256 == row.public_key_sha256
+                    and other.not_after > now)
+
+        out: list[CaCertificateRow] = []
+        current = row
+        while True:
+            before = fetch(current.predecessor_id)
+            if before is None or not linked(before, before, current):
+                break
+            out.append(before)
+            current = before
+        current = row
+        while newer:
+            after = fetch(current.superseded_by_id)
+            if after is None or not linked(after, current, after):
+                break
+            out.append(after)
+            current = after
+        return out
+
+    def _hold_chain(self, s: Session, actor: Actor, row: CaCertificateRow, now: dt.datetime,
+                    changes: Changes, request: CaRequestRow | None, **details: str
+                    ) -> list[AuditEvent]:
+        """Hold, with ``row`` (just put on hold), the valid certificates of its renewal chain: a
+        hold suspends the subscriber's key and identity, which every one of them carries. Each is
+        marked held with ``row``, so that releasing that hold releases exactly these. Ones already
+        on hold in their own name stay as they are. The issuer row must already be locked."""
+        events = []
+        for other in self.renewal_chain(s, row, now):
+            if other.status != CertificateStatus.VALID.value:
+                continue
+            self._set_status(s, other, RevocationReason.CERTIFICATE_HOLD, now, changes, None)
+            other.held_with_id = row.id
+            events.append(self._event(actor, "certificate.hold", row=other, request=request,
+                                      reason=RevocationReason.CERTIFICATE_HOLD.value,
+                                      with_certificate=f"certificates/{row.id}", **details))
+        return events
+
+    def _hold_group(self, s: Session, actor: Actor, row: CaCertificateRow
+                    ) -> list[CaCertificateRow]:
+        """What releasing ``row`` (on hold) releases with it, locked: the rest of the hold that
+        suspended it — the certificate that hold named (when ``row`` was held with it) if still on
+        hold, and every certificate still on hold with that one. Certificates revoked meanwhile,
+        or on hold in their own name, are not part of it. The caller must be allowed to manage
+        each of them (NOT_MANAGING_BODY otherwise)."""
+        origin_id = row.held_with_id if row.held_with_id is not None else row.id
+        group = list(s.execute(select(CaCertificateRow).where(
+            CaCertificateRow.held_with_id == origin_id,
+            CaCertificateRow.id != row.id,
+            CaCertificateRow.status == CertificateStatus.ON_HOLD.value)
+            .order_by(CaCertificateRow.id).with_for_update()).scalars().all())
+        if row.held_with_id is not None:
+            origin = s.execute(select(CaCertificateRow).where(
+                CaCertificateRow.id == row.held_with_id).with_for_update()).scalar_one_or_none()
+            if origin is not None and origin.status == CertificateStatus.ON_HOLD.value \
+                    and origin.held_with_id is None:
+                group.insert(0, origin)
+        for other in group:
+            if not actor.may_manage(other.managing_body, other.province_code):
+                raise NotPermitted("the hold also suspended a certificate the caller may not "
+                                   "act for", reason="NOT_MANAGING_BODY",
+                                   metadata={"certificate": f"certificates/{other.id}"})
+        return group
 
     def _set_status(self, s: Session, row: CaCertificateRow, reason: RevocationReason | None,
                     now: dt.datetime, changes: Changes,
@@ -479,6 +563,7 @@ class CaService:
         new_status = next_status(CertificateStatus(row.status), reason)
         key_id = bytes.fromhex(row.issuer_key_id)
         serial = int(row.serial_number, 16)
+        row.held_with_id = None  # a hold with another certificate is set by the caller
         if reason is None:
             row.status, row.revoked_at, row.revocation_reason = new_status.value, None, None
             changes.released.append((key_id, serial))

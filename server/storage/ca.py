@@ -3,7 +3,8 @@
 * ``ca_issuers``: one row per CA this server signs for; its CRL number counter, and the row that
   status changes and CRL generation lock, so CRL numbers and the status log are in commit order.
 * ``ca_certificates``: every issued certificate, its subscriber data, status and links
-  (``predecessor_id`` -> the certificate it replaced; ``superseded_by_id`` -> its replacement).
+  (``predecessor_id`` -> the certificate it replaced; ``superseded_by_id`` -> its replacement;
+  ``held_with_id`` -> the certificate whose hold also suspended it).
 * ``ca_requests``: every operation as a request with its state and timestamps.
 * ``ca_status_log``: revocations, holds and releases in order (delta CRLs and cache refresh).
 * ``ca_crls``: the CRLs generated, newest served.
@@ -79,6 +80,10 @@ class CaCertificateRow(Base):
         BigInteger, ForeignKey("ca_certificates.id"), nullable=True, index=True)
     superseded_by_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ca_certificates.id"), nullable=True)
+    # On hold because the hold of this other certificate of its renewal chain suspended it too
+    # (released with that hold); None for a certificate held in its own name, or not held.
+    held_with_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ca_certificates.id"), nullable=True, index=True)
     request_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

@@ -169,6 +169,9 @@ class CertificateFacts:
     # Renewed (a renewal leaves the old certificate valid): its renewal is planned instead, and
     # retiring that renewal retires this one with it.
     replaced: bool = False
+    # On hold and unexpired: it can be released back to validity, so it is planned too (its
+    # replacement is issued on hold).
+    on_hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,7 @@ class PlannedChange:
     new_subject: SubjectData
     old_managing_body: str
     new_managing_body: str
+    on_hold: bool = False  # the certificate is on hold: a re-issue is held in its turn
 
     def changed_fields(self) -> list[str]:
         out = [f.value for f in SubjectField
@@ -216,14 +220,15 @@ def _new_subject(profile: CertificateProfile, subject: SubjectData,
 
 def plan(reorganisation: Reorganisation, certificates: Iterable[CertificateFacts]
          ) -> list[PlannedChange]:
-    """Every change the reorganisation requires, in certificate-id order. Certificates that are not
-    usable (revoked, on hold, expired) are left alone: nobody relies on them. A certificate that
-    was renewed is not planned on its own: one change per subscriber, on the newest certificate,
-    whose execution also revokes the ones it renewed."""
+    """Every change the reorganisation requires, in certificate-id order. Revoked and expired
+    certificates are left alone: nobody relies on them. A certificate on hold is planned like a
+    valid one, since releasing it would bring the old unit back (its re-issue is held in its
+    turn). A certificate that was renewed is not planned on its own: one change per subscriber,
+    on the newest certificate, whose execution also revokes the ones it renewed."""
     mapping = reorganisation.by_old_code()
     out = []
     for facts in sorted(certificates, key=lambda f: f.certificate_id):
-        if not facts.usable or facts.replaced:
+        if not (facts.usable or facts.on_hold) or facts.replaced:
             continue
         change = mapping.get(facts.subject.agency_code)
         body_change = mapping.get(facts.managing_body)
@@ -232,9 +237,11 @@ def plan(reorganisation: Reorganisation, certificates: Iterable[CertificateFacts
             new_subject = _new_subject(facts.profile, facts.subject, change)
             if new_subject != facts.subject:
                 out.append(PlannedChange(facts.certificate_id, PlanAction.REISSUE, facts.subject,
-                                         new_subject, facts.managing_body, new_body))
+                                         new_subject, facts.managing_body, new_body,
+                                         facts.on_hold))
                 continue
         if new_body != facts.managing_body:
             out.append(PlannedChange(facts.certificate_id, PlanAction.REASSIGN, facts.subject,
-                                     facts.subject, facts.managing_body, new_body))
+                                     facts.subject, facts.managing_body, new_body,
+                                     facts.on_hold))
     return out

@@ -232,3 +232,39 @@ async def test_pyhanko_certvalidator_with_crls_alone_uses_our_delta_crls(
         name=name, reason=pb.RevocationReason.KEY_COMPROMISE))
     with pytest.raises(RevokedError):
         await validate()
+
+
+async def test_openssl_sees_a_held_renewal_suspend_the_certificate_it_renewed(
+        live: tuple[CaServer, Hierarchy], tmp_path: Path) -> None:
+    """The renewed-from certificate (same key, same subject) is held with its renewal: openssl's
+    OCSP client and its CRL check both refuse it, and accept it again once the hold is released."""
+    ca, h = live
+    stub = ca.stub()
+    old, first = await _issued(ca, validity_days=365)
+    renewal = await stub.RenewCertificate(pb.RenewCertificateRequest(name=first,
+                                                                     extension_days=30))
+    assert renewal.state == pb.CertificateRequest.COMPLETED, renewal.rejection_message
+    leaf = tmp_path / "renewed.pem"
+    leaf.write_bytes(pem(old))
+
+    async def ocsp() -> str:
+        done = await asyncio.to_thread(
+            subprocess.run, ["openssl", "ocsp", "-issuer", h.files["issuing"], "-cert", leaf,
+                             "-url", f"{ca.http}/pki/ocsp", "-CAfile", h.files["chain"]],
+            capture_output=True, text=True, timeout=30)
+        return done.stdout + done.stderr
+
+    assert f"{leaf}: good" in await ocsp()
+    await stub.RevokeCertificate(pb.RevokeCertificateRequest(
+        name=renewal.result_certificate, reason=pb.RevocationReason.CERTIFICATE_HOLD))
+    out = await ocsp()
+    assert "Response verify OK" in out and f"{leaf}: revoked" in out, out
+    assert "Reason: certificateHold" in out
+    out = _openssl_verify(h, await _fetch_crls(ca, tmp_path), leaf)
+    assert "certificate revoked" in out, out
+
+    await stub.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
+        name=renewal.result_certificate))
+    out = await ocsp()
+    assert "Response verify OK" in out and f"{leaf}: good" in out, out
+    assert f"{leaf}: OK" in _openssl_verify(h, await _fetch_crls(ca, tmp_path), leaf)

@@ -307,8 +307,12 @@ async def test_a_renewed_certificate_is_retired_with_its_renewal(ca_server: CaSe
     held = await stub.RevokeCertificate(pb.RevokeCertificateRequest(
         name=second, reason=reasons.CERTIFICATE_HOLD))
     assert held.state == R.COMPLETED
-    assert (await state(first))[0] == pb.Certificate.VALID  # a hold suspends only what it names
+    # A hold suspends the key and identity: the renewed-from twin is held with it...
+    assert await state(first) == (pb.Certificate.ON_HOLD, reasons.CERTIFICATE_HOLD)
     await stub.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(name=second))
+    # ...and released with it.
+    assert (await state(first))[0] == pb.Certificate.VALID
+    assert (await state(second))[0] == pb.Certificate.VALID
 
     first, second = await renewed_pair(4)
     rekeyed = await stub.RekeyCertificate(pb.RekeyCertificateRequest(

@@ -107,3 +107,15 @@ def test_a_renewed_certificate_is_planned_through_its_renewal() -> None:
                                "000.00.00.H29", True, replaced=True)
     changes = plan(reorg, [renewed, facts(2, "individual", "000.00.00.H29")])
     assert [c.certificate_id for c in changes] == [2]
+
+
+def test_a_certificate_on_hold_is_planned_and_marked_so() -> None:
+    reorg = load_reorganisation(MAPPING)
+    individual = default_profiles().get("individual")
+    held = CertificateFacts(1, individual, SUBJECTS["individual"], "000.00.00.H29", False,
+                            on_hold=True)
+    held_renewed = CertificateFacts(2, individual, SUBJECTS["individual"], "000.00.00.H29",
+                                    False, replaced=True, on_hold=True)
+    changes = plan(reorg, [held, held_renewed, facts(3, "individual", "000.00.00.H29"),
+                           facts(4, "individual", "000.00.00.H29", usable=False)])
+    assert [(c.certificate_id, c.on_hold) for c in changes] == [(1, True), (3, False)]
