@@ -12,6 +12,7 @@ Minh system (agency 000.00.00.H29), the managing body of the official's unit.
 from __future__ import annotations
 
 import argparse
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -21,12 +22,30 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
 
 
-def main() -> None:
+def refused(err: grpc.RpcError) -> int:
+    """Say why the server refused the call: the gRPC status code, its message, and the machine-
+    readable reason the server puts in a google.rpc.ErrorInfo (NOT_MANAGING_BODY,
+    WEAK_OR_UNSUPPORTED_KEY, ...), which is what a program should act on."""
+    code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = err.details() if isinstance(err, grpc.Call) else str(err)
+    print(f"refused: {code.name}: {message}", file=sys.stderr)
+    status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            print(f"reason: {info.reason}", *(f"{k}={v}" for k, v in sorted(info.metadata.items())),
+                  file=sys.stderr)
+    return 1
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data", type=Path)
     parser.add_argument("--target", default="localhost:50051")
@@ -52,15 +71,22 @@ def main() -> None:
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
     with grpc.secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
-        request = ca.CreateCertificateRequest(pb.CreateCertificateRequestRequest(
-            profile="individual", subject=subject,
-            csr=csr.public_bytes(serialization.Encoding.PEM)))
-        print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
-              f"({request.working_days:.3f} working days)")
-        if request.state != pb.CertificateRequest.COMPLETED:
-            print("not issued:", request.rejection_reason, request.rejection_message)
-            return
-        issued = ca.GetCertificate(pb.GetCertificateRequest(name=request.result_certificate))
+        try:
+            request = ca.CreateCertificateRequest(pb.CreateCertificateRequestRequest(
+                profile="individual", subject=subject,
+                csr=csr.public_bytes(serialization.Encoding.PEM)))
+            print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
+                  f"({request.working_days:.3f} working days)")
+            if request.state == pb.CertificateRequest.REJECTED:
+                print("not issued:", request.rejection_reason, request.rejection_message)
+                return 1
+            if request.state != pb.CertificateRequest.COMPLETED:
+                print("waiting for the CA operator's approval:", request.name)
+                return 0
+            issued = ca.GetCertificate(pb.GetCertificateRequest(
+                name=request.result_certificate))
+        except grpc.RpcError as err:
+            return refused(err)
     cert = x509.load_der_x509_certificate(issued.der)
     print("certificate:", issued.name, "serial", issued.serial_number)
     print("subject:", issued.subject_dn)
@@ -83,7 +109,8 @@ def main() -> None:
             serialization.NoEncryption()))
         args.key_out.chmod(0o600)
         print("wrote", args.key_out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

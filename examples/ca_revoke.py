@@ -11,6 +11,7 @@ sample TP. Hồ Chí Minh system, which manages the certificates issued for its 
 from __future__ import annotations
 
 import argparse
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
@@ -31,7 +34,23 @@ REASONS = {"keyCompromise": pb.RevocationReason.KEY_COMPROMISE,
            "unspecified": pb.RevocationReason.UNSPECIFIED}
 
 
-def main() -> None:
+def refused(err: grpc.RpcError) -> int:
+    """Say why the server refused the call: the gRPC status code, its message, and the machine-
+    readable reason the server puts in a google.rpc.ErrorInfo (NOT_MANAGING_BODY,
+    WEAK_OR_UNSUPPORTED_KEY, ...), which is what a program should act on."""
+    code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = err.details() if isinstance(err, grpc.Call) else str(err)
+    print(f"refused: {code.name}: {message}", file=sys.stderr)
+    status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            print(f"reason: {info.reason}", *(f"{k}={v}" for k, v in sorted(info.metadata.items())),
+                  file=sys.stderr)
+    return 1
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("certificate", help="certificates/{id}")
     parser.add_argument("--reason", default="keyCompromise", choices=sorted(REASONS))
@@ -49,15 +68,18 @@ def main() -> None:
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
     with grpc.secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
-        if args.release:
-            request = ca.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
-                name=args.certificate))
-        else:
-            request = ca.RevokeCertificate(pb.RevokeCertificateRequest(
-                name=args.certificate, reason=REASONS[args.reason]))
-        print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
-              request.rejection_reason)
-        info = ca.GetCertificate(pb.GetCertificateRequest(name=args.certificate))
+        try:
+            if args.release:
+                request = ca.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
+                    name=args.certificate))
+            else:
+                request = ca.RevokeCertificate(pb.RevokeCertificateRequest(
+                    name=args.certificate, reason=REASONS[args.reason]))
+            print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
+                  request.rejection_reason)
+            info = ca.GetCertificate(pb.GetCertificateRequest(name=args.certificate))
+        except grpc.RpcError as err:
+            return refused(err)
     print("status:", pb.Certificate.Status.Name(info.status))
 
     cert = x509.load_der_x509_certificate(info.der)
@@ -77,7 +99,9 @@ def main() -> None:
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     listed = crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
     print(f"CRL #{number}:", "lists it" if listed else "does not list it")
+    # A request the CA took but could not carry out (NOT_ON_HOLD, ALREADY_REVOKED, ...).
+    return 1 if request.state == pb.CertificateRequest.REJECTED else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
