@@ -12,7 +12,8 @@ For each call, in order:
    :mod:`server.errors`; unknown exceptions become INTERNAL with only the request id.
 5. **Record**: metrics, one JSON log line and one audit event. The answer (response or error
    status) goes out only after the audit event is committed, so every answer a caller sees is in
-   the audit log.
+   the audit log; when the event cannot be committed, the call is answered UNAVAILABLE
+   (``AUDIT_UNAVAILABLE``) instead.
 
 One interceptor rather than three keeps the per-call cost to one wrapper, and the wrapped handler
 of each method is built once and reused. Calls to methods the server does not implement are
@@ -42,6 +43,7 @@ from server.errors import (
     ERROR_DOMAIN,
     NotAuthenticated,
     PermissionDenied,
+    Unavailable,
     Unimplemented,
     map_exception,
 )
@@ -124,15 +126,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 state = self._begin(method, labels, context)
                 token = set_current(state)
                 failed: BaseException | None = None
+                response = None
                 try:
                     self._authorize(state, rule, context)
-                    return await behavior(request, context)
+                    response = await behavior(request, context)
                 except BaseException as exc:
                     failed = self._map(exc, state)
                 finally:
-                    await self._record(state, labels, context, failed)
+                    unrecorded = await self._record(state, labels, context, failed)
                     reset_current(token)
-                await _answer_failure(failed, context)
+                await _answer_failure(unrecorded or failed, context)
+                return response
             return call
 
         def streaming(behavior: Behavior) -> Behavior:
@@ -147,9 +151,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except BaseException as exc:
                     failed = self._map(exc, state)
                 finally:
-                    await self._record(state, labels, context, failed)
+                    unrecorded = await self._record(state, labels, context, failed)
                     reset_current(token)
-                await _answer_failure(failed, context)
+                await _answer_failure(unrecorded or failed, context)
             return call
 
         if handler.unary_unary is not None:
@@ -217,7 +221,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ 5. record
     async def _record(self, state: CallState, labels: tuple[str, str],
-                      context: grpc.aio.ServicerContext, failed: BaseException | None) -> None:
+                      context: grpc.aio.ServicerContext,
+                      failed: BaseException | None) -> _Failure | None:
+        """Record the call; when its audit event cannot be committed, the failure to answer
+        with instead (UNAVAILABLE, AUDIT_UNAVAILABLE): no answer goes out unrecorded."""
         if failed is not None and state.code == grpc.StatusCode.OK:
             # Cancelled by the client, or aborted by code that bypassed the error table.
             code = context.code()
@@ -247,6 +254,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except Exception:
             self._metrics.audit_failures.inc()
             log.error("audit event could not be written", extra={"method": state.method})
+            unavailable = self._map(Unavailable("the server cannot record the call: try again",
+                                                reason="AUDIT_UNAVAILABLE"), state)
+            assert isinstance(unavailable, _Failure)
+            return unavailable
+        return None
 
 
 async def _answer_failure(failed: BaseException | None,

@@ -9,7 +9,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from sqlalchemy import text
 
+from server.audit import verify_chain
 from server.errors import STATUS_TABLE, map_exception
 from server.storage.db import Database
 from tests.support.pki import TestPki
@@ -108,3 +110,23 @@ def test_subclasses_inherit_their_category() -> None:
     mapped = map_exception(WeakKey("RSA keys must have at least 2048 bits"), "rid")
     assert mapped.code == grpc.StatusCode.INVALID_ARGUMENT
     assert mapped.reason == "WEAK_OR_UNSUPPORTED_KEY"
+
+
+async def test_a_call_that_cannot_be_audited_is_answered_unavailable(
+        pki: TestPki, tmp_path: Path, sqlite_db: Database) -> None:
+    """No answer goes out unrecorded: with the audit log unwritable, the call is refused."""
+    async with running_server(pki, tmp_path, sqlite_db.url.render_as_string(False)) as srv:
+        admin = admin_pb2_grpc.AdminServiceStub(srv.channel(pki.hcm))
+        await admin.GetCaller(admin_pb2.GetCallerRequest())
+        with sqlite_db.write() as s:
+            s.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await admin.GetCaller(admin_pb2.GetCallerRequest())
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert info_of(err.value).reason == "AUDIT_UNAVAILABLE"
+        assert "audit_events" not in (err.value.details() or "")
+        with sqlite_db.write() as s:
+            s.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+        caller = await admin.GetCaller(admin_pb2.GetCallerRequest())  # recovers by itself
+        assert caller.agency_code == "000.00.00.H29"
+    assert verify_chain(sqlite_db).ok
