@@ -1,0 +1,137 @@
+"""Resolving reconciliation exceptions with apply_to_payment: statement money that shows a
+payment's channel money already credited settles that channel's CLEARING instead of crediting
+the payment again, so refunds stay within the money actually received."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import payments.errors as pe
+from payments.payments import Payer
+from payments.reconcile import Statement, StatementLine, write_camt053
+from server.payments.common import trial_balance
+from tests.payments.support import HCM, T0
+from tests.server.payments.conftest import World
+
+ACCOUNT = "113000012345"
+LATER = T0 + dt.timedelta(days=1)
+DOUBLE_CREDIT = pytest.mark.xfail(
+    strict=True,
+    reason="apply_to_payment credits statement money already credited by the channel")
+
+
+def statement(day: int, opening: int, lines: list[StatementLine]) -> bytes:
+    d = dt.date(2025, 8, day)
+    return write_camt053([Statement(f"S{day}", ACCOUNT, bank_id="970415", from_date=d,
+                                    to_date=d, opening=opening, lines=lines)],
+                         message_id=f"M{day}", created=T0)
+
+
+def line(key: str, amount: int, text: str, day: int = 1) -> StatementLine:
+    d = dt.date(2025, 8, day)
+    return StatementLine(ACCOUNT, key, amount, True, d, d, key, "", text)
+
+
+def vietqr_payment(world: World, name: str) -> str:
+    p = world.payments.create_payment(
+        caller="c", request_id=f"req-{name}", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code=f"D-{name}", payer=Payer("A"),
+        channel="vietqr", now=T0)
+    world.payments.open(p.id, channel_url="", actor="t", request_id="o", now=T0)
+    return p.id
+
+
+def transfer(world: World, pid: str, tx: str, amount: int) -> str:
+    p = world.payments.get(pid)
+    return world.payments.confirm(channel="vietqr", transaction_id=tx, reference=p.reference,
+                                  amount=amount, at=T0, success=True, exact_amount=False,
+                                  request_id="r", now=T0).outcome.value
+
+
+def reconcile(world: World, day: int, lines: list[StatementLine], run: str) -> dict[str, int]:
+    with world.db.read() as s:
+        opening = trial_balance(s).balance(f"BANK:{ACCOUNT}")
+    world.recon.import_statement(statement(day, opening, lines), fmt="camt053", actor="f",
+                                 request_id=f"i-{run}", now=T0)
+    return world.recon.reconcile(as_of=T0 + dt.timedelta(days=day), actor="f",
+                                 run_id=run)["counts"]
+
+
+def resolve(world: World, outcome: str, pid: str, request_id: str) -> None:
+    [exc] = [e for e in world.recon.exceptions() if e.outcome == outcome]
+    world.recon.resolve(exc.id, action="apply_to_payment", payment_id=pid, actor="finance",
+                        request_id=request_id, now=LATER)
+
+
+def refund(world: World, pid: str, amount: int, request_id: str) -> str:
+    return world.payments.refund(caller="c", request_id=request_id, payment_id=pid,
+                                 amount=amount, reason="r", now=LATER, agency_code=None)
+
+
+def balances(world: World) -> dict[str, int]:
+    with world.db.read() as s:
+        tb = trial_balance(s)
+    assert tb.difference == 0
+    return {a: tb.balance(a) for a in ("SUSPENSE", "CLEARING:vietqr", f"BANK:{ACCOUNT}",
+                                       "OVERPAYMENTS", "ADJUSTMENTS")}
+
+
+@DOUBLE_CREDIT
+def test_amount_mismatch_showing_channel_money_settles_clearing(world: World) -> None:
+    # Two VietQR transfers pay the fee; the day's statement shows only the first, so the line
+    # is an amount mismatch. That line is the bank's view of money the payment already
+    # received: applying it must not credit the payment again.
+    pid = vietqr_payment(world, "mismatch")
+    due = world.payments.get(pid).amount_due
+    first = due // 2
+    assert transfer(world, pid, "FT-A", first) == "applied"
+    assert transfer(world, pid, "FT-B", due - first) == "applied"
+    world.receipts.issue_for_payment(pid, now=T0)
+    assert reconcile(world, 1, [line("FT-A", first, "chuyen khoan")], "mm1") == {
+        "amount_mismatch": 1}
+    resolve(world, "amount_mismatch", pid, "apply-mm")
+    with pytest.raises(pe.RefundExceedsCollected):
+        refund(world, pid, due + first, "refund-too-much")
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected, p.held) == ("paid", due, 0)
+    assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": due - first,
+                               f"BANK:{ACCOUNT}": first, "OVERPAYMENTS": 0, "ADJUSTMENTS": 0}
+    # The second transfer reaches the statement and matches what is left unsettled.
+    assert reconcile(world, 2, [line("FT-B", due - first, "chuyen khoan", 2)], "mm2") == {
+        "matched": 1}
+    assert balances(world)["CLEARING:vietqr"] == 0
+    assert refund(world, pid, due, "refund-all")
+    assert world.payments.get(pid).state.value == "refunded"
+
+
+@DOUBLE_CREDIT
+def test_duplicate_showing_late_channel_money_is_counted_once(world: World) -> None:
+    # The citizen transfers the fee twice. The statement shows both transfers (the second is a
+    # duplicate of a payment matched in full); the bank's notification of the second arrives
+    # late and is held. The one extra transfer is credited once, whichever is applied first.
+    for order in ("duplicate first", "held first"):
+        name = order.split()[0]
+        pid = vietqr_payment(world, name)
+        p = world.payments.get(pid)
+        due = p.amount_due
+        assert transfer(world, pid, f"FT1-{name}", due) == "applied"
+        world.receipts.issue_for_payment(pid, now=T0)
+        day = 1 if name == "duplicate" else 3
+        counts = reconcile(world, day, [line(f"FT1-{name}", due, p.reference, day),
+                                        line(f"FT2-{name}", due, p.reference, day)],
+                           f"dup-{name}")
+        assert counts["matched"] == 1 and counts["duplicate"] == 1
+        assert transfer(world, pid, f"FT2-{name}", due) == "held"
+        steps = ["duplicate", "held_channel_money"]
+        for outcome in steps if name == "duplicate" else steps[::-1]:
+            resolve(world, outcome, pid, f"apply-{name}-{outcome}")
+        with pytest.raises(pe.RefundExceedsCollected):
+            refund(world, pid, 3 * due, f"refund-too-much-{name}")
+        p = world.payments.get(pid)
+        assert (p.state.value, p.collected, p.held) == ("overpaid", 2 * due, due)
+        assert refund(world, pid, 2 * due, f"refund-all-{name}")
+    assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": 0,
+                               f"BANK:{ACCOUNT}": 4 * due, "OVERPAYMENTS": 0,
+                               "ADJUSTMENTS": 0}
