@@ -76,19 +76,24 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
         outcome: AdESBasicValidationResult[Any]
         try:
             sig.compute_integrity_info(diff_policy=spec.diff_policy)
-            if later_ts:
+            timestamped = _has_signature_timestamp(sig)
+            if later_ts and timestamped:
                 # EN 319 102-1 §5.6.3: document time-stamps as proofs of existence, DSS data
                 outcome = await ades_lta_validation(sig, spec, timing_info=timing(at))
-            elif _has_signature_timestamp(sig):  # B-T, B-LT: validation with time, §5.5
+            elif timestamped:  # B-T, B-LT: validation with time, §5.5
                 outcome = await ades_with_time_validation(
                     sig.signed_data, _with_dss(spec.signature_validation_spec, reader),
                     timing_info=timing(at), raw_digest=sig.compute_digest(),
                     extra_status_kwargs=sig.summarise_integrity_info(),
                     status_cls=PdfSignatureStatus)
-            else:  # B-B: basic signature validation, §5.3
+            else:
+                # B-B: basic signature validation, §5.3, with the DSS as local knowledge.
+                # Also when a later signer added a document time-stamp: pyHanko's long-term
+                # process starts with validation with time, which requires a signature
+                # time-stamp and reports SIG_CONSTRAINTS_FAILURE without one.
                 outcome = await ades_basic_validation(
-                    sig.signed_data, spec.signature_validation_spec, timing_info=timing(at),
-                    raw_digest=sig.compute_digest())
+                    sig.signed_data, _with_dss(spec.signature_validation_spec, reader),
+                    timing_info=timing(at), raw_digest=sig.compute_digest())
         except (SignatureValidationError, PdfError, ValueError, AssertionError) as exc:
             results.append(_broken(sig, exc))
             continue

@@ -235,6 +235,31 @@ def test_three_sequential_signers_all_verify(doc_pki: DocumentPki, tsa: HttpTime
     assert done.stdout.count("Certificate is Trusted.") == 3
 
 
+def test_earlier_b_b_and_b_t_signatures_stay_valid_under_a_later_b_lta(
+        doc_pki: DocumentPki, tsa: HttpTimeStampTransport, trust: TrustSettings, nssdb: str,
+        tmp_path: Path) -> None:
+    """The usual official-then-agency flow: the official signs without long-term data, the
+    agency seals at B-LTA; the document time-stamp must not turn the earlier signatures
+    INDETERMINATE (pyHanko's long-term process wants a signature time-stamp)."""
+    data = decision_pdf()
+    for label, level in (("clerk", PadesLevel.B_B), ("deputy", PadesLevel.B_T),
+                         ("agency", PadesLevel.B_LTA)):
+        data, _ = sign(data, signer(doc_pki, label), level=level, tsa=tsa, trust=trust)
+    report = validate_pdf(io.BytesIO(data), trust=trust, at=dt.datetime.now(dt.UTC))
+    assert [(s.format, s.indication) for s in report.signatures] == [
+        ("PAdES-B-B", Indication.TOTAL_PASSED), ("PAdES-B-LTA", Indication.TOTAL_PASSED),
+        ("PAdES-B-LTA", Indication.TOTAL_PASSED)], report.to_text()
+    assert report.indication is Indication.TOTAL_PASSED
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(data)
+    done = subprocess.run(["pdfsig", "-nssdir", nssdb, str(path)],
+                          capture_output=True, text=True)
+    blocks = done.stdout.split("Signature #")[1:4]  # the fourth is the document time-stamp
+    assert len(blocks) == 3, done.stdout
+    for block in blocks:
+        assert "Signature is Valid." in block and "Certificate is Trusted." in block, done.stdout
+
+
 def test_certification_with_p1_warns_and_p2_lets_a_later_signer_in(
         doc_pki: DocumentPki, trust: TrustSettings) -> None:
     _, result = sign(decision_pdf(), signer(doc_pki, "agency"), certify=DocMdp.NO_CHANGES)
