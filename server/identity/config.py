@@ -54,11 +54,15 @@ class IdentityConfig:
     clients: tuple[Client, ...] = ()
     key_passphrase: str = ""  # empty: a random one kept in the database (embedded demo only)
     worker_interval_seconds: float = 1.0
-    # Where the protocol endpoints (PAR, token, userinfo, ...) run: n > 0 on n threads; -1 (the
-    # default) on 4 threads; 0 on the event loop. The event loop saves a thread hop (a few hundred
-    # microseconds per request with SQLite) but waits there whenever another writer holds the
-    # database lock, and while it waits no other request of any kind is served: only for a
-    # deployment that does nothing else. Pages (argon2 password checks) always use threads.
+    # Where the protocol endpoints (PAR, token, userinfo, ...) and the authorization endpoint
+    # run. -1 (the default): on SQLite each request is tried on the event loop, which saves a
+    # thread hop per request; its first write transaction takes the database lock only if it is
+    # free (BEGIN IMMEDIATE without busy wait), and when another writer holds it the attempt is
+    # abandoned before anything was written and the whole request runs on one of 4 threads
+    # instead, so the event loop never waits for the lock. On PostgreSQL: 4 threads. n > 0:
+    # always on n threads. 0: always on the event loop, waiting there whenever another writer
+    # holds the database lock, and while it waits no other request of any kind is served: only
+    # for a deployment that does nothing else. Pages (argon2 password checks) always use threads.
     http_threads: int = -1
     client_cache_seconds: float = 30.0
     logout_delivery_attempts: int = 8

@@ -1,6 +1,8 @@
 """HTTP front of the identity provider: protocol endpoints, the pages people use, and the citizen
-app's API. Everything is a thin conversion between Starlette and :mod:`vnid`; blocking work
-(database, argon2, signatures) runs on the worker threads.
+app's API. Everything is a thin conversion between Starlette and :mod:`vnid`. Work that may block
+(argon2 password checks, a database writer that must wait) runs on the provider's threads; on SQLite
+the protocol endpoints and the authorization endpoint first try the request on the event loop, which
+never waits there (see ``IdentityConfig.http_threads``).
 
 Cookies: ``vnid_session`` (the provider session, 24 h at most) and ``vnid_interaction`` (a login in
 progress), both ``HttpOnly``, ``SameSite=Lax``, scoped to the issuer's path, and ``Secure`` when the
@@ -25,6 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from server.identity.store import SqlStore, WouldBlock
 from server.identity.texts import language_for, message, texts
 from server.modules import AppContext
 from vnid.errors import (
@@ -55,10 +58,14 @@ T = TypeVar("T")
 
 class IdentityHttp:
     def __init__(self, ctx: AppContext, provider: OpenIDProvider, *,
-                 on_logout: Callable[[], None] = lambda: None, threads: int = -1) -> None:
+                 on_logout: Callable[[], None] = lambda: None, threads: int = -1,
+                 store: SqlStore | None = None) -> None:
         self.ctx = ctx
-        # Protocol endpoints on the event loop, or on threads (see IdentityConfig.http_threads).
+        # Protocol endpoints on the event loop, on threads, or tried on the event loop and
+        # moved to a thread when they would wait for the database (IdentityConfig.http_threads).
         self.inline = threads == 0
+        self.attempt = store.attempt if threads < 0 and store is not None and \
+            store.db.is_sqlite else None
         self.executor = ThreadPoolExecutor(max_workers=threads if threads > 0 else 4,
                                            thread_name_prefix="identity-http")
         self.provider = provider
@@ -80,6 +87,17 @@ class IdentityHttp:
         """Blocking work of an endpoint, on the provider's own threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A protocol step: on the event loop when it cannot block there, else on a thread."""
+        if self.inline:
+            return fn(*args)
+        if self.attempt is not None:
+            try:
+                return self.attempt(fn, *args)
+            except WouldBlock:  # nothing was written: the whole step runs again, on a thread
+                pass
+        return await self.run(fn, *args)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -142,15 +160,19 @@ class IdentityHttp:
             raise InvalidRequest("the form is too large")
         return parse_params(body)
 
-    def _browser(self, step: Callable[[StarletteRequest, dict[str, str]], Outcome],
-                 ) -> Callable[[StarletteRequest], Awaitable[Response]]:
+    def _browser(self, step: Callable[[StarletteRequest, dict[str, str]], Outcome], *,
+                 protocol: bool = False) -> Callable[[StarletteRequest], Awaitable[Response]]:
+        """A page or browser step on the threads; ``protocol`` steps (no password check) as the
+        protocol endpoints run (:meth:`call`)."""
+        run = self.call if protocol else self.run
+
         async def endpoint(request: StarletteRequest) -> Response:
             try:
                 params = await self._form(request) if request.method == "POST" else \
                     parse_params(request.url.query)
             except (OAuthError, UnicodeDecodeError):
                 return self._outcome(request, Outcome(error=InvalidRequest("malformed form")))
-            outcome = await self.run(step, request, params)
+            outcome = await run(step, request, params)
             return self._outcome(request, outcome)
         return endpoint
 
@@ -250,7 +272,8 @@ class IdentityHttp:
             Route(f"{p}/bc-authorize", self._api(self.provider.backchannel_authentication,
                                                  s.backchannel_authentication_endpoint),
                   methods=["POST"]),
-            Route(f"{p}/authorize", self._browser(authorize), methods=["GET", "POST"]),
+            Route(f"{p}/authorize", self._browser(authorize, protocol=True),
+                  methods=["GET", "POST"]),
             Route(f"{p}/login", self._browser(login_page), methods=["GET"]),
             Route(f"{p}/login", self._browser(login_submit), methods=["POST"]),
             Route(f"{p}/login/otp", self._browser(otp_submit), methods=["POST"]),
@@ -362,10 +385,7 @@ class _ApiEndpoint:
             client = scope.get("client")
             request = Request(method=method, url=self.url, headers=headers, params=params,
                               remote=client[0] if client else "")
-            if self.http.inline:
-                result = self.handler(request, self.http.now())
-            else:
-                result = await self.http.run(self.handler, request, self.http.now())
+            result = await self.http.call(self.handler, request, self.http.now())
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
         raw.append((b"content-length", str(len(result.body)).encode()))
         await send({"type": "http.response.start", "status": result.status, "headers": raw})

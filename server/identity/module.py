@@ -84,7 +84,7 @@ class IdentityModule(Module):
                                        clock=ctx.clock)
         self._wake = asyncio.Event()
         self.http = IdentityHttp(ctx, self.provider, on_logout=self._wake.set,
-                                 threads=self.config.http_threads)
+                                 threads=self.config.http_threads, store=self.store)
         self._task: asyncio.Task[None] | None = None
         ctx.registry["bearer_authenticator"] = TokenBearerAuthenticator(self.provider)
         ctx.registry["identity_provider"] = self.provider

@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEvent, append_events
@@ -68,7 +70,10 @@ from vnid.oidc.records import (
 )
 from vnid.personal_id import Sex
 
-__all__ = ["SqlStore", "SqlTransaction", "TotpSealer"]
+__all__ = ["SqlStore", "SqlTransaction", "TotpSealer", "WouldBlock"]
+
+R = TypeVar("R")
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 A = cast(Table, ArtifactRow.__table__)
 T = cast(Table, TokenRow.__table__)
@@ -83,6 +88,19 @@ _ARTIFACT = select(A.c.data, A.c.used_at, A.c.expires_at).where(
 _CONSENT = select(ConsentRow.scopes).where(
     ConsentRow.account_id == bindparam("b_account"), ConsentRow.client_id == bindparam("b_client"),
     ConsentRow.withdrawn_at.is_(None))
+
+
+class WouldBlock(Exception):
+    """A non-blocking attempt (:meth:`SqlStore.attempt`) would have had to wait for the database's
+    write lock. Raised before the attempt wrote anything: the work can start again elsewhere."""
+
+
+class _Attempt:
+    __slots__ = ("abandoned", "began")
+
+    def __init__(self) -> None:
+        self.began = False  # a write transaction of the attempt has started
+        self.abandoned = False  # its first one found the lock held: nothing more may run
 
 
 class TotpSealer:
@@ -627,7 +645,9 @@ class SqlStore:
         # the moment the previous commits, instead of sleeping in SQLite's busy handler.
         self._lock: threading.Lock | contextlib.nullcontext[None] = \
             threading.Lock() if db.is_sqlite else contextlib.nullcontext()
-        self._open = threading.local()  # the write transaction open on this thread, if any
+        # The write transaction open on this thread, if any, and the non-blocking attempt.
+        self._open = threading.local()
+        self._busy_ms: int | None = None  # the connections' busy timeout (restored after 0)
 
     def _audit(self, events: Sequence[IdentityEvent], request_id: str,
                actor: str) -> list[AuditEvent]:
@@ -655,6 +675,61 @@ class SqlStore:
             finally:
                 connection.rollback()
 
+    def attempt(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` on this thread, without ever waiting for the write lock (SQLite only).
+
+        The attempt's first write transaction takes the store's lock and SQLite's write lock
+        only if both are free (``BEGIN IMMEDIATE`` with no busy timeout). If either is held it
+        raises :class:`WouldBlock` before anything was written, and so does every later
+        transaction of the abandoned attempt (a request that fails spends its one-time values in
+        a transaction of their own: that one must not run either), so that the caller can run
+        all of ``fn`` again where waiting harms nobody. Once a write transaction of the attempt
+        has begun, later ones wait as usual (starting again would repeat what was committed)."""
+        if not self.db.is_sqlite:
+            raise RuntimeError("non-blocking attempts need SQLite's single writer")
+        if getattr(self._open, "attempt", None) is not None or \
+                getattr(self._open, "tx", None) is not None:
+            raise RuntimeError("an attempt cannot start inside another or inside a transaction")
+        state = _Attempt()
+        self._open.attempt = state
+        try:
+            result = fn(*args)
+        finally:
+            self._open.attempt = None
+        if state.abandoned:  # WouldBlock was caught on the way: the result is not to be trusted
+            raise WouldBlock()
+        return result
+
+    def _acquire(self, nonblocking: bool) -> bool:
+        if isinstance(self._lock, contextlib.nullcontext):
+            return False
+        if self._lock.acquire(blocking=not nonblocking):
+            return True
+        raise WouldBlock()
+
+    @contextmanager
+    def _begin(self, nonblocking: bool) -> Iterator[Connection]:
+        if not nonblocking:
+            with self._writer.begin() as connection:
+                yield connection
+            return
+        with self._writer.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            if self._busy_ms is None:
+                self._busy_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                transaction = connection.begin()  # BEGIN IMMEDIATE (Database's begin hook)
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY:
+                    raise WouldBlock() from None
+                raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            with transaction:
+                yield connection
+
     @contextmanager
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:
         """A write transaction. Opened while another is open on this thread, it joins that one:
@@ -664,18 +739,33 @@ class SqlStore:
         if outer is not None:
             yield outer
             return
+        attempt: _Attempt | None = getattr(self._open, "attempt", None)
+        nonblocking = attempt is not None and not attempt.began
         tx: SqlTransaction | None = None
         try:
-            with self._lock, self._writer.begin() as connection:
-                tx = SqlTransaction(connection, self.db.dialect, self._sealer)
-                self._open.tx = tx
-                try:
-                    yield tx
-                finally:
-                    self._open.tx = None
-                if tx.events:
-                    with Session(bind=connection) as session:  # joins this transaction
-                        append_events(session, self._audit(tx.events, request_id, actor))
+            if attempt is not None and attempt.abandoned:
+                raise WouldBlock()
+            locked = self._acquire(nonblocking)
+            try:
+                with self._begin(nonblocking) as connection:
+                    if attempt is not None:
+                        attempt.began = True
+                    tx = SqlTransaction(connection, self.db.dialect, self._sealer)
+                    self._open.tx = tx
+                    try:
+                        yield tx
+                    finally:
+                        self._open.tx = None
+                    if tx.events:
+                        with Session(bind=connection) as session:  # joins this transaction
+                            append_events(session, self._audit(tx.events, request_id, actor))
+            finally:
+                if locked:
+                    self._lock.release()  # type: ignore[union-attr]
+        except WouldBlock:
+            if attempt is not None and not attempt.began:
+                attempt.abandoned = True
+            raise
         except BaseException:
             # A request that fails still used up its one-time values (client assertion and DPoP
             # proof jti): a captured value must not work the second time because the first

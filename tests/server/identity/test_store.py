@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
+import threading
 
 import pytest
 from sqlalchemy import select
 
-from server.identity.store import SqlStore, TotpSealer
+from server.identity.store import SqlStore, TotpSealer, WouldBlock
 from server.storage.audit import AuditEventRow
 from server.storage.db import Database
 from vnid.accounts import AccountKind, new_account
@@ -142,6 +144,65 @@ def test_failed_request_keeps_its_failures_and_spent_values(store: SqlStore,
         rows = s.execute(select(AuditEventRow.action, AuditEventRow.outcome,
                                 AuditEventRow.reason)).all()
     assert [tuple(r) for r in rows] == [("login.password", "FAILED", "INVALID_CREDENTIALS")]
+
+
+def _hold_write_lock(db: Database) -> sqlite3.Connection:
+    """Another writer (another process, say) holding SQLite's write lock."""
+    other = sqlite3.connect(db.url.database or "", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_an_attempt_that_would_wait_gives_up_before_writing(sqlite_db: Database) -> None:
+    store = SqlStore(sqlite_db, TotpSealer(os.urandom(32)), clock=lambda: NOW)
+    ran: list[str] = []
+
+    def work() -> str:
+        try:
+            with store.transaction() as tx:
+                tx.first_use("dpop", "k\x00jti-1", NOW + dt.timedelta(minutes=2))
+                ran.append("first")
+        except WouldBlock:
+            # A failing request spends its values in a second transaction: that one gives up too.
+            with store.transaction() as tx:
+                tx.first_use("dpop", "k\x00jti-1", NOW + dt.timedelta(minutes=2))
+                ran.append("second")
+        return "done"
+
+    other = _hold_write_lock(sqlite_db)
+    with pytest.raises(WouldBlock):
+        store.attempt(work)
+    other.rollback()
+    assert ran == []
+    with sqlite_db.engine.connect() as connection:  # the busy timeout is back on the pool
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    # The store's own lock held by a thread counts the same, and the replay value is unspent.
+    with store._lock:  # type: ignore[attr-defined]
+        with pytest.raises(WouldBlock):
+            store.attempt(work)
+    assert ran == []
+    assert store.attempt(work) == "done"
+    assert ran == ["first"]
+
+
+def test_later_transactions_of_an_attempt_wait(sqlite_db: Database) -> None:
+    store = SqlStore(sqlite_db, TotpSealer(os.urandom(32)), clock=lambda: NOW)
+    other: list[sqlite3.Connection] = []
+
+    def work() -> bool:
+        with store.transaction() as tx:
+            assert tx.first_use("dpop", "k\x00a", NOW + dt.timedelta(minutes=2))
+        other.append(_hold_write_lock(sqlite_db))
+        threading.Timer(0.3, other[0].rollback).start()
+        with store.transaction() as tx:  # waits for the lock instead of starting again
+            return tx.first_use("dpop", "k\x00b", NOW + dt.timedelta(minutes=2))
+
+    assert store.attempt(work)
+    with store.transaction() as tx:
+        assert not tx.first_use("dpop", "k\x00a", NOW)
+        assert not tx.first_use("dpop", "k\x00b", NOW)
 
 
 def test_expired_state_is_purged(store: SqlStore, db: Database) -> None:
