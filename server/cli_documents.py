@@ -105,10 +105,11 @@ def _signer(args: argparse.Namespace, runtime: Any) -> Any:
     raise SystemExit("vnegov sign: give --key and --cert, or --signer NAME")
 
 
-def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime) -> Any:
+def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime, document: Any) -> Any:
     from signing.stamp import (
         agency_seal,
         electronic_copy,
+        page_box,
         person_layout,
         person_signature,
         seal_box,
@@ -126,8 +127,9 @@ def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime) -> Any:
         plan = person_layout(args.person_box, args.signature_size)
         return agency_seal(page=args.page, box=seal_box(plan, args.seal_mm),
                            seal_png=Path(args.seal_png).read_bytes())
-    if args.copy_of:
-        return electronic_copy(page_width=595, page_height=842, copying_body=args.copy_of,
+    if args.copy_of:  # top right of page 1, whatever its size
+        _, _, right, top = page_box(document, 0)
+        return electronic_copy(page_width=right, page_height=top, copying_body=args.copy_of,
                                at=at, font=runtime.font)
     return None
 
@@ -155,15 +157,24 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         fmt = args.format or {".pdf": "pdf", ".xml": "xml"}.get(source.suffix.lower(), "cms")
         if fmt == "pdf":
             out = Path(args.out or source.with_name(source.stem + "-signed.pdf"))
-            with source.open("rb") as src, out.open("w+b") as dst:
-                result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
-                    level=PadesLevel(args.level), reason=args.reason, location=args.location,
-                    appearance=_appearance(args, runtime, at)),
-                    timestamps=runtime.tsa, trust=runtime.trust)
+            # Written beside the target and renamed when complete: a refused signature leaves
+            # no empty or partial file, and --out may name the input itself.
+            part = out.with_name(out.name + ".part")
+            try:
+                with source.open("rb") as src, part.open("w+b") as dst:
+                    result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
+                        level=PadesLevel(args.level), reason=args.reason,
+                        location=args.location, appearance=_appearance(args, runtime, at, src)),
+                        timestamps=runtime.tsa, trust=runtime.trust)
+                part.replace(out)
+            finally:
+                part.unlink(missing_ok=True)
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             print(f"signed {out} ({result.level}, field {result.field_name})")
         elif fmt == "cms":
+            if args.level not in ("B-B", "B-T"):
+                raise SystemExit("vnegov sign: detached CMS signatures are B-B or B-T")
             out = Path(args.out or str(source) + ".p7s")
             with source.open("rb") as src:
                 p7s = sign_detached(src, signer, at=at, level=CadesLevel(args.level),
@@ -183,6 +194,9 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"vnegov sign: {exc.message} [{exc.reason}]"
               + "".join(f" {k}={v}" for k, v in exc.metadata.items()), file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"vnegov sign: {exc.filename or args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     finally:
         runtime.close()
     return 0
@@ -212,6 +226,10 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 report = validate_pdf(content, trust=runtime.trust, at=at)
     except SigningError as exc:
         print(f"vnegov verify: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"vnegov verify: {exc.filename or args.file}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     finally:
         runtime.close()

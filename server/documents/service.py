@@ -31,7 +31,14 @@ from signing.sign.remote import (
 )
 from signing.sign.signers import Signer
 from signing.sign.xmldsig import XmlDsigSigner
-from signing.stamp import agency_seal, electronic_copy, person_layout, person_signature, seal_box
+from signing.stamp import (
+    agency_seal,
+    electronic_copy,
+    page_box,
+    person_layout,
+    person_signature,
+    seal_box,
+)
 from signing.validate import (
     Indication,
     ValidationReport,
@@ -190,8 +197,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         raise InvalidArgument("name a signer: agency_signer or credential",
                               reason="SIGNER_REQUIRED", metadata={"field": "signer"})
 
-    def _appearance(self, header: pb.SignDocumentHeader, at: dt.datetime
-                    ) -> VisibleSignature | None:
+    def _appearance(self, header: pb.SignDocumentHeader, at: dt.datetime,
+                    document: IO[bytes]) -> VisibleSignature | None:
         if not header.HasField("appearance"):
             return None
         appearance = header.appearance
@@ -209,7 +216,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                seal_png=s.seal_png)
         if kind == "electronic_copy":
             c = appearance.electronic_copy
-            return electronic_copy(page_width=595, page_height=842, copying_body=c.copying_body,
+            _, _, right, top = page_box(document, 0)  # top right of page 1, whatever its size
+            return electronic_copy(page_width=right, page_height=top, copying_body=c.copying_body,
                                    at=at, font=self._rt.font,
                                    copy_type=c.copy_type or "Bản sao điện tử")
         return None
@@ -223,7 +231,7 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
             certify = DocMdp(header.certification) if header.certification else None
             result = sign_pdf(source, output, signer, at=at, options=PadesOptions(
                 level=level, reason=header.reason or None, location=header.location or None,
-                certify=certify, appearance=self._appearance(header, at)),
+                certify=certify, appearance=self._appearance(header, at, source)),
                 timestamps=self._rt.tsa, trust=self._rt.trust)
             return pb.SignDocumentResult(signature_id=result.field_name,
                                          level=_LEVEL_OUT[result.level],

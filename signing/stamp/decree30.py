@@ -19,12 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from PIL import Image
 from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
 from pyhanko.stamp import BaseStamp, BaseStampStyle, TextStampStyle
 
@@ -39,6 +41,7 @@ __all__ = [
     "agency_seal",
     "electronic_copy",
     "electronic_copy_box",
+    "page_box",
     "person_layout",
     "person_signature",
     "seal_box",
@@ -183,6 +186,26 @@ def agency_seal(*, page: int, box: Box, seal_png: bytes) -> VisibleSignature:
     """The appearance of the issuing body's signature: its seal image filling ``box`` (use
     :func:`seal_box` for the position and the real size)."""
     return VisibleSignature(page=page, box=box, style=_ImageStyle(image=load_png(seal_png)))
+
+
+def page_box(source: IO[bytes], page: int = 0) -> Box:
+    """The ``/MediaBox`` of ``page`` (0-based, inherited from the page tree if need be) of the
+    PDF read from the seekable ``source``, whose position is restored. Pass its right and top
+    edges (``box[2]``, ``box[3]``) as ``page_width`` and ``page_height`` to
+    :func:`electronic_copy`, so that the copy's text lands at the top right of any page size."""
+    position = source.tell()
+    try:
+        reader = PdfFileReader(source, strict=False)
+        node: Any = reader.find_page_for_modification(page)[0].get_object()  # type: ignore[no-untyped-call]
+        while "/MediaBox" not in node and "/Parent" in node:
+            node = node["/Parent"].get_object()
+        x1, y1, x2, y2 = (float(v) for v in node["/MediaBox"])
+    except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise InvalidInput(f"page {page + 1} of the document has no readable size",
+                           reason="INVALID_PAGE") from exc
+    finally:
+        source.seek(position)
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
 
 def electronic_copy_box(page_width: float, page_height: float, *,

@@ -76,3 +76,66 @@ def test_cms_and_xml(doc_pki: DocumentPki, tmp_path: Path,
     assert main(["verify", str(tmp_path / "r-signed.xml"), "--trust",
                  str(tmp_path / "root.pem")], env) == 0
     assert "XMLDSig: TOTAL-PASSED" in capsys.readouterr().out
+
+
+def landscape_pdf() -> bytes:
+    """An A4 landscape page (842 x 595 pt) whose size is inherited from the page tree."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    writer = PdfFileWriter()  # type: ignore[no-untyped-call]
+    writer.insert_page(generic.DictionaryObject({  # type: ignore[no-untyped-call]
+        generic.NameObject("/Type"): generic.NameObject("/Page"),
+        generic.NameObject("/Contents"): writer.add_object(generic.StreamObject(
+            stream_data=b"BT /F1 12 Tf 60 500 Td (Quyet dinh) Tj ET")),
+        generic.NameObject("/Resources"): generic.DictionaryObject()}))  # type: ignore[no-untyped-call]
+    writer.root["/Pages"]["/MediaBox"] = generic.ArrayObject(
+        [generic.NumberObject(x) for x in (0, 0, 842, 595)])  # type: ignore[no-untyped-call]
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+def test_electronic_copy_lands_top_right_of_any_page_size(
+        doc_pki: DocumentPki, tmp_path: Path, font: bytes) -> None:
+    import re
+    import subprocess
+
+    env = {"VNEGOV_DATA_DIR": str(tmp_path / "no-data-dir")}
+    key, cert = files(doc_pki, tmp_path, "agency")
+    (tmp_path / "wide.pdf").write_bytes(landscape_pdf())
+    assert main(["sign", str(tmp_path / "wide.pdf"), "--key", key, "--cert", cert,
+                 "--copy-of", "Văn phòng UBND Thành phố Hồ Chí Minh",
+                 "--out", str(tmp_path / "copy.pdf")], env) == 0
+    bbox = subprocess.run(["pdftotext", "-bbox", str(tmp_path / "copy.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert 'width="842.000000" height="595.000000"' in bbox
+    found = re.search(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">'
+                      r'Bản sao điện tử', bbox)
+    assert found is not None, bbox
+    x1, y1, x2 = (float(v) for v in found.groups())
+    assert x1 > 842 / 2 and x2 <= 842 and 0 <= y1 < 595 / 6  # top right of this page
+
+
+def test_errors_are_messages_and_leave_no_file(doc_pki: DocumentPki, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"VNEGOV_DATA_DIR": str(tmp_path / "no-data-dir")}
+    (tmp_path / "root.pem").write_bytes(doc_pki.pem("root"))
+    (tmp_path / "decision.pdf").write_bytes(decision_pdf())
+    key, cert = files(doc_pki, tmp_path, "agency")
+    assert main(["verify", str(tmp_path / "missing.pdf"), "--trust",
+                 str(tmp_path / "root.pem")], env) == 2
+    assert "missing.pdf" in capsys.readouterr().err
+    assert main(["sign", str(tmp_path / "missing.pdf"), "--key", key, "--cert", cert], env) == 2
+    assert "missing.pdf" in capsys.readouterr().err
+    assert not (tmp_path / "missing-signed.pdf").exists()
+    with pytest.raises(SystemExit, match="B-B or B-T"):
+        main(["sign", str(tmp_path / "decision.pdf"), "--format", "cms", "--level", "B-LT",
+              "--key", key, "--cert", cert], env)
+    # LT fails closed for a signer without revocation data: nothing is written
+    key, cert = files(doc_pki, tmp_path, "orphan")
+    assert main(["sign", str(tmp_path / "decision.pdf"), "--key", key, "--cert", cert,
+                 "--level", "B-LT", "--tsa", doc_pki.tsa_url,
+                 "--trust", str(tmp_path / "root.pem")], env) == 1
+    assert "Không có OCSP" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.glob("decision*")) == ["decision.pdf"]

@@ -369,3 +369,22 @@ async def test_large_pdf_streams_through_disk_spools(srv: RunningServer, tmp_pat
     assert sig.summarise_integrity_info()["coverage"].name == "ENTIRE_FILE"
     report = await verify(stub(srv), pb.VerifyDocumentHeader(format=pb.PDF), data)
     assert report.indication == pb.TOTAL_PASSED, report.report_text
+
+
+async def test_electronic_copy_on_a_landscape_page(srv: RunningServer, tmp_path: Path) -> None:
+    import re
+
+    from tests.server.documents.test_cli import landscape_pdf
+
+    copy = pb.Appearance(electronic_copy=pb.ElectronicCopyAppearance(
+        copying_body="Văn phòng UBND Thành phố Hồ Chí Minh"))
+    data, _ = await sign(stub(srv), pb.SignDocumentHeader(
+        format=pb.PDF, agency_signer="ubnd-hcm", appearance=copy), landscape_pdf())
+    (tmp_path / "copy.pdf").write_bytes(data)
+    bbox = subprocess.run(["pdftotext", "-bbox", str(tmp_path / "copy.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    found = re.search(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">'
+                      r'Bản sao điện tử', bbox)
+    assert found is not None, bbox
+    x1, y1, x2 = (float(v) for v in found.groups())
+    assert x1 > 842 / 2 and x2 <= 842 and 0 <= y1 < 595 / 6
