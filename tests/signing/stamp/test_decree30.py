@@ -162,3 +162,37 @@ def test_geometry_rules() -> None:
         person_layout((0, 0, 100, 30), (600, 240))
     with pytest.raises(InvalidInput):
         person_signature(page=0, box=BOX, title="", full_name="A", image_png=b"x", font=b"")
+
+
+def ascii_only(font: bytes) -> bytes:
+    """The same font cut down to ASCII: no Vietnamese letters, no combining marks."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    ttf = TTFont(io.BytesIO(font))
+    subsetter = subset.Subsetter(subset.Options(notdef_outline=True))
+    subsetter.populate(unicodes=range(0x20, 0x7F))
+    subsetter.subset(ttf)
+    out = io.BytesIO()
+    ttf.save(out)
+    return out.getvalue()
+
+
+def test_a_font_without_the_vietnamese_glyphs_is_refused(doc_pki: DocumentPki,
+                                                         font: bytes) -> None:
+    """Text extraction reads pyHanko's /ActualText, so it would find "CHỦ TỊCH" even if the
+    page showed boxes: a font lacking a glyph must be refused, not embedded."""
+    poor = ascii_only(font)
+    person = person_signature(page=0, box=BOX, title="CHỦ TỊCH", full_name="Nguyễn Văn An",
+                              image_png=signature_png(), font=poor)
+    with pytest.raises(InvalidInput) as caught:
+        sign_with(doc_pki, "official", decision_pdf(), person)
+    assert caught.value.reason == "FONT_MISSING_GLYPHS"
+    assert "Ủ" in caught.value.message and "Ị" in caught.value.message
+    copy = electronic_copy(page_width=595, page_height=842, at=dt.datetime.now(dt.UTC),
+                           font=poor, copying_body="Van phong UBND")
+    with pytest.raises(InvalidInput, match="ả"):  # "Bản sao điện tử"
+        sign_with(doc_pki, "agency", decision_pdf(), copy)
+    ascii_text = person_signature(page=0, box=BOX, title="CHU TICH", full_name="Nguyen Van An",
+                                  image_png=signature_png(), font=poor)
+    assert sign_with(doc_pki, "official", decision_pdf(), ascii_text).startswith(b"%PDF")
