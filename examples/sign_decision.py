@@ -70,10 +70,15 @@ def main() -> None:
     agency = KeySigner(pki.agency.key, pki.agency.chain[0])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     first.seek(0)
-    with args.out.open("w+b") as out:
-        sign_pdf(first, out, agency, at=dt.datetime.now(dt.UTC), options=PadesOptions(
-            level=level, appearance=agency_seal(page=0, box=seal_box(plan, 36),
-                                                seal_png=seal_png())), timestamps=tsa)
+    part = args.out.with_name(args.out.name + ".part")  # renamed once complete
+    try:
+        with part.open("w+b") as out:
+            sign_pdf(first, out, agency, at=dt.datetime.now(dt.UTC), options=PadesOptions(
+                level=level, appearance=agency_seal(page=0, box=seal_box(plan, 36),
+                                                    seal_png=seal_png())), timestamps=tsa)
+        part.replace(args.out)
+    finally:
+        part.unlink(missing_ok=True)
     print(f"wrote {args.out}")
 
     # 3. Anyone verifies it with the roots they trust. The demo signers' certificates name no

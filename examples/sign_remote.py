@@ -23,13 +23,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
 
 import grpc  # noqa: E402
+from google.rpc import error_details_pb2  # noqa: E402
+from grpc_status import rpc_status  # noqa: E402
 
 from server.documents.csc_client import GrpcCscClient  # noqa: E402
 from server.documents.transport import HttpTimeStampTransport  # noqa: E402
+from signing.errors import SigningError  # noqa: E402
 from signing.sign import PadesLevel, PadesOptions, RemoteSigner, SecondFactor, sign_pdf  # noqa: E402
 
 
-def main() -> None:
+def refused(err: grpc.RpcError) -> int:
+    """Say why the server refused: status code, message, and the ErrorInfo reason."""
+    code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = err.details() if isinstance(err, grpc.Call) else str(err)
+    print(f"refused: {code.name}: {message}", file=sys.stderr)
+    status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            print(f"reason: {info.reason}", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdf", type=Path)
     parser.add_argument("--signer-id", required=True, help="the official's personal ID number")
@@ -47,24 +63,41 @@ def main() -> None:
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
     with grpc.secure_channel(args.target, credentials) as channel:
-        client = GrpcCscClient(channel, args.signer_id)
-        credential_id = args.credential_id or client.list_credentials()[0]
-        info = client.credential_info(credential_id)
-        print(f"credential {credential_id}: {info.certificates[0].subject.rfc4514_string()} "
-              f"({info.key_algorithm}-{info.key_length}, SCAL{info.scal})")
+        try:
+            return sign(args, GrpcCscClient(channel, args.signer_id))
+        except grpc.RpcError as err:
+            return refused(err)
+        except SigningError as err:
+            print(f"refused: {err.message} [{err.reason}]", file=sys.stderr)
+            return 1
 
-        def second_factor() -> SecondFactor:
-            return SecondFactor("totp", args.code or input("TOTP code: ").strip())
 
-        signer = RemoteSigner(client, credential_id, second_factor)
-        out = args.pdf.with_name(args.pdf.stem + "-remote-signed.pdf")
-        tsa = HttpTimeStampTransport(args.tsa) if args.tsa else None
-        with args.pdf.open("rb") as src, out.open("w+b") as dst:
+def sign(args: argparse.Namespace, client: GrpcCscClient) -> int:
+    """Sign ``args.pdf`` here with the official's remote key: only the hash travels."""
+    credential_id = args.credential_id or client.list_credentials()[0]
+    info = client.credential_info(credential_id)
+    print(f"credential {credential_id}: {info.certificates[0].subject.rfc4514_string()} "
+          f"({info.key_algorithm}-{info.key_length}, SCAL{info.scal})")
+
+    def second_factor() -> SecondFactor:
+        return SecondFactor("totp", args.code or input("TOTP code: ").strip())
+
+    signer = RemoteSigner(client, credential_id, second_factor)
+    out = args.pdf.with_name(args.pdf.stem + "-remote-signed.pdf")
+    tsa = HttpTimeStampTransport(args.tsa) if args.tsa else None
+    part = out.with_name(out.name + ".part")  # renamed once complete: a refused signature
+    try:  # leaves an earlier output as it was
+        with args.pdf.open("rb") as src, part.open("w+b") as dst:
             result = sign_pdf(src, dst, signer, at=dt.datetime.now(dt.UTC),
-                              options=PadesOptions(level=PadesLevel.B_T if tsa else PadesLevel.B_B),
+                              options=PadesOptions(
+                                  level=PadesLevel.B_T if tsa else PadesLevel.B_B),
                               timestamps=tsa)
-        print(f"signed {out} ({result.level}, field {result.field_name})")
+        part.replace(out)
+    finally:
+        part.unlink(missing_ok=True)
+    print(f"signed {out} ({result.level}, field {result.field_name})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""examples/sign_decision.py, examples/sign_verify.py and examples/sign_remote.py run as
+documented, as scripts: a decision signed by the official then sealed by the agency, verified by
+anyone with the roots; and an official's remote signature over gRPC, the document staying with
+the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyotp
+
+from server.storage.db import Database
+from tests.server.documents.test_signing_service import (
+    CALLERS,
+    OWNER,
+    SECRET,
+    documents_section,
+    register_official,
+)
+from tests.signing.sign.docpki import DocumentPki
+from tests.signing.sign.pdfs import decision_pdf
+from tests.support.pki import TestPki, pem
+from tests.support.server import ROOT, running_server
+from tests.support.softhsm import SoftHsm
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+
+
+def example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
+                          capture_output=True, text=True, env=ENV, cwd=cwd, timeout=120)
+
+
+def test_sign_decision_then_sign_verify(doc_pki: DocumentPki, tmp_path: Path) -> None:
+    tsa_root = tmp_path / "tsa-root.pem"
+    tsa_root.write_bytes(doc_pki.pem("root"))
+    out = tmp_path / "decision-signed.pdf"
+    done = example("sign_decision.py", "--tsa", doc_pki.tsa_url, "--tsa-root", str(tsa_root),
+                   "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("PAdES-B-T: TOTAL-PASSED") == 2, done.stdout
+    assert "Nguyễn Văn An, Chủ tịch" in done.stdout
+    demo_root = tmp_path / "demo-root.pem"
+    assert demo_root.exists()
+    verify = ["--trust", str(demo_root), "--trust", str(tsa_root), "--no-revocation"]
+    done = example("sign_verify.py", str(out), *verify, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("Document (pdf)") and "Overall: TOTAL-PASSED" in done.stdout
+    done = example("sign_verify.py", str(out), *verify, "--json", cwd=tmp_path)
+    assert done.returncode == 0 and '"indication": "TOTAL-PASSED"' in done.stdout
+    # Someone trusting only the TSA's root does not accept the demo signers...
+    done = example("sign_verify.py", str(out), "--trust", str(tsa_root), "--no-revocation",
+                   cwd=tmp_path)
+    assert done.returncode == 1 and "NO_CERTIFICATE_CHAIN_FOUND" in done.stdout
+    # ...and a changed byte fails for everyone.
+    data = out.read_bytes()
+    at = data.index(b"/MediaBox")
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(data[:at] + b"/MediaBoy" + data[at + 9:])
+    done = example("sign_verify.py", str(bad), *verify, cwd=tmp_path)
+    assert done.returncode == 1 and "HASH_FAILURE" in done.stdout
+
+
+async def test_sign_remote_over_grpc(pki: TestPki, tmp_path: Path, sqlite_db: Database,
+                                     doc_pki: DocumentPki, softhsm: SoftHsm) -> None:
+    credential_id = register_official(sqlite_db, doc_pki, softhsm)
+    # The example reads the server's root and the caller's client certificate from a data
+    # directory laid out as `vnegov init` makes it.
+    data = tmp_path / "data"
+    (data / "pki" / "clients").mkdir(parents=True)
+    (data / "pki" / "root-ca.pem").write_bytes(pem(pki.root.cert))
+    (data / "pki" / "clients" / "dvc-hcm.pem").write_bytes(pki.hcm.chain_pem)
+    (data / "pki" / "clients" / "dvc-hcm.key.pem").write_bytes(pki.hcm.key_pem)
+    document = tmp_path / "decision.pdf"
+    document.write_bytes(decision_pdf())
+    extra = {"documents": documents_section(doc_pki, softhsm, tmp_path / "documents"),
+             "auth": {"callers": CALLERS}}
+    async with running_server(pki, tmp_path, sqlite_db.url.render_as_string(False),
+                              extra=extra) as srv:
+        args = [str(document), "--signer-id", OWNER, "--data-dir", str(data),
+                "--target", srv.target, "--tsa", doc_pki.tsa_url]
+        done = await asyncio.to_thread(example, "sign_remote.py", *args, "--code",
+                                       pyotp.TOTP(SECRET).now(), cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"credential {credential_id}: CN=Nguyễn Văn An" in done.stdout
+        assert "SCAL2" in done.stdout and "(B-T, field Signature1)" in done.stdout
+        signed = tmp_path / "decision-remote-signed.pdf"
+        # The same code again is refused: each code authorises one signature.
+        again = await asyncio.to_thread(example, "sign_remote.py", *args, "--code",
+                                        pyotp.TOTP(SECRET).now(), cwd=tmp_path)
+        assert again.returncode != 0
+        assert "refused: UNAUTHENTICATED" in again.stderr and "Traceback" not in again.stderr
+    checked = subprocess.run(["pdfsig", str(signed)], capture_output=True, text=True).stdout
+    assert "Signature is Valid." in checked and "Nguyễn Văn An" in checked
