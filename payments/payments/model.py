@@ -7,6 +7,9 @@ Ledger effects (see :mod:`payments.ledger.core` for the accounts):
 * opening (created -> awaiting_payment): Dr RECEIVABLES due / Cr REVENUE per line;
 * money in: Dr CLEARING:<channel> (or SUSPENSE when an exception is resolved) / Cr RECEIVABLES up
   to what is outstanding, Cr OVERPAYMENTS beyond it;
+* statement money applied by a finance officer: Dr SUSPENSE / Cr CLEARING:<channel> for the part
+  that shows channel money the payment already received (it is not credited again), and only the
+  rest as money in (from SUSPENSE);
 * expiry or cancellation: the opening is reversed for what was not collected, and money already
   collected on the payment moves to OVERPAYMENTS (held for refund);
 * refund: Dr OVERPAYMENTS (held money first) and REVENUE / Cr REFUNDS_PAYABLE.
@@ -17,9 +20,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from payments.errors import InvalidInput, PaymentExpired, RefundExceedsCollected
+from payments.errors import (
+    InvalidInput,
+    InvalidTransition,
+    PaymentExpired,
+    RefundExceedsCollected,
+)
 from payments.fees.catalogue import FeeKind, Quote
 from payments.ledger.core import Account, LedgerTransaction, transaction
 from payments.money import check_amount, require_utc
@@ -37,7 +47,10 @@ __all__ = [
     "Payer",
     "Payment",
     "PaymentLine",
+    "StatementMoney",
+    "Unsettled",
     "apply_credit",
+    "apply_statement_money",
     "cancel_payment",
     "expire_payment",
     "new_payment",
@@ -169,6 +182,13 @@ def apply_credit(p: Payment, amount: int, *, source: str, key: str, now: dt.date
     """
     check_amount(amount)
     now = require_utc(now)
+    if p.state is S.REFUNDED:
+        # Refunded is final: nothing could ever refund money held on it, so it goes back to
+        # its sender instead.
+        raise InvalidTransition("the payment is fully refunded and takes no more money: "
+                                "return the money to its sender (refund_to_sender)",
+                                reason="PAYMENT_REFUNDED",
+                                metadata={"payment": p.id, "from": p.state.value})
     txs: list[LedgerTransaction] = []
     transitions: list[Transition] = []
     state, collected, held = p.state, p.collected, p.held
@@ -209,6 +229,63 @@ def apply_credit(p: Payment, amount: int, *, source: str, key: str, now: dt.date
     paid_at = p.paid_at or (now if became_paid else None)
     new = dataclasses.replace(p, state=target, collected=collected, held=held, paid_at=paid_at)
     return Effects(new, tuple(transitions), tuple(txs), became_paid)
+
+
+class Unsettled(NamedTuple):
+    """Money a payment's channel confirmed (applied or held) that no statement has shown yet,
+    and the CLEARING account it waits on."""
+
+    payment: str
+    clearing: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class StatementMoney:
+    """What applying statement money to a payment did: ``settled`` is the channel money of each
+    payment the line shows (moved SUSPENSE -> CLEARING, not credited again), ``credited`` the
+    new money credited to the payment; ``effects`` holds the payment and everything to store."""
+
+    settled: tuple[tuple[str, int], ...]
+    credited: int
+    effects: Effects
+
+
+def apply_statement_money(p: Payment, amount: int, *, unsettled: Sequence[Unsettled], key: str,
+                          now: dt.datetime, actor: str) -> StatementMoney:
+    """A finance officer applies ``amount`` đồng of a bank statement (held on SUSPENSE) to ``p``.
+
+    The bank shows all the money a channel confirms, so the line first shows the channel money
+    not yet seen on a statement of the payments it is for (``unsettled``, in the order the line
+    names them, ``p``'s first when it has any): that part settles their CLEARING account
+    (Dr SUSPENSE / Cr CLEARING) and is not credited again — the payment received it when the
+    channel confirmed it. Only the rest is money the payment has not received yet (a second
+    transfer, more than the channel confirmed) and is credited with :func:`apply_credit`:
+    RECEIVABLES up to what is outstanding, OVERPAYMENTS (held for refund) beyond it, an expired
+    or cancelled payment re-opened as a late payment."""
+    check_amount(amount)
+    now = require_utc(now)
+    rest = amount
+    settled: list[tuple[str, int]] = []
+    credits: dict[str, int] = {}
+    for u in unsettled:
+        take = min(rest, max(u.amount, 0))
+        if take:
+            settled.append((u.payment, take))
+            credits[u.clearing] = credits.get(u.clearing, 0) + take
+            rest -= take
+    txs: list[LedgerTransaction] = []
+    if credits:
+        txs.append(transaction(f"{key}:settle", now, "settlement",
+                               {Account.SUSPENSE: amount - rest}, credits,
+                               payment=settled[0][0] if len(settled) == 1 else "",
+                               memo="statement shows money the channel confirmed"))
+    if not rest:
+        return StatementMoney(tuple(settled), 0, Effects(p, (), tuple(txs)))
+    fx = apply_credit(p, rest, source=Account.SUSPENSE, key=key, now=now, actor=actor,
+                      resolution=True)
+    return StatementMoney(tuple(settled), rest,
+                          dataclasses.replace(fx, ledger=tuple(txs) + fx.ledger))
 
 
 def _close(p: Payment, to: PaymentState, now: dt.datetime, reason: str, actor: str) -> Effects:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 import payments.errors as pe
 from payments.ledger.core import Account, transaction
 from payments.money import local_day_bounds
-from payments.payments.model import apply_credit
+from payments.payments.model import Effects, Unsettled, apply_credit, apply_statement_money
 from payments.reconcile.camt053 import Statement, StatementLine, parse_camt053
 from payments.reconcile.csvfiles import parse_bank_csv, parse_channel_list
 from payments.reconcile.matching import (
@@ -311,28 +311,36 @@ class ReconStore:
             key = f"resolve:{exc.id}"
             money = exc.outcome in ("money_without_payment", "duplicate", "amount_mismatch",
                                     "held_channel_money")
+            details: dict[str, str | int | bool | None] = {
+                "exception": exc.id, "action": action, "amount": exc.amount}
             if action == "apply_to_payment":
                 if not money:
                     raise pe.FailedPrecondition("no money to apply")
-                target = payment_id or exc.payment_ids.split(" ")[0]
-                row = lock_payment(s, self.db, target) if target else None
-                if row is None:
-                    raise pe.NotFound("no such payment", metadata={"payment": target})
-                fx = apply_credit(payment_from_row(row), exc.amount, source=Account.SUSPENSE,
-                                  key=key, now=now, actor=actor, resolution=True)
-                s.execute(update(PaymentRow).where(PaymentRow.id == row.id).values(
-                    **payment_values(fx.payment, now)))
+                named = exc.payment_ids.split()
+                target = payment_id or (named[0] if named else "")
                 if exc.source.startswith("channel:"):
-                    # Money a channel confirmed and we held: now applied, the statement should
-                    # show it (it was posted to CLEARING when held).
+                    row = lock_payment(s, self.db, target) if target else None
+                    if row is None:
+                        raise pe.NotFound("no such payment", metadata={"payment": target})
+                    # Money a channel confirmed and we held: the payment has not received it.
+                    fx = apply_credit(payment_from_row(row), exc.amount,
+                                      source=Account.SUSPENSE, key=key, now=now, actor=actor,
+                                      resolution=True)
+                    # Now applied; the statement should show it (it was posted to CLEARING
+                    # when held).
                     s.execute(update(ChannelEventRow).where(
                         ChannelEventRow.channel == exc.source.split(":", 1)[1],
                         ChannelEventRow.transaction_id == exc.line_keys).values(
                         outcome="applied", payment_id=row.id))
+                else:
+                    fx = self._apply_statement_money(s, exc, target, named, key=key, now=now,
+                                                     actor=actor, details=details)
+                s.execute(update(PaymentRow).where(PaymentRow.id == fx.payment.id).values(
+                    **payment_values(fx.payment, now)))
                 record_transitions(s, fx.transitions, request_id=request_id)
                 post_ledger(s, fx.ledger)
                 if fx.became_paid:
-                    enqueue(s, "receipt.issue", row.id, {"payment": row.id}, now)
+                    enqueue(s, "receipt.issue", fx.payment.id, {"payment": fx.payment.id}, now)
             elif exc.outcome == "unexplained_debit" and action in ("refund_paid_out",
                                                                     "write_off"):
                 # Money that left the account: a granted refund paid out, or a bank charge.
@@ -363,9 +371,41 @@ class ReconStore:
             s.execute(update(ExceptionRow).where(ExceptionRow.id == exc.id).values(
                 state="resolved", resolution=action, resolved_by=actor[:200], resolved_at=now))
             audit(s, at=now, request_id=request_id, actor=actor, action="exception.resolve",
-                  details={"exception": exc.id, "action": action, "amount": exc.amount})
+                  details=details)
             s.flush()
             return exc
+
+    def _apply_statement_money(self, s: Session, exc: ExceptionRow, target: str,
+                               named: list[str], *, key: str, now: dt.datetime, actor: str,
+                               details: dict[str, str | int | bool | None]) -> Effects:
+        """Statement money on SUSPENSE applied to ``target``: it first shows the channel money
+        not yet seen on a statement of the payments the line is for (the one the officer names,
+        or those the reconciliation named, the target first), which settles their CLEARING;
+        only the rest is credited to the target (see ``apply_statement_money``)."""
+        shown = named if not named or target in named else [target]
+        order = [target] + [pid for pid in shown if pid != target]
+        rows = {pid: lock_payment(s, self.db, pid) for pid in sorted(set(order) - {""})}
+        row = rows.get(target)
+        if row is None:
+            raise pe.NotFound("no such payment", metadata={"payment": target})
+        unsettled = [Unsettled(pid, Account.clearing(r.channel), self._unsettled(s, r))
+                     for pid in order if (r := rows.get(pid)) is not None]
+        result = apply_statement_money(payment_from_row(row), exc.amount, unsettled=unsettled,
+                                       key=key, now=now, actor=actor)
+        for pid, amount in result.settled:
+            s.execute(update(PaymentRow).where(PaymentRow.id == pid).values(
+                settled=PaymentRow.settled + amount))
+        details.update(payment=target, settled=exc.amount - result.credited,
+                       credited=result.credited)
+        return result.effects
+
+    @staticmethod
+    def _unsettled(s: Session, row: PaymentRow) -> int:
+        """Money the payment's channels confirmed (applied or held) that no statement showed."""
+        confirmed = s.execute(select(func.coalesce(func.sum(ChannelEventRow.amount), 0)).where(
+            ChannelEventRow.payment_id == row.id,
+            ChannelEventRow.outcome.in_(("applied", "held")))).scalar_one()
+        return max(0, int(confirmed) - row.settled)
 
     # ------------------------------------------------------------ operations
     def start_operation(self, kind: str, *, caller: str, now: dt.datetime) -> str:

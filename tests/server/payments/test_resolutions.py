@@ -17,9 +17,6 @@ from tests.server.payments.conftest import World
 
 ACCOUNT = "113000012345"
 LATER = T0 + dt.timedelta(days=1)
-DOUBLE_CREDIT = pytest.mark.xfail(
-    strict=True,
-    reason="apply_to_payment credits statement money already credited by the channel")
 
 
 def statement(day: int, opening: int, lines: list[StatementLine]) -> bytes:
@@ -78,7 +75,6 @@ def balances(world: World) -> dict[str, int]:
                                        "OVERPAYMENTS", "ADJUSTMENTS")}
 
 
-@DOUBLE_CREDIT
 def test_amount_mismatch_showing_channel_money_settles_clearing(world: World) -> None:
     # Two VietQR transfers pay the fee; the day's statement shows only the first, so the line
     # is an amount mismatch. That line is the bank's view of money the payment already
@@ -106,7 +102,6 @@ def test_amount_mismatch_showing_channel_money_settles_clearing(world: World) ->
     assert world.payments.get(pid).state.value == "refunded"
 
 
-@DOUBLE_CREDIT
 def test_duplicate_showing_late_channel_money_is_counted_once(world: World) -> None:
     # The citizen transfers the fee twice. The statement shows both transfers (the second is a
     # duplicate of a payment matched in full); the bank's notification of the second arrives
@@ -135,3 +130,69 @@ def test_duplicate_showing_late_channel_money_is_counted_once(world: World) -> N
     assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": 0,
                                f"BANK:{ACCOUNT}": 4 * due, "OVERPAYMENTS": 0,
                                "ADJUSTMENTS": 0}
+
+
+def test_a_second_transfer_is_new_money_held_for_refund(world: World) -> None:
+    # The statement shows the channel's transfer and a second one nobody notified: the second
+    # is a duplicate of a payment matched in full, and applying it is a real overpayment.
+    pid = vietqr_payment(world, "second")
+    p = world.payments.get(pid)
+    due = p.amount_due
+    assert transfer(world, pid, "FT1-second", due) == "applied"
+    world.receipts.issue_for_payment(pid, now=T0)
+    assert reconcile(world, 1, [line("FT1-second", due, p.reference),
+                                line("FT2-second", due + 3000, p.reference)], "second") == {
+        "matched": 1, "duplicate": 1}
+    resolve(world, "duplicate", "", "apply-second")
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected, p.held) == ("overpaid", 2 * due + 3000, due + 3000)
+    assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": 0,
+                               f"BANK:{ACCOUNT}": 2 * due + 3000,
+                               "OVERPAYMENTS": -(due + 3000), "ADJUSTMENTS": 0}
+    with pytest.raises(pe.RefundExceedsCollected):
+        refund(world, pid, 2 * due + 3001, "refund-too-much")
+    assert refund(world, pid, 2 * due + 3000, "refund-all")
+    assert balances(world)["OVERPAYMENTS"] == 0
+
+
+def test_unidentified_line_showing_channel_money_settles_it(world: World) -> None:
+    # Two payments of one amount paid through VietQR; a line with neither reference nor bank
+    # id cannot be told apart (money without payment). The officer finds it is the first one's
+    # transfer: it settles that payment's CLEARING and credits nothing.
+    ids = [vietqr_payment(world, f"same-{i}") for i in range(2)]
+    due = world.payments.get(ids[0]).amount_due
+    for i, pid in enumerate(ids):
+        assert transfer(world, pid, f"FT-same-{i}", due) == "applied"
+        world.receipts.issue_for_payment(pid, now=T0)
+    assert reconcile(world, 1, [line("BANK-1", due, "chuyen tien")], "same") == {
+        "money_without_payment": 1, "awaiting_settlement": 2}
+    resolve(world, "money_without_payment", ids[0], "apply-same")
+    p = world.payments.get(ids[0])
+    assert (p.state.value, p.collected, p.held) == ("paid", due, 0)
+    assert balances(world)["CLEARING:vietqr"] == due and balances(world)["SUSPENSE"] == 0
+    with pytest.raises(pe.RefundExceedsCollected):
+        refund(world, ids[0], due + 1, "refund-too-much")
+    # Only the second payment is still waiting for its money.
+    assert reconcile(world, 2, [line("FT-same-1", due, "", 2)], "same2") == {"matched": 1}
+    assert balances(world)["CLEARING:vietqr"] == 0
+
+
+def test_money_for_a_refunded_payment_goes_back_to_its_sender(world: World) -> None:
+    pid = vietqr_payment(world, "refunded")
+    p = world.payments.get(pid)
+    due = p.amount_due
+    assert transfer(world, pid, "FT1-refunded", due) == "applied"
+    world.receipts.issue_for_payment(pid, now=T0)
+    assert refund(world, pid, due, "refund-before")
+    reconcile(world, 1, [line("FT1-refunded", due, p.reference),
+                         line("FT2-refunded", due, p.reference)], "refunded")
+    [exc] = [e for e in world.recon.exceptions() if e.outcome == "duplicate"]
+    with pytest.raises(pe.FailedPrecondition, match="refund_to_sender") as refused:
+        world.recon.resolve(exc.id, action="apply_to_payment", actor="finance",
+                            request_id="apply-refunded", now=LATER)
+    assert refused.value.reason == "PAYMENT_REFUNDED"
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected, p.refunded) == ("refunded", due, due)
+    world.recon.resolve(exc.id, action="refund_to_sender", actor="finance",
+                        request_id="return-refunded", now=LATER)
+    assert balances(world)["SUSPENSE"] == 0
