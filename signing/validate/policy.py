@@ -13,6 +13,7 @@ from pyhanko.sign.validation.policy_decl import (
     RevocationInfoGatheringSpec,
     SignatureValidationSpec,
 )
+from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
@@ -28,7 +29,10 @@ from signing.sign._pyhanko import to_asn1
 from signing.sign.revocation import TrustSettings
 from signing.validate.diffs import DIFF_POLICY
 
-__all__ = ["pdf_spec", "signature_spec", "timing"]
+__all__ = ["SIGNER_KEY_USAGE", "pdf_spec", "signature_spec", "timing"]
+
+SIGNER_KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
+                                       match_all_key_usages=False)
 
 
 def signature_spec(trust: TrustSettings) -> SignatureValidationSpec:
@@ -45,6 +49,9 @@ def signature_spec(trust: TrustSettings) -> SignatureValidationSpec:
             else RevinfoOnlineFetchingRule.LOCAL_ONLY)
     return SignatureValidationSpec(
         cert_validation_policy=policy,
+        # The signer's key must be for signatures: digitalSignature or nonRepudiation
+        # (contentCommitment). pyHanko checks no key usage unless told to.
+        key_usage_settings=SIGNER_KEY_USAGE,
         revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=rule),
         local_knowledge=LocalKnowledge(
             known_certs=[to_asn1(c) for c in trust.other_certs],

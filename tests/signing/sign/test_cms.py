@@ -78,3 +78,32 @@ def test_changed_content_revoked_signer_and_foreign_root(
     result = validate_cms(p7s, io.BytesIO(CONTENT), trust=elsewhere, at=now).signatures[0]
     assert (result.indication, result.sub_indication) == \
         (Indication.INDETERMINATE, "NO_CERTIFICATE_CHAIN_FOUND")
+
+
+def test_the_signer_key_usage_is_checked(doc_pki: DocumentPki, trust: TrustSettings) -> None:
+    """A certificate for key agreement only does not make signatures that pass; one for
+    digitalSignature (without nonRepudiation) does."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from signing.ca import CertificateSpec, KeyUsages, issue_certificate
+
+    now = dt.datetime.now(dt.UTC)
+
+    def signed_with(usages: KeyUsages) -> bytes:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue_certificate(CertificateSpec(
+            subject=x509.Name.from_rfc4514_string("CN=Khóa thỏa thuận,C=VN"),
+            not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=3),
+            key_usages=usages), key.public_key(), doc_pki.key("interm"),  # type: ignore[arg-type]
+            doc_pki.interm)
+        return sign_detached(io.BytesIO(CONTENT), KeySigner(key, cert, [doc_pki.interm]), at=now)
+
+    relaxed = TrustSettings(trust_roots=trust.trust_roots, require_revocation=False)
+    report = validate_cms(signed_with(KeyUsages(key_agreement=True)), io.BytesIO(CONTENT),
+                          trust=relaxed, at=now)
+    assert (report.indication, report.signatures[0].sub_indication) == \
+        (Indication.INDETERMINATE, "CHAIN_CONSTRAINTS_FAILURE"), report.to_text()
+    report = validate_cms(signed_with(KeyUsages(digital_signature=True)), io.BytesIO(CONTENT),
+                          trust=relaxed, at=now)
+    assert report.indication is Indication.TOTAL_PASSED, report.to_text()
