@@ -111,6 +111,7 @@ class IdentityModule(Module):
                 await self._task
         await self.delivery.close()
         await asyncio.to_thread(self.http.close)
+        self.store.close()
 
     async def _work(self) -> None:
         last_rotation = last_purge = self.ctx.clock()

@@ -23,7 +23,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEvent, append_events
@@ -648,6 +647,7 @@ class SqlStore:
         # The write transaction open on this thread, if any, and the non-blocking attempt.
         self._open = threading.local()
         self._busy_ms: int | None = None  # the connections' busy timeout (restored after 0)
+        self._writer_connection: Connection | None = None
 
     def _audit(self, events: Sequence[IdentityEvent], request_id: str,
                actor: str) -> list[AuditEvent]:
@@ -707,28 +707,72 @@ class SqlStore:
             return True
         raise WouldBlock()
 
+    def _sqlite_connection(self) -> Connection:
+        """The connection of every write transaction of the store on SQLite (one writer at a
+        time: the store's lock). SQLAlchemy sees one transaction on it that never ends; the
+        database's transactions are begun and ended on its DB-API connection, which costs a
+        fraction of SQLAlchemy's per-transaction machinery (pool checkout, begin hook, commit)."""
+        connection = self._writer_connection
+        if connection is None or connection.closed or connection.invalidated or \
+                not connection.in_transaction():
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            connection = self.db.engine.connect()
+            connection.begin()  # the Database's begin hook issues a (lock-free) BEGIN
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            self._writer_connection = connection
+        return connection
+
     @contextmanager
     def _begin(self, nonblocking: bool) -> Iterator[Connection]:
-        if not nonblocking:
+        """A write transaction: BEGIN IMMEDIATE, committed at the end, rolled back on error.
+        ``nonblocking`` (SQLite): :class:`WouldBlock` instead of waiting for the write lock."""
+        if not self.db.is_sqlite:
             with self._writer.begin() as connection:
                 yield connection
             return
-        with self._writer.connect() as connection:
-            raw = connection.connection.driver_connection
-            assert raw is not None
+        connection = self._sqlite_connection()
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        if raw.in_transaction:  # left open by a failure of a previous commit or rollback
+            raw.execute("ROLLBACK")
+        if nonblocking:
             if self._busy_ms is None:
                 self._busy_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
             raw.execute("PRAGMA busy_timeout=0")
-            try:
-                transaction = connection.begin()  # BEGIN IMMEDIATE (Database's begin hook)
-            except OperationalError as exc:
-                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY:
-                    raise WouldBlock() from None
-                raise
-            finally:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if nonblocking and exc.sqlite_errorcode in _BUSY:
+                raise WouldBlock() from None
+            raise
+        finally:
+            if nonblocking:
                 raw.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            with transaction:
-                yield connection
+        try:
+            yield connection
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+        try:
+            raw.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Give back the write connection (SQLite)."""
+        with self._lock:
+            if self._writer_connection is not None:
+                with contextlib.suppress(Exception):
+                    self._writer_connection.close()
+                self._writer_connection = None
 
     @contextmanager
     def transaction(self, request_id: str = "", actor: str = "") -> Iterator[SqlTransaction]:
@@ -757,8 +801,7 @@ class SqlStore:
                     finally:
                         self._open.tx = None
                     if tx.events:
-                        with Session(bind=connection) as session:  # joins this transaction
-                            append_events(session, self._audit(tx.events, request_id, actor))
+                        append_events(connection, self._audit(tx.events, request_id, actor))
             finally:
                 if locked:
                     self._lock.release()  # type: ignore[union-attr]

@@ -81,6 +81,23 @@ def test_pushed_requests_are_single_use_and_expire(store: SqlStore) -> None:
         assert tx.take_pushed("p2", NOW + dt.timedelta(seconds=61)) is None
 
 
+def test_a_failed_statement_rolls_back_its_transaction(store: SqlStore) -> None:
+    request = AuthorizationRequest(client_id="c", redirect_uri="https://r/cb",
+                                   scope=frozenset({"openid"}), min_level=AssuranceLevel.LOA2)
+    with store.transaction() as tx:
+        tx.put_pushed("p1", request, NOW + dt.timedelta(seconds=60))
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with store.transaction() as tx:
+            tx.put_token(token("t1"))
+            tx.put_pushed("p1", request, NOW + dt.timedelta(seconds=60))
+    with store.transaction() as tx:
+        assert tx.token("t1") is None
+        tx.put_token(token("t2"))
+    with store.transaction() as tx:
+        assert tx.token("t2") is not None
+        assert tx.take_pushed("p1", NOW) == request
+
+
 def test_refresh_rotation_and_grant_revocation(store: SqlStore) -> None:
     with store.transaction() as tx:
         tx.put_token(token("a1"))
