@@ -27,6 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from server.http.app import DirectRoute
 from server.identity.store import SqlStore, WouldBlock
 from server.identity.texts import language_for, message, texts
 from server.modules import AppContext
@@ -255,25 +256,27 @@ class IdentityHttp:
             return FileResponse(_HERE / "static" / name,
                                 headers={"cache-control": "public, max-age=3600"})
 
+        api = self._api
+        provider = self.provider
+        # The protocol endpoints, dispatched ahead of the Starlette stack (DirectRoute).
         routes: list[BaseRoute] = [
-            Route(f"{p}/.well-known/openid-configuration", metadata),
-            Route(f"/.well-known/oauth-authorization-server{p}", metadata),
-            Route(f"/.well-known/openid-configuration{p}", metadata),
-            Route(f"{p}/jwks", jwks),
-            Route(f"{p}/par", self._api(self.provider.par, s.par_endpoint), methods=["POST"]),
-            Route(f"{p}/token", self._api(self.provider.token, s.token_endpoint),
-                  methods=["POST"]),
-            Route(f"{p}/userinfo", self._api(self.provider.userinfo, s.userinfo_endpoint),
-                  methods=["GET", "POST"]),
-            Route(f"{p}/introspect", self._api(self.provider.introspect,
-                                               s.introspection_endpoint), methods=["POST"]),
-            Route(f"{p}/revoke", self._api(self.provider.revoke, s.revocation_endpoint),
-                  methods=["POST"]),
-            Route(f"{p}/bc-authorize", self._api(self.provider.backchannel_authentication,
+            DirectRoute(f"{p}/.well-known/openid-configuration", metadata),
+            DirectRoute(f"/.well-known/oauth-authorization-server{p}", metadata),
+            DirectRoute(f"/.well-known/openid-configuration{p}", metadata),
+            DirectRoute(f"{p}/jwks", jwks),
+            DirectRoute(f"{p}/par", api(provider.par, s.par_endpoint), methods=["POST"]),
+            DirectRoute(f"{p}/token", api(provider.token, s.token_endpoint), methods=["POST"]),
+            DirectRoute(f"{p}/userinfo", api(provider.userinfo, s.userinfo_endpoint),
+                        methods=["GET", "POST"]),
+            DirectRoute(f"{p}/introspect", api(provider.introspect, s.introspection_endpoint),
+                        methods=["POST"]),
+            DirectRoute(f"{p}/revoke", api(provider.revoke, s.revocation_endpoint),
+                        methods=["POST"]),
+            DirectRoute(f"{p}/bc-authorize", api(provider.backchannel_authentication,
                                                  s.backchannel_authentication_endpoint),
-                  methods=["POST"]),
-            Route(f"{p}/authorize", self._browser(authorize, protocol=True),
-                  methods=["GET", "POST"]),
+                        methods=["POST"]),
+            DirectRoute(f"{p}/authorize", self._browser(authorize, protocol=True),
+                        methods=["GET", "POST"]),
             Route(f"{p}/login", self._browser(login_page), methods=["GET"]),
             Route(f"{p}/login", self._browser(login_submit), methods=["POST"]),
             Route(f"{p}/login/otp", self._browser(otp_submit), methods=["POST"]),
