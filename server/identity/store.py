@@ -80,7 +80,6 @@ S = cast(Table, SessionRow.__table__)
 ACC = cast(Table, AccountRow.__table__)
 
 # Statements used often enough to build once (building one costs more than SQLite running it).
-_ACCOUNT = select(ACC).where(ACC.c.account_id == bindparam("b_id"))
 _ACCOUNT_BY_IDENTIFIER = select(ACC).where(ACC.c.identifier == bindparam("b_id"))
 _ARTIFACT = select(A.c.data, A.c.used_at, A.c.expires_at).where(
     A.c.kind == bindparam("b_kind"), A.c.handle == bindparam("b_handle"))
@@ -155,6 +154,13 @@ def _instant(value: Any) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
+def _day(value: Any) -> dt.date | None:
+    """A stored date (SQLite gives ISO text, PostgreSQL dates)."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
 def _at(value: Any) -> dt.datetime:
     """A stored instant that cannot be NULL."""
     instant = _instant(value)
@@ -207,6 +213,9 @@ _TOKEN_COLUMNS = ("token_hash, kind, client_id, account_id, sid, grant_id, scope
 _SQL_TOKEN_INSERT = (f"INSERT INTO identity_tokens ({_TOKEN_COLUMNS}) VALUES "
                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SQL_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM identity_tokens WHERE token_hash = ?"
+_ACCOUNT_COLUMNS = ("account_id, kind, identifier, full_name, level, created_at, date_of_birth, "
+                    "sex, nationality, status, locked_reason, card_valid_until, province_code")
+_SQL_ACCOUNT = f"SELECT {_ACCOUNT_COLUMNS} FROM identity_accounts WHERE account_id = ?"
 
 
 class SqlTransaction:
@@ -254,8 +263,17 @@ class SqlTransaction:
             province_code=row.province_code)
 
     def account(self, account_id: str) -> Account | None:
-        row = self.c.execute(_ACCOUNT, {"b_id": account_id}).one_or_none()
-        return self._account(row) if row is not None else None
+        rows = self.d.rows(_SQL_ACCOUNT, (account_id,))
+        if not rows:
+            return None
+        (account_id, kind, identifier, full_name, level, created_at, born, sex, nationality,
+         status, locked_reason, card_valid_until, province_code) = rows[0]
+        return Account(
+            account_id=account_id, kind=AccountKind(kind), identifier=identifier,
+            full_name=full_name, level=AssuranceLevel(level), created_at=_at(created_at),
+            date_of_birth=_day(born), sex=Sex(sex) if sex else None, nationality=nationality,
+            status=AccountStatus(status), locked_reason=locked_reason,
+            card_valid_until=_day(card_valid_until), province_code=province_code)
 
     def account_by_identifier(self, identifier: str) -> Account | None:
         row = self.c.execute(_ACCOUNT_BY_IDENTIFIER, {"b_id": identifier}).one_or_none()

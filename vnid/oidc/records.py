@@ -17,6 +17,7 @@ import hashlib
 import secrets
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -216,47 +217,64 @@ def _encode(value: Any) -> Any:
     return value
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_data(record: Any) -> dict[str, Any]:
-    return {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    names = _NAMES.get(type(record))
+    if names is None:
+        names = _NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+    return {name: _encode(getattr(record, name)) for name in names}
 
 
-def _decode(tp: Any, value: Any) -> Any:
+def _decoder(tp: Any) -> Callable[[Any], Any] | None:
+    """How to turn a stored value back into ``tp`` (None: as it is)."""
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
-        if value is None:
+        inner = _decoder([a for a in typing.get_args(tp) if a is not type(None)][0])
+        if inner is None:
             return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _decode(inner[0], value)
+        decode = inner
+        return lambda value: None if value is None else decode(value)
     if dataclasses.is_dataclass(tp):
-        return from_data(tp, value)  # type: ignore[arg-type]
+        return lambda value: from_data(tp, value)  # type: ignore[arg-type]
     if origin is frozenset:
-        (item,) = typing.get_args(tp)
-        return frozenset(_decode(item, v) for v in value)
+        item = _decoder(typing.get_args(tp)[0])
+        if item is None:
+            return frozenset
+        each = item
+        return lambda value: frozenset(each(v) for v in value)
     if origin is tuple:
-        item = typing.get_args(tp)[0]
-        return tuple(_decode(item, v) for v in value)
+        item = _decoder(typing.get_args(tp)[0])
+        if item is None:
+            return tuple
+        one = item
+        return lambda value: tuple(one(v) for v in value)
     if tp is dt.datetime:
-        return dt.datetime.fromisoformat(value)
+        return dt.datetime.fromisoformat
     if tp is dt.date:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(value)
-    return value
+        return tp
+    return None
 
 
-_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+_FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
 
 
-def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
+def _fields(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
     found = _FIELDS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+        found = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(cls))
         _FIELDS[cls] = found
     return found
 
 
 def from_data(cls: type[T], data: dict[str, Any]) -> T:
-    kwargs = {name: _decode(tp, data[name]) for name, tp in _fields(cls) if name in data}
+    kwargs = {name: value if decode is None else decode(value)
+              for name, decode in _fields(cls) if (value := data.get(name, _ABSENT)) is not _ABSENT}
     return cls(**kwargs)
 
+
+_ABSENT: Any = object()

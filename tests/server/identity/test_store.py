@@ -3,6 +3,7 @@ failed request still leaves its audit trail and spends its one-time values."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sqlite3
@@ -131,6 +132,19 @@ def test_sessions_upsert_by_sid(store: SqlStore) -> None:
         tx.put_session(stepped)
         assert tx.session("k1") is None and tx.session("k2") == stepped
         assert tx.end_session("s1", NOW) and not tx.end_session("s1", NOW)
+
+
+def test_accounts_read_alike_by_id_and_by_identifier(store: SqlStore) -> None:
+    account = dataclasses.replace(
+        new_account(account_id="acc", kind=AccountKind.CITIZEN, identifier="079084000123",
+                    full_name="Nguyễn Văn An", now=NOW, date_of_birth=dt.date(1984, 5, 17),
+                    sex=Sex.MALE, province_code="79"),
+        level=AssuranceLevel.LOA2, card_valid_until=dt.date(2031, 5, 17))
+    with store.transaction() as tx:
+        tx.save_account(account)
+    with store.transaction() as tx:
+        assert tx.account("acc") == tx.account_by_identifier("079084000123") == account
+        assert tx.account("nobody") is None
 
 
 def test_one_active_device_per_account(store: SqlStore) -> None:
