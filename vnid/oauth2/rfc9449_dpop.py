@@ -82,11 +82,18 @@ class DpopNonces:
             raise ValueError("the DPoP nonce secret needs at least 32 bytes")
         self._secret = secret
         self._window = int(window.total_seconds())
+        self._made: dict[int, str] = {}  # the nonces of the latest windows
 
     def _for(self, index: int) -> str:
-        packed = struct.pack(">Q", index)
-        mac = hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()[:16]
-        return _b64(packed + mac)
+        nonce = self._made.get(index)
+        if nonce is None:
+            packed = struct.pack(">Q", index)
+            mac = hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()[:16]
+            nonce = _b64(packed + mac)
+            if len(self._made) >= 4:
+                self._made = {}
+            self._made[index] = nonce
+        return nonce
 
     def current(self, now: dt.datetime) -> str:
         return self._for(int(now.timestamp()) // self._window)
