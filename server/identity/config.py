@@ -56,10 +56,10 @@ class IdentityConfig:
     worker_interval_seconds: float = 1.0
     # Where the protocol endpoints (PAR, token, userinfo, ...) and the authorization endpoint
     # run. -1 (the default): on SQLite each request is tried on the event loop, which saves a
-    # thread hop per request; its first write transaction takes the database lock only if it is
-    # free (BEGIN IMMEDIATE without busy wait), and when another writer holds it the attempt is
-    # abandoned before anything was written and the whole request runs on one of 4 threads
-    # instead, so the event loop never waits for the lock. On PostgreSQL: 4 threads. n > 0:
+    # thread hop per request; its write transactions take the database lock only if it is free
+    # (BEGIN IMMEDIATE without busy wait) until one has committed, and when another writer holds
+    # it the attempt is abandoned before anything was written and the whole request runs on one
+    # of 4 threads instead, so the event loop does not wait for the lock. On PostgreSQL: 4 threads. n > 0:
     # always on n threads. 0: always on the event loop, waiting there whenever another writer
     # holds the database lock, and while it waits no other request of any kind is served: only
     # for a deployment that does nothing else. Pages (argon2 password checks) always use threads.

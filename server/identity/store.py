@@ -94,11 +94,11 @@ class WouldBlock(Exception):
 
 
 class _Attempt:
-    __slots__ = ("abandoned", "began")
+    __slots__ = ("abandoned", "committed")
 
     def __init__(self) -> None:
-        self.began = False  # a write transaction of the attempt has started
-        self.abandoned = False  # its first one found the lock held: nothing more may run
+        self.committed = False  # a write transaction of the attempt has committed
+        self.abandoned = False  # one found the lock held before that: nothing more may run
 
 
 class TotpSealer:
@@ -696,13 +696,13 @@ class SqlStore:
     def attempt(self, fn: Callable[..., R], *args: Any) -> R:
         """``fn(*args)`` on this thread, without ever waiting for the write lock (SQLite only).
 
-        The attempt's first write transaction takes the store's lock and SQLite's write lock
-        only if both are free (``BEGIN IMMEDIATE`` with no busy timeout). If either is held it
-        raises :class:`WouldBlock` before anything was written, and so does every later
-        transaction of the abandoned attempt (a request that fails spends its one-time values in
-        a transaction of their own: that one must not run either), so that the caller can run
-        all of ``fn`` again where waiting harms nobody. Once a write transaction of the attempt
-        has begun, later ones wait as usual (starting again would repeat what was committed)."""
+        Until one of them commits, the attempt's write transactions take the store's lock and
+        SQLite's write lock only if both are free (``BEGIN IMMEDIATE`` with no busy timeout). If
+        either is held, :class:`WouldBlock` is raised before anything was written (a transaction
+        that failed was rolled back, and the one that would record its failures and spend its
+        one-time values gives up too), and so does every later transaction of the abandoned
+        attempt, so that the caller can run all of ``fn`` again where waiting harms nobody. After
+        a commit, later transactions wait as usual (starting again would repeat the commit)."""
         if not self.db.is_sqlite:
             raise RuntimeError("non-blocking attempts need SQLite's single writer")
         if getattr(self._open, "attempt", None) is not None or \
@@ -802,7 +802,7 @@ class SqlStore:
             yield outer
             return
         attempt: _Attempt | None = getattr(self._open, "attempt", None)
-        nonblocking = attempt is not None and not attempt.began
+        nonblocking = attempt is not None and not attempt.committed
         tx: SqlTransaction | None = None
         try:
             if attempt is not None and attempt.abandoned:
@@ -810,8 +810,6 @@ class SqlStore:
             locked = self._acquire(nonblocking)
             try:
                 with self._begin(nonblocking) as connection:
-                    if attempt is not None:
-                        attempt.began = True
                     tx = SqlTransaction(connection, self.db.dialect, self._sealer)
                     self._open.tx = tx
                     try:
@@ -820,11 +818,13 @@ class SqlStore:
                         self._open.tx = None
                     if tx.events:
                         append_events(connection, self._audit(tx.events, request_id, actor))
+                if attempt is not None:
+                    attempt.committed = True
             finally:
                 if locked:
                     self._lock.release()  # type: ignore[union-attr]
         except WouldBlock:
-            if attempt is not None and not attempt.began:
+            if attempt is not None and not attempt.committed:
                 attempt.abandoned = True
             raise
         except BaseException:
@@ -834,11 +834,26 @@ class SqlStore:
             failures = [e for e in (tx.events if tx is not None else []) if e.outcome != "OK"]
             replays = tx.replays if tx is not None else []
             if failures or replays:
-                with self._lock, self.db.write() as session:
-                    after = SqlTransaction(session, self.db.dialect)
-                    for row in replays:
-                        after.d.rows(_SQL_REPLAY, (row["kind"], row["value_hash"],
-                                                   row["expires_at"]))
-                    if failures:
-                        append_events(session, self._audit(failures, request_id, actor))
+                nonblocking = attempt is not None and not attempt.committed
+                try:
+                    locked = self._acquire(nonblocking)
+                except WouldBlock:
+                    assert attempt is not None
+                    attempt.abandoned = True
+                    raise
+                try:
+                    with self._begin(nonblocking) as connection:
+                        after = SqlTransaction(connection, self.db.dialect)
+                        for row in replays:
+                            after.d.rows(_SQL_REPLAY, (row["kind"], row["value_hash"],
+                                                       row["expires_at"]))
+                        if failures:
+                            append_events(connection, self._audit(failures, request_id, actor))
+                except WouldBlock:
+                    assert attempt is not None
+                    attempt.abandoned = True
+                    raise
+                finally:
+                    if locked:
+                        self._lock.release()  # type: ignore[union-attr]
             raise

@@ -3,11 +3,14 @@ failed request still leaves its audit trail and spends its one-time values."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -216,6 +219,44 @@ def test_an_attempt_that_would_wait_gives_up_before_writing(sqlite_db: Database)
     assert ran == []
     assert store.attempt(work) == "done"
     assert ran == ["first"]
+
+
+def test_an_attempt_whose_failure_record_would_wait_gives_up_too(
+        sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqlStore(sqlite_db, TotpSealer(os.urandom(32)), clock=lambda: NOW)
+    other = sqlite3.connect(sqlite_db.url.database or "", isolation_level=None,
+                            check_same_thread=False)
+    begin = store._begin  # type: ignore[attr-defined]
+    calls: list[bool] = []
+
+    @contextlib.contextmanager
+    def second_finds_the_lock_held(nonblocking: bool) -> Iterator[Any]:
+        calls.append(nonblocking)
+        if len(calls) == 2:  # after the failed transaction rolled back
+            other.execute("BEGIN IMMEDIATE")
+        with begin(nonblocking) as connection:
+            yield connection
+
+    monkeypatch.setattr(store, "_begin", second_finds_the_lock_held)
+
+    def work() -> None:
+        with store.transaction(request_id="req-12345678") as tx:
+            tx.first_use("dpop", "k\x00jti-2", NOW + dt.timedelta(minutes=2))
+            tx.record(IdentityEvent(action="dpop.replay", outcome="INVALID_DPOP_PROOF"))
+            raise RuntimeError("the request fails")
+
+    with pytest.raises(WouldBlock):
+        store.attempt(work)
+    other.rollback()
+    assert calls == [True, True]
+    with sqlite_db.read() as s:
+        assert s.execute(select(AuditEventRow.action)).all() == []
+    with pytest.raises(RuntimeError):  # run again where it may wait: recorded as before
+        work()
+    with store.transaction() as tx:
+        assert not tx.first_use("dpop", "k\x00jti-2", NOW)
+    with sqlite_db.read() as s:
+        assert [r.action for r in s.execute(select(AuditEventRow.action))] == ["dpop.replay"]
 
 
 def test_later_transactions_of_an_attempt_wait(sqlite_db: Database) -> None:
