@@ -12,6 +12,7 @@ the command line, and managing officials' remote-signing credentials.
     vnegov documents credential-add --credential-id ... --owner ... --agency-code ... \\
         --key-label ... --cert-file chain.pem
     vnegov documents totp --owner 079084000123          # prints the otpauth:// URI once
+    vnegov documents credential-link --credential-id ... # approvals by the owner's app account
 
 Settings not given on the command line come from the ``[documents]`` section of the
 configuration (TSA, trust anchors, font, the agencies' signers). ``verify`` exits 0 only when
@@ -253,11 +254,50 @@ def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     db = Database(config.storage.url)
     try:
         add_credential(db, SigningCredential(args.credential_id, args.owner, args.key_label,
-                                             chain, description=args.description or ""),
+                                             chain, description=args.description or "",
+                                             identity_account=args.identity_account or ""),
                        args.agency_code, at=dt.datetime.now(dt.UTC), actor="cli")
     finally:
         db.dispose()
     print(f"credential {args.credential_id} added for {args.owner}")
+    return 0
+
+
+def cmd_credential_link(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Link a credential to its owner's identity account (by default the account whose personal
+    ID number is the credential's owner): that account's app approvals then authorise it."""
+    from sqlalchemy import select
+
+    from server.cli import load_config_for
+    from server.documents.stores import link_identity_account
+    from server.storage.db import Database
+    from server.storage.documents import SigningCredentialRow
+    from server.storage.identity import AccountRow
+    from signing.errors import SigningError
+
+    config = load_config_for(args, environ)
+    db = Database(config.storage.url)
+    try:
+        account_id = args.identity_account
+        if not account_id:
+            with db.read() as s:
+                owner = s.execute(select(SigningCredentialRow.owner).where(
+                    SigningCredentialRow.credential_id == args.credential_id)).scalar()
+                account_id = s.execute(select(AccountRow.account_id).where(
+                    AccountRow.identifier == owner)).scalar() if owner else None
+            if not account_id:
+                print(f"vnegov documents: no identity account for the owner of "
+                      f"{args.credential_id}", file=sys.stderr)
+                return 2
+        try:
+            link_identity_account(db, args.credential_id, account_id,
+                                  at=dt.datetime.now(dt.UTC), actor="cli")
+        except SigningError as exc:
+            print(f"vnegov documents: {exc.message} [{exc.reason}]", file=sys.stderr)
+            return 2
+    finally:
+        db.dispose()
+    print(f"credential {args.credential_id} linked to identity account {account_id}")
     return 0
 
 
@@ -334,7 +374,15 @@ def register(sub: Any) -> None:
     p.add_argument("--key-label", required=True)
     p.add_argument("--cert-file", required=True)
     p.add_argument("--description")
+    p.add_argument("--identity-account",
+                   help="the owner's identity account id (approvals in the app)")
     p.set_defaults(func=cmd_credential_add)
+    p = dsub.add_parser("credential-link",
+                        help="let the owner's approvals in the citizen app authorise a credential")
+    p.add_argument("--credential-id", required=True)
+    p.add_argument("--identity-account",
+                   help="account id; default: the account of the credential owner's ID number")
+    p.set_defaults(func=cmd_credential_link)
     p = dsub.add_parser("totp", help="give an official a new TOTP secret")
     p.add_argument("--owner", required=True)
     p.set_defaults(func=cmd_totp)

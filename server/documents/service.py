@@ -15,14 +15,23 @@ from cryptography.hazmat.primitives import serialization
 from google.protobuf import timestamp_pb2
 
 from server.auth.caller import Caller
+from server.documents.approvals import ProviderApprovals
 from server.documents.runtime import DocumentsRuntime
-from server.documents.stores import AuditScope, SqlCredentialStore, SqlSadStore, SqlSecondFactors
+from server.documents.stores import (
+    AuditScope,
+    SqlApprovalRequests,
+    SqlCredentialStore,
+    SqlSadStore,
+    SqlSecondFactors,
+)
 from server.errors import InvalidArgument, PermissionDenied
 from server.modules import AppContext
 from server.rpc.state import current_call, current_caller
 from signing.sign.cms import CadesLevel, sign_detached
 from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, VisibleSignature, sign_pdf
 from signing.sign.remote import (
+    ApprovalAuthoriser,
+    FactorAuthorisers,
     LocalCscClient,
     RemoteSigner,
     RemoteSigningService,
@@ -74,8 +83,11 @@ def _box(box: pb.Box) -> tuple[float, float, float, float]:
 
 
 def _factor(factor: pb.SecondFactor) -> SecondFactor:
-    if factor.WhichOneof("factor") == "totp":
+    which = factor.WhichOneof("factor")
+    if which == "totp":
         return SecondFactor("totp", factor.totp)
+    if which == "approval":
+        return SecondFactor("approval", factor.approval)
     raise InvalidArgument("a second factor is required", reason="SECOND_FACTOR_REQUIRED",
                           metadata={"field": "second_factor"})
 
@@ -131,12 +143,18 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         if caller is None:
             caller, request_id = current_caller(), current_call().request_id
         scope = AuditScope(request_id, caller.audit_name, self._ctx.clock)
+        approvals = ApprovalAuthoriser(
+            SqlApprovalRequests(self._ctx.db, scope),
+            ProviderApprovals(lambda: self._ctx.registry.get("identity_provider"), scope))
         return RemoteSigningService(
             credentials=SqlCredentialStore(self._ctx.db, caller.agency_code),
             sads=SqlSadStore(self._ctx.db, scope),
-            authoriser=TotpAuthoriser(self._factors.secret_of, self._factors),
+            authoriser=FactorAuthorisers({
+                "totp": TotpAuthoriser(self._factors.secret_of, self._factors),
+                "approval": approvals}),
             keys=self._rt.keys,
-            sad_lifetime=dt.timedelta(seconds=self._rt.config.sad_lifetime_seconds))
+            sad_lifetime=dt.timedelta(seconds=self._rt.config.sad_lifetime_seconds),
+            approvals=approvals)
 
     async def ListCredentials(self, request: pb.ListCredentialsRequest,
                               context: grpc.aio.ServicerContext) -> pb.ListCredentialsResponse:
@@ -166,6 +184,18 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
             at=self._ctx.clock())
         return pb.AuthorizeCredentialResponse(sad=sad, expire_time=_timestamp(expires))
 
+    async def StartCredentialApproval(self, request: pb.StartCredentialApprovalRequest,
+                                      context: grpc.aio.ServicerContext
+                                      ) -> pb.StartCredentialApprovalResponse:
+        service = self._remote()
+        start = await self._ctx.run(
+            service.start_approval, request.signer_id, request.credential_id,
+            list(request.hashes), request.hash_algorithm or "sha256", at=self._ctx.clock())
+        return pb.StartCredentialApprovalResponse(
+            approval_id=start.approval_id, binding_message=start.binding_message,
+            approval_code=start.approval_code, expire_time=_timestamp(start.expires_at),
+            interval=start.interval)
+
     async def SignHash(self, request: pb.SignHashRequest,
                        context: grpc.aio.ServicerContext) -> pb.SignHashResponse:
         service = self._remote()
@@ -191,6 +221,11 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                        metadata={"missing_scopes": "documents.remote_sign"})
             cred = header.credential
             factor = _factor(cred.second_factor)
+            if factor.kind == "approval":
+                raise InvalidArgument(
+                    "an approval covers hashes the caller computed: sign with "
+                    "StartCredentialApproval, AuthorizeCredential and SignHash",
+                    reason="APPROVAL_NEEDS_HASHES", metadata={"field": "second_factor"})
             client = LocalCscClient(self._remote(caller, request_id), cred.signer_id,
                                     self._ctx.clock)
             return RemoteSigner(client, cred.credential_id, lambda: factor)

@@ -1,5 +1,6 @@
 """Tables of remote signing: officials' credentials (keys in the PKCS#11 token), their second
-factor, and the signature activation data (SAD) issued and not yet used."""
+factor, the approvals asked of them in the citizen app, and the signature activation data (SAD)
+issued and not yet used."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from server.storage.base import Base, BigIntPK, UTCDateTime
 
-__all__ = ["SadRow", "SignerFactorRow", "SigningCredentialRow"]
+__all__ = ["ApprovalRequestRow", "SadRow", "SignerFactorRow", "SigningCredentialRow"]
 
 
 class SigningCredentialRow(Base):
@@ -26,6 +27,8 @@ class SigningCredentialRow(Base):
     description: Mapped[str] = mapped_column(String(200))
     multisign: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The owner's account at the identity provider: whose app approvals authorise this key.
+    identity_account: Mapped[str] = mapped_column(String(36), default="", server_default="")
 
 
 class SignerFactorRow(Base):
@@ -50,4 +53,21 @@ class SadRow(Base):
     owner: Mapped[str] = mapped_column(String(64))
     hashes: Mapped[str] = mapped_column(Text)  # hex, comma-separated
     hash_algorithm: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApprovalRequestRow(Base):
+    """An approval asked of a credential's owner in the app, by the SHA-256 of its handle: the
+    exact hashes it authorises. Deleted when it is turned into a SAD (single use)."""
+
+    __tablename__ = "documents_approvals"
+
+    approval_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(36))
+    hashes: Mapped[str] = mapped_column(Text)  # hex, comma-separated
+    hash_algorithm: Mapped[str] = mapped_column(String(16))
+    binding_message: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

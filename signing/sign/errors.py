@@ -10,6 +10,7 @@ from __future__ import annotations
 from signing.errors import AuthenticationFailed, FailedPrecondition, InvalidInput, NotPermitted
 
 __all__ = [
+    "ApprovalPending",
     "AuthorisationFailed",
     "CredentialNotPermitted",
     "DocumentInvalid",
@@ -73,3 +74,10 @@ class CredentialNotPermitted(NotPermitted):
     """Remote signing: the credential belongs to someone else."""
 
     reason = "CREDENTIAL_NOT_PERMITTED"
+
+
+class ApprovalPending(FailedPrecondition):
+    """Remote signing: the official has not yet answered the approval request in the app (ask
+    again after the request's interval)."""
+
+    reason = "APPROVAL_PENDING"

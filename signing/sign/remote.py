@@ -10,9 +10,10 @@ Ports (implemented by the server on its database and token):
 
 * :class:`CredentialStore` — credentials by id and by owner;
 * :class:`SadStore` — issued SADs, consumed atomically (a SAD signs once);
-* :class:`Authoriser` — checks the second factor. Today a TOTP code (:class:`TotpAuthoriser`);
-  an approval by the official's level-2 electronic identity replaces it without touching this
-  module (another ``Authoriser`` accepting ``SecondFactor(kind="approval", ...)``);
+* :class:`Authoriser` — checks the second factor: a TOTP code (:class:`TotpAuthoriser`) or an
+  approval in the citizen app by the official's level-2 electronic identity
+  (:class:`ApprovalAuthoriser`, over the ports :class:`ApprovalRequestStore` and
+  :class:`IdentityApprovals`); :class:`FactorAuthorisers` picks one by the factor's kind;
 * :class:`KeyResolver` — the :class:`DigestSigner` of a credential's key.
 
 :class:`RemoteSigner` is the client side: a :class:`~signing.sign.signers.Signer` whose
@@ -22,11 +23,13 @@ XML signing work unchanged with a remote key.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -35,16 +38,29 @@ import pyotp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from signing.errors import InvalidInput
-from signing.sign.errors import AuthorisationFailed, CredentialNotPermitted, SigningRefused
+from signing.errors import FailedPrecondition, InvalidInput
+from signing.sign.errors import (
+    ApprovalPending,
+    AuthorisationFailed,
+    CredentialNotPermitted,
+    SigningRefused,
+)
 from signing.sign.signers import hash_for
 
 __all__ = [
+    "ApprovalAuthoriser",
+    "ApprovalRequest",
+    "ApprovalRequestStore",
+    "ApprovalStart",
+    "ApprovalState",
+    "ApprovingCscClient",
     "Authoriser",
     "CredentialInfo",
     "CredentialStore",
     "CscClient",
     "DigestSigner",
+    "FactorAuthorisers",
+    "IdentityApprovals",
     "InMemorySadStore",
     "KeyResolver",
     "LocalCscClient",
@@ -56,6 +72,8 @@ __all__ = [
     "SigningCredential",
     "TotpAuthoriser",
     "UsedCodeStore",
+    "approval_code",
+    "binding_message",
 ]
 
 MAX_HASHES = 50
@@ -72,6 +90,7 @@ class SigningCredential:
     enabled: bool = True
     description: str = ""
     multisign: int = 1  # hashes one authorisation may cover
+    identity_account: str = ""  # the owner's account at the identity provider (approvals)
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -95,8 +114,8 @@ class CredentialInfo:
 
 @dataclass(frozen=True, slots=True)
 class SecondFactor:
-    """The official's second factor: ``totp`` (a 6-digit code) now; ``approval`` (a level-2
-    identity approval reference) once that authoriser exists."""
+    """The official's second factor: ``totp`` (a 6-digit code) or ``approval`` (the handle of an
+    approval started with :meth:`RemoteSigningService.start_approval`)."""
 
     kind: str
     value: str
@@ -131,7 +150,11 @@ class SadStore(Protocol):
 
 class Authoriser(Protocol):
     def authorise(self, owner: str, credential: SigningCredential, factor: SecondFactor, *,
-                  at: dt.datetime) -> bool: ...
+                  at: dt.datetime, hashes: frozenset[bytes] = frozenset(),
+                  hash_algorithm: str = "") -> bool:
+        """``True`` if ``factor`` authorises ``owner`` to sign ``hashes`` with ``credential``
+        now; ``False``, or an :class:`AuthorisationFailed` naming the reason, otherwise."""
+        ...
 
 
 @runtime_checkable
@@ -176,7 +199,8 @@ class TotpAuthoriser:
         self._used = used or _InMemoryUsedCodes()
 
     def authorise(self, owner: str, credential: SigningCredential, factor: SecondFactor, *,
-                  at: dt.datetime) -> bool:
+                  at: dt.datetime, hashes: frozenset[bytes] = frozenset(),
+                  hash_algorithm: str = "") -> bool:
         if factor.kind != "totp" or not factor.value.isdigit() or len(factor.value) != 6:
             return False
         secret = self._secret_of(owner)
@@ -190,6 +214,204 @@ class TotpAuthoriser:
             if hmac.compare_digest(expected, factor.value):
                 return self._used.claim(owner, step)
         return False
+
+
+class FactorAuthorisers:
+    """An :class:`Authoriser` that hands each factor to the authoriser of its kind; a kind
+    without one is not accepted."""
+
+    def __init__(self, by_kind: dict[str, Authoriser]) -> None:
+        self._by_kind = dict(by_kind)
+
+    def authorise(self, owner: str, credential: SigningCredential, factor: SecondFactor, *,
+                  at: dt.datetime, hashes: frozenset[bytes] = frozenset(),
+                  hash_algorithm: str = "") -> bool:
+        authoriser = self._by_kind.get(factor.kind)
+        if authoriser is None:
+            return False
+        return authoriser.authorise(owner, credential, factor, at=at, hashes=hashes,
+                                    hash_algorithm=hash_algorithm)
+
+
+# ------------------------------------------------------------------ approval in the citizen app
+
+APPROVAL_LEVEL = 2  # LoA2: level-2 account, device key unlocked by PIN or biometrics
+
+
+def approval_code(hashes: Sequence[bytes], hash_algorithm: str) -> str:
+    """A short digest of a hash list, shown to the official in the app and by the signature
+    creation application beside the document: ``XXXX-XXXX-XXXX`` (60 bits of SHA-256 over the
+    algorithm and the sorted hashes, in base32)."""
+    digest = hashlib.sha256(b"vnegov remote signing approval\x00" + hash_algorithm.encode()
+                            + b"\x00" + b"".join(sorted(hashes))).digest()
+    text = base64.b32encode(digest).decode()[:12]
+    return "-".join(text[i:i + 4] for i in range(0, 12, 4))
+
+
+def binding_message(hashes: Sequence[bytes], hash_algorithm: str) -> str:
+    """What the app shows for an approval of ``hashes`` (Vietnamese, at most 120 characters)."""
+    count = len(frozenset(hashes))
+    return f"Ký số {count} tài liệu, mã đối chiếu {approval_code(hashes, hash_algorithm)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalStart:
+    """What :meth:`RemoteSigningService.start_approval` returns to the caller."""
+
+    approval_id: str  # secret handle: SecondFactor("approval", approval_id)
+    binding_message: str
+    approval_code: str
+    expires_at: dt.datetime
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """An approval the signing service asked for: the full hash list is bound here, by the
+    SHA-256 of the approval's handle (the handle itself is never stored)."""
+
+    approval_sha256: bytes
+    credential_id: str
+    owner: str
+    account_id: str
+    hashes: frozenset[bytes]
+    hash_algorithm: str
+    binding_message: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalState:
+    """What the identity provider knows of an approval."""
+
+    status: str  # "pending", "approved", "denied" or "consumed"
+    account_id: str  # whose approval it is
+    binding_message: str  # what the app showed
+    expires_at: dt.datetime
+    decided_at: dt.datetime | None
+    level: int  # the level the approval reached (0: the account can no longer be used)
+    device_active: bool  # decided with a registered device key of that account, still active
+
+
+class ApprovalRequestStore(Protocol):
+    def put(self, request: ApprovalRequest) -> None: ...
+
+    def get(self, approval_sha256: bytes) -> ApprovalRequest | None: ...
+
+    def take(self, approval_sha256: bytes) -> bool:
+        """Remove the request (atomically: ``True`` for one caller only)."""
+        ...
+
+    def refused(self, credential_id: str, reason: str) -> None:
+        """Record (audit) that an approval was refused for ``reason``."""
+        ...
+
+
+class IdentityApprovals(Protocol):
+    def start(self, account_id: str, binding_message: str, *,
+              at: dt.datetime) -> tuple[str, dt.datetime, int]:
+        """Ask the account's holder to approve ``binding_message`` in the app at level 2;
+        returns the handle, the expiry and the polling interval. Raises
+        :class:`~signing.errors.FailedPrecondition` when the account cannot approve."""
+        ...
+
+    def state(self, handle: str, *, at: dt.datetime) -> ApprovalState | None: ...
+
+    def consume(self, handle: str) -> None:
+        """Mark the approval used (it was turned into a SAD)."""
+        ...
+
+
+def _approval_sha256(handle: str) -> bytes:
+    return hashlib.sha256(handle.encode("utf-8", errors="surrogatepass")).digest()
+
+
+class ApprovalAuthoriser:
+    """Second factor by an approval in the citizen app (SCAL2). It is accepted only if the
+    official the credential is linked to approved, with the registered device key at level 2,
+    exactly the message that commits to these hashes, within the approval's lifetime, and only
+    once. Every refusal is recorded with its reason."""
+
+    def __init__(self, requests: ApprovalRequestStore, identity: IdentityApprovals) -> None:
+        self._requests = requests
+        self._identity = identity
+
+    def start(self, owner: str, credential: SigningCredential, hashes: frozenset[bytes],
+              hash_algorithm: str, *, at: dt.datetime) -> ApprovalStart:
+        if not credential.identity_account:
+            self._requests.refused(credential.credential_id, "APPROVAL_NOT_LINKED")
+            raise FailedPrecondition("the credential is not linked to the official's electronic "
+                                     "identity", reason="APPROVAL_NOT_LINKED")
+        message = binding_message(sorted(hashes), hash_algorithm)
+        handle, expires, interval = self._identity.start(credential.identity_account, message,
+                                                         at=at)
+        self._requests.put(ApprovalRequest(
+            _approval_sha256(handle), credential.credential_id, owner,
+            credential.identity_account, hashes, hash_algorithm, message, expires))
+        return ApprovalStart(handle, message, approval_code(sorted(hashes), hash_algorithm),
+                             expires, interval)
+
+    def _refuse(self, credential: SigningCredential, reason: str, message: str) -> AuthorisationFailed:
+        self._requests.refused(credential.credential_id, reason)
+        return AuthorisationFailed(message, reason=reason)
+
+    def authorise(self, owner: str, credential: SigningCredential, factor: SecondFactor, *,
+                  at: dt.datetime, hashes: frozenset[bytes] = frozenset(),
+                  hash_algorithm: str = "") -> bool:
+        handle = factor.value
+        if factor.kind != "approval" or not handle or len(handle) > 200:
+            return False
+        key = _approval_sha256(handle)
+        request = self._requests.get(key)
+        if request is None:
+            raise self._refuse(credential, "APPROVAL_UNKNOWN",
+                               "the approval is unknown or was already used")
+        if request.credential_id != credential.credential_id or \
+                not hmac.compare_digest(request.owner, owner):
+            raise self._refuse(credential, "APPROVAL_MISMATCH",
+                               "the approval is for another credential")
+        if request.hash_algorithm != hash_algorithm or request.hashes != hashes:
+            raise self._refuse(credential, "APPROVAL_MISMATCH",
+                               "the approval is for other hashes")
+        state = self._identity.state(handle, at=at)
+        if state is None:
+            raise self._refuse(credential, "APPROVAL_UNKNOWN",
+                               "the approval is unknown or was already used")
+        if not credential.identity_account or request.account_id != credential.identity_account \
+                or state.account_id != request.account_id:
+            raise self._refuse(credential, "APPROVAL_WRONG_SIGNER",
+                               "the approval is not the credential owner's")
+        expected = binding_message(sorted(request.hashes), request.hash_algorithm)
+        if state.binding_message != expected or request.binding_message != expected:
+            raise self._refuse(credential, "APPROVAL_MISMATCH",
+                               "the approval was shown for other hashes")
+        expires = min(request.expires_at, state.expires_at)
+        if state.status == "pending":
+            if at >= expires:
+                self._requests.take(key)
+                raise self._refuse(credential, "APPROVAL_EXPIRED", "the approval expired")
+            raise ApprovalPending("the official has not approved yet")
+        if state.status == "denied":
+            self._requests.take(key)
+            raise self._refuse(credential, "APPROVAL_DENIED", "the official refused")
+        if state.status != "approved":
+            raise self._refuse(credential, "APPROVAL_UNKNOWN",
+                               "the approval is unknown or was already used")
+        if at >= expires or state.decided_at is None or state.decided_at >= expires:
+            self._requests.take(key)
+            raise self._refuse(credential, "APPROVAL_EXPIRED", "the approval expired")
+        if not state.device_active:
+            raise self._refuse(credential, "APPROVAL_DEVICE_REVOKED",
+                               "the device that approved is no longer registered")
+        if state.level < APPROVAL_LEVEL:
+            self._requests.take(key)
+            raise self._refuse(credential, "APPROVAL_BELOW_LEVEL_2",
+                               "the approval was not a level-2 authentication")
+        if not self._requests.take(key):  # a concurrent use won
+            raise self._refuse(credential, "APPROVAL_UNKNOWN",
+                               "the approval is unknown or was already used")
+        self._identity.consume(handle)
+        return True
 
 
 class InMemorySadStore:
@@ -228,6 +450,7 @@ class RemoteSigningService:
     authoriser: Authoriser
     keys: KeyResolver
     sad_lifetime: dt.timedelta = field(default=dt.timedelta(minutes=5))
+    approvals: ApprovalAuthoriser | None = None
 
     def _own(self, owner: str, credential_id: str) -> SigningCredential:
         credential = self.credentials.credential(credential_id)
@@ -261,13 +484,30 @@ class RemoteSigningService:
         if not credential.enabled:
             raise SigningRefused("the credential is disabled")
         bound = _check_hashes(hashes, hash_algorithm, credential.multisign)
-        if not self.authoriser.authorise(owner, credential, factor, at=at):
+        if len(bound) != len(hashes):
+            raise InvalidInput("a hash is listed twice", reason="BAD_DIGEST")
+        if not self.authoriser.authorise(owner, credential, factor, at=at, hashes=bound,
+                                         hash_algorithm=hash_algorithm):
             raise AuthorisationFailed("the second factor was not accepted")
         sad = secrets.token_urlsafe(32)
         expires = at + self.sad_lifetime
         self.sads.put(SadRecord(hashlib.sha256(sad.encode()).digest(), credential_id, owner,
                                 bound, hash_algorithm, expires))
         return sad, expires
+
+    def start_approval(self, owner: str, credential_id: str, hashes: Sequence[bytes],
+                       hash_algorithm: str, *, at: dt.datetime) -> ApprovalStart:
+        """Ask the credential's owner to approve signing exactly ``hashes`` in the app."""
+        credential = self._own(owner, credential_id)
+        if not credential.enabled:
+            raise SigningRefused("the credential is disabled")
+        if self.approvals is None:
+            raise FailedPrecondition("approvals in the app are not available here",
+                                     reason="APPROVAL_UNAVAILABLE")
+        bound = _check_hashes(hashes, hash_algorithm, credential.multisign)
+        if len(bound) != len(hashes):
+            raise InvalidInput("a hash is listed twice", reason="BAD_DIGEST")
+        return self.approvals.start(owner, credential, bound, hash_algorithm, at=at)
 
     def sign_hash(self, owner: str, credential_id: str, sad: str, hashes: Sequence[bytes],
                   hash_algorithm: str, *, at: dt.datetime) -> list[bytes]:
@@ -298,6 +538,13 @@ class CscClient(Protocol):
                   hash_algorithm: str) -> list[bytes]: ...
 
 
+class ApprovingCscClient(CscClient, Protocol):
+    """A :class:`CscClient` that can also ask the official for an approval in the app."""
+
+    def start_approval(self, credential_id: str, hashes: Sequence[bytes],
+                       hash_algorithm: str) -> ApprovalStart: ...
+
+
 class LocalCscClient:
     """A :class:`CscClient` calling a :class:`RemoteSigningService` in the same process as
     ``owner`` (the server uses it when it is itself the signature creation application)."""
@@ -320,6 +567,11 @@ class LocalCscClient:
         return self._service.sign_hash(self._owner, credential_id, sad, hashes, hash_algorithm,
                                        at=self._clock())
 
+    def start_approval(self, credential_id: str, hashes: Sequence[bytes],
+                       hash_algorithm: str) -> ApprovalStart:
+        return self._service.start_approval(self._owner, credential_id, hashes, hash_algorithm,
+                                            at=self._clock())
+
 
 class RemoteSigner:
     """A :class:`~signing.sign.signers.Signer` backed by a remote credential: each signature is
@@ -330,6 +582,8 @@ class RemoteSigner:
         self._client = client
         self._credential_id = credential_id
         self._second_factor = second_factor
+        self._approvals: tuple[ApprovingCscClient, Callable[[ApprovalStart], None],
+                               Callable[[float], None], Callable[[], float]] | None = None
         info = client.credential_info(credential_id)
         if not info.certificates:
             raise InvalidInput("the credential has no certificate", reason="NO_CERTIFICATE")
@@ -343,9 +597,40 @@ class RemoteSigner:
     def chain(self) -> Sequence[x509.Certificate]:
         return self._certificates[1:]
 
+    @classmethod
+    def with_approval(cls, client: ApprovingCscClient, credential_id: str, *,
+                      on_start: Callable[[ApprovalStart], None] = lambda start: None,
+                      sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> RemoteSigner:
+        """A signer whose every signature the official approves in the app: the approval is
+        started for the hash, ``on_start`` shows its code, and authorisation is retried at the
+        server's interval until the official answers or the approval expires."""
+        signer = cls(client, credential_id, lambda: SecondFactor("approval", ""))
+        signer._approvals = (client, on_start, sleep, clock)
+        return signer
+
+    def _approved_sad(self, h: bytes, hash_algorithm: str) -> str:
+        assert self._approvals is not None
+        client, on_start, sleep, clock = self._approvals
+        start = client.start_approval(self._credential_id, [h], hash_algorithm)
+        on_start(start)
+        factor = SecondFactor("approval", start.approval_id)
+        remaining = (start.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+        deadline = clock() + max(remaining, 0) + start.interval
+        while True:
+            try:
+                return client.authorize(self._credential_id, [h], hash_algorithm, factor)
+            except ApprovalPending:
+                if clock() >= deadline:
+                    raise
+                sleep(max(start.interval, 1))
+
     def sign(self, data: bytes, hash_algorithm: str) -> bytes:
         h = hashlib.new(hash_algorithm, data).digest()
-        sad = self._client.authorize(self._credential_id, [h], hash_algorithm,
-                                     self._second_factor())
+        if self._approvals is not None:
+            sad = self._approved_sad(h, hash_algorithm)
+        else:
+            sad = self._client.authorize(self._credential_id, [h], hash_algorithm,
+                                         self._second_factor())
         [signature] = self._client.sign_hash(self._credential_id, sad, [h], hash_algorithm)
         return signature

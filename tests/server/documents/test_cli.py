@@ -6,13 +6,17 @@ import io
 from pathlib import Path
 
 import pytest
+import tomli_w
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
 from server.cli import main
+from server.storage.db import Database
 from tests.signing.sign.docpki import DocumentPki
 from tests.signing.sign.pdfs import decision_pdf
 from tests.signing.stamp.images import seal_png, signature_png
+from tests.support.pki import TestPki
+from tests.support.server import server_config_dict
 
 
 def files(doc_pki: DocumentPki, directory: Path, label: str) -> tuple[str, str]:
@@ -139,3 +143,44 @@ def test_errors_are_messages_and_leave_no_file(doc_pki: DocumentPki, tmp_path: P
                  "--trust", str(tmp_path / "root.pem")], env) == 1
     assert "Không có OCSP" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.glob("decision*")) == ["decision.pdf"]
+
+
+def test_credential_linked_to_the_owners_identity_account(
+        pki: TestPki, doc_pki: DocumentPki, tmp_path: Path, sqlite_db: Database,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import select
+
+    from server.storage.documents import SigningCredentialRow
+
+    data = server_config_dict(pki, tmp_path, sqlite_db.url.render_as_string(False), extra={
+        "identity": {"argon2_time_cost": 1, "argon2_memory_kib": 1024,
+                     "argon2_parallelism": 1}})
+    config = tmp_path / "vnegov.toml"
+    config.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main(["--config", str(config), *argv], environ={})
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    _, cert = files(doc_pki, tmp_path, "official")
+    assert run("documents", "credential-add", "--credential-id", "an-2025", "--owner",
+               "079084000123", "--agency-code", "000.00.00.H29", "--key-label", "an-2025",
+               "--cert-file", cert)[0] == 0
+    code, out = run("documents", "credential-link", "--credential-id", "an-2025")
+    assert code == 2 and "no identity account" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("Mot-mat-khau-du-dai-2025\n"))
+    code, out = run("identity", "account", "create", "--kind", "citizen", "--identifier",
+                    "079084000123", "--name", "Nguyễn Văn An", "--born", "1984-05-17",
+                    "--sex", "male", "--province", "79", "--password-stdin")
+    assert code == 0, out
+    account = out.strip()
+    code, out = run("documents", "credential-link", "--credential-id", "an-2025")
+    assert code == 0 and account in out
+    with sqlite_db.read() as s:
+        linked = s.execute(select(SigningCredentialRow.identity_account).where(
+            SigningCredentialRow.credential_id == "an-2025")).scalar()
+    assert linked == account
+    code, out = run("documents", "credential-link", "--credential-id", "nope",
+                    "--identity-account", account)
+    assert code == 2 and "CREDENTIAL_NOT_FOUND" in out

@@ -119,18 +119,22 @@ class SecondFactor(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOTP_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     totp: _builtins.str
     """A 6-digit TOTP code (RFC 6238)."""
+    approval: _builtins.str
+    """The approval_id of StartCredentialApproval: the official approved these hashes in the app."""
     def __init__(
         self,
         *,
         totp: _builtins.str = ...,
+        approval: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "totp", b"totp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "factor", b"factor", "totp", b"totp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "totp", b"totp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "factor", b"factor", "totp", b"totp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_factor: _TypeAlias = _typing.Literal["totp"]  # noqa: Y015
+    _WhichOneofReturnType_factor: _TypeAlias = _typing.Literal["totp", "approval"]  # noqa: Y015
     _WhichOneofArgType_factor: _TypeAlias = _typing.Literal["factor", b"factor"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_factor) -> _WhichOneofReturnType_factor | None: ...
 
@@ -806,6 +810,76 @@ class AuthorizeCredentialRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuthorizeCredentialRequest: _TypeAlias = AuthorizeCredentialRequest  # noqa: Y015
+
+@_typing.final
+class StartCredentialApprovalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    SIGNER_ID_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    HASH_ALGORITHM_FIELD_NUMBER: _builtins.int
+    credential_id: _builtins.str
+    signer_id: _builtins.str
+    hash_algorithm: _builtins.str
+    """"sha256", "sha384" or "sha512"."""
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The hashes the approval is for; AuthorizeCredential must name exactly these."""
+
+    def __init__(
+        self,
+        *,
+        credential_id: _builtins.str = ...,
+        signer_id: _builtins.str = ...,
+        hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+        hash_algorithm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_id", b"credential_id", "hash_algorithm", b"hash_algorithm", "hashes", b"hashes", "signer_id", b"signer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCredentialApprovalRequest: _TypeAlias = StartCredentialApprovalRequest  # noqa: Y015
+
+@_typing.final
+class StartCredentialApprovalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    BINDING_MESSAGE_FIELD_NUMBER: _builtins.int
+    APPROVAL_CODE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    approval_id: _builtins.str
+    """Secret handle of the approval (a CIBA auth_req_id): give it as SecondFactor.approval."""
+    binding_message: _builtins.str
+    """What the app shows the official, including approval_code."""
+    approval_code: _builtins.str
+    """Short digest of the hash list (approval_code in signing.sign.remote), for the signature
+    creation application to show beside the document so the official can compare.
+    """
+    interval: _builtins.int
+    """Seconds to wait between AuthorizeCredential attempts while the approval is pending."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        approval_id: _builtins.str = ...,
+        binding_message: _builtins.str = ...,
+        approval_code: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        interval: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_code", b"approval_code", "approval_id", b"approval_id", "binding_message", b"binding_message", "expire_time", b"expire_time", "interval", b"interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCredentialApprovalResponse: _TypeAlias = StartCredentialApprovalResponse  # noqa: Y015
 
 @_typing.final
 class AuthorizeCredentialResponse(_message.Message):

@@ -64,6 +64,11 @@ class SigningServiceStub:
                 request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialRequest.SerializeToString,
                 response_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialResponse.FromString,
                 _registered_method=True)
+        self.StartCredentialApproval = channel.unary_unary(
+                '/vnegov.signing.v1.SigningService/StartCredentialApproval',
+                request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalRequest.SerializeToString,
+                response_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalResponse.FromString,
+                _registered_method=True)
         self.SignHash = channel.unary_unary(
                 '/vnegov.signing.v1.SigningService/SignHash',
                 request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.SignHashRequest.SerializeToString,
@@ -116,6 +121,17 @@ class SigningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartCredentialApproval(self, request, context):
+        """Asks the official who owns the credential to approve signing exactly these hashes in the
+        citizen app, with the device key of their level-2 identity (an out-of-band authorisation, as
+        CSC credentials/authorize with an asynchronous second factor). The answer names the approval;
+        AuthorizeCredential with SecondFactor.approval then returns the SAD once the official has
+        approved (FAILED_PRECONDITION / APPROVAL_PENDING until then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SignHash(self, request, context):
         """CSC signatures/signHash: raw signatures over the authorised hashes.
         """
@@ -150,6 +166,11 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.AuthorizeCredential,
                     request_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialRequest.FromString,
                     response_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialResponse.SerializeToString,
+            ),
+            'StartCredentialApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCredentialApproval,
+                    request_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalRequest.FromString,
+                    response_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalResponse.SerializeToString,
             ),
             'SignHash': grpc.unary_unary_rpc_method_handler(
                     servicer.SignHash,
@@ -297,6 +318,33 @@ class SigningService:
             '/vnegov.signing.v1.SigningService/AuthorizeCredential',
             vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialRequest.SerializeToString,
             vnegov_dot_signing_dot_v1_dot_documents__pb2.AuthorizeCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCredentialApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.signing.v1.SigningService/StartCredentialApproval',
+            vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalRequest.SerializeToString,
+            vnegov_dot_signing_dot_v1_dot_documents__pb2.StartCredentialApprovalResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,13 @@ class SigningServiceStub:
     """CSC credentials/authorize: checks the official's second factor and returns a signature
     activation data (SAD) bound to exactly these hashes, single-use and short-lived.
     """
+    StartCredentialApproval: _grpc.UnaryUnaryMultiCallable[_documents_pb2.StartCredentialApprovalRequest, _documents_pb2.StartCredentialApprovalResponse]
+    """Asks the official who owns the credential to approve signing exactly these hashes in the
+    citizen app, with the device key of their level-2 identity (an out-of-band authorisation, as
+    CSC credentials/authorize with an asynchronous second factor). The answer names the approval;
+    AuthorizeCredential with SecondFactor.approval then returns the SAD once the official has
+    approved (FAILED_PRECONDITION / APPROVAL_PENDING until then).
+    """
     SignHash: _grpc.UnaryUnaryMultiCallable[_documents_pb2.SignHashRequest, _documents_pb2.SignHashResponse]
     """CSC signatures/signHash: raw signatures over the authorised hashes."""
 
@@ -78,6 +85,13 @@ class SigningServiceAsyncStub(SigningServiceStub):
     AuthorizeCredential: _aio.UnaryUnaryMultiCallable[_documents_pb2.AuthorizeCredentialRequest, _documents_pb2.AuthorizeCredentialResponse]  # type: ignore[assignment]
     """CSC credentials/authorize: checks the official's second factor and returns a signature
     activation data (SAD) bound to exactly these hashes, single-use and short-lived.
+    """
+    StartCredentialApproval: _aio.UnaryUnaryMultiCallable[_documents_pb2.StartCredentialApprovalRequest, _documents_pb2.StartCredentialApprovalResponse]  # type: ignore[assignment]
+    """Asks the official who owns the credential to approve signing exactly these hashes in the
+    citizen app, with the device key of their level-2 identity (an out-of-band authorisation, as
+    CSC credentials/authorize with an asynchronous second factor). The answer names the approval;
+    AuthorizeCredential with SecondFactor.approval then returns the SAD once the official has
+    approved (FAILED_PRECONDITION / APPROVAL_PENDING until then).
     """
     SignHash: _aio.UnaryUnaryMultiCallable[_documents_pb2.SignHashRequest, _documents_pb2.SignHashResponse]  # type: ignore[assignment]
     """CSC signatures/signHash: raw signatures over the authorised hashes."""
@@ -132,6 +146,19 @@ class SigningServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_documents_pb2.AuthorizeCredentialResponse, _abc.Awaitable[_documents_pb2.AuthorizeCredentialResponse]]:
         """CSC credentials/authorize: checks the official's second factor and returns a signature
         activation data (SAD) bound to exactly these hashes, single-use and short-lived.
+        """
+
+    @_abc_1.abstractmethod
+    def StartCredentialApproval(
+        self,
+        request: _documents_pb2.StartCredentialApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_documents_pb2.StartCredentialApprovalResponse, _abc.Awaitable[_documents_pb2.StartCredentialApprovalResponse]]:
+        """Asks the official who owns the credential to approve signing exactly these hashes in the
+        citizen app, with the device key of their level-2 identity (an out-of-band authorisation, as
+        CSC credentials/authorize with an asynchronous second factor). The answer names the approval;
+        AuthorizeCredential with SecondFactor.approval then returns the SAD once the official has
+        approved (FAILED_PRECONDITION / APPROVAL_PENDING until then).
         """
 
     @_abc_1.abstractmethod
