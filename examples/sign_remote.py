@@ -1,15 +1,19 @@
 """Remote signing with CSC API v2 semantics: the document stays here, only its hash goes to the
-server, where the official's key lives in the PKCS#11 token; the official's TOTP code authorises
-exactly that hash.
+server, where the official's key lives in the PKCS#11 token; the official authorises exactly that
+hash, by approving it in the citizen app (level-2 identity) or with a TOTP code.
 
-    # once, on the server: a token key and certificate for the official, and a TOTP secret
+    # once, on the server: a token key and certificate for the official, linked to the
+    # official's level-2 identity account (whose app approves); or a TOTP secret instead
     vnegov documents credential-add --credential-id an-2025 --owner 079084000123 \\
         --agency-code 000.00.00.H29 --key-label an-2025 --cert-file an-chain.pem
+    vnegov documents credential-link --credential-id an-2025
     vnegov documents totp --owner 079084000123          # scan the URI into an authenticator
 
     # then, as the agency's system (mutual TLS) on behalf of the official:
+    .venv/bin/python examples/sign_remote.py decision.pdf --signer-id 079084000123 --approve \\
+        [--credential-id an-2025] [--tsa http://127.0.0.1:8080/tsa]
     .venv/bin/python examples/sign_remote.py decision.pdf --signer-id 079084000123 \\
-        [--credential-id an-2025] [--code 123456] [--tsa http://127.0.0.1:8080/tsa]
+        [--code 123456]                                 # TOTP instead of the app
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from server.documents.csc_client import GrpcCscClient  # noqa: E402
 from server.documents.transport import HttpTimeStampTransport  # noqa: E402
 from signing.errors import SigningError  # noqa: E402
 from signing.sign import PadesLevel, PadesOptions, RemoteSigner, SecondFactor, sign_pdf  # noqa: E402
+from signing.sign.remote import ApprovalStart  # noqa: E402
 
 
 def refused(err: grpc.RpcError) -> int:
@@ -50,7 +55,10 @@ def main() -> int:
     parser.add_argument("pdf", type=Path)
     parser.add_argument("--signer-id", required=True, help="the official's personal ID number")
     parser.add_argument("--credential-id")
-    parser.add_argument("--code", help="the official's current TOTP code (asked if missing)")
+    factor = parser.add_mutually_exclusive_group()
+    factor.add_argument("--approve", action="store_true",
+                        help="the official approves in the citizen app (shows the code to compare)")
+    factor.add_argument("--code", help="the official's current TOTP code (asked if missing)")
     parser.add_argument("--tsa")
     parser.add_argument("--data-dir", default="data", type=Path)
     parser.add_argument("--target", default="localhost:50051")
@@ -82,7 +90,15 @@ def sign(args: argparse.Namespace, client: GrpcCscClient) -> int:
     def second_factor() -> SecondFactor:
         return SecondFactor("totp", args.code or input("TOTP code: ").strip())
 
-    signer = RemoteSigner(client, credential_id, second_factor)
+    def show(start: ApprovalStart) -> None:
+        # The app shows the same code: the official approves only if the two agree.
+        print(f"approve in the app: {start.binding_message} (until "
+              f"{start.expires_at.astimezone().strftime('%H:%M:%S')})", flush=True)
+
+    if args.approve:
+        signer = RemoteSigner.with_approval(client, credential_id, on_start=show)
+    else:
+        signer = RemoteSigner(client, credential_id, second_factor)
     out = args.pdf.with_name(args.pdf.stem + "-remote-signed.pdf")
     tsa = HttpTimeStampTransport(args.tsa) if args.tsa else None
     part = out.with_name(out.name + ".part")  # renamed once complete: a refused signature

@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyotp
@@ -95,4 +96,62 @@ async def test_sign_remote_over_grpc(pki: TestPki, tmp_path: Path, sqlite_db: Da
         assert again.returncode != 0
         assert "refused: UNAUTHENTICATED" in again.stderr and "Traceback" not in again.stderr
     checked = subprocess.run(["pdfsig", str(signed)], capture_output=True, text=True).stdout
+    assert "Signature is Valid." in checked and "Nguyễn Văn An" in checked
+
+
+async def test_sign_remote_approved_in_the_app(pki: TestPki, tmp_path: Path, db: Database,
+                                               doc_pki: DocumentPki, softhsm: SoftHsm) -> None:
+    from tests.server.documents.test_signing_approvals import Phone, approval_server
+
+    data = tmp_path / "data"
+    (data / "pki" / "clients").mkdir(parents=True)
+    (data / "pki" / "root-ca.pem").write_bytes(pem(pki.root.cert))
+    (data / "pki" / "clients" / "dvc-hcm.pem").write_bytes(pki.hcm.chain_pem)
+    (data / "pki" / "clients" / "dvc-hcm.key.pem").write_bytes(pki.hcm.key_pem)
+    document = tmp_path / "decision.pdf"
+    document.write_bytes(decision_pdf())
+    async with approval_server(pki, tmp_path, db, doc_pki, softhsm) as t:
+        phone = Phone(t.an.app)
+
+        def approve_when_asked() -> str:
+            for _ in range(200):
+                waiting = phone.pending()
+                if waiting:
+                    [item] = waiting
+                    code = str(item["binding_message"]).rsplit(" ", 1)[-1]
+                    r = phone.answer(code)
+                    assert r.status_code == 200, r.text
+                    return code
+                time.sleep(0.1)
+            raise AssertionError("no approval was asked")
+
+        args = [str(document), "--signer-id", t.an.identifier, "--credential-id",
+                t.an.credential_id, "--data-dir", str(data), "--target", t.srv.target,
+                "--approve"]
+        done, code = await asyncio.gather(
+            asyncio.to_thread(example, "sign_remote.py", *args, cwd=tmp_path),
+            asyncio.to_thread(approve_when_asked))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"approve in the app: Ký số 1 tài liệu, mã đối chiếu {code}" in done.stdout
+        assert "(B-B, field Signature1)" in done.stdout
+        # Refused in the app: the example says so, without a traceback.
+        (tmp_path / "decision-remote-signed.pdf").rename(tmp_path / "first.pdf")
+
+        def deny_when_asked() -> None:
+            for _ in range(200):
+                waiting = phone.pending()
+                if waiting:
+                    code = str(waiting[0]["binding_message"]).rsplit(" ", 1)[-1]
+                    assert phone.answer(code, decision="deny").status_code == 200
+                    return
+                time.sleep(0.1)
+
+        denied, _ = await asyncio.gather(
+            asyncio.to_thread(example, "sign_remote.py", *args, cwd=tmp_path),
+            asyncio.to_thread(deny_when_asked))
+        assert denied.returncode == 1
+        assert "reason: APPROVAL_DENIED" in denied.stderr and "Traceback" not in denied.stderr
+        assert not (tmp_path / "decision-remote-signed.pdf").exists()
+    checked = subprocess.run(["pdfsig", str(tmp_path / "first.pdf")], capture_output=True,
+                             text=True).stdout
     assert "Signature is Valid." in checked and "Nguyễn Văn An" in checked
