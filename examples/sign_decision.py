@@ -33,6 +33,18 @@ from signing.stamp import agency_seal, person_layout, person_signature, seal_box
 from signing.validate import validate_pdf  # noqa: E402
 
 
+def tsa_roots(path: Path) -> list[x509.Certificate]:
+    """The TSA's root(s), or a clear message naming the file when it cannot be used."""
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"sign_decision: cannot read the time-stamp authority's root {path} "
+                         f"({exc.strerror or exc}); give it with --tsa-root (the server "
+                         "`scripts/dev.sh serve` runs writes it to data/pki/root-ca.pem)") from None
+    except ValueError:
+        raise SystemExit(f"sign_decision: {path} holds no PEM certificate (--tsa-root)") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdf", nargs="?", type=Path)
@@ -45,6 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
+    # The TSA's root is needed to verify the time stamps: checked before anything is signed.
+    roots_of_tsa = tsa_roots(args.tsa_root) if args.tsa else []
     pki = demo_pki()
     if args.pdf:
         document = args.pdf.read_bytes()
@@ -84,9 +98,7 @@ def main() -> None:
     # 3. Anyone verifies it with the roots they trust. The demo signers' certificates name no
     # revocation service, so none is required for them; the time-stamp authority's certificates
     # do, and their status is fetched from the server's OCSP responder and CRLs.
-    roots = [pki.root]
-    if tsa is not None:
-        roots += x509.load_pem_x509_certificates(args.tsa_root.read_bytes())
+    roots = [pki.root, *roots_of_tsa]
     trust = TrustSettings(roots, allow_fetching=True, require_revocation=False)
     with args.out.open("rb") as f:
         report = validate_pdf(f, trust=trust, at=dt.datetime.now(dt.UTC))

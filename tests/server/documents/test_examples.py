@@ -155,3 +155,20 @@ async def test_sign_remote_approved_in_the_app(pki: TestPki, tmp_path: Path, db:
     checked = subprocess.run(["pdfsig", str(tmp_path / "first.pdf")], capture_output=True,
                              text=True).stdout
     assert "Signature is Valid." in checked and "Nguyễn Văn An" in checked
+
+
+def test_sign_decision_with_a_tsa_but_no_root_says_so(doc_pki: DocumentPki,
+                                                      tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "root-ca.pem"
+    out = tmp_path / "decision-signed.pdf"
+    done = example("sign_decision.py", "--tsa", doc_pki.tsa_url, "--tsa-root", str(missing),
+                   "--out", str(out), cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot read the time-stamp authority's root {missing}" in done.stderr
+    assert "--tsa-root" in done.stderr and not out.exists()
+    not_pem = tmp_path / "root.pem"
+    not_pem.write_text("not a certificate")
+    done = example("sign_decision.py", "--tsa", doc_pki.tsa_url, "--tsa-root", str(not_pem),
+                   "--out", str(out), cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "holds no PEM certificate" in done.stderr and not out.exists()
