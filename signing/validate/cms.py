@@ -4,12 +4,13 @@ time-stamp is present. The signed file is hashed in chunks."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import IO, Any
 
 from asn1crypto import cms
-from pyhanko.sign.ades.report import AdESFailure, AdESStatus
+from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESStatus
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     ades_basic_validation,
@@ -24,7 +25,7 @@ from signing.sign.cms import CHUNK
 from signing.sign.errors import DocumentInvalid
 from signing.sign.revocation import TrustSettings
 from signing.validate.identity import signer_identity
-from signing.validate.policy import signature_spec, timing
+from signing.validate.policy import signature_spec, timing, unobtainable_revocation
 from signing.validate.report import Indication, SignatureResult, TimeSource, ValidationReport
 
 __all__ = ["validate_cms"]
@@ -126,4 +127,12 @@ async def _validate(signed: cms.SignedData, digest: bytes, sha256: str, trust: T
         signing_time=signing_time, signing_time_source=source,
         format="CAdES-B-T" if has_ts else "CAdES-B-B",
         messages=(outcome.failure_msg,) if outcome.failure_msg else ())
+    if sub is AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE and signer_cert is not None:
+        # pyHanko reports revocation data that could not be obtained for now as a general
+        # chain failure; EN 319 102-1 says INDETERMINATE / TRY_LATER.
+        certs = [c.chosen for c in signed["certificates"] or () if c.name == "certificate"]
+        why = await unobtainable_revocation(trust, at, signer_cert, certs)
+        if why is not None:
+            result = dataclasses.replace(result, sub_indication=AdESIndeterminate.TRY_LATER.name,
+                                         messages=(*result.messages, why))
     return ValidationReport("cms", sha256, at, (result,))

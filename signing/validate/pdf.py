@@ -35,7 +35,7 @@ from signing.sign._pyhanko import to_crypto
 from signing.sign.errors import DocumentInvalid
 from signing.sign.revocation import TrustSettings
 from signing.validate.identity import signer_identity
-from signing.validate.policy import pdf_spec, timing
+from signing.validate.policy import pdf_spec, timing, unobtainable_revocation
 from signing.validate.report import Indication, SignatureResult, TimeSource, ValidationReport
 
 __all__ = ["validate_pdf"]
@@ -97,7 +97,10 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
         except (SignatureValidationError, PdfError, ValueError, AssertionError) as exc:
             results.append(_broken(sig, exc))
             continue
-        results.append(_result(sig, outcome, has_dss, bool(later_ts)))
+        result = _result(sig, outcome, has_dss, bool(later_ts))
+        if result.sub_indication == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE.name:
+            result = await _try_later(result, sig, trust, at, reader)
+        results.append(result)
         if etsi_report:
             report = _etsi(sig, outcome)
             if report is not None:
@@ -117,6 +120,23 @@ def _with_dss(spec: SignatureValidationSpec, reader: PdfFileReader) -> Signature
         known_crls=known.known_crls + dss.known_crls,
         known_certs=known.known_certs + dss.known_certs,
         known_poes=known.known_poes))
+
+
+async def _try_later(result: SignatureResult, sig: EmbeddedPdfSignature, trust: TrustSettings,
+                     at: dt.datetime, reader: PdfFileReader) -> SignatureResult:
+    """INDETERMINATE / TRY_LATER instead of a general chain failure when the failure is
+    revocation data that could not be obtained for now (pyHanko reports both the same way)."""
+    try:
+        known = _dss_to_local_knowledge(reader=reader)
+    except (PdfError, ValueError, KeyError):
+        known = None
+    certs = list(sig.signed_data["certificates"] or ())
+    others = [c.chosen for c in certs if c.name == "certificate"]
+    why = await unobtainable_revocation(trust, at, sig.signer_cert, others, known=known)
+    if why is None:
+        return result
+    return dataclasses.replace(result, sub_indication=AdESIndeterminate.TRY_LATER.name,
+                               messages=(*result.messages, why))
 
 
 def _has_signature_timestamp(sig: EmbeddedPdfSignature) -> bool:

@@ -184,3 +184,20 @@ def test_credential_linked_to_the_owners_identity_account(
     code, out = run("documents", "credential-link", "--credential-id", "nope",
                     "--identity-account", account)
     assert code == 2 and "CREDENTIAL_NOT_FOUND" in out
+
+
+def test_verify_with_the_responders_down_says_try_later(
+        doc_pki: DocumentPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"VNEGOV_DATA_DIR": str(tmp_path / "no-data-dir")}
+    (tmp_path / "root.pem").write_bytes(doc_pki.pem("root"))
+    (tmp_path / "decision.pdf").write_bytes(decision_pdf())
+    key, cert = files(doc_pki, tmp_path, "official")
+    assert main(["sign", str(tmp_path / "decision.pdf"), "--key", key, "--cert", cert,
+                 "--out", str(tmp_path / "signed.pdf")], env) == 0
+    capsys.readouterr()
+    with doc_pki.offline():
+        code = main(["verify", str(tmp_path / "signed.pdf"), "--trust",
+                     str(tmp_path / "root.pem")], env)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "INDETERMINATE / TRY_LATER" in out and "CERTIFICATE_CHAIN_GENERAL_FAILURE" not in out

@@ -116,3 +116,34 @@ def test_bad_signers_cannot_make_long_term_signatures(
         sign_pdf(io.BytesIO(decision_pdf()), io.BytesIO(),
                  KeySigner(cred.key, cred.cert, cred.chain), at=dt.datetime.now(dt.UTC),
                  options=PadesOptions(level=PadesLevel.B_LT), timestamps=tsa, trust=trust)
+
+
+def test_responders_down_is_try_later_not_a_chain_failure(doc_pki: DocumentPki) -> None:
+    """EN 319 102-1: revocation data that cannot be obtained now is INDETERMINATE / TRY_LATER;
+    pyHanko reports it as CERTIFICATE_CHAIN_GENERAL_FAILURE."""
+    from signing.sign.cms import sign_detached
+    from signing.validate import validate_cms
+
+    cred = doc_pki.credential("official")
+    pdf = signed_by(doc_pki, "official")
+    p7s = sign_detached(io.BytesIO(b"ho so"), KeySigner(cred.key, cred.cert, cred.chain),
+                        at=dt.datetime.now(dt.UTC))
+    orphan = signed_by(doc_pki, "orphan")  # names no OCSP responder or CRL of its own
+    trust = TrustSettings(trust_roots=[doc_pki.root], fetch_timeout=2)
+    with doc_pki.offline():
+        assert verdict(pdf, trust) == (Indication.INDETERMINATE, "TRY_LATER")
+        report = validate_pdf(io.BytesIO(pdf), trust=trust, at=dt.datetime.now(dt.UTC))
+        assert any("try again later" in m for m in report.signatures[0].messages)
+        cms_report = validate_cms(p7s, io.BytesIO(b"ho so"), trust=trust,
+                                  at=dt.datetime.now(dt.UTC))
+        assert (cms_report.indication, cms_report.signatures[0].sub_indication) == (
+            Indication.INDETERMINATE, "TRY_LATER")
+        # Not fetching at all is not "later": the data was never going to come.
+        offline = TrustSettings(trust_roots=[doc_pki.root], allow_fetching=False)
+        assert verdict(pdf, offline) == (Indication.INDETERMINATE,
+                                         "CERTIFICATE_CHAIN_GENERAL_FAILURE")
+    # With the responders up, the orphan's missing data is no reason to try later.
+    assert verdict(orphan, trust)[1] != "TRY_LATER"
+    # ...and the same signatures pass once the responders answer again.
+    assert validate_pdf(io.BytesIO(pdf), trust=trust,
+                        at=dt.datetime.now(dt.UTC)).indication is Indication.TOTAL_PASSED
