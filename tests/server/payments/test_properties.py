@@ -1,18 +1,20 @@
 """Random operation sequences against the real store (SQLite), checking the invariants:
-trial balance zero, refunds never above what was collected, one original receipt per collecting
-body of each paid payment, receipt numbers exactly 1..N per template, series and year
-(replacements and adjustments included)."""
+trial balance zero, refunds never above what was collected, collected never above the money
+actually received (channel transfers and bank credits, each counted once), CLEARING never
+settled twice, one original receipt per collecting body of each paid payment, receipt numbers
+exactly 1..N per template, series and year (replacements and adjustments included)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -22,14 +24,23 @@ from payments.receipts import check_gapless, group_lines
 from server.payments.common import trial_balance
 from server.storage import migrate
 from server.storage.db import Database
-from server.storage.payments import ReceiptRow
+from server.storage.payments import ChannelEventRow, ReceiptRow
 from tests.payments.support import HCM, T0
 from tests.server.payments.conftest import World, make_world
 from tests.support.pki import TestPki
 
 PROCEDURES = ["1.000494", "2.000815", "1.001612"]
+MONEY_OUTCOMES = ("money_without_payment", "duplicate", "amount_mismatch", "held_channel_money")
+RESOLVE = st.tuples(st.just("resolve"), st.sampled_from(
+    ["apply_to_payment", "refund_to_sender", "write_off", "issue_receipt", "dismiss"]),
+    st.sampled_from(["first", "named"]), st.integers(0, 5))
+# A bank statement line showing a channel transfer we recorded (with the bank's id, and the
+# payment's reference or no text): not new money.
+SHOWS = st.tuples(st.just("shows"), st.integers(0, 40), st.sampled_from(["reference", "plain"]))
 # Payments, callbacks (some duplicated), refunds, expiry, receipts, a new year, bank statement
-# lines (ours, mistyped, strangers'), reconciliation runs and exception resolutions.
+# lines (ours, mistyped, strangers', and the bank's view of our channel transfers),
+# reconciliation runs and exception resolutions (applied to the first payment or to the one the
+# reconciliation named).
 ops = st.lists(st.one_of(
     st.tuples(st.just("create"), st.sampled_from(PROCEDURES), st.sampled_from(
         ["platform", "vietqr"])),
@@ -40,9 +51,9 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("issue"), st.integers(0, 20)),
     st.tuples(st.just("newyear"),),
     st.tuples(st.just("bank"), st.integers(0, 20), st.sampled_from(["ours", "typo", "stranger"])),
+    SHOWS,
     st.tuples(st.just("reconcile"),),
-    st.tuples(st.just("resolve"), st.sampled_from(["apply_to_payment", "refund_to_sender",
-                                                    "write_off", "issue_receipt", "dismiss"])),
+    RESOLVE,
     st.tuples(st.just("correct"), st.integers(0, 20), st.sampled_from(
         ["replacement", "adjustment", "cancel"])),
 ), min_size=5, max_size=40)
@@ -53,6 +64,55 @@ ops = st.lists(st.one_of(
 @given(sequence=ops)
 def test_invariants_hold_over_random_sequences(tmp_path_factory: pytest.TempPathFactory,
                                                pki: TestPki, sequence: list[tuple]) -> None:
+    directory: Path = tmp_path_factory.mktemp("prop")
+    db = Database(f"sqlite:///{directory / 'p.db'}")
+    migrate.upgrade(db)
+    try:
+        run(make_world(db, pki), sequence)
+    finally:
+        db.dispose()
+
+
+# Money through every path: few payments, transfers in parts or more than due, statements that
+# show some transfers (amount mismatches), show them next to a second transfer (duplicates) or
+# show them after other money, reconciliation and resolutions; refunds up to everything
+# collected.
+PAY = st.tuples(st.just("pay"), st.integers(0, 1), st.sampled_from(["exact", "half", "over"]))
+APPLY = st.tuples(st.just("resolve"), st.just("apply_to_payment"),
+                  st.sampled_from(["first", "named"]), st.integers(0, 5))
+money_ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.sampled_from(PROCEDURES), st.just("vietqr")),
+    PAY, PAY, PAY,
+    st.tuples(st.just("refund"), st.integers(0, 1), st.sampled_from(["all", "more"])),
+    st.tuples(st.just("expire"), st.integers(0, 120)),
+    st.tuples(st.just("issue"), st.integers(0, 1)),
+    st.tuples(st.just("bank"), st.integers(0, 1), st.sampled_from(["ours", "stranger"])),
+    SHOWS, SHOWS, SHOWS,
+    st.tuples(st.just("reconcile"),), st.tuples(st.just("reconcile"),),
+    RESOLVE, APPLY, APPLY,
+), min_size=5, max_size=40)
+# Each sequence opens its payments first and ends reconciling and applying what is left.
+money_sequences = st.builds(
+    lambda creates, middle, tail: [*creates, *middle, ("reconcile",), *tail],
+    st.lists(st.tuples(st.just("create"), st.sampled_from(PROCEDURES), st.just("vietqr")),
+             min_size=1, max_size=2),
+    money_ops, st.lists(APPLY, min_size=1, max_size=4))
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=money_sequences)
+# A statement showing one of two transfers (amount mismatch), and one showing a transfer next
+# to a second one nobody notified (duplicate), both applied to the payment they name.
+@example(sequence=[("create", "2.000815", "vietqr"), ("pay", 0, "half"), ("pay", 0, "half"),
+                   ("shows", 0, "plain"), ("reconcile",),
+                   ("resolve", "apply_to_payment", "named", 0)])
+@example(sequence=[("create", "2.000815", "vietqr"), ("pay", 0, "exact"),
+                   ("shows", 0, "reference"), ("bank", 0, "ours"), ("reconcile",),
+                   ("pay", 0, "exact"), ("resolve", "apply_to_payment", "named", 0),
+                   ("resolve", "apply_to_payment", "named", 0), ("refund", 0, "more")])
+def test_money_is_counted_once_over_random_sequences(tmp_path_factory: pytest.TempPathFactory,
+                                                     pki: TestPki, sequence: list[tuple]) -> None:
     directory: Path = tmp_path_factory.mktemp("prop")
     db = Database(f"sqlite:///{directory / 'p.db'}")
     migrate.upgrade(db)
@@ -104,6 +164,17 @@ def _bank_line(world: World, ids: list[str], op: tuple, now: dt.datetime, n: int
     return StatementLine("113000012345", f"FT{n}", amount, True, day, day, f"FT{n}", "", text)
 
 
+def _shown_line(world: World, transfer: tuple[str, str, int], how: str, now: dt.datetime) -> Any:
+    """The bank's line for a channel transfer we recorded: the same money, not more of it."""
+    from payments.money import local_date
+    from payments.reconcile import StatementLine
+
+    pid, tx, amount = transfer
+    text = world.payments.get(pid).reference if how == "reference" else ""
+    day = local_date(now)
+    return StatementLine("113000012345", tx, amount, True, day, day, tx, "", text)
+
+
 def _correct(world: World, pid: str, how: str, now: dt.datetime) -> None:
     """Replace, adjust or cancel one of the payment's receipts (corrections take numbers from
     the same series as originals)."""
@@ -130,6 +201,12 @@ def run(world: World, sequence: list[tuple]) -> None:
     txn = itertools.count(1)
     last_tx: dict[str, str] = {}
     lines: list[Any] = []
+    transfers: list[tuple[str, str, int]] = []  # channel transfers the store recorded
+    shown: set[str] = set()
+    # Money a bank credit brought that is not the bank's view of a channel transfer: per
+    # payment whose reference it carries, or that an officer applied a credit to.
+    bank_money: dict[str, int] = defaultdict(int)
+    bank_total = directed = 0
     for op in sequence:
         now += dt.timedelta(minutes=1)
         kind = op[0]
@@ -150,25 +227,39 @@ def run(world: World, sequence: list[tuple]) -> None:
                              "over": p.amount_due + 1000}[op[2]]
                     tx = f"T{next(txn)}"
                     last_tx[pid] = tx
-                    world.payments.confirm(channel=p.channel, transaction_id=tx,
-                                           reference=p.reference, amount=share, at=now,
-                                           success=True, exact_amount=p.channel == "platform",
-                                           request_id="r", now=now)
+                    result = world.payments.confirm(
+                        channel=p.channel, transaction_id=tx, reference=p.reference,
+                        amount=share, at=now, success=True,
+                        exact_amount=p.channel == "platform", request_id="r", now=now)
+                    if result.outcome.value in ("applied", "held"):
+                        transfers.append((pid, tx, share))
                 elif kind == "dup" and pid in last_tx:
                     world.payments.confirm(channel=p.channel, transaction_id=last_tx[pid],
                                            reference=p.reference, amount=p.amount_due, at=now,
                                            success=True, exact_amount=False, request_id="r",
                                            now=now)
                 elif kind == "refund":
+                    amount = op[2] if isinstance(op[2], int) else \
+                        max(1, p.refundable + (op[2] == "more"))
                     world.payments.refund(caller="c", request_id=uuid.uuid4().hex,
-                                          payment_id=pid, amount=op[2], reason="r", now=now,
+                                          payment_id=pid, amount=amount, reason="r", now=now,
                                           agency_code=None)
                 elif kind == "issue":
                     world.receipts.issue_for_payment(pid, now=now)
             elif kind == "expire":
                 world.payments.expire_due(now=now + dt.timedelta(minutes=op[1]))
             elif kind == "bank":
-                lines.append(_bank_line(world, ids, op, now, next(txn)))
+                line = _bank_line(world, ids, op, now, next(txn))
+                lines.append(line)
+                bank_total += line.amount
+                if ids and op[2] != "stranger":
+                    bank_money[ids[op[1] % len(ids)]] += line.amount
+            elif kind == "shows":
+                waiting = [t for t in transfers if t[1] not in shown]
+                if waiting:
+                    transfer = waiting[op[1] % len(waiting)]
+                    shown.add(transfer[1])
+                    lines.append(_shown_line(world, transfer, op[2], now))
             elif kind == "reconcile" and lines:
                 from payments.reconcile import Statement, write_camt053
 
@@ -180,9 +271,21 @@ def run(world: World, sequence: list[tuple]) -> None:
                 lines = []
                 world.recon.reconcile(as_of=now, actor="f", run_id=f"run{next(txn)}")
             elif kind == "resolve":
-                for exc in world.recon.exceptions()[:1]:
+                open_ = world.recon.exceptions()
+                if op[1] == "apply_to_payment" and len(op) > 3:  # money to apply
+                    open_ = [e for e in open_ if e.outcome in MONEY_OUTCOMES]
+                chosen = open_[op[3] % len(open_):][:1] if len(op) > 3 and open_ else open_[:1]
+                for exc in chosen:
+                    target = ids[0] if ids and (len(op) < 3 or op[2] == "first") else ""
                     world.recon.resolve(exc.id, action=op[1], actor="f", request_id="r",
-                                        now=now, payment_id=ids[0] if ids else "")
+                                        now=now, payment_id=target)
+                    if op[1] == "apply_to_payment":
+                        event(f"applied: {exc.outcome}")
+                        if target and target not in exc.payment_ids.split():
+                            # The officer reads the money as the target's, against (or
+                            # without) the reconciliation's reading: it is the target's.
+                            bank_money[target] += exc.amount
+                            directed += exc.amount
             elif kind == "correct" and ids:
                 _correct(world, ids[op[1] % len(ids)], op[2], now)
             elif kind == "newyear":
@@ -199,9 +302,24 @@ def run(world: World, sequence: list[tuple]) -> None:
         event(f"exceptions: {min(len(world.recon.exceptions(state='')), 3)}+")
         event(f"suspense used: {tb.balance('SUSPENSE') != 0 or 'SUSPENSE' in tb.balances}")
         receipts = s.execute(select(ReceiptRow)).scalars().all()
+    with world.db.read() as s:
+        channel_money: dict[str, int] = defaultdict(int)
+        for pid, amount in s.execute(select(ChannelEventRow.payment_id, ChannelEventRow.amount)
+                                     .where(ChannelEventRow.outcome.in_(("applied", "held")))):
+            channel_money[pid or ""] += amount
+    # Channel money is settled against the statement at most once.
+    assert all(v >= 0 for a, v in tb.balances.items() if a.startswith("CLEARING:"))
+    collected = 0
     for pid in ids:
         p = world.payments.get(pid)
         assert 0 <= p.refunded <= p.collected
+        # What a payment collected is money it received: its channels' transfers and the bank
+        # credits for it, never the bank's view of a transfer counted a second time.
+        assert p.collected <= channel_money[pid] + bank_money[pid], pid
+        collected += p.collected
+    assert collected <= sum(channel_money.values()) + bank_total + directed
+    for pid in ids:
+        p = world.payments.get(pid)
         originals = [r for r in receipts if r.payment_id == pid and r.kind == "original"]
         expected = len(group_lines(p)) if p.paid_at is not None else 0
         assert len(originals) == expected
