@@ -275,7 +275,7 @@ class IdentityHttp:
             DirectRoute(f"{p}/bc-authorize", api(provider.backchannel_authentication,
                                                  s.backchannel_authentication_endpoint),
                         methods=["POST"]),
-            DirectRoute(f"{p}/authorize", self._browser(authorize, protocol=True),
+            DirectRoute(f"{p}/authorize", _AsgiEndpoint(self._browser(authorize, protocol=True)),
                         methods=["GET", "POST"]),
             Route(f"{p}/login", self._browser(login_page), methods=["GET"]),
             Route(f"{p}/login", self._browser(login_submit), methods=["POST"]),
@@ -346,6 +346,18 @@ class IdentityHttp:
             Route(f"{p}/app/v1/approvals/{{approval}}", decide, methods=["POST"]),
             Route(f"{p}/app/v1/devices", enrol, methods=["POST"]),
         ]
+
+
+class _AsgiEndpoint:
+    """A Starlette request -> response endpoint as a plain ASGI application (none of Starlette's
+    per-request exception handling, which has nothing to handle here)."""
+
+    def __init__(self, endpoint: Callable[[StarletteRequest], Awaitable[Response]]) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(StarletteRequest(scope, receive))
+        await response(scope, receive, send)
 
 
 class _ApiEndpoint:
