@@ -227,7 +227,14 @@ def apply_credit(p: Payment, amount: int, *, source: str, key: str, now: dt.date
     if target != state or state is S.PARTIALLY_PAID:
         transitions.append(_move(p, target, now, "money confirmed", actor, resolution))
     paid_at = p.paid_at or (now if became_paid else None)
-    new = dataclasses.replace(p, state=target, collected=collected, held=held, paid_at=paid_at)
+    expires_at = p.expires_at
+    if state in (S.EXPIRED, S.CANCELLED) and target is S.PARTIALLY_PAID:
+        # Re-opened by a finance officer with money that does not cover the fees: the rest is
+        # due within a fresh payment window, not at the next expiry sweep (which would undo
+        # the officer's decision minutes later).
+        expires_at = max(p.expires_at, now + (p.expires_at - p.created_at))
+    new = dataclasses.replace(p, state=target, collected=collected, held=held, paid_at=paid_at,
+                              expires_at=expires_at)
     return Effects(new, tuple(transitions), tuple(txs), became_paid)
 
 
@@ -297,11 +304,14 @@ def _close(p: Payment, to: PaymentState, now: dt.datetime, reason: str, actor: s
         for line in p.lines:
             account = Account.revenue(line.kind.value, line.collector)
             debits[account] = debits.get(account, 0) + line.amount
-        txs.append(transaction(f"{p.id}:{to.value}", now, to.value, debits,
+        # A payment re-opened by a resolution may close again (in a later payment window):
+        # each closing has its own keys.
+        key = f"{p.id}:{to.value}:{p.expires_at:%Y%m%dT%H%M%S%f}"
+        txs.append(transaction(key, now, to.value, debits,
                                {Account.RECEIVABLES: p.amount_due}, payment=p.id))
         if p.collected - p.held > 0:
             moved = p.collected - p.held
-            txs.append(transaction(f"{p.id}:{to.value}:hold", now, "hold",
+            txs.append(transaction(f"{key}:hold", now, "hold",
                                    {Account.RECEIVABLES: moved}, {Account.OVERPAYMENTS: moved},
                                    payment=p.id))
     return Effects(dataclasses.replace(p, state=to, held=p.collected - p.refunded), (t,),

@@ -221,6 +221,14 @@ class ReconStore:
                 credits[Account.clearing(channel_of.get(pid, row.channel))] += share
                 s.execute(update(PaymentRow).where(PaymentRow.id == pid).values(
                     settled=PaymentRow.settled + share))
+                if share >= due.get(pid, 0):
+                    # The money a run found missing has now been shown: that exception is
+                    # answered (writing it off would settle CLEARING a second time).
+                    s.execute(update(ExceptionRow).where(
+                        ExceptionRow.outcome == Outcome.PAYMENT_WITHOUT_MONEY.value,
+                        ExceptionRow.state == "open", ExceptionRow.payment_ids == pid).values(
+                        state="resolved", resolution="dismiss",
+                        resolved_by=f"reconciliation:{run_id}"[:200], resolved_at=now))
             rest = item.amount - sum(credits.values())
             if rest:  # cannot happen for a match; never let money vanish from the ledger
                 credits[Account.SUSPENSE] += rest
@@ -267,7 +275,9 @@ class ReconStore:
             ours = [(r, t, a) for r, t, a in s.execute(select(
                 ChannelEventRow.reference, ChannelEventRow.transaction_id,
                 ChannelEventRow.amount).where(
-                ChannelEventRow.channel == channel, ChannelEventRow.outcome == "applied",
+                ChannelEventRow.channel == channel,
+                # applied, or received first through a statement line an officer applied
+                ChannelEventRow.outcome.in_(("applied", "statement_first")),
                 ChannelEventRow.at >= start, ChannelEventRow.at < end))]
         rows = compare_channel_list(records, ours, day_start=start, day_end=end)
         counts: dict[str, int] = defaultdict(int)
@@ -328,6 +338,7 @@ class ReconStore:
                                       resolution=True)
                     # Now applied; the statement should show it (it was posted to CLEARING
                     # when held).
+                    self._move_settled(s, exc, row)
                     s.execute(update(ChannelEventRow).where(
                         ChannelEventRow.channel == exc.source.split(":", 1)[1],
                         ChannelEventRow.transaction_id == exc.line_keys).values(
@@ -335,8 +346,21 @@ class ReconStore:
                 else:
                     fx = self._apply_statement_money(s, exc, target, named, key=key, now=now,
                                                      actor=actor, details=details)
+                values = payment_values(fx.payment, now)
+                if values["dossier_key"] is not None:
+                    # A late payment re-opened: its dossier may have been given a new payment
+                    # since (one live payment per dossier).
+                    live = s.execute(select(PaymentRow.id).where(
+                        PaymentRow.dossier_key == values["dossier_key"],
+                        PaymentRow.id != fx.payment.id)).scalar()
+                    if live is not None:
+                        raise pe.Conflict(
+                            "the dossier has another payment that is open or paid: apply the "
+                            "money to it, or return it to its sender (refund_to_sender)",
+                            reason="DOSSIER_ALREADY_HAS_PAYMENT",
+                            metadata={"payment": f"payments/{live}"})
                 s.execute(update(PaymentRow).where(PaymentRow.id == fx.payment.id).values(
-                    **payment_values(fx.payment, now)))
+                    **values))
                 record_transitions(s, fx.transitions, request_id=request_id)
                 post_ledger(s, fx.ledger)
                 if fx.became_paid:
@@ -358,13 +382,21 @@ class ReconStore:
                                                 {other: exc.amount})])
                 elif exc.outcome == "payment_without_money" and action == "write_off":
                     pid = exc.payment_ids.split(" ")[0]
-                    row = s.get(PaymentRow, pid)
+                    row = lock_payment(s, self.db, pid)
                     if row is not None:
+                        # Only what no statement has shown since: a line that came after the
+                        # run settled CLEARING for the rest.
+                        amount = min(exc.amount, self._unsettled(s, row))
+                        if not amount:
+                            raise pe.FailedPrecondition(
+                                "a statement has shown this money since: nothing is left to "
+                                "write off (dismiss the exception)", reason="MONEY_SINCE_SHOWN")
                         post_ledger(s, [transaction(
-                            key, now, action, {Account.ADJUSTMENTS: exc.amount},
-                            {Account.clearing(row.channel): exc.amount})])
+                            key, now, action, {Account.ADJUSTMENTS: amount},
+                            {Account.clearing(row.channel): amount})])
                         s.execute(update(PaymentRow).where(PaymentRow.id == pid).values(
-                            settled=PaymentRow.settled + exc.amount))
+                            settled=PaymentRow.settled + amount))
+                        details.update(payment=pid, written_off=amount)
             elif action == "issue_receipt":
                 for pid in exc.payment_ids.split():
                     enqueue(s, "receipt.issue", pid, {"payment": pid}, now)
@@ -398,6 +430,28 @@ class ReconStore:
         details.update(payment=target, settled=exc.amount - result.credited,
                        credited=result.credited)
         return result.effects
+
+    def _move_settled(self, s: Session, exc: ExceptionRow, target: PaymentRow) -> None:
+        """Held channel money applied to another payment than the one the channel named takes
+        with it the part of that payment's ``settled`` it accounts for: a statement may already
+        have shown it (and settled CLEARING) under the named payment's reference. Without the
+        move, the named payment's settled would exceed its confirmed money and the target's
+        would look unsettled, so a later statement line would settle CLEARING twice."""
+        named = exc.payment_ids.strip()
+        if not named or named == target.id:
+            return
+        source = lock_payment(s, self.db, named)
+        if source is None:
+            return
+        confirmed = s.execute(select(func.coalesce(func.sum(ChannelEventRow.amount), 0)).where(
+            ChannelEventRow.payment_id == source.id,
+            ChannelEventRow.outcome.in_(("applied", "held")))).scalar_one()
+        moved = min(exc.amount, max(0, source.settled - (int(confirmed) - exc.amount)))
+        if moved:
+            s.execute(update(PaymentRow).where(PaymentRow.id == source.id).values(
+                settled=PaymentRow.settled - moved))
+            s.execute(update(PaymentRow).where(PaymentRow.id == target.id).values(
+                settled=PaymentRow.settled + moved))
 
     @staticmethod
     def _unsettled(s: Session, row: PaymentRow) -> int:

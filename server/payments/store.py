@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,7 @@ from server.storage.payments import (
     ExceptionRow,
     PaymentRow,
     RefundRow,
+    StatementLineRow,
     TransitionRow,
 )
 
@@ -276,6 +277,19 @@ class PaymentsStore:
                     problem = "money for a payment not yet opened"
                 elif exact_amount and amount != p.outstanding:
                     problem = f"amount {amount} differs from the {p.outstanding} due"
+                shown = _resolved_statement_line(s, transaction_id)
+                if shown is not None and shown[1] == "apply_to_payment" and shown[2] == amount:
+                    # The bank's line for this transfer came first and a finance officer
+                    # applied it: the payment has this money already; it is not credited again.
+                    s.execute(insert(ChannelEventRow).values(**event, outcome="statement_first"))
+                    audit(s, at=now, request_id=request_id, actor=actor,
+                          action="payment.confirmed_after_statement",
+                          details={"payment": row.id, "transaction": transaction_id,
+                                   "amount": amount, "statement_line": shown[0]})
+                    return ConfirmResult(ConfirmOutcome.ALREADY_CONFIRMED, row.id)
+                if shown is not None:
+                    problem = (f"the bank statement line {shown[0]} for this transfer "
+                               f"({shown[2]} đồng) was resolved as {shown[1]}")
                 if problem:
                     s.execute(insert(ChannelEventRow).values(**event, outcome="held"))
                     self._hold(s, channel, transaction_id, amount, p.id, now, problem,
@@ -374,3 +388,28 @@ class PaymentsStore:
                              .order_by(TransitionRow.id)).scalars().all()
             return [{"from": r.from_state, "to": r.to_state, "at": r.at, "reason": r.reason,
                      "actor": r.actor} for r in rows]
+
+
+_MONEY_OUTCOMES = ("money_without_payment", "duplicate", "amount_mismatch")
+
+
+def _resolved_statement_line(s: Session, transaction_id: str
+                             ) -> tuple[str, str, int] | None:
+    """The key and amount of a reconciled statement line whose bank reference or end-to-end id
+    is this channel transaction, and how a finance officer resolved its money, if they did."""
+    amounts: dict[str, int] = {k: a for k, a in s.execute(select(
+        StatementLineRow.key, StatementLineRow.amount).where(
+        StatementLineRow.reconciled.is_(True), StatementLineRow.credit.is_(True),
+        or_(StatementLineRow.bank_ref == transaction_id,
+            StatementLineRow.end_to_end == transaction_id)))}
+    keys = set(amounts)
+    if not keys:
+        return None
+    for exc in s.execute(select(ExceptionRow).where(
+            ExceptionRow.state == "resolved", ExceptionRow.outcome.in_(_MONEY_OUTCOMES),
+            or_(*(ExceptionRow.line_keys.contains(k) for k in keys)))).scalars():
+        hit = keys.intersection(exc.line_keys.split())
+        if hit:
+            key = min(hit)
+            return key, exc.resolution, int(amounts[key])
+    return None

@@ -37,6 +37,11 @@ RESOLVE = st.tuples(st.just("resolve"), st.sampled_from(
 # A bank statement line showing a channel transfer we recorded (with the bank's id, and the
 # payment's reference or no text): not new money.
 SHOWS = st.tuples(st.just("shows"), st.integers(0, 40), st.sampled_from(["reference", "plain"]))
+# The channel's confirmation of a transfer whose bank statement line came first (the channel
+# names the bank's reference): the same money, not more of it.
+LATE = st.tuples(st.just("late"), st.integers(0, 40))
+# Days pass: money a channel confirmed becomes overdue on the statements.
+LATER = st.tuples(st.just("later"), st.integers(1, 4))
 # Payments, callbacks (some duplicated), refunds, expiry, receipts, a new year, bank statement
 # lines (ours, mistyped, strangers', and the bank's view of our channel transfers),
 # reconciliation runs and exception resolutions (applied to the first payment or to the one the
@@ -53,7 +58,7 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("bank"), st.integers(0, 20), st.sampled_from(["ours", "typo", "stranger"])),
     SHOWS,
     st.tuples(st.just("reconcile"),),
-    RESOLVE,
+    RESOLVE, LATE, LATER,
     st.tuples(st.just("correct"), st.integers(0, 20), st.sampled_from(
         ["replacement", "adjustment", "cancel"])),
 ), min_size=5, max_size=40)
@@ -87,7 +92,7 @@ money_ops = st.lists(st.one_of(
     st.tuples(st.just("expire"), st.integers(0, 120)),
     st.tuples(st.just("issue"), st.integers(0, 1)),
     st.tuples(st.just("bank"), st.integers(0, 1), st.sampled_from(["ours", "stranger"])),
-    SHOWS, SHOWS, SHOWS,
+    SHOWS, SHOWS, SHOWS, LATE, LATE, LATER,
     st.tuples(st.just("reconcile"),), st.tuples(st.just("reconcile"),),
     RESOLVE, APPLY, APPLY,
 ), min_size=5, max_size=40)
@@ -207,6 +212,8 @@ def run(world: World, sequence: list[tuple]) -> None:
     # payment whose reference it carries, or that an officer applied a credit to.
     bank_money: dict[str, int] = defaultdict(int)
     bank_total = directed = 0
+    ours: list[tuple[str, Any]] = []  # bank credits carrying one of our payments' reference
+    late: set[str] = set()  # channel confirmations of those credits: the same money
     for op in sequence:
         now += dt.timedelta(minutes=1)
         kind = op[0]
@@ -254,6 +261,19 @@ def run(world: World, sequence: list[tuple]) -> None:
                 bank_total += line.amount
                 if ids and op[2] != "stranger":
                     bank_money[ids[op[1] % len(ids)]] += line.amount
+                    if op[2] == "ours":
+                        ours.append((ids[op[1] % len(ids)], line))
+            elif kind == "late":
+                waiting = [(pid, line) for pid, line in ours if line.bank_ref not in late]
+                if waiting:
+                    pid, line = waiting[op[1] % len(waiting)]
+                    late.add(line.bank_ref)
+                    world.payments.confirm(
+                        channel="vietqr", transaction_id=line.bank_ref,
+                        reference=world.payments.get(pid).reference, amount=line.amount,
+                        at=now, success=True, exact_amount=False, request_id="r", now=now)
+            elif kind == "later":
+                now += dt.timedelta(days=op[1])
             elif kind == "shows":
                 waiting = [t for t in transfers if t[1] not in shown]
                 if waiting:
@@ -304,9 +324,12 @@ def run(world: World, sequence: list[tuple]) -> None:
         receipts = s.execute(select(ReceiptRow)).scalars().all()
     with world.db.read() as s:
         channel_money: dict[str, int] = defaultdict(int)
-        for pid, amount in s.execute(select(ChannelEventRow.payment_id, ChannelEventRow.amount)
-                                     .where(ChannelEventRow.outcome.in_(("applied", "held")))):
-            channel_money[pid or ""] += amount
+        for pid, amount, tx in s.execute(select(
+                ChannelEventRow.payment_id, ChannelEventRow.amount,
+                ChannelEventRow.transaction_id).where(
+                ChannelEventRow.outcome.in_(("applied", "held")))):
+            if tx not in late:  # a late confirmation is a bank credit's money, counted there
+                channel_money[pid or ""] += amount
     # Channel money is settled against the statement at most once.
     assert all(v >= 0 for a, v in tb.balances.items() if a.startswith("CLEARING:"))
     collected = 0

@@ -196,3 +196,124 @@ def test_money_for_a_refunded_payment_goes_back_to_its_sender(world: World) -> N
     world.recon.resolve(exc.id, action="refund_to_sender", actor="finance",
                         request_id="return-refunded", now=LATER)
     assert balances(world)["SUSPENSE"] == 0
+
+
+def test_a_channel_confirmation_after_the_applied_statement_line_is_not_credited_again(
+        world: World) -> None:
+    # The bank's statement brings the citizen's transfer before VietQR's notification does:
+    # the line is money without payment, and the officer applies it. The notification, when it
+    # comes, names the bank's reference: the same money, answered "already confirmed".
+    pid = vietqr_payment(world, "bank-first")
+    p = world.payments.get(pid)
+    due = p.amount_due
+    assert reconcile(world, 1, [line("FT-bank-first", due, "nop phi")], "bank-first") == {
+        "money_without_payment": 1}
+    resolve(world, "money_without_payment", pid, "apply-bank-first")
+    world.receipts.issue_for_payment(pid, now=LATER)
+    assert world.payments.get(pid).collected == due
+    assert transfer(world, pid, "FT-bank-first", due) == "already_confirmed"
+    assert transfer(world, pid, "FT-bank-first", due) == "already_confirmed"
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected, p.held) == ("paid", due, 0)
+    with pytest.raises(pe.RefundExceedsCollected):
+        refund(world, pid, due + 1, "refund-too-much-bank-first")
+    assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": 0, f"BANK:{ACCOUNT}": due,
+                               "OVERPAYMENTS": 0, "ADJUSTMENTS": 0}
+    # Nothing waits on CLEARING: no later run reports the payment's money missing.
+    assert reconcile(world, 2, [], "bank-first-later") == {}
+    assert [(e.outcome, e.note) for e in world.recon.exceptions()] == []
+    # A notification for that line with another amount is not the same money: it is held.
+    other = vietqr_payment(world, "bank-first-other")
+    q = world.payments.get(other)
+    reconcile(world, 3, [line("FT-other", q.amount_due, "nop phi", 3)], "other")
+    resolve(world, "money_without_payment", other, "apply-other")
+    assert transfer(world, other, "FT-other", q.amount_due + 1000) == "held"
+    assert world.payments.get(other).collected == q.amount_due
+
+
+def test_held_money_applied_to_another_payment_moves_its_settlement(world: World) -> None:
+    # The channel names payment A for a late transfer (held); the day's statement has a line
+    # with A's reference (matched as A's money) and the bank's view of that same transfer
+    # (a duplicate). The officer finds the money is B's and applies both to B: the line that
+    # matched under A's reference already settled CLEARING, so the duplicate line is new money
+    # for B, never a second settlement of the same channel money.
+    a, b = vietqr_payment(world, "named"), vietqr_payment(world, "real")
+    due = world.payments.get(a).amount_due
+    assert world.payments.expire_due(now=T0 + dt.timedelta(hours=2)) == 2
+    assert transfer(world, a, "FT-held", due) == "held"
+    ref = world.payments.get(a).reference
+    assert reconcile(world, 1, [line("FT-ref", due, ref), line("FT-held", due, "")],
+                     "moved") == {"matched": 1, "duplicate": 1}
+    resolve(world, "held_channel_money", b, "apply-held")
+    resolve(world, "duplicate", b, "apply-duplicate")
+    assert balances(world)["CLEARING:vietqr"] == 0
+    assert balances(world)["SUSPENSE"] == 0
+    pb = world.payments.get(b)
+    assert (pb.state.value, pb.collected) == ("overpaid", 2 * due)  # two transfers arrived
+    assert world.payments.get(a).collected == 0
+
+
+def test_a_reopened_payment_gets_a_new_window_and_may_expire_again(world: World) -> None:
+    pid = vietqr_payment(world, "reopened")
+    p = world.payments.get(pid)
+    due = p.amount_due
+    assert world.payments.expire_due(now=T0 + dt.timedelta(hours=1)) == 1
+    assert transfer(world, pid, "FT-half", due // 2) == "held"
+    resolve(world, "held_channel_money", pid, "apply-half")
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected) == ("partially_paid", due // 2)
+    # The rest is due within a fresh window from the officer's decision, not at once.
+    assert p.expires_at == LATER + dt.timedelta(minutes=30)
+    assert world.payments.expire_due(now=LATER + dt.timedelta(minutes=1)) == 0
+    assert world.payments.expire_due(now=LATER + dt.timedelta(minutes=31)) == 1
+    p = world.payments.get(pid)
+    assert (p.state.value, p.collected, p.held) == ("expired", due // 2, due // 2)
+    assert balances(world)["OVERPAYMENTS"] == -(due // 2)
+    assert refund(world, pid, due // 2, "refund-reopened")
+
+
+def test_money_found_missing_and_shown_later_is_not_written_off(world: World) -> None:
+    pid = vietqr_payment(world, "overdue")
+    p = world.payments.get(pid)
+    due = p.amount_due
+    assert transfer(world, pid, "FT-overdue", due) == "applied"
+    world.receipts.issue_for_payment(pid, now=T0)
+    assert reconcile(world, 3, [], "overdue") == {"payment_without_money": 1}
+    [exc] = world.recon.exceptions()
+    # The bank's line arrives after the run: it settles CLEARING and answers the exception.
+    assert reconcile(world, 4, [line("FT-overdue", due, p.reference, 4)], "shown") == {
+        "matched": 1}
+    assert not world.recon.exceptions()
+    with pytest.raises(pe.FailedPrecondition) as refused:
+        world.recon.resolve(exc.id, action="write_off", actor="finance", request_id="w",
+                            now=LATER)
+    assert refused.value.reason == "EXCEPTION_RESOLVED"
+    assert balances(world) == {"SUSPENSE": 0, "CLEARING:vietqr": 0, f"BANK:{ACCOUNT}": due,
+                               "OVERPAYMENTS": 0, "ADJUSTMENTS": 0}
+
+
+def test_late_money_does_not_reopen_a_payment_whose_dossier_has_a_new_one(
+        world: World) -> None:
+    pid = vietqr_payment(world, "superseded")
+    p = world.payments.get(pid)
+    assert world.payments.expire_due(now=T0 + dt.timedelta(hours=1)) == 1
+    again = world.payments.create_payment(
+        caller="c", request_id="req-superseded-2", agency_code=HCM, province="79",
+        procedure_code="2.000815", dossier_code="D-superseded", payer=Payer("A"),
+        channel="vietqr", now=T0 + dt.timedelta(hours=1))
+    world.payments.open(again.id, channel_url="", actor="t", request_id="o2",
+                        now=T0 + dt.timedelta(hours=1))
+    assert transfer(world, pid, "FT-late", p.amount_due) == "held"
+    [exc] = world.recon.exceptions()
+    with pytest.raises(pe.Conflict) as refused:
+        world.recon.resolve(exc.id, action="apply_to_payment", payment_id=pid, actor="finance",
+                            request_id="apply-late", now=LATER)
+    assert refused.value.reason == "DOSSIER_ALREADY_HAS_PAYMENT"
+    assert refused.value.metadata["payment"] == f"payments/{again.id}"
+    # Nothing changed: the exception is open, the payment expired, the money on SUSPENSE.
+    assert [e.id for e in world.recon.exceptions()] == [exc.id]
+    assert world.payments.get(pid).state.value == "expired"
+    assert balances(world)["SUSPENSE"] == -p.amount_due
+    world.recon.resolve(exc.id, action="apply_to_payment", payment_id=again.id,
+                        actor="finance", request_id="apply-new", now=LATER)
+    assert world.payments.get(again.id).state.value == "paid"
