@@ -146,7 +146,8 @@ class ReconStore:
                 ChannelEventRow.payment_id).subquery()
             found = s.execute(select(PaymentRow, confirmed.c.total).join(
                 confirmed, confirmed.c.pid == PaymentRow.id).where(
-                confirmed.c.total > PaymentRow.settled)).all()
+                confirmed.c.total > PaymentRow.settled).order_by(
+                PaymentRow.created_at, PaymentRow.id)).all()  # the same input, the same run
             pay_rows = [row for row, _ in found]
             due = {row.id: int(total) - row.settled for row, total in found}
             events: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
