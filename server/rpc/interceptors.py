@@ -11,9 +11,12 @@ For each call, in order:
 4. **Map errors**: any exception becomes a ``google.rpc.Status`` through the one table in
    :mod:`server.errors`; unknown exceptions become INTERNAL with only the request id.
 5. **Record**: metrics, one JSON log line and one audit event. The answer (response or error
-   status) goes out only after the audit event is committed, so every answer a caller sees is in
-   the audit log; when the event cannot be committed, the call is answered UNAVAILABLE
-   (``AUDIT_UNAVAILABLE``) instead.
+   status; for a response stream, its last message and the status) goes out only after the audit
+   event is committed, so every answer a caller sees is in the audit log; when the event cannot
+   be committed, the call is answered UNAVAILABLE (``AUDIT_UNAVAILABLE``) instead. Response
+   streams are read one message ahead for this (they are finite answers, such as a signed
+   document in chunks, not live feeds); a stream that fails after it was recorded (the caller
+   went away while its last message was being sent) keeps the outcome it was recorded with.
 
 One interceptor rather than three keeps the per-call cost to one wrapper, and the wrapped handler
 of each method is built once and reused. Calls to methods the server does not implement are
@@ -59,6 +62,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _UNKNOWN_METHOD_RULE = MethodRule(any_authenticated_caller=True)
 
 Behavior = Callable[..., Any]
+_END: Any = object()  # the end of a response stream
 
 
 class _Failure(Exception):
@@ -144,14 +148,39 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 state = self._begin(method, labels, context)
                 token = set_current(state)
                 failed: BaseException | None = None
+                unrecorded: _Failure | None = None
+                recorded = False
+                items: AsyncIterator[Any] | None = None
                 try:
                     self._authorize(state, rule, context)
-                    async for item in _as_async_iter(behavior(request, context)):
+                    # One message ahead: the last one (for a signed document, the part that
+                    # carries the result) goes out only once the call is recorded.
+                    items = _as_async_iter(behavior(request, context))
+                    item = await anext(items, _END)
+                    while item is not _END:
+                        try:
+                            following = await anext(items, _END)
+                        except Exception:  # failed after `item`: it goes out, then the error
+                            yield item
+                            raise
+                        if following is _END:
+                            recorded = True
+                            unrecorded = await self._record(state, labels, context, None)
+                            if unrecorded is not None:
+                                break
                         yield item
+                        item = following
                 except BaseException as exc:
                     failed = self._map(exc, state)
                 finally:
-                    unrecorded = await self._record(state, labels, context, failed)
+                    close = getattr(items, "aclose", None)
+                    if close is not None:  # the servicer's own clean-up runs now, not at GC
+                        try:
+                            await close()
+                        except Exception:
+                            log.exception("clean-up of a response stream failed")
+                    if not recorded:
+                        unrecorded = await self._record(state, labels, context, failed)
                     reset_current(token)
                 await _answer_failure(unrecorded or failed, context)
             return call

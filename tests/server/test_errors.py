@@ -130,3 +130,26 @@ async def test_a_call_that_cannot_be_audited_is_answered_unavailable(
         caller = await admin.GetCaller(admin_pb2.GetCallerRequest())  # recovers by itself
         assert caller.agency_code == "000.00.00.H29"
     assert verify_chain(sqlite_db).ok
+
+
+async def test_the_last_message_of_a_stream_waits_for_its_audit_event(
+        pki: TestPki, tmp_path: Path, sqlite_db: Database, probe_service: None) -> None:
+    """A response stream's last message (for a signed document, the part with the result) goes
+    out only once the call is recorded: with the audit log unwritable, it never reaches the
+    caller."""
+    async with running_server(pki, tmp_path, sqlite_db.url.render_as_string(False)) as srv:
+        probe = probe_pb2_grpc.ProbeServiceStub(srv.channel(pki.portal))
+        assert [r.n async for r in probe.Count(probe_pb2.CountRequest(up_to=3))] == [1, 2, 3]
+        with sqlite_db.write() as s:
+            s.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+        got = []
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for item in probe.Count(probe_pb2.CountRequest(up_to=3)):
+                got.append(item.n)
+        assert got == [1, 2]
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert info_of(err.value).reason == "AUDIT_UNAVAILABLE"
+        with sqlite_db.write() as s:
+            s.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+        assert [r.n async for r in probe.Count(probe_pb2.CountRequest(up_to=1))] == [1]
+    assert verify_chain(sqlite_db).ok
