@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Any
@@ -96,7 +97,10 @@ async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[byte
     """The header (first message, which may also carry the first chunk) and the document's chunks
     in a spooled file."""
     header = None
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - closed by callers
+    # In memory while small, then a temporary file. A plain BytesIO rather than a
+    # SpooledTemporaryFile: the PDF parser reads in many small pieces, and each going through
+    # the spool's wrapper costs about 3% of a 1-page signature.
+    spool: IO[bytes] = io.BytesIO()
     size = 0
     try:
         async for request in requests:
@@ -118,6 +122,11 @@ async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[byte
             if size > limit:
                 raise InvalidArgument("the document is too large", reason="DOCUMENT_TOO_LARGE",
                                       metadata={"field": "chunk"})
+            if size > SPOOL and isinstance(spool, io.BytesIO):
+                on_disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed by callers
+                on_disk.write(spool.getbuffer())
+                spool.close()
+                spool = on_disk
             spool.write(chunk)
     except BaseException:
         spool.close()
