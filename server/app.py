@@ -147,6 +147,7 @@ class Application:
             "grpc_port": self.grpc_port, "http_port": self.http_port,
             "mode": "plaintext" if self.config.server.plaintext else "mutual-tls",
             "database": self.db.dialect,
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         })
 
     def _authenticator(self) -> Authenticator:

@@ -145,6 +145,14 @@ def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from server.app import Application, StartupError
     from server.logs import configure_logging
@@ -154,7 +162,8 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.migrate:
         cmd_migrate(args, environ)
     try:
-        asyncio.run(Application(config).serve_until_signal())
+        with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
+            runner.run(Application(config).serve_until_signal())
     except StartupError as exc:
         print(f"vnegov: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ def test_environment_overrides_are_typed(tmp_path: Path) -> None:
     ({"server": {"grpc_port": "fifty"}}, "'server.grpc_port' must be an integer"),
     ({"server": {"plaintext": "maybe"}}, "'server.plaintext' must be true or false"),
     ({"logging": {"format": "xml"}}, "logging.format must be"),
+    ({"server": {"event_loop": "trio"}}, "server.event_loop must be 'uvloop' or 'asyncio'"),
     ({"server": 5}, "server must be a table"),
 ])
 def test_errors_name_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]

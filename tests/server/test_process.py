@@ -37,11 +37,13 @@ def channel(pki: TestPki, port: int) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(f"localhost:{port}", creds)
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 async def test_sigterm_lets_inflight_calls_finish_refuses_new_ones_and_exits_zero(
-        pki: TestPki, tmp_path: Path, sqlite_db: Database) -> None:
+        pki: TestPki, tmp_path: Path, sqlite_db: Database, event_loop: str) -> None:
     config = server_config_dict(pki, tmp_path, sqlite_db.url.render_as_string(False),
                                 grpc_port=free_port(), http_port=free_port(), grace=20,
-                                extra={"logging": {"level": "INFO"}})
+                                extra={"logging": {"level": "INFO"},
+                                       "server": {"event_loop": event_loop}})
     proc = ServerProcess(config, tmp_path, module="tests.support.probe")
     proc.start()
     try:
@@ -71,6 +73,8 @@ async def test_sigterm_lets_inflight_calls_finish_refuses_new_ones_and_exits_zer
         assert '"shutting down"' in logs and '"server stopped"' in logs
         # Structured logs: every line is one JSON object; each call's line has its request id.
         entries = [json.loads(line) for line in logs.splitlines() if line.strip()]
+        assert [e["event_loop"] for e in entries if e["message"] == "server started"] == [
+            event_loop]
         calls = [e for e in entries if e["message"] == "rpc"
                  and e["method"] == "/vnegov_probe.v1.ProbeService/Sleep"]
         assert len(calls) == 2 and all(len(e["request_id"]) >= 8 for e in calls)
