@@ -137,7 +137,6 @@ def main() -> None:
         floor()
         library()
 
-
     # through gRPC: a server process with the same key in a file
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -216,6 +215,7 @@ def main() -> None:
     print(f"target: gRPC p50 <= 1.2 x floor ({1.2 * base:.1f} ms) and <= 50 ms: "
           f"{'met' if p50 <= 1.2 * base and p50 <= 50 else 'NOT met'} ({p50:.1f} ms, "
           f"{p50 / base:.2f} x)")
+
 
 if __name__ == "__main__":
     main()

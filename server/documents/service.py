@@ -95,7 +95,7 @@ def _factor(factor: pb.SecondFactor) -> SecondFactor:
 
 async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[bytes]]:
     """The header (first message, which may also carry the first chunk) and the document's chunks
-    in a spooled file."""
+    in a buffer, moved to a temporary file once larger than ``SPOOL``."""
     header = None
     # In memory while small, then a temporary file. A plain BytesIO rather than a
     # SpooledTemporaryFile: the PDF parser reads in many small pieces, and each going through
