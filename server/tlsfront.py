@@ -180,11 +180,16 @@ class _FrontConnection(asyncio.Protocol):
                 return
         self._flush()
         if plain:
-            data = b"".join(plain)
-            if self.upstream is not None and self.upstream.transport is not None:
-                self.upstream.transport.write(data)
-            else:
-                self.pending.append(data)
+            self._forward(b"".join(plain))
+
+    def _forward(self, data: bytes) -> None:
+        """Relay plaintext to the gRPC server, in order: until :meth:`_connected` has written
+        what arrived while the upstream was connecting, new data queues behind it (the upstream
+        is set a moment before that callback runs)."""
+        if self.upstream is not None and self.upstream.transport is not None and not self.pending:
+            self.upstream.transport.write(data)
+        else:
+            self.pending.append(data)
 
     def _flush(self) -> None:
         out: list[bytes] = []

@@ -86,3 +86,34 @@ async def test_mtls_port_does_not_speak_plaintext(pki: TestPki, tmp_path: Path,
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetCaller(admin_pb2.GetCallerRequest(), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_plaintext_that_arrives_while_the_upstream_connects_keeps_its_order() -> None:
+    """The upstream connection is set a moment before the callback that writes what queued while
+    it was connecting; data arriving in between must queue behind that, not overtake it (an
+    HTTP/2 preface overtaken by a later frame makes the gRPC server drop the connection)."""
+    from OpenSSL import SSL
+
+    from server.tlsfront import PeerRegistry, TlsFront, _FrontConnection, _Upstream
+
+    class Recording(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:  # type: ignore[override]
+            self.written.append(bytes(data))
+
+    front = TlsFront(SSL.Context(SSL.TLS_METHOD), "\0unused", PeerRegistry())
+    conn = _FrontConnection(front)
+    conn.pending.append(b"PRI * HTTP/2.0")  # arrived while connecting
+    upstream = _Upstream(conn)
+    upstream.connection_made(transport := Recording())
+    conn.upstream = upstream  # connected; the done callback has not run yet
+    conn._forward(b"|next frame")
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    conn._connected(done)
+    conn._forward(b"|later")
+    assert b"".join(transport.written) == b"PRI * HTTP/2.0|next frame|later"
+    assert conn.pending == []
