@@ -33,9 +33,12 @@ from server.auth.caller import AuthMethod, Caller, PermissionTable
 from server.auth.certificates import ClientCertificateVerifier
 from server.config import Config
 from server.http.app import build_http_app
+from server.http.client import TrustedProxies
+from server.http.protocol import HeadLimits, limited_protocol
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
 from server.rpc.interceptors import CallInterceptor
+from server.rpc.limits import grpc_server_options
 from server.rpc.rules import load_rules
 from server.sealing import secret_box
 from server.storage import migrate
@@ -126,12 +129,9 @@ class Application:
         self._grpc = grpc.aio.server(
             interceptors=[CallInterceptor(authenticator=authenticator, rules=rules,
                                           metrics=self.metrics, audit=self.audit,
-                                          clock=self.clock)],
-            options=[
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ("grpc.max_send_message_length", 16 * 1024 * 1024),
-                ("grpc.so_reuseport", 0),
-            ],
+                                          clock=self.clock, limits=self.config.limits.grpc)],
+            options=[*grpc_server_options(self.config.limits.grpc),
+                     ("grpc.so_reuseport", 0)],
         )
         for service in services:
             service.add_to_server(service.servicer, self._grpc)
@@ -212,9 +212,18 @@ class Application:
     async def _listen_http(self) -> None:
         cfg = self.config
         routes = [r for m in self._modules for r in m.http_routes()]
-        app = build_http_app(self.metrics, self._ready, routes)
+        limits = cfg.limits.http
+        app = build_http_app(self.metrics, self._ready, routes, limits=limits,
+                             trusted_proxies=TrustedProxies(cfg.server.trusted_proxies))
+        head = HeadLimits(max_head_bytes=limits.max_head_bytes, max_headers=limits.max_headers,
+                          max_url_bytes=limits.max_url_bytes,
+                          head_timeout=limits.head_timeout_seconds)
+        # Proxy headers are read by the application, from configured proxies only
+        # (server/http/client.py), never by uvicorn (which trusts any loopback peer).
         config = uvicorn.Config(app, host=cfg.server.http_host, port=cfg.server.http_port,
                                 log_config=None, access_log=False, lifespan="off",
+                                http=limited_protocol(head), proxy_headers=False,
+                                limit_concurrency=limits.max_connections,
                                 timeout_graceful_shutdown=max(1, int(
                                     cfg.server.shutdown_grace_seconds)))
         self._http = _Uvicorn(config)

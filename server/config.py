@@ -12,7 +12,9 @@ is parsed as the setting's type (integers, ``true``/``false``, comma-separated l
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -26,13 +28,20 @@ __all__ = [
     "CallerPermission",
     "Config",
     "ConfigError",
+    "GrpcLimits",
+    "HttpLimits",
+    "LimitsConfig",
     "LoggingConfig",
+    "RouteClassLimits",
     "SecretsConfig",
     "ServerConfig",
     "StorageConfig",
     "TlsConfig",
     "build_section",
     "load_config",
+    "parse_bool",
+    "parse_float",
+    "parse_int",
 ]
 
 ENV_PREFIX = "VNEGOV__"
@@ -61,11 +70,95 @@ class ServerConfig:
     # "uvloop" (libuv: about a fifth more cached OCSP answers per core over HTTP) or "asyncio"
     # (the standard library's loop).
     event_loop: str = "uvloop"
+    # Proxies and balancers (addresses or networks, e.g. "10.0.0.0/8") whose X-Forwarded-For the
+    # HTTP front believes. Empty (the default): the header is ignored and the TCP peer is the
+    # client (server/http/client.py).
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.event_loop not in {"uvloop", "asyncio"}:
             raise ConfigError("server.event_loop must be 'uvloop' or 'asyncio', not "
-                              f"{self.event_loop!r}")
+                              f"{self.event_loop!r}", "server.event_loop")
+        from server.http.client import TrustedProxies
+
+        try:
+            TrustedProxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"server.trusted_proxies: {exc}", "server.trusted_proxies") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteClassLimits:
+    """Limits of one class of HTTP routes (server/http/limits.py)."""
+
+    body_bytes: int = 64 * 1024
+    # Requests per second per client address (0: not limited), and the burst allowed above it.
+    rate_per_second: float = 0.0
+    burst: int = 0
+
+    def __post_init__(self) -> None:
+        if self.body_bytes < 0 or self.rate_per_second < 0 or self.burst < 0:
+            raise ConfigError("limits.http: body_bytes, rate_per_second and burst must not be "
+                              "negative")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What the HTTP front accepts before a route runs (docs/operations.md, "Limits")."""
+
+    max_head_bytes: int = 16 * 1024  # request line and headers: 431 above
+    max_headers: int = 64  # header fields: 431 above
+    max_url_bytes: int = 8 * 1024  # request target: 414 above
+    head_timeout_seconds: float = 10.0  # to send the request head: 408 after
+    body_timeout_seconds: float = 10.0  # between two pieces of a body: 408 after
+    max_connections: int = 2048  # open connections and running requests: 503 above
+    rate_limit_clients: int = 65536  # client addresses remembered per route class
+    callback: RouteClassLimits = field(
+        default_factory=lambda: RouteClassLimits(8 * 1024, 100.0, 200))
+    ocsp: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(8 * 1024, 500.0, 1000))
+    tsa: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(8 * 1024, 50.0, 100))
+    pki_public: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(1024))
+    receipt_lookup: RouteClassLimits = field(
+        default_factory=lambda: RouteClassLimits(1024, 20.0, 100))
+    login: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(16 * 1024, 20.0, 100))
+    protocol: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(64 * 1024))
+    app: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(16 * 1024))
+    public: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(1024))
+    operations: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(1024))
+    default: RouteClassLimits = field(default_factory=lambda: RouteClassLimits(64 * 1024))
+
+    def classes(self) -> dict[str, RouteClassLimits]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), RouteClassLimits)}
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcLimits:
+    """What the gRPC server accepts (docs/operations.md, "Limits")."""
+
+    # Largest request message per method class (server/rpc/limits.py): over it, the call is
+    # INVALID_ARGUMENT (MESSAGE_TOO_LARGE) before the message is parsed.
+    max_message_bytes: int = 1 << 20
+    max_document_message_bytes: int = (4 << 20) + (1 << 20)  # a 4 MiB chunk and its header
+    max_bulk_message_bytes: int = 16 << 20  # statements and channel lists
+    max_concurrent_streams: int = 64  # per connection
+    max_metadata_bytes: int = 16 * 1024
+    # The server pings a connection idle this long, and drops it when no answer comes in time.
+    keepalive_time_seconds: float = 120.0
+    keepalive_timeout_seconds: float = 20.0
+    # A client pinging more often than this (without calls in flight) is told to calm down
+    # (GOAWAY ENHANCE_YOUR_CALM) after max_ping_strikes such pings.
+    min_ping_interval_seconds: float = 60.0
+    max_ping_strikes: int = 2
+    # Check every request against its .proto constraints (protovalidate). Off only to measure
+    # what the checks cost (benchmarks/server_grpc.py).
+    validate_requests: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    http: HttpLimits = field(default_factory=HttpLimits)
+    grpc: GrpcLimits = field(default_factory=GrpcLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +236,7 @@ class Config:
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     # Sections of the domain packages; each is validated by its own from_config when it is wired.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -175,35 +269,52 @@ def build_section(cls: type[T], data: Any, name: str, *, base_dir: Path,
     return _build(cls, data, name + ".", base_dir, frozenset(paths))
 
 
+def _default(field_: dataclasses.Field[Any]) -> Any:
+    if field_.default is not dataclasses.MISSING:
+        return field_.default
+    if field_.default_factory is not dataclasses.MISSING:
+        return field_.default_factory()
+    return None
+
+
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str, base_dir: Path,
-           paths: frozenset[str] = _PATH_FIELDS) -> T:
+           paths: frozenset[str] = _PATH_FIELDS, base: Any = None) -> T:
+    """``cls`` from ``data``; keys ``data`` leaves out keep their values in ``base`` (the field's
+    default, for a nested section whose defaults differ from its class's, such as the limits of
+    each route class) or the class's defaults."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'} must be a table")
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'} must be a table",
+                          prefix.rstrip("."))
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     extensions: dict[str, Any] = {}
     for key, value in data.items():
         if cls is Config and key in EXTENSION_SECTIONS:
             extensions[key] = value
             continue
-        if key not in names or key == "extensions":
+        if not isinstance(key, str) or key not in fields or key == "extensions":
             raise ConfigError(f"unknown configuration key '{prefix}{key}'", f"{prefix}{key}")
-        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", base_dir, paths)
+        nested = _default(fields[key]) if dataclasses.is_dataclass(hints[key]) else None
+        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", base_dir, paths,
+                               base=nested)
     if cls is Config:
         kwargs["extensions"] = extensions
     try:
+        if base is not None:
+            return dataclasses.replace(base, **kwargs)  # type: ignore[no-any-return]
         return cls(**kwargs)
     except TypeError as exc:
-        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: {exc}") from None
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: {exc}",
+                          prefix.rstrip(".")) from None
 
 
 def _convert(tp: Any, value: Any, key: str, base_dir: Path, paths: frozenset[str],
-             name: str | None = None) -> Any:
+             name: str | None = None, base: Any = None) -> Any:
     name = name or key.rsplit(".", 1)[-1]
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".", base_dir, paths)  # type: ignore[arg-type]
+        return _build(tp, value, key + ".", base_dir, paths, base)  # type: ignore[arg-type]
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if isinstance(value, str):
@@ -221,33 +332,63 @@ def _convert(tp: Any, value: Any, key: str, base_dir: Path, paths: frozenset[str
     return _scalar(tp, value, key, name, base_dir, paths)
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
+
+
+def parse_bool(value: Any, key: str) -> bool:
+    """A boolean setting: TOML true/false, or (from the environment) one of true/false, yes/no,
+    1/0 in any case. Anything else is an error naming the key."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ConfigError(f"configuration key {key!r} must be true or false, not {value!r}", key)
+
+
+def parse_int(value: Any, key: str) -> int:
+    """An integer setting: a TOML integer or a string of decimal digits (no fractions, no
+    underscores, no booleans)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ConfigError(f"configuration key {key!r} must be an integer, not {value!r}", key)
+
+
+def parse_float(value: Any, key: str) -> float:
+    """A number setting: a TOML integer or float, or a decimal string; never NaN or infinite."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        number = float(value.strip())
+    else:
+        raise ConfigError(f"configuration key {key!r} must be a number, not {value!r}", key)
+    if not math.isfinite(number):
+        raise ConfigError(f"configuration key {key!r} must be a finite number", key)
+    return number
+
+
 def _scalar(tp: Any, value: Any, key: str, name: str, base_dir: Path,
             paths: frozenset[str] = _PATH_FIELDS) -> Any:
     if tp is bool:
-        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        if not isinstance(value, bool):
-            raise ConfigError(f"configuration key {key!r} must be true or false")
-        return value
+        return parse_bool(value, key)
     if tp is int:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"configuration key {key!r} must be an integer") from None
+        return parse_int(value, key)
     if tp is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"configuration key {key!r} must be a number") from None
+        return parse_float(value, key)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"configuration key {key!r} must be a string")
+            raise ConfigError(f"configuration key {key!r} must be a string", key)
         if name in paths and value:
             return str((base_dir / os.path.expanduser(value)).resolve())
         return value
-    raise ConfigError(f"configuration key {key!r} has an unsupported type")  # pragma: no cover
+    raise ConfigError(f"configuration key {key!r} has an unsupported type", key)  # pragma: no cover
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:

@@ -36,6 +36,10 @@ class Metrics:
         self.http_latency = Histogram(
             "http_request_duration_seconds", "Time to answer an HTTP request.",
             ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.http_rejected = Counter(
+            "vnegov_http_rejected_total", "HTTP requests refused by a limit before their route "
+            "ran, by route class and limit (rate, body, slow).",
+            ["route_class", "limit"], registry=r)
         self.tls_connections = Gauge(
             "vnegov_tls_front_connections", "Open connections on the mutual-TLS gRPC port.",
             registry=r)

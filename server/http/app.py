@@ -11,12 +11,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.config import HttpLimits
+from server.http.client import TrustedProxies, resolve_client_address
+from server.http.limits import LimitedRoute, RateLimiter, RouteLimits, route_class
 from server.metrics import Metrics
 
-__all__ = ["DirectRoute", "build_http_app"]
+__all__ = ["DirectRoute", "build_http_app", "route_classes"]
 
 Ready = Callable[[], Awaitable[bool]]
 _ERROR = PlainTextResponse("Internal Server Error", status_code=500)
@@ -54,13 +57,16 @@ def _direct_routes(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Route]:
 
 
 class _ObservabilityMiddleware:
-    """Request id (``X-Request-Id`` in and out) and request metrics, as pure ASGI (no buffering)."""
+    """Request id (``X-Request-Id`` in and out), the client's address (``scope["client"]``,
+    resolved through trusted proxies only) and request metrics, as pure ASGI (no buffering)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics,
-                 direct: dict[tuple[str, str], Route] | None = None) -> None:
+                 direct: dict[tuple[str, str], Route] | None = None,
+                 trusted: TrustedProxies | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.direct = direct or {}
+        self.trusted = trusted or TrustedProxies()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +77,14 @@ class _ObservabilityMiddleware:
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id" and 8 <= len(value) <= 64 and value.isascii():
                 request_id = value.decode()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        client = scope.get("client")
+        if client:
+            address = resolve_client_address(client[0], scope.get("headers", ()), self.trusted)
+            state["client_address"] = address
+            if address != client[0]:
+                scope["client"] = (address, 0)
         status = 500
         started = False
 
@@ -108,7 +121,41 @@ class _ObservabilityMiddleware:
             self.metrics.http_latency.labels(method, path).observe(time.perf_counter() - started_at)
 
 
-def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
+                  metrics: Metrics) -> dict[str, str]:
+    """Wrap every route's ASGI app with its class's limits; returns path template -> class."""
+    classes = limits.classes()
+    table = {name: RouteLimits(c.body_bytes, c.rate_per_second, c.burst)
+             for name, c in classes.items()}
+    limiters = {name: RateLimiter(c.rate_per_second, c.burst, max_clients=limits.rate_limit_clients)
+                for name, c in classes.items() if c.rate_per_second > 0}
+
+    def rejected(route_cls: str, why: str) -> None:
+        metrics.http_rejected.labels(route_cls, why).inc()
+
+    chosen: dict[str, str] = {}
+    for route in routes:
+        path = getattr(route, "path", "")
+        app = getattr(route, "app", None)
+        if app is None or isinstance(app, LimitedRoute):
+            continue
+        if isinstance(route, Mount):  # classes chosen per request under the mount
+            route.app = LimitedRoute(app, "default", table, limiters,
+                                     body_timeout=limits.body_timeout_seconds,
+                                     metrics_rejected=rejected, classify=route_class)
+            chosen[path + "/*"] = "(per path)"
+            continue
+        name = route_class(path)
+        chosen[path] = name
+        route.app = LimitedRoute(app, name, table, limiters,  # type: ignore[attr-defined]
+                                 body_timeout=limits.body_timeout_seconds,
+                                 metrics_rejected=rejected)
+    return chosen
+
+
+def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] = (), *,
+                   limits: HttpLimits | None = None,
+                   trusted_proxies: TrustedProxies | None = None) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -126,5 +173,12 @@ def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] =
         Route("/metrics", metrics_endpoint),
         *routes,
     ]
+    _limit_routes(every, limits or HttpLimits(), metrics)
     app: Any = Starlette(routes=every)
-    return _ObservabilityMiddleware(app, metrics, _direct_routes(every))
+    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies)
+
+
+def route_classes(routes: Sequence[BaseRoute]) -> dict[str, str]:
+    """Path template -> route class, as :func:`build_http_app` would choose (for tests and docs)."""
+    return {getattr(r, "path", ""): ("(per path)" if isinstance(r, Mount)
+                                     else route_class(getattr(r, "path", ""))) for r in routes}

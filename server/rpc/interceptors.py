@@ -7,10 +7,14 @@ For each call, in order:
 2. **Authenticate and authorise**: find the caller (client certificate through the TLS front, or a
    bearer token) and check the scopes the method's ``.proto`` option requires. Failures raise
    :class:`~server.errors.NotAuthenticated` / :class:`~server.errors.PermissionDenied`.
-3. Run the servicer.
-4. **Map errors**: any exception becomes a ``google.rpc.Status`` through the one table in
+3. **Check the request**: a message over the method's size limit or that does not parse (see
+   :mod:`server.rpc.limits`) and, for every message (each one of a request stream as the
+   servicer reads it), the field constraints its ``.proto`` declares (:mod:`server.rpc.validation`)
+   fail with INVALID_ARGUMENT before any servicer code sees them.
+4. Run the servicer.
+5. **Map errors**: any exception becomes a ``google.rpc.Status`` through the one table in
    :mod:`server.errors`; unknown exceptions become INTERNAL with only the request id.
-5. **Record**: metrics, one JSON log line and one audit event. The answer (response or error
+6. **Record**: metrics, one JSON log line and one audit event. The answer (response or error
    status; for a response stream, its last message and the status) goes out only after the audit
    event is committed, so every answer a caller sees is in the audit log; when the event cannot
    be committed, the call is answered UNAVAILABLE (``AUDIT_UNAVAILABLE``) instead. Response
@@ -42,8 +46,10 @@ from grpc_status import rpc_status
 from server.audit import AuditEvent, AuditWriter
 from server.auth.authenticator import Authenticator
 from server.auth.certificates import describe_certificate
+from server.config import GrpcLimits
 from server.errors import (
     ERROR_DOMAIN,
+    InvalidArgument,
     NotAuthenticated,
     PermissionDenied,
     Unavailable,
@@ -51,6 +57,7 @@ from server.errors import (
     map_exception,
 )
 from server.metrics import Metrics
+from server.rpc.limits import GuardedDeserializer, Rejected, message_limit
 from server.rpc.rules import MethodRule
 from server.rpc.state import CallState, reset_current, set_current
 
@@ -81,6 +88,18 @@ def _not_found_handler() -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(unimplemented)
 
 
+def _check(message: Any) -> Any:
+    if isinstance(message, Rejected):
+        raise InvalidArgument(message.message, reason=message.reason,
+                              metadata={"size": str(message.size)})
+    return message
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for message in requests:
+        yield _check(message)
+
+
 def _as_async_iter(result: Any) -> AsyncIterator[Any]:
     if inspect.isasyncgen(result) or hasattr(result, "__aiter__"):
         return result  # type: ignore[no-any-return]
@@ -95,7 +114,9 @@ def _as_async_iter(result: Any) -> AsyncIterator[Any]:
 class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, *, authenticator: Authenticator, rules: Mapping[str, MethodRule],
                  metrics: Metrics, audit: AuditWriter,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 limits: GrpcLimits | None = None) -> None:
+        self._limits = limits or GrpcLimits()
         self._authenticator = authenticator
         self._rules = rules
         self._metrics = metrics
@@ -124,6 +145,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
               rule: MethodRule | None) -> grpc.RpcMethodHandler:
         service, _, name = method.lstrip("/").rpartition("/")
         labels = (service, name)
+        parse = handler.request_deserializer
+        if parse is not None:
+            handler = handler._replace(request_deserializer=GuardedDeserializer(
+                parse, message_limit(self._limits, method)))
+        streamed = handler.stream_unary is not None or handler.stream_stream is not None
+
+        def checked(request: Any) -> Any:
+            return _checked_stream(request) if streamed else _check(request)
 
         def unary(behavior: Behavior) -> Behavior:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -133,7 +162,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 response = None
                 try:
                     self._authorize(state, rule, context)
-                    response = await behavior(request, context)
+                    response = await behavior(checked(request), context)
                 except BaseException as exc:
                     failed = self._map(exc, state)
                 finally:
@@ -155,7 +184,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     self._authorize(state, rule, context)
                     # One message ahead: the last one (for a signed document, the part that
                     # carries the result) goes out only once the call is recorded.
-                    items = _as_async_iter(behavior(request, context))
+                    items = _as_async_iter(behavior(checked(request), context))
                     item = await anext(items, _END)
                     while item is not _END:
                         try:
