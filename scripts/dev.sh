@@ -60,6 +60,20 @@ install_python_packages() {
   fi
 }
 
+install_tools() {
+  # Scanners with dependencies that clash with the project's, each in its own environment.
+  local dir=.venv-tools/sslyze
+  local stamp="$dir/.vnegov-installed"
+  local want
+  want=$(sha256sum requirements/sslyze.txt | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing sslyze in $dir"
+    [ -x "$dir/bin/python" ] || "$(python_bin)" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q -r requirements/sslyze.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
 install_npm_packages() {
   local dir=tests/interop/node
   [ -f "$dir/package.json" ] || return 0
@@ -76,6 +90,7 @@ install_npm_packages() {
 setup() {
   install_debian_packages
   install_python_packages
+  install_tools
   install_npm_packages
 }
 
