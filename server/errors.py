@@ -10,10 +10,15 @@ request id and no details.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from sqlalchemy import exc as sa_exc
 
 import payments.errors as pe
 import signing.errors as se
@@ -21,6 +26,8 @@ import vnid.errors as ve
 
 __all__ = [
     "ERROR_DOMAIN",
+    "Aborted",
+    "DATABASE_FAULTS",
     "InvalidArgument",
     "MappedError",
     "NotAuthenticated",
@@ -41,12 +48,15 @@ class ServerError(Exception):
     reason = "INTERNAL"
 
     def __init__(self, message: str, *, reason: str | None = None,
-                 metadata: Mapping[str, str] | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None,
+                 details: Sequence[Message] = ()) -> None:
         super().__init__(message)
         self.message = message
         if reason is not None:
             self.reason = reason
         self.metadata = dict(metadata or {})
+        # google.rpc detail messages sent beside the ErrorInfo (e.g. a BadRequest).
+        self.details = tuple(details)
 
 
 class NotAuthenticated(ServerError):
@@ -72,6 +82,13 @@ class Unavailable(ServerError):
     reason = "UNAVAILABLE"
 
 
+class Aborted(ServerError):
+    """The transaction lost a race with another one (serialization failure, deadlock, lock
+    timeout): retrying the whole call is safe and usually succeeds."""
+
+    reason = "ABORTED"
+
+
 class Unimplemented(ServerError):
     """The method does not exist on this server."""
 
@@ -84,6 +101,7 @@ STATUS_TABLE: Mapping[type[BaseException], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Aborted: grpc.StatusCode.ABORTED,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     ve.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     ve.NotFound: grpc.StatusCode.NOT_FOUND,
@@ -119,10 +137,74 @@ class MappedError:
     metadata: dict[str, str]
     # A finer cause for the audit log that is deliberately not sent to the caller.
     audit_detail: str = ""
+    # google.rpc detail messages beside the ErrorInfo (BadRequest, RetryInfo).
+    details: tuple[Message, ...] = field(default=())
+
+
+# Database faults that are not bugs: SQLSTATE (PostgreSQL) or SQLite message -> the exception
+# to answer with and how long a client should wait before retrying. Anything else the database
+# raises stays INTERNAL (a bug: a constraint the code should have checked, a bad query).
+DATABASE_FAULTS: Mapping[str, tuple[type[ServerError], str, float]] = {
+    # The transaction lost a race: retry the call.
+    "40001": (Aborted, "SERIALIZATION_FAILURE", 0.1),
+    "40P01": (Aborted, "DEADLOCK", 0.1),
+    "55P03": (Aborted, "LOCK_TIMEOUT", 1.0),
+    "57014": (Aborted, "STATEMENT_TIMEOUT", 1.0),
+    # The database went away (terminated connection, restart, failover): retry the call.
+    "57P01": (Unavailable, "DATABASE_UNAVAILABLE", 1.0),
+    "57P02": (Unavailable, "DATABASE_UNAVAILABLE", 1.0),
+    "57P03": (Unavailable, "DATABASE_UNAVAILABLE", 1.0),
+    "25006": (Unavailable, "DATABASE_READ_ONLY", 1.0),  # a standby after failover
+    "53300": (Unavailable, "DATABASE_BUSY", 1.0),
+    "53100": (Unavailable, "STORAGE_FULL", 30.0),
+    "sqlite:database is locked": (Aborted, "LOCK_TIMEOUT", 1.0),
+    "sqlite:database or disk is full": (Unavailable, "STORAGE_FULL", 30.0),
+    "sqlite:disk I/O error": (Unavailable, "STORAGE_FULL", 30.0),
+    "os:28": (Unavailable, "STORAGE_FULL", 30.0),  # ENOSPC (temporary files, spools)
+    "os:27": (Unavailable, "STORAGE_FULL", 30.0),  # EFBIG (file size limit)
+    "connection": (Unavailable, "DATABASE_UNAVAILABLE", 1.0),
+}
+
+
+def _fault_key(exc: BaseException) -> str | None:
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.errno in (27, 28):
+        return f"os:{exc.errno}"
+    if not isinstance(exc, sa_exc.DBAPIError | sa_exc.DisconnectionError):
+        return None
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in DATABASE_FAULTS:
+        return str(sqlstate)
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig)
+        for key in DATABASE_FAULTS:
+            if key.startswith("sqlite:") and text.startswith(key[len("sqlite:"):]):
+                return key
+    if isinstance(exc, sa_exc.DisconnectionError) or getattr(exc, "connection_invalidated", False):
+        return "connection"
+    if isinstance(exc, sa_exc.OperationalError) and (sqlstate is None or sqlstate.startswith("08")):
+        return "connection"  # psycopg: the server closed the connection, cannot connect
+    return None
+
+
+def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(int(seconds * 1000))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
 def map_exception(exc: BaseException, request_id: str) -> MappedError:
     """The status, reason, caller-safe message and metadata for ``exc``."""
+    fault = _fault_key(exc)
+    if fault is not None:
+        cls, reason, wait = DATABASE_FAULTS[fault]
+        message = ("the storage is full: try again later" if reason == "STORAGE_FULL" else
+                   "the transaction conflicted with another one: retry the call"
+                   if cls is Aborted else "the database is unavailable: retry the call")
+        return MappedError(code=STATUS_TABLE[cls], reason=reason, message=message,
+                           metadata={"request_id": request_id},
+                           audit_detail=f"{type(exc).__name__}:{fault}",
+                           details=(_retry_info(wait),))
     for cls in type(exc).__mro__:
         code = STATUS_TABLE.get(cls)
         if code is not None and isinstance(exc, _LIBRARY_BASES):
@@ -134,6 +216,7 @@ def map_exception(exc: BaseException, request_id: str) -> MappedError:
                 message=exc.message,
                 metadata=metadata,
                 audit_detail=getattr(exc, "detail", ""),
+                details=tuple(getattr(exc, "details", ())),
             )
     return MappedError(
         code=grpc.StatusCode.INTERNAL,

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import HttpLimits
 from server.http.client import TrustedProxies, resolve_client_address
-from server.http.limits import LimitedRoute, RateLimiter, RouteLimits, route_class
+from server.http.limits import QUERY_RULES, LimitedRoute, RateLimiter, RouteLimits, route_class
 from server.metrics import Metrics
 
 __all__ = ["DirectRoute", "build_http_app", "route_classes"]
@@ -149,7 +149,7 @@ def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
         chosen[path] = name
         route.app = LimitedRoute(app, name, table, limiters,  # type: ignore[attr-defined]
                                  body_timeout=limits.body_timeout_seconds,
-                                 metrics_rejected=rejected)
+                                 metrics_rejected=rejected, query=QUERY_RULES.get(path))
     return chosen
 
 

@@ -13,6 +13,9 @@ without credentials, a request rate per client address:
   a body without a length (chunked) is counted while the route reads it, and answered 413 the
   moment it passes the limit. uvicorn holds at most 64 KiB of unread body per connection, so a
   request never costs more memory than its route's limit plus that.
+- **Query strings**: at most :data:`MAX_QUERY_PARAMETERS` parameters of bounded length on every
+  route, and for the routes in :data:`QUERY_RULES` each parameter's whole value matches its
+  pattern; otherwise **400** naming the parameter.
 - **Slow bodies**: a body that stalls for ``body_timeout`` seconds between two pieces is answered
   **408**.
 
@@ -26,6 +29,7 @@ import ipaddress
 import math
 import re
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.http.client import client_address
 
-__all__ = ["ROUTE_CLASSES", "LimitedRoute", "RateLimiter", "RouteLimits", "route_class"]
+__all__ = ["QUERY_RULES", "ROUTE_CLASSES", "LimitedRoute", "RateLimiter", "RouteLimits", "route_class"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,54 @@ ROUTE_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("public", r"(^/\.well-known/|/\.well-known/|/jwks$|/static/)"),
         ("operations", r"^/(healthz|readyz|metrics)$"),
     ])
+
+
+# Query parameters of routes that read them: route path template -> parameter -> the pattern
+# its whole value must match. A value that does not match (or a parameter repeated) is answered
+# 400 naming the parameter before the route runs; parameters not listed are left to the route.
+# Every query string is also bounded: at most MAX_QUERY_PARAMETERS parameters of at most
+# MAX_QUERY_VALUE characters each.
+QUERY_RULES: dict[str, dict[str, re.Pattern[str]]] = {
+    # The receipt lookup behind the receipts' QR codes (payments/receipts/pdf.py).
+    "/payments/receipts/verify": {
+        "k": re.compile(r"[0-9A-Za-z]{1,10}"),  # template
+        "s": re.compile(r"[0-9A-Za-z]{1,8}"),  # series
+        "n": re.compile(r"[0-9]{1,8}"),  # number (7 digits on the receipts)
+        "h": re.compile(r"[0-9a-f]{64}"),  # SHA-256 of the signed XML
+        "d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+        "t": re.compile(r"[0-9]{1,15}"),
+        "mst": re.compile(r"[0-9-]{10,14}"),
+    },
+}
+MAX_QUERY_PARAMETERS = 32
+MAX_QUERY_VALUE = 2048
+
+
+def query_violation(query_string: bytes, rules: Mapping[str, re.Pattern[str]]) -> str | None:
+    """The first parameter of ``query_string`` that breaks ``rules`` or the global bounds, as
+    ``"name: why"``; None when the query is acceptable."""
+    if not query_string:
+        return None
+    try:
+        pairs = urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True,
+                                       max_num_fields=MAX_QUERY_PARAMETERS, errors="strict")
+    except ValueError:
+        return f"query: at most {MAX_QUERY_PARAMETERS} parameters"
+    except UnicodeDecodeError:
+        return "query: not UTF-8"
+    seen: set[str] = set()
+    for name, value in pairs:
+        if len(value) > MAX_QUERY_VALUE or len(name) > 64:
+            return f"{name[:64]}: at most {MAX_QUERY_VALUE} characters"
+        pattern = rules.get(name)
+        if pattern is None:
+            continue
+        if name in seen:
+            return f"{name}: given twice"
+        seen.add(name)
+        if value and not pattern.fullmatch(value):
+            return f"{name}: does not match {pattern.pattern}"
+    return None
 
 
 def route_class(path: str) -> str:
@@ -124,7 +176,9 @@ class LimitedRoute:
     def __init__(self, app: ASGIApp, name: str, limits: Mapping[str, RouteLimits],
                  limiters: Mapping[str, RateLimiter], *, body_timeout: float,
                  metrics_rejected: Callable[[str, str], None] | None = None,
-                 classify: Callable[[str], str] | None = None) -> None:
+                 classify: Callable[[str], str] | None = None,
+                 query: Mapping[str, re.Pattern[str]] | None = None) -> None:
+        self.query = query or {}
         self.app = app
         self.name = name
         self.limits = limits
@@ -147,6 +201,11 @@ class LimitedRoute:
                 await _refuse(send, 429, b"too many requests\n",
                               ((b"retry-after", str(max(1, math.ceil(wait))).encode()),))
                 return
+        violation = query_violation(scope.get("query_string", b""), self.query)
+        if violation is not None:
+            self.rejected(name, "query")
+            await _refuse(send, 400, f"invalid query parameter {violation}\n".encode())
+            return
         limit = limits.body_bytes
         for header, value in scope["headers"]:
             if header == b"content-length":

@@ -270,10 +270,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             log.error("unhandled exception in %s", state.method, exc_info=exc)
         info = error_details_pb2.ErrorInfo(reason=mapped.reason, domain=ERROR_DOMAIN,
                                            metadata=mapped.metadata)
-        detail = any_pb2.Any()
-        detail.Pack(info)
+        details = []
+        for message in (info, *mapped.details):
+            detail = any_pb2.Any()
+            detail.Pack(message)
+            details.append(detail)
         status = rpc_status.to_status(status_pb2.Status(
-            code=mapped.code.value[0], message=mapped.message, details=[detail]))
+            code=mapped.code.value[0], message=mapped.message, details=details))
         return _Failure(status.code, status.details,
                         (*status.trailing_metadata, ("x-request-id", state.request_id)))
 

@@ -310,3 +310,21 @@ async def test_grpc_advertises_its_stream_limit_and_enforces_keepalive(
     streams, goaway = await asyncio.to_thread(probe)
     assert streams == 64
     assert goaway == 0xB  # ENHANCE_YOUR_CALM
+
+
+# ------------------------------------------------------------------ query parameters
+async def test_an_out_of_range_receipt_number_is_400_not_500(srv: RunningServer) -> None:
+    answer = await exchange(srv.app.http_port, b"GET /payments/receipts/verify?k=EBL01&s=25T"
+                            b"&n=99999999999999999999999 HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: close\r\n\r\n")
+    assert status_of(answer) == 400 and b"parameter n:" in answer
+    answer = await exchange(srv.app.http_port, b"GET /payments/receipts/verify?k=EBL01&s=25T"
+                            b"&n=1&n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == 400
+    many = b"&".join(b"p%d=1" % i for i in range(40))
+    answer = await exchange(srv.app.http_port, b"GET /healthz?" + many
+                            + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == 400
+    answer = await exchange(srv.app.http_port, b"GET /payments/receipts/verify?k=EBL01&s=25T"
+                            b"&n=0000001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == 404  # well formed, no such receipt
