@@ -6,12 +6,20 @@
 
 Generation uses the pinned grpcio-tools and mypy-protobuf from the test extra, so the output is
 byte-for-byte reproducible.
+
+Field constraints are buf's standard annotations (``buf/validate/validate.proto``). Its definition
+comes from the installed ``protovalidate`` package (the library that enforces the annotations, so
+both always agree): the package carries the file's descriptor, which is handed to protoc as a
+descriptor set, and ``buf/validate/validate_pb2.py`` is generated from it into ``proto/buf`` for
+the generated modules to import (Apache-2.0, ``proto/buf/LICENSE``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import filecmp
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +31,8 @@ import grpc_tools
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 PACKAGE = PROTO_ROOT / "vnegov"
+PACKAGES = ("vnegov", "buf")
+VALIDATE = "buf/validate/validate.proto"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
@@ -30,12 +40,33 @@ def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.proto"))
 
 
+def validate_descriptor_set(path: Path) -> None:
+    """Write a FileDescriptorSet with buf/validate/validate.proto (from the installed protovalidate
+    package) and the well-known types it imports."""
+    import protovalidate
+    from google.protobuf import descriptor_pb2, duration_pb2, field_mask_pb2, timestamp_pb2
+
+    module = Path(protovalidate.__file__).parent / "_gen" / "buf" / "validate" / "validate_pb.py"
+    found = re.search(r"_DESC = file_desc\(\s*(b'.*?'),\n", module.read_text(), re.S)
+    if found is None:
+        raise SystemExit(f"cannot find the descriptor of {VALIDATE} in {module}")
+    files = descriptor_pb2.FileDescriptorSet()
+    for wkt in (descriptor_pb2, duration_pb2, field_mask_pb2, timestamp_pb2):
+        files.file.add().MergeFromString(wkt.DESCRIPTOR.serialized_pb)
+    validate = files.file.add()
+    validate.MergeFromString(ast.literal_eval(found.group(1)))
+    assert validate.name == VALIDATE, validate.name
+    path.write_bytes(files.SerializeToString())
+
+
 def generate(out: Path) -> None:
     bindir = Path(sys.executable).parent
     wkt = Path(grpc_tools.__file__).parent / "_proto"
-    rel = [str(p.relative_to(PROTO_ROOT)) for p in sources()]
+    rel = [str(p.relative_to(PROTO_ROOT)) for p in sources()] + [VALIDATE]
+    descriptors = out / "validate.binpb"
+    validate_descriptor_set(descriptors)
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
+        sys.executable, "-m", "grpc_tools.protoc", f"--descriptor_set_in={descriptors}",
         f"--proto_path={PROTO_ROOT}", f"--proto_path={wkt}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
@@ -44,6 +75,7 @@ def generate(out: Path) -> None:
         *rel,
     ]
     done = subprocess.run(cmd, cwd=PROTO_ROOT, capture_output=True, text=True)
+    descriptors.unlink()
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(done.returncode)
@@ -57,8 +89,9 @@ def generate(out: Path) -> None:
 
 
 def generated_files(base: Path) -> set[Path]:
-    files = {p.relative_to(base) for p in (base / "vnegov").rglob("*") if p.is_file()
-             and (p.name.endswith(GENERATED_SUFFIXES) or p.name in {"__init__.py", "py.typed"})}
+    files = {p.relative_to(base) for package in PACKAGES for p in (base / package).rglob("*")
+             if p.is_file() and (p.name.endswith(GENERATED_SUFFIXES)
+                                 or p.name in {"__init__.py", "py.typed"})}
     return files
 
 

@@ -60,6 +60,7 @@ from server.metrics import Metrics
 from server.rpc.limits import GuardedDeserializer, Rejected, message_limit
 from server.rpc.rules import MethodRule
 from server.rpc.state import CallState, reset_current, set_current
+from server.rpc.validation import RequestValidator
 
 __all__ = ["CallInterceptor"]
 
@@ -88,16 +89,22 @@ def _not_found_handler() -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(unimplemented)
 
 
-def _check(message: Any) -> Any:
+def _check(message: Any, validator: RequestValidator | None,
+           guard: GuardedDeserializer | None = None) -> Any:
+    if guard is not None and isinstance(message, bytes | bytearray | memoryview):
+        message = guard(bytes(message))
     if isinstance(message, Rejected):
         raise InvalidArgument(message.message, reason=message.reason,
                               metadata={"size": str(message.size)})
+    if validator is not None and hasattr(message, "DESCRIPTOR"):  # not an unknown method's bytes
+        validator.check(message)
     return message
 
 
-async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _checked_stream(requests: AsyncIterator[Any], validator: RequestValidator | None,
+                          guard: GuardedDeserializer | None = None) -> AsyncIterator[Any]:
     async for message in requests:
-        yield _check(message)
+        yield _check(message, validator, guard)
 
 
 def _as_async_iter(result: Any) -> AsyncIterator[Any]:
@@ -117,6 +124,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                  clock: Callable[[], dt.datetime] | None = None,
                  limits: GrpcLimits | None = None) -> None:
         self._limits = limits or GrpcLimits()
+        self._validator = RequestValidator() if self._limits.validate_requests else None
         self._authenticator = authenticator
         self._rules = rules
         self._metrics = metrics
@@ -146,13 +154,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         service, _, name = method.lstrip("/").rpartition("/")
         labels = (service, name)
         parse = handler.request_deserializer
-        if parse is not None:
-            handler = handler._replace(request_deserializer=GuardedDeserializer(
-                parse, message_limit(self._limits, method)))
+        guard = GuardedDeserializer(parse, message_limit(self._limits, method)) \
+            if parse is not None else None
+        if guard is not None:
+            # grpcio deserialises through this handler's deserialiser, except for methods
+            # registered with add_registered_method_handlers, which arrive as bytes: the
+            # guard parses those in _check.
+            handler = handler._replace(request_deserializer=guard)
         streamed = handler.stream_unary is not None or handler.stream_stream is not None
+        validator = self._validator
 
         def checked(request: Any) -> Any:
-            return _checked_stream(request) if streamed else _check(request)
+            if streamed:
+                return _checked_stream(request, validator, guard)
+            return _check(request, validator, guard)
 
         def unary(behavior: Behavior) -> Behavior:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:

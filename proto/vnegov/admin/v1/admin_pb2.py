@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from vnegov.common.v1 import authorization_pb2 as vnegov_dot_common_dot_v1_dot_authorization__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvnegov/admin/v1/admin.proto\x12\x0fvnegov.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$vnegov/common/v1/authorization.proto\"\x12\n\x10GetCallerRequest\"\xaa\x03\n\x06\x43\x61ller\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x15\n\rprovince_code\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x11\n\tprovinces\x18\x05 \x03(\t\x12K\n\x15\x61uthentication_method\x18\x06 \x01(\x0e\x32,.vnegov.admin.v1.Caller.AuthenticationMethod\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x07 \x01(\t\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x08 \x01(\t\x12\x39\n\x15\x63\x65rtificate_not_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x14\x41uthenticationMethod\x12%\n!AUTHENTICATION_METHOD_UNSPECIFIED\x10\x00\x12\x0e\n\nMUTUAL_TLS\x10\x01\x12\x10\n\x0c\x42\x45\x41RER_TOKEN\x10\x02\x12\x19\n\x15PLAINTEXT_DEVELOPMENT\x10\x03\"\xc9\x02\n\nAuditEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x39\n\x07\x64\x65tails\x18\n \x03(\x0b\x32(.vnegov.admin.v1.AuditEvent.DetailsEntry\x12\x0c\n\x04hash\x18\x0b \x01(\t\x12\x15\n\rprevious_hash\x18\x0c \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"e\n\x17ListAuditEventsResponse\x12\x31\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x1b.vnegov.admin.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd7\x01\n\x0c\x41\x64minService\x12O\n\tGetCaller\x12!.vnegov.admin.v1.GetCallerRequest\x1a\x17.vnegov.admin.v1.Caller\"\x06\x8a\xa9\x1c\x02\x10\x01\x12v\n\x0fListAuditEvents\x12\'.vnegov.admin.v1.ListAuditEventsRequest\x1a(.vnegov.admin.v1.ListAuditEventsResponse\"\x10\x8a\xa9\x1c\x0c\n\naudit.readB\x16\n\x12vn.vnegov.admin.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvnegov/admin/v1/admin.proto\x12\x0fvnegov.admin.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$vnegov/common/v1/authorization.proto\"\x12\n\x10GetCallerRequest\"\xaa\x03\n\x06\x43\x61ller\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x15\n\rprovince_code\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x11\n\tprovinces\x18\x05 \x03(\t\x12K\n\x15\x61uthentication_method\x18\x06 \x01(\x0e\x32,.vnegov.admin.v1.Caller.AuthenticationMethod\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x07 \x01(\t\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x08 \x01(\t\x12\x39\n\x15\x63\x65rtificate_not_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x14\x41uthenticationMethod\x12%\n!AUTHENTICATION_METHOD_UNSPECIFIED\x10\x00\x12\x0e\n\nMUTUAL_TLS\x10\x01\x12\x10\n\x0c\x42\x45\x41RER_TOKEN\x10\x02\x12\x19\n\x15PLAINTEXT_DEVELOPMENT\x10\x03\"\xc9\x02\n\nAuditEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x39\n\x07\x64\x65tails\x18\n \x03(\x0b\x32(.vnegov.admin.v1.AuditEvent.DetailsEntry\x12\x0c\n\x04hash\x18\x0b \x01(\t\x12\x15\n\rprevious_hash\x18\x0c \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\x16ListAuditEventsRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x18\n\x06\x66ilter\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x10\"e\n\x17ListAuditEventsResponse\x12\x31\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x1b.vnegov.admin.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd7\x01\n\x0c\x41\x64minService\x12O\n\tGetCaller\x12!.vnegov.admin.v1.GetCallerRequest\x1a\x17.vnegov.admin.v1.Caller\"\x06\x8a\xa9\x1c\x02\x10\x01\x12v\n\x0fListAuditEvents\x12\'.vnegov.admin.v1.ListAuditEventsRequest\x1a(.vnegov.admin.v1.ListAuditEventsResponse\"\x10\x8a\xa9\x1c\x0c\n\naudit.readB\x16\n\x12vn.vnegov.admin.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,24 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\022vn.vnegov.admin.v1P\001'
   _globals['_AUDITEVENT_DETAILSENTRY']._loaded_options = None
   _globals['_AUDITEVENT_DETAILSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['filter']._serialized_options = b'\272H\005r\003\030\200\020'
   _globals['_ADMINSERVICE'].methods_by_name['GetCaller']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['GetCaller']._serialized_options = b'\212\251\034\002\020\001'
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\212\251\034\014\n\naudit.read'
-  _globals['_GETCALLERREQUEST']._serialized_start=119
-  _globals['_GETCALLERREQUEST']._serialized_end=137
-  _globals['_CALLER']._serialized_start=140
-  _globals['_CALLER']._serialized_end=566
-  _globals['_CALLER_AUTHENTICATIONMETHOD']._serialized_start=444
-  _globals['_CALLER_AUTHENTICATIONMETHOD']._serialized_end=566
-  _globals['_AUDITEVENT']._serialized_start=569
-  _globals['_AUDITEVENT']._serialized_end=898
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=852
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=898
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=900
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=979
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=981
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1082
-  _globals['_ADMINSERVICE']._serialized_start=1085
-  _globals['_ADMINSERVICE']._serialized_end=1300
+  _globals['_GETCALLERREQUEST']._serialized_start=148
+  _globals['_GETCALLERREQUEST']._serialized_end=166
+  _globals['_CALLER']._serialized_start=169
+  _globals['_CALLER']._serialized_end=595
+  _globals['_CALLER_AUTHENTICATIONMETHOD']._serialized_start=473
+  _globals['_CALLER_AUTHENTICATIONMETHOD']._serialized_end=595
+  _globals['_AUDITEVENT']._serialized_start=598
+  _globals['_AUDITEVENT']._serialized_end=927
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=881
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=927
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=929
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1037
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1039
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1140
+  _globals['_ADMINSERVICE']._serialized_start=1143
+  _globals['_ADMINSERVICE']._serialized_end=1358
 # @@protoc_insertion_point(module_scope)
