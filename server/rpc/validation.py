@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import protovalidate
+from buf.validate import validate_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.rpc import error_details_pb2
 
-from buf.validate import validate_pb2
 from server.errors import InvalidArgument
 
 __all__ = ["RequestValidator", "field_path", "has_constraints"]
