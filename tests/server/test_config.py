@@ -94,3 +94,29 @@ def test_module_sections_are_typed_like_the_core(tmp_path: Path) -> None:
         PaymentsConfig.from_config({"payment_ttl_minutes": "soon"}, base_dir=tmp_path)
     with pytest.raises(ConfigError, match="'identity.enabled' must be true or false"):
         IdentityConfig.from_config({"enabled": "maybe"}, public_url="http://127.0.0.1:8080")
+
+
+def test_boolean_overrides_are_parsed_strictly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from server.config import ConfigError, load_config
+    from vnid.errors import InvalidInput
+    from vnid.oidc.settings import ProviderSettings
+
+    env = {"VNEGOV__IDENTITY__DPOP_REQUIRE_NONCE": "false", "VNEGOV__DATA_DIR": str(tmp_path)}
+    config = load_config(None, env)
+    settings = ProviderSettings.from_config(dict(config.extensions["identity"]),
+                                            default_issuer="https://id.example/id")
+    assert settings.dpop_require_nonce is False
+    import pytest
+
+    with pytest.raises(InvalidInput, match="dpop_require_nonce"):
+        ProviderSettings.from_config({"dpop_require_nonce": "flase"},
+                                     default_issuer="https://id.example/id")
+    with pytest.raises(ConfigError, match="VNEGOV__SERVER__PLAINTEXT"):
+        load_config(None, {**env, "VNEGOV__SERVER__PLAINTEXT": "nope"})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        load_config(None, {**env, "VNEGOV__SERVER__GRPC_PORT": "50051.5"})
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_config(None, {**env, "VNEGOV__SERVER__SHUTDOWN_GRACE_SECONDS": "nan"})
+    limits = load_config(None, {**env, "VNEGOV__LIMITS__HTTP__CALLBACK__RATE_PER_SECOND": "5"})
+    assert limits.limits.http.callback.rate_per_second == 5.0
+    assert limits.limits.http.callback.body_bytes == 8 * 1024  # the class's own default kept

@@ -111,7 +111,7 @@ class ProviderSettings:
                 kwargs[name] = dt.timedelta(seconds=float(data[name]))
         for name in ("dpop_require_nonce",):
             if name in data:
-                kwargs[name] = bool(data[name])
+                kwargs[name] = _strict_bool(data[name], name)
         for name in ("ciba_interval", "argon2_time_cost", "argon2_memory_kib",
                      "argon2_parallelism"):
             if name in data:
@@ -170,3 +170,17 @@ class ProviderSettings:
     @property
     def backchannel_authentication_endpoint(self) -> str:
         return self.issuer + "/bc-authorize"
+
+
+def _strict_bool(value: Any, name: str) -> bool:
+    """true/false (TOML), or from an environment override one of true/false, yes/no, 1/0 in any
+    case; anything else is an error naming the setting (``bool("false")`` is True)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in {"true", "yes", "1"}:
+        return True
+    if text in {"false", "no", "0"}:
+        return False
+    raise InvalidInput(f"identity.{name} must be true or false, not {value!r}",
+                       reason="INVALID_SETTING")
