@@ -141,7 +141,7 @@ class GrpcLimits:
     max_message_bytes: int = 1 << 20
     max_document_message_bytes: int = (4 << 20) + (1 << 20)  # a 4 MiB chunk and its header
     max_bulk_message_bytes: int = 16 << 20  # statements and channel lists
-    max_concurrent_streams: int = 64  # per connection
+    max_concurrent_streams: int = 256  # per connection (a client may open many before it hears this)
     max_metadata_bytes: int = 16 * 1024
     # The server pings a connection idle this long, and drops it when no answer comes in time.
     keepalive_time_seconds: float = 120.0

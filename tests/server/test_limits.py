@@ -308,7 +308,7 @@ async def test_grpc_advertises_its_stream_limit_and_enforces_keepalive(
             sock.close()
 
     streams, goaway = await asyncio.to_thread(probe)
-    assert streams == 64
+    assert streams == 256
     assert goaway == 0xB  # ENHANCE_YOUR_CALM
 
 
