@@ -3,6 +3,7 @@
 :class:`Signer` port with in-memory, PKCS#11 and remote (CSC API v2) implementations."""
 
 from signing.sign.cms import CadesLevel, sign_detached, sign_digest
+from signing.sign.expected import ExpectedSigner
 from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, SignedPdf, VisibleSignature, sign_pdf
 from signing.sign.remote import (
     RemoteSigner,
@@ -14,17 +15,25 @@ from signing.sign.remote import (
 from signing.sign.revocation import TrustSettings
 from signing.sign.signers import KeySigner, Signer, TokenSigner
 from signing.sign.timestamps import TimeStampTransport
-from signing.sign.xmldsig import VerifiedXmlSignature, XmlDsigSigner, parse_signing_time, verify_xml
+from signing.sign.xmldsig import (
+    SignedElement,
+    VerifiedXmlSignature,
+    XmlDsigSigner,
+    parse_signing_time,
+    verify_xml,
+)
 
 __all__ = [
     "CadesLevel",
     "DocMdp",
+    "ExpectedSigner",
     "KeySigner",
     "PadesLevel",
     "PadesOptions",
     "RemoteSigner",
     "RemoteSigningService",
     "SecondFactor",
+    "SignedElement",
     "SignedPdf",
     "Signer",
     "SigningCredential",

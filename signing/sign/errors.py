@@ -16,7 +16,9 @@ __all__ = [
     "DocumentInvalid",
     "RevocationUnavailable",
     "SignatureInvalid",
+    "SignatureWrapped",
     "SignerMismatch",
+    "SignerNotExpected",
     "SigningRefused",
     "TimestampUnavailable",
 ]
@@ -35,6 +37,26 @@ class SignatureInvalid(InvalidInput):
 
     def __init__(self, message: str = "the signature could not be verified") -> None:
         super().__init__(message)
+
+
+class SignatureWrapped(SignatureInvalid):
+    """The signature verifies, but data outside what it signs imitates the signed data, or the
+    signed element sits where applications do not read it (XML signature wrapping)."""
+
+    reason = "SIGNATURE_WRAPPING"
+
+    def __init__(self, message: str = "data outside the signed element imitates it") -> None:
+        InvalidInput.__init__(self, message)
+
+
+class SignerNotExpected(SignatureInvalid):
+    """The signature verifies, but was made by someone other than the expected signer."""
+
+    reason = "SIGNER_NOT_EXPECTED"
+
+    def __init__(self, message: str = "the document was not signed by the expected signer"
+                 ) -> None:
+        InvalidInput.__init__(self, message)
 
 
 class SignerMismatch(InvalidInput):

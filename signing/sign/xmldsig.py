@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,13 +70,24 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from signing.errors import InvalidInput
 from signing.sign._aio import run
-from signing.sign.errors import DocumentInvalid, SignatureInvalid, SignerMismatch
+from signing.sign.errors import (
+    DocumentInvalid,
+    SignatureInvalid,
+    SignatureWrapped,
+    SignerMismatch,
+    SignerNotExpected,
+)
+from signing.sign.expected import ExpectedSigner, check_signer
 
 __all__ = [
     "DS_NAMESPACE",
+    "ExpectedSigner",
+    "SignedElement",
     "VerifiedXmlSignature",
     "XmlDsigSigner",
+    "inspect_xml",
     "parse_signing_time",
+    "signed_tree",
     "verify_xml",
 ]
 
@@ -282,13 +294,37 @@ class XmlDsigSigner:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedElement:
+    """The element a signature's document reference covers, as found in the document.
+
+    ``path``: where it is, from the root (``/BLai/DLBLai``; positions ``[n]`` where a name repeats,
+    ``ds:`` for the XMLDSig namespace, ``{uri}`` for other namespaced elements); ``/`` for a
+    reference to the whole document. ``digest``: the reference's ``DigestValue`` (base64, with
+    ``digest_algorithm``); ``sha256``: hex SHA-256 of the canonical signed data.
+    """
+
+    uri: str
+    path: str
+    id: str | None
+    digest_algorithm: str
+    digest: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedXmlSignature:
     """What a verified XML signature covers and who made it.
 
-    ``signed_data`` is the canonical form of what the document reference covers: use it (not the
-    document as received) to avoid signature-wrapping attacks. The certificate chain is as given
-    in ``KeyInfo``; path validation to trust anchors is :mod:`signing.validate`'s job, or done by
-    :func:`verify_xml` when ``trust_roots`` are given.
+    ``signed_data`` is the canonical form of what the document reference covers: applications read
+    it (or :meth:`signed_tree`), never the document as received, so that data outside the signed
+    element (signature wrapping) or comments inside it cannot change what they read.
+    ``signed_element`` says which element that is. ``imitations`` lists data outside the signed
+    element that imitates it (empty when the document is clean; :func:`verify_xml` raises
+    :class:`SignatureWrapped` otherwise). ``notes`` are remarks that do not fail the signature
+    (comments inside the signed element, which the signature does not cover and readers of
+    ``signed_data`` never see). The certificate chain is as given in ``KeyInfo``; path validation
+    to trust anchors is :mod:`signing.validate`'s job, or done by :func:`verify_xml` when
+    ``trust_roots`` are given.
     """
 
     signer: x509.Certificate
@@ -297,6 +333,27 @@ class VerifiedXmlSignature:
     signature_id: str | None
     signed_data: bytes
     reference_uri: str
+    signed_element: SignedElement | None = None
+    imitations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def signed_tree(self) -> etree._Element:
+        """The signed data parsed for reading: comments and processing instructions dropped, so
+        ``<TgTien>100<!---->000</TgTien>`` reads ``100000``. A fresh tree on each call."""
+        return signed_tree(self.signed_data)
+
+
+def signed_tree(signed_data: bytes) -> etree._Element:
+    """Parse canonical signed data for reading (no comments, no processing instructions)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(signed_data, parser=parser)
+    except etree.XMLSyntaxError as exc:  # a reference to a text node set, not an element
+        raise DocumentInvalid("the signed data is not a single XML element") from exc
+    if root is None:
+        raise DocumentInvalid("the signed data is empty")
+    return root
 
 
 def _certificates(signature: etree._Element) -> list[x509.Certificate]:
@@ -311,23 +368,30 @@ def _certificates(signature: etree._Element) -> list[x509.Certificate]:
 
 def verify_xml(document: bytes, *, signature_id: str | None = None, id_attribute: str = "Id",
                trust_roots: Sequence[x509.Certificate] | None = None,
-               at: dt.datetime | None = None) -> list[VerifiedXmlSignature]:
+               at: dt.datetime | None = None,
+               expected_signer: ExpectedSigner | None = None,
+               expected_path: str | None = None) -> list[VerifiedXmlSignature]:
     """Verify the enveloped signature(s) of ``document``.
 
     Checks each signature with the first certificate of its ``KeyInfo`` (the signer's), that it has
     exactly one document reference plus, when present, the reference covering its signing time,
-    and returns what each covers. With ``trust_roots``, also that the signer's certificate chains
+    and returns what each covers. Raises :class:`SignatureWrapped` when data outside a signed
+    element imitates it, or when the signed element is not at ``expected_path`` (e.g.
+    ``/BLai/DLBLai``); :class:`SignerNotExpected` when a signer's certificate does not match
+    ``expected_signer``. With ``trust_roots``, also that the signer's certificate chains
     to one of them and is valid for signing at ``at`` (default: the signed signing time; one of
-    the two is required). Raises :class:`SignatureInvalid` (opaque) when anything fails.
+    the two is required). Raises :class:`SignatureInvalid` (opaque) when anything else fails.
     Revocation and the EN 319 102-1 report: :func:`signing.validate.validate_xml`.
     """
-    root = _parse(document)
-    signatures = root.findall(f".//{_ds('Signature')}")
-    if signature_id is not None:
-        signatures = [s for s in signatures if s.get("Id") == signature_id]
-    if not signatures:
-        raise SignatureInvalid("the document has no XML signature")
-    results = [_verify_one(document, root, s, id_attribute) for s in signatures]
+    results = inspect_xml(document, signature_id=signature_id, id_attribute=id_attribute)
+    for result in results:
+        if result.imitations:
+            raise SignatureWrapped()
+        if expected_path is not None and (result.signed_element is None
+                                          or result.signed_element.path != expected_path):
+            raise SignatureWrapped("the signed element is not where the document's data is read")
+        if expected_signer is not None and not check_signer(result.signer, expected_signer).ok:
+            raise SignerNotExpected()
     if trust_roots is not None:
         for result in results:
             moment = at or result.signing_time
@@ -337,6 +401,20 @@ def verify_xml(document: bytes, *, signature_id: str | None = None, id_attribute
             if not _chains_to(result, trust_roots, moment):
                 raise SignatureInvalid()
     return results
+
+
+def inspect_xml(document: bytes, *, signature_id: str | None = None,
+                id_attribute: str = "Id") -> list[VerifiedXmlSignature]:
+    """Verify the signature(s) cryptographically and say what each covers, including imitations
+    of the signed data, without judging them (:func:`verify_xml` does). Raises
+    :class:`SignatureInvalid` when a signature or digest does not verify."""
+    root = _parse(document)
+    signatures = root.findall(f".//{_ds('Signature')}")
+    if signature_id is not None:
+        signatures = [s for s in signatures if s.get("Id") == signature_id]
+    if not signatures:
+        raise SignatureInvalid("the document has no XML signature")
+    return [_verify_one(document, root, s, id_attribute) for s in signatures]
 
 
 def _chains_to(result: VerifiedXmlSignature, roots: Sequence[x509.Certificate],
@@ -392,7 +470,8 @@ def _verify_one(document: bytes, root: etree._Element, signature: etree._Element
     except (SignXMLException, ValueError) as exc:
         raise SignatureInvalid() from exc
     results = verified if isinstance(verified, list) else [verified]
-    doc_uri = next(r.get("URI", "") for r in refs if r.get("URI", "") not in time_uris)
+    doc_ref = next(r for r in refs if r.get("URI", "") not in time_uris)
+    doc_uri = doc_ref.get("URI", "")
     signing_time = None
     doc_data = b""
     if results and results[0].signature_xml.get("Id") != sig_id:
@@ -410,9 +489,123 @@ def _verify_one(document: bytes, root: etree._Element, signature: etree._Element
                 raise SignatureInvalid() from exc
         else:
             doc_data = result.signed_data
+    element, imitations, notes = _what_is_signed(root, signature, doc_ref, doc_data, id_attribute)
     return VerifiedXmlSignature(signer=certs[0], certificates=tuple(certs),
                                 signing_time=signing_time, signature_id=sig_id,
-                                signed_data=doc_data, reference_uri=doc_uri)
+                                signed_data=doc_data, reference_uri=doc_uri,
+                                signed_element=element, imitations=imitations, notes=notes)
+
+
+def _referenced(root: etree._Element, uri: str, id_attribute: str) -> etree._Element | None:
+    if uri == "":
+        return root
+    if not uri.startswith("#"):
+        return None
+    # As signxml resolves it (any namespace prefix on the attribute); it refused ambiguity.
+    found = root.xpath(f"//*[@*[local-name() = '{id_attribute}']=$v]", v=uri[1:])
+    return found[0] if len(found) == 1 else None
+
+
+def _path(node: etree._Element) -> str:
+    parts = []
+    current: etree._Element | None = node
+    while current is not None:
+        parent = current.getparent()
+        qname = etree.QName(current)
+        if qname.namespace == DS_NAMESPACE:
+            name = f"ds:{qname.localname}"
+        elif qname.namespace:
+            name = f"{{{qname.namespace}}}{qname.localname}"
+        else:
+            name = qname.localname
+        if parent is not None:
+            same = [c for c in parent if c.tag == current.tag]
+            if len(same) > 1:
+                name += f"[{same.index(current) + 1}]"
+        parts.append(name)
+        current = parent
+    return "/" + "/".join(reversed(parts))
+
+
+def _inside(node: etree._Element, ancestor: etree._Element) -> bool:
+    current: etree._Element | None = node
+    while current is not None:
+        if current is ancestor:
+            return True
+        current = current.getparent()
+    return False
+
+
+def _has_data(node: etree._Element) -> bool:
+    """Whether an element outside the XMLDSig namespace carries text of its own or below."""
+    if etree.QName(node).namespace == DS_NAMESPACE:
+        return False
+    return bool(str(node.xpath("string()")).strip())
+
+
+def _what_is_signed(root: etree._Element, signature: etree._Element, reference: etree._Element,
+                    signed_data: bytes, id_attribute: str
+                    ) -> tuple[SignedElement | None, tuple[str, ...], tuple[str, ...]]:
+    """Locate the signed element and look for data imitating it outside what is signed.
+
+    Imitations (signature wrapping, W3C XMLDSig Best Practices §2.3): the signed element hidden
+    inside a ``ds:Signature`` (in an ``Object``, where readers do not look) while readers find
+    other data; another element of the signed element's name outside every signed element (a
+    forged copy where applications read; copies that another signature in the document signs
+    are not imitations); data inside a ``ds:Signature`` that no reference covers.
+    """
+    uri = reference.get("URI", "")
+    node = _referenced(root, uri, id_attribute)
+    if node is None:
+        return None, ("the signed element cannot be located in the document",), ()
+    method = reference.find(f"{_ds('DigestMethod')}")
+    value = reference.find(f"{_ds('DigestValue')}")
+    algorithm = (method.get("Algorithm", "") if method is not None else "").rsplit("#", 1)[-1]
+    element = SignedElement(uri=uri, path="/" if uri == "" else _path(node),
+                            id=uri[1:] if uri.startswith("#") else None,
+                            digest_algorithm=algorithm,
+                            digest=(value.text or "").strip() if value is not None else "",
+                            sha256=hashlib.sha256(signed_data).hexdigest())
+    imitations: list[str] = []
+    signatures = root.findall(f".//{_ds('Signature')}")
+    # Everything any signature in the document covers (other signatures' elements are signed too).
+    covered: list[etree._Element] = []
+    for sig in signatures:
+        for ref in sig.findall(f"{_ds('SignedInfo')}/{_ds('Reference')}"):
+            target = _referenced(root, ref.get("URI", ""), id_attribute)
+            if target is not None and target is not root:
+                covered.append(target)
+    if uri != "":
+        holder = next((s for s in signatures if _inside(node, s)), None)
+        if holder is not None:
+            imitations.append(f"the signed element {element.path} is inside a signature, where "
+                              "applications do not read the document's data")
+        for other in root.iter(node.tag):
+            if other is node or _inside(other, node) or _inside(node, other):
+                continue
+            if any(other is c for c in covered):
+                continue
+            imitations.append(f"{_path(other)} imitates the signed element {element.path} "
+                              "outside the signed data")
+    for sig in signatures:
+        for child in sig.iter(etree.Element):
+            if child is sig or not _has_data(child):
+                continue
+            parent = child.getparent()
+            if parent is not None and etree.QName(parent).namespace != DS_NAMESPACE:
+                continue  # reported with its outermost foreign ancestor
+            if any(_inside(child, c) for c in covered):
+                continue
+            imitations.append(f"{_path(child)} holds data inside a signature that no reference "
+                              "covers")
+    notes: list[str] = []
+    comments = sum(1 for n in node.iter(etree.Comment)
+                   if not any(_inside(n, s) for s in signatures))
+    if comments and "WithComments" not in "".join(
+            t.get("Algorithm", "") for t in reference.iter(_ds("Transform"))):
+        notes.append(f"{comments} comment(s) inside the signed element are not signed; "
+                     "the signed data is read without them")
+    return element, tuple(imitations), tuple(notes)
 
 
 def _location(root: etree._Element, parent: etree._Element) -> str:

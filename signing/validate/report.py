@@ -13,8 +13,11 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from signing.sign.xmldsig import SignedElement
 
 __all__ = [
     "Indication",
@@ -69,6 +72,10 @@ class SignatureResult:
     coverage: str | None = None  # PDFs: ENTIRE_FILE / ENTIRE_REVISION
     modifications: str | None = None  # PDFs: modification level of later revisions
     messages: tuple[str, ...] = ()
+    # XML: the element(s) the signature covers, and the canonical signed data that applications
+    # read instead of the document they passed in (not part of the JSON/text report).
+    signed_elements: tuple[SignedElement, ...] = ()
+    signed_data: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -107,6 +114,8 @@ class ValidationReport:
 
         data = asdict(self)
         data.pop("etsi_xml_reports")
+        for sig in data["signatures"]:
+            sig.pop("signed_data", None)
         data["indication"] = self.indication.value
         return convert(data)  # type: ignore[no-any-return]
 
@@ -136,6 +145,10 @@ class ValidationReport:
                 lines.append(f"  Coverage: {sig.coverage}"
                              + (f"; later changes: {sig.modifications}"
                                 if sig.modifications else ""))
+            for element in sig.signed_elements:
+                lines.append(f"  Signed element: {element.path}"
+                             + (f" (Id {element.id})" if element.id else " (whole document)")
+                             + f", canonical SHA-256 {element.sha256}")
             lines.extend(f"  Note: {m}" for m in sig.messages)
         return "\n".join(lines) + "\n"
 
