@@ -26,10 +26,13 @@ import datetime as dt
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+if TYPE_CHECKING:
+    from signing.sign.expected import ExpectedSigner
 
 __all__ = ["register"]
 
@@ -203,6 +206,14 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def _expected_signer(args: argparse.Namespace) -> ExpectedSigner | None:
+    from signing.sign.expected import ExpectedSigner  # noqa: F811 - imported when used
+
+    if not (args.expect_agency or args.expect_tax_code):
+        return None
+    return ExpectedSigner(agency_code=args.expect_agency, tax_code=args.expect_tax_code)
+
+
 def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from signing.errors import SigningError
     from signing.validate import Indication, validate_cms, validate_pdf, validate_xml
@@ -221,7 +232,11 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 report = validate_cms(Path(args.signature).read_bytes(), content,
                                       trust=runtime.trust, at=at)
         elif source.suffix.lower() == ".xml" or args.format == "xml":
-            report = validate_xml(source.read_bytes(), trust=runtime.trust, at=at)
+            report = validate_xml(source.read_bytes(), trust=runtime.trust, at=at,
+                                  expected_signer=_expected_signer(args))
+            if args.signed_data:  # what applications read: the canonical signed data
+                signed = [s.signed_data for s in report.signatures if s.signed_data is not None]
+                Path(args.signed_data).write_bytes(b"\n".join(signed))
         else:
             with source.open("rb") as content:
                 report = validate_pdf(content, trust=runtime.trust, at=at)
@@ -360,6 +375,12 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=["pdf", "cms", "xml"])
     p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
     p.add_argument("--offline", action="store_true", help="use embedded revocation data only")
+    p.add_argument("--expect-agency", metavar="CODE",
+                   help="XML: fail unless signed by this agency code (SIGNER_NOT_EXPECTED)")
+    p.add_argument("--expect-tax-code", metavar="MST",
+                   help="XML: fail unless signed by this tax code (SIGNER_NOT_EXPECTED)")
+    p.add_argument("--signed-data", metavar="FILE",
+                   help="XML: write the canonical signed data (what to read) to FILE")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true")
     group.add_argument("--etsi", action="store_true", help="ETSI TS 119 102-2 XML report")

@@ -28,7 +28,9 @@ from server.documents.stores import (
 from server.errors import InvalidArgument, PermissionDenied
 from server.modules import AppContext
 from server.rpc.state import current_call, current_caller
+from signing.errors import InvalidInput as SigningInvalidInput
 from signing.sign.cms import CadesLevel, sign_detached
+from signing.sign.expected import ExpectedSigner
 from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, VisibleSignature, sign_pdf
 from signing.sign.remote import (
     ApprovalAuthoriser,
@@ -71,6 +73,17 @@ _LEVEL_OUT = {PadesLevel.B_B: pb.B_B, PadesLevel.B_T: pb.B_T, PadesLevel.B_LT: p
               PadesLevel.B_LTA: pb.B_LTA}
 _INDICATION = {Indication.TOTAL_PASSED: pb.TOTAL_PASSED, Indication.TOTAL_FAILED: pb.TOTAL_FAILED,
                Indication.INDETERMINATE: pb.INDETERMINATE}
+
+
+def _expected_signer(message: pb.ExpectedSigner) -> ExpectedSigner:
+    try:
+        return ExpectedSigner(agency_code=message.agency_code or None,
+                              tax_code=message.tax_code or None,
+                              subject={a.type: a.value for a in message.subject},
+                              require_all=message.require_all)
+    except SigningInvalidInput as exc:
+        raise InvalidArgument(exc.message, reason="INVALID_EXPECTED_SIGNER",
+                              metadata={"field": "header.expected_signer"}) from None
 
 
 def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -353,7 +366,10 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                       metadata={"field": "detached_signature"})
             return validate_cms(header.detached_signature, source, trust=self._rt.trust, at=at)
         if header.format == pb.XML:
-            return validate_xml(source.read(), trust=self._rt.trust, at=at)
+            expected = _expected_signer(header.expected_signer) \
+                if header.HasField("expected_signer") else None
+            return validate_xml(source.read(), trust=self._rt.trust, at=at,
+                                expected_signer=expected)
         raise InvalidArgument("format must be PDF, CMS_DETACHED or XML", reason="FORMAT_REQUIRED",
                               metadata={"field": "format"})
 
@@ -376,6 +392,13 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                 sub_indication=sig.sub_indication or "",
                 signing_time_source=sig.signing_time_source.value, format=sig.format,
                 messages=list(sig.messages))
+            for element in sig.signed_elements:
+                item.signed_elements.append(pb.SignedElement(
+                    uri=element.uri, path=element.path, id=element.id or "",
+                    digest_algorithm=element.digest_algorithm, digest=element.digest,
+                    sha256=element.sha256))
+            if sig.signed_data is not None:
+                item.signed_data = sig.signed_data
             if sig.signing_time is not None:
                 item.signing_time.CopyFrom(_timestamp(sig.signing_time))
             if sig.signer is not None:

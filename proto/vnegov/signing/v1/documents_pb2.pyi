@@ -504,22 +504,90 @@ class VerifyDocumentHeader(_message.Message):
 
     FORMAT_FIELD_NUMBER: _builtins.int
     DETACHED_SIGNATURE_FIELD_NUMBER: _builtins.int
+    EXPECTED_SIGNER_FIELD_NUMBER: _builtins.int
     format: Global___DocumentFormat.ValueType
     detached_signature: _builtins.bytes
     """CMS_DETACHED: the .p7s (DER or PEM); the chunks are then the signed file."""
+    @_builtins.property
+    def expected_signer(self) -> Global___ExpectedSigner:
+        """XML: who must have signed; a signature by anyone else is TOTAL_FAILED / SIGNER_NOT_EXPECTED."""
+
     def __init__(
         self,
         *,
         format: Global___DocumentFormat.ValueType = ...,
         detached_signature: _builtins.bytes = ...,
+        expected_signer: Global___ExpectedSigner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_signer", b"expected_signer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detached_signature", b"detached_signature", "format", b"format"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detached_signature", b"detached_signature", "expected_signer", b"expected_signer", "format", b"format"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyDocumentHeader: _TypeAlias = VerifyDocumentHeader  # noqa: Y015
+
+@_typing.final
+class ExpectedSigner(_message.Message):
+    """Who is expected to have signed (at least one of the three). The agency code is read from the
+    certificate's vnegov subject information extension, the tax code from the subject UID
+    "MST:<code>" (or organizationIdentifier "VATVN-<code>").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    TAX_CODE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    REQUIRE_ALL_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    tax_code: _builtins.str
+    require_all: _builtins.bool
+    """With both codes given: false = the certificate must match each code it carries, and carry at
+    least one (a receipt names its collecting body by both); true = both must be carried.
+    """
+    @_builtins.property
+    def subject(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubjectAttribute]:
+        """Exact subject attribute values, all required."""
+
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        tax_code: _builtins.str = ...,
+        subject: _abc.Iterable[Global___SubjectAttribute] | None = ...,
+        require_all: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "require_all", b"require_all", "subject", b"subject", "tax_code", b"tax_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpectedSigner: _TypeAlias = ExpectedSigner  # noqa: Y015
+
+@_typing.final
+class SubjectAttribute(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """Short name: CN, O, OU, L, ST, C, serialNumber, UID, title, organizationIdentifier."""
+    value: _builtins.str
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectAttribute: _TypeAlias = SubjectAttribute  # noqa: Y015
 
 @_typing.final
 class VerifyDocumentRequest(_message.Message):
@@ -598,6 +666,8 @@ class SignatureResult(_message.Message):
     SIGNING_TIME_SOURCE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    SIGNED_ELEMENTS_FIELD_NUMBER: _builtins.int
+    SIGNED_DATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     indication: Global___Indication.ValueType
     sub_indication: _builtins.str
@@ -605,12 +675,20 @@ class SignatureResult(_message.Message):
     signing_time_source: _builtins.str
     """"signature-timestamp", "document-timestamp", "claimed-signing-time" or "none"."""
     format: _builtins.str
+    signed_data: _builtins.bytes
     @_builtins.property
     def signer(self) -> Global___SignerIdentity: ...
     @_builtins.property
     def signing_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def messages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def signed_elements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedElement]:
+        """XML: the element(s) the signature covers, and the canonical data it signs. Applications read
+        signed_data, not the document they sent: data outside it (signature wrapping: a forged copy
+        where readers look) and comments inside it are not what was signed.
+        """
+
     def __init__(
         self,
         *,
@@ -622,14 +700,55 @@ class SignatureResult(_message.Message):
         signing_time_source: _builtins.str = ...,
         format: _builtins.str = ...,
         messages: _abc.Iterable[_builtins.str] | None = ...,
+        signed_elements: _abc.Iterable[Global___SignedElement] | None = ...,
+        signed_data: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["signer", b"signer", "signing_time", b"signing_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "indication", b"indication", "messages", b"messages", "signer", b"signer", "signing_time", b"signing_time", "signing_time_source", b"signing_time_source", "sub_indication", b"sub_indication"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "indication", b"indication", "messages", b"messages", "signed_data", b"signed_data", "signed_elements", b"signed_elements", "signer", b"signer", "signing_time", b"signing_time", "signing_time_source", b"signing_time_source", "sub_indication", b"sub_indication"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignatureResult: _TypeAlias = SignatureResult  # noqa: Y015
+
+@_typing.final
+class SignedElement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URI_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    DIGEST_ALGORITHM_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    uri: _builtins.str
+    """the reference URI: "#Id", or "" for the whole document"""
+    path: _builtins.str
+    """where the element is, e.g. "/BLai/DLBLai"; "/" for the whole document"""
+    id: _builtins.str
+    digest_algorithm: _builtins.str
+    """e.g. "sha256" """
+    digest: _builtins.str
+    """the reference's DigestValue (base64)"""
+    sha256: _builtins.str
+    """hex SHA-256 of signed_data"""
+    def __init__(
+        self,
+        *,
+        uri: _builtins.str = ...,
+        path: _builtins.str = ...,
+        id: _builtins.str = ...,
+        digest_algorithm: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "digest_algorithm", b"digest_algorithm", "id", b"id", "path", b"path", "sha256", b"sha256", "uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedElement: _TypeAlias = SignedElement  # noqa: Y015
 
 @_typing.final
 class VerifyDocumentResponse(_message.Message):
