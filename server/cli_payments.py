@@ -5,6 +5,7 @@
     vnegov receipts usage --from D --to D      usage report per template and series
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
+    vnegov receipts verify FILE [--trust PEM]  verify a signed receipt (server/cli_receipts_verify)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
                                                import, compare, reconcile (progress bar), report
@@ -197,6 +198,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
+    from server.cli_receipts_verify import add_verify_parser  # vnegov receipts verify FILE
+
+    add_verify_parser(rs)
     p = sub.add_parser("reconcile", help="import statements and reconcile")
     p.add_argument("statements", nargs="*")
     p.add_argument("--format", default="camt053", choices=["camt053", "csv"])

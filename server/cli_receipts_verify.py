@@ -1,0 +1,114 @@
+"""``vnegov receipts verify FILE``: verify a signed e-receipt (XML) as anyone holding it can.
+
+    vnegov receipts verify receipt.xml [--trust root.pem]... [--offline] [--at ISO] [--json]
+
+Checks (``payments.receipts.verification.verify_receipt``): the signature, that nothing outside
+what is signed imitates it, that the seal belongs to the collecting body the receipt names (its
+agency code or tax code), and the seal's certificate against the trust anchors (``--trust``, else
+``documents.trust_roots`` of the configuration) with revocation, or with ``--offline`` path and
+validity only. Everything printed is read from the signed data. Exit status: 0 verified, 1 not
+verified (the reason is printed), 2 the command could not run (no file, no trust anchors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_verify_parser", "cmd_receipts_verify"]
+
+
+def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "verify", help="verify a signed receipt (XML): signature, issuer, trust")
+    p.add_argument("file", nargs="?", help="the signed receipt XML")
+    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
+    p.add_argument("--offline", action="store_true",
+                   help="no network: certificate path and validity only, no revocation")
+    p.add_argument("--at", help="validation time (ISO 8601 with offset; default now)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_receipts_verify)
+    return p
+
+
+def _say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def cmd_receipts_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.errors import PaymentsError
+    from payments.money import format_vnd
+    from payments.receipts.verification import ReceiptNotVerified, verify_receipt
+    from server.cli_documents import _runtime
+    from signing.errors import SigningError
+
+    if not args.file:
+        print("vnegov receipts verify: name the signed receipt file", file=sys.stderr)
+        return 2
+    try:
+        at = dt.datetime.fromisoformat(args.at) if args.at else None
+    except ValueError:
+        at = None
+    if args.at and (at is None or at.tzinfo is None):
+        print("vnegov receipts verify: --at must be ISO 8601 with an offset", file=sys.stderr)
+        return 2
+    try:
+        data = Path(args.file).read_bytes()
+        runtime = _runtime(args, environ)
+    except OSError as exc:
+        print(f"vnegov receipts verify: {exc.filename or args.file}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    except SigningError as exc:
+        print(f"vnegov receipts verify: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 2
+    try:
+        roots = list(runtime.trust.trust_roots)
+        if not roots:
+            print("vnegov receipts verify: no trust anchors (--trust root.pem or "
+                  "documents.trust_roots)", file=sys.stderr)
+            return 2
+        verified = verify_receipt(data, trust=roots if args.offline else runtime.trust, at=at)
+    except ReceiptNotVerified as exc:
+        _say(args, {"verified": False, "reason": exc.reason, "message": exc.message,
+                    **exc.metadata},
+             f"NOT VERIFIED [{exc.reason}]: {exc.message}")
+        return 1
+    except PaymentsError as exc:
+        print(f"vnegov receipts verify: {exc.message} ({exc.reason})", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    r = verified.receipt
+    number = f"{r.template} {r.series} {r.number:07d}"
+    lines = [f"VERIFIED: receipt {number}",
+             f"  Collecting body: {r.collector.name} (agency code {r.collector.agency_code}, "
+             f"tax code {r.collector.tax_code})",
+             f"  Payer: {r.payer.name}"]
+    lines += [f"  {line.name}: {format_vnd(line.amount)}" for line in r.lines]
+    lines += [f"  Total: {format_vnd(r.total)}",
+              f"  Sealed by: {verified.signer_subject}",
+              f"  Signed data: {verified.signed_path} (SHA-256 {verified.signed_sha256})",
+              f"  Document SHA-256: {verified.document_sha256}"]
+    _say(args, {
+        "verified": True, "template": r.template, "series": r.series, "number": r.number,
+        "collector": {"name": r.collector.name, "agency_code": r.collector.agency_code,
+                      "tax_code": r.collector.tax_code},
+        "payer": r.payer.name, "total": r.total,
+        "lines": [{"name": line.name, "amount": line.amount} for line in r.lines],
+        "signer_subject": verified.signer_subject,
+        "signer_agency_code": verified.signer_agency_code,
+        "signer_tax_codes": list(verified.signer_tax_codes),
+        "signed_path": verified.signed_path, "signed_sha256": verified.signed_sha256,
+        "document_sha256": verified.document_sha256,
+        "validation_time": verified.validation_time.isoformat(),
+    }, "\n".join(lines))
+    return 0
