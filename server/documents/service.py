@@ -376,6 +376,7 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
     async def VerifyDocument(self, request_iterator: AsyncIterator[pb.VerifyDocumentRequest],
                              context: grpc.aio.ServicerContext) -> pb.VerifyDocumentResponse:
         header, source = await _spool(request_iterator, self._limit)
+        include_signed_data = header.include_signed_data
         try:
             report = await self._ctx.run(self._verify, header, source)
         finally:
@@ -397,7 +398,7 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                     uri=element.uri, path=element.path, id=element.id or "",
                     digest_algorithm=element.digest_algorithm, digest=element.digest,
                     sha256=element.sha256))
-            if sig.signed_data is not None:
+            if sig.signed_data is not None and include_signed_data:
                 item.signed_data = sig.signed_data
             if sig.signing_time is not None:
                 item.signing_time.CopyFrom(_timestamp(sig.signing_time))

@@ -32,7 +32,8 @@ async def test_xml_result_names_the_signed_element_and_checks_the_signer(
         srv: RunningServer) -> None:  # noqa: F811
     signed = await signed_receipt(srv)
     report = await verify(stub(srv), pb.VerifyDocumentHeader(
-        format=pb.XML, expected_signer=pb.ExpectedSigner(agency_code=AGENCY_CODE)), signed)
+        format=pb.XML, expected_signer=pb.ExpectedSigner(agency_code=AGENCY_CODE),
+        include_signed_data=True), signed)
     assert report.indication == pb.TOTAL_PASSED, report.report_text
     [sig] = report.signatures
     [element] = sig.signed_elements
@@ -44,6 +45,7 @@ async def test_xml_result_names_the_signed_element_and_checks_the_signer(
         format=pb.XML, expected_signer=pb.ExpectedSigner(agency_code="000.00.00.H26")), signed)
     assert (other.indication, other.signatures[0].sub_indication) == \
         (pb.TOTAL_FAILED, "SIGNER_NOT_EXPECTED")
+    assert other.signatures[0].signed_data == b""  # only when asked for
 
     root = etree.fromstring(signed)
     original = root.find("DLBLai")

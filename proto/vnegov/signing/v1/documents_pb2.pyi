@@ -505,9 +505,14 @@ class VerifyDocumentHeader(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     DETACHED_SIGNATURE_FIELD_NUMBER: _builtins.int
     EXPECTED_SIGNER_FIELD_NUMBER: _builtins.int
+    INCLUDE_SIGNED_DATA_FIELD_NUMBER: _builtins.int
     format: Global___DocumentFormat.ValueType
     detached_signature: _builtins.bytes
     """CMS_DETACHED: the .p7s (DER or PEM); the chunks are then the signed file."""
+    include_signed_data: _builtins.bool
+    """XML: return each signature's canonical signed data in SignatureResult.signed_data, what
+    applications should read (it is about as large as the document; off by default).
+    """
     @_builtins.property
     def expected_signer(self) -> Global___ExpectedSigner:
         """XML: who must have signed; a signature by anyone else is TOTAL_FAILED / SIGNER_NOT_EXPECTED."""
@@ -518,10 +523,11 @@ class VerifyDocumentHeader(_message.Message):
         format: Global___DocumentFormat.ValueType = ...,
         detached_signature: _builtins.bytes = ...,
         expected_signer: Global___ExpectedSigner | None = ...,
+        include_signed_data: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expected_signer", b"expected_signer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detached_signature", b"detached_signature", "expected_signer", b"expected_signer", "format", b"format"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detached_signature", b"detached_signature", "expected_signer", b"expected_signer", "format", b"format", "include_signed_data", b"include_signed_data"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -684,9 +690,10 @@ class SignatureResult(_message.Message):
     def messages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def signed_elements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedElement]:
-        """XML: the element(s) the signature covers, and the canonical data it signs. Applications read
-        signed_data, not the document they sent: data outside it (signature wrapping: a forged copy
-        where readers look) and comments inside it are not what was signed.
+        """XML: the element(s) the signature covers, and (with include_signed_data) the canonical data
+        it signs. Applications read signed_data, not the document they sent: data outside it
+        (signature wrapping: a forged copy where readers look) and comments inside it are not what
+        was signed.
         """
 
     def __init__(
