@@ -234,3 +234,11 @@ def test_tampering_still_fails_before_anything_else(doc_pki: DocumentPki) -> Non
     with pytest.raises(SignatureInvalid):
         verify_xml(sign(doc_pki).replace(b"30000", b"30001"),
                    expected_signer=ExpectedSigner(agency_code=AGENCY_CODE))
+
+
+def test_expected_path_pins_the_signed_element(doc_pki: DocumentPki) -> None:
+    signed = sign(doc_pki)
+    [verified] = verify_xml(signed, expected_path="/BLai/DLBLai")
+    assert verified.signed_element is not None and verified.signed_element.id == "DLBLai"
+    with pytest.raises(SignatureWrapped):
+        verify_xml(signed, expected_path="/BLai/DSCKS")
