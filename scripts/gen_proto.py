@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 import grpc_tools
+from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
@@ -48,22 +49,28 @@ def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.proto"))
 
 
-def validate_descriptor_set(path: Path) -> None:
-    """Write a FileDescriptorSet with buf/validate/validate.proto (from the installed protovalidate
-    package) and the well-known types it imports."""
+def upstream_validate_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """buf/validate/validate.proto as the installed protovalidate package carries it."""
     import protovalidate
-    from google.protobuf import descriptor_pb2, duration_pb2, field_mask_pb2, timestamp_pb2
 
     module = Path(protovalidate.__file__).parent / "_gen" / "buf" / "validate" / "validate_pb.py"
     found = re.search(r"_DESC = file_desc\(\s*(b'.*?'),\n", module.read_text(), re.S)
     if found is None:
         raise SystemExit(f"cannot find the descriptor of {VALIDATE} in {module}")
+    validate = descriptor_pb2.FileDescriptorProto.FromString(ast.literal_eval(found.group(1)))
+    assert validate.name == VALIDATE, validate.name
+    return validate
+
+
+def validate_descriptor_set(path: Path) -> None:
+    """Write a FileDescriptorSet with buf/validate/validate.proto (from the installed protovalidate
+    package) and the well-known types it imports."""
+    from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+
     files = descriptor_pb2.FileDescriptorSet()
     for wkt in (descriptor_pb2, duration_pb2, field_mask_pb2, timestamp_pb2):
         files.file.add().MergeFromString(wkt.DESCRIPTOR.serialized_pb)
-    validate = files.file.add()
-    validate.MergeFromString(ast.literal_eval(found.group(1)))
-    assert validate.name == VALIDATE, validate.name
+    files.file.append(upstream_validate_descriptor())
     path.write_bytes(files.SerializeToString())
 
 
@@ -73,17 +80,22 @@ def generate(out: Path) -> None:
     rel = [str(p.relative_to(PROTO_ROOT)) for p in sources()] + [VALIDATE]
     descriptors = out / "validate.binpb"
     validate_descriptor_set(descriptors)
+    # Only the project's sources on the path: buf/validate/validate.proto must come from the
+    # descriptor set (the exact one protovalidate enforces), not from the vendored source copy.
+    src = out / "src"
+    shutil.copytree(PACKAGE, src / "vnegov")
     cmd = [
         sys.executable, "-m", "grpc_tools.protoc", f"--descriptor_set_in={descriptors}",
-        f"--proto_path={PROTO_ROOT}", f"--proto_path={wkt}",
+        f"--proto_path={src}", f"--proto_path={wkt}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out}", f"--grpc_python_out={out}",
         f"--mypy_out={out}", f"--mypy_grpc_out={out}",
         *rel,
     ]
-    done = subprocess.run(cmd, cwd=PROTO_ROOT, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=src, capture_output=True, text=True)
     descriptors.unlink()
+    shutil.rmtree(src)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(done.returncode)

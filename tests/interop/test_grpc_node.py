@@ -27,7 +27,7 @@ def node_call(target: str, pki: TestPki, client: Issued | None, tmp_path: Path) 
         (tmp_path / "client.key").write_bytes(client.key_pem)
         chain, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
     done = subprocess.run(["node", "grpc_client.mjs", target, str(root), chain, key,
-                           str(ROOT / "gen" / "python")], cwd=NODE_DIR, capture_output=True, text=True,
+                           str(ROOT / "proto")], cwd=NODE_DIR, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
