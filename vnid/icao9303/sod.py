@@ -121,10 +121,15 @@ class CscaTrustList:
         return cls(certs, tuple(_load_crl(c) for c in crls))
 
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
-        for ca in self.certificates:
-            if _issued_by(cert, ca):
-                return ca
-        return None
+        """The trusted CSCA that issued ``cert`` (its signature checked), or None."""
+        key = cert.fingerprint(hashes.SHA256())
+        cache = self.__dict__.setdefault("_issuers", {})
+        if key not in cache:
+            cache[key] = next((ca for ca in self.certificates if _issued_by(cert, ca)), None)
+            if len(cache) > 4096:
+                cache.clear()
+        found: x509.Certificate | None = cache[key]
+        return found
 
     def revoked(self, cert: x509.Certificate, ca: x509.Certificate) -> dt.datetime | None:
         """When ``cert`` was revoked according to a CRL signed by ``ca``, or None."""
@@ -163,7 +168,13 @@ def parse_sod(data: bytes) -> cms.SignedData:
         if info["content_type"].native != "signed_data":
             raise ChipError("the SOD is not a CMS SignedData")
         signed = info["content"]
-        signed.native  # noqa: B018 - decode everything now, so malformed input fails here
+        # Decode the parts verification reads now, so malformed input fails here.
+        signed["encap_content_info"]["content_type"].dotted  # noqa: B018
+        for signer in signed["signer_infos"]:
+            signer["sid"].chosen  # noqa: B018
+            signer["signed_attrs"].native  # noqa: B018
+        for cert in signed["certificates"] or []:
+            cert.chosen.dump()
     except (ValueError, TypeError, KeyError) as exc:
         raise ChipError("the SOD cannot be decoded") from exc
     return signed
@@ -191,8 +202,8 @@ def _verify_signed_data(signed: cms.SignedData, econtent: bytes) -> x509.Certifi
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
             iss = sid.chosen
-            if (cert.issuer == iss["issuer"]
-                    and cert.serial_number == iss["serial_number"].native):
+            if (cert.serial_number == iss["serial_number"].native
+                    and cert["tbs_certificate"]["issuer"].dump() == iss["issuer"].dump()):
                 signer_asn1 = cert
         elif cert.key_identifier == sid.chosen.native:
             signer_asn1 = cert
