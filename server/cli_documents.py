@@ -355,7 +355,9 @@ def register(sub: Any) -> None:
     p.add_argument("--reason")
     p.add_argument("--location")
     p.add_argument("--page", type=int, default=0)
-    p.add_argument("--title")
+    p.add_argument("--title", action="append",
+                   help="the signer's title; repeat for each line of an authority form "
+                        "(--title 'KT. CHỦ TỊCH' --title 'PHÓ CHỦ TỊCH'), at most three")
     p.add_argument("--name")
     p.add_argument("--signature-png")
     p.add_argument("--box", type=_box)
