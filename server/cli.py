@@ -1,31 +1,48 @@
 """The ``vnegov`` command: the server's entry point, and the only code that reads configuration
-files and environment variables.
+files and environment variables. One command tree (click), built here from the domain modules'
+groups (``server/cli_<domain>.py``):
 
     vnegov init [--data-dir DIR] [--force]   create a data directory: config, SQLite, development PKI
     vnegov serve [--migrate]                 serve gRPC and HTTP until SIGTERM/SIGINT
     vnegov migrate                           apply database migrations
     vnegov audit verify                      check the audit hash chain; name the first broken event
+    vnegov completion bash|zsh|fish          the shell completion script
 
 The configuration file is ``--config PATH``, else ``$VNEGOV_CONFIG``, else ``<data-dir>/vnegov.toml``
-with the data directory from ``--data-dir``, ``$VNEGOV_DATA_DIR`` or ``./data``.
+with the data directory from ``--data-dir``, ``$VNEGOV_DATA_DIR`` or ``./data``. Errors and exit
+codes: :mod:`server.cli_kit`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from server import cli_documents, cli_identity, cli_payments
-from server.cli_ca import register as register_ca_commands
+import click
+
+from server.cli_kit import (
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Arg,
+    CliError,
+    State,
+    VnegovCommand,
+    classify,
+    emit,
+    handler,
+    json_option,
+)
 from server.config import Config, ConfigError, load_config
 
-__all__ = ["main"]
+__all__ = ["COMMAND_GROUPS", "cli", "load_config_for", "main"]
 
 DEFAULT_CONFIG = """\
 # vnegov server configuration, written by `vnegov init`. Paths are relative to this file.
@@ -105,7 +122,8 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     data_dir = _data_dir(args, environ)
     config_path = data_dir / "vnegov.toml"
     if config_path.exists() and not args.force:
-        print(f"{data_dir} is already initialised (use --force to recreate it)")
+        emit(args, {"data_dir": str(data_dir), "initialised": False},
+             f"{data_dir} is already initialised (use --force to recreate it)")
         return 0
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
@@ -128,8 +146,10 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = Database(config.storage.url)
     migrate.upgrade(db)
     db.dispose()
-    print(f"initialised {data_dir}: configuration vnegov.toml, database, development PKI "
-          f"(sample client certificates in {data_dir / 'pki' / 'clients'})")
+    emit(args, {"data_dir": str(data_dir), "initialised": True,
+                "config": str(config_path), "clients": str(data_dir / "pki" / "clients")},
+         f"initialised {data_dir}: configuration vnegov.toml, database, development PKI "
+         f"(sample client certificates in {data_dir / 'pki' / 'clients'})")
     return 0
 
 
@@ -140,7 +160,8 @@ def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = _config(args, environ)
     db = Database(config.storage.url)
     migrate.upgrade(db)
-    print(f"database is at {', '.join(sorted(migrate.current_heads(db)))}")
+    heads = sorted(migrate.current_heads(db))
+    emit(args, {"heads": heads}, f"database is at {', '.join(heads)}")
     db.dispose()
     return 0
 
@@ -165,8 +186,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
             runner.run(Application(config).serve_until_signal())
     except StartupError as exc:
-        print(f"vnegov: cannot start: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(f"cannot start: {exc}", "CANNOT_START", EXIT_USAGE) from None
     return 0
 
 
@@ -180,12 +200,14 @@ def cmd_audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         report = verify_chain(db)
     finally:
         db.dispose()
+    data = {"ok": report.ok, "checked": report.checked,
+            "first_broken_seq": report.first_broken_seq, "problem": report.problem}
     if report.ok:
-        print(f"audit chain OK: {report.checked} events verified")
+        emit(args, data, f"audit chain OK: {report.checked} events verified")
         return 0
-    print(f"audit chain BROKEN at event {report.first_broken_seq}: {report.problem} "
-          f"({report.checked} events before it verified)")
-    return 1
+    emit(args, data, f"audit chain BROKEN at event {report.first_broken_seq}: {report.problem} "
+         f"({report.checked} events before it verified)")
+    return EXIT_REFUSED
 
 
 def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
@@ -193,50 +215,123 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     return _config(args, environ)
 
 
-# Command groups contributed by the domain modules: each is a function that adds its subparsers
-# (``ca``, ``sign``, ``receipts``, ...) and sets ``func(args, environ) -> int`` on them. A module
-# adds one line here and keeps its commands in its own ``server/cli_<domain>.py``.
-COMMAND_GROUPS: list[Callable[[Any], None]] = [
-    register_ca_commands, cli_documents.register, cli_identity.register, cli_payments.register,
-]
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vnegov")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vnegov", description="vnegov reference server")
-    parser.add_argument("--config", help="configuration file (TOML)")
-    parser.add_argument("--data-dir", help="data directory (default ./data)")
-    sub = parser.add_subparsers(dest="command", required=True)
+EPILOG = """\b
+Exit codes: 0 done; 1 refused (a rule, a conflict, an invalid signature);
+2 usage or input error (missing or malformed file, wrong password, unknown name);
+3 unavailable (a server or database that cannot be reached).
+Errors are one line on stderr: vnegov: <message> [REASON].
+Shell completion: eval "$(vnegov completion bash)" (or zsh, fish)."""
 
-    p = sub.add_parser("init", help="create a data directory with a development PKI")
-    p.add_argument("--force", action="store_true", help="recreate an existing data directory")
-    p.add_argument("--grpc-port", type=int, default=50051)
-    p.add_argument("--http-port", type=int, default=8080)
-    p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("serve", help="serve gRPC and HTTP until SIGTERM")
-    p.add_argument("--migrate", action="store_true", help="apply migrations before serving")
-    p.set_defaults(func=cmd_serve)
+@click.group(name="vnegov", epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                                            "max_content_width": 100})
+@click.option("--config", type=click.Path(dir_okay=False), envvar=None,
+              help="configuration file (TOML); default $VNEGOV_CONFIG, else <data-dir>/vnegov.toml")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="data directory (default $VNEGOV_DATA_DIR, else ./data)")
+@click.version_option(_version(), "--version", prog_name="vnegov",
+                      message="%(prog)s %(version)s", help="print the version and exit")
+def cli(config: str | None, data_dir: str | None) -> None:
+    """vnegov reference server: identity, official signatures, fees and e-receipts."""
 
-    p = sub.add_parser("migrate", help="apply database migrations")
-    p.set_defaults(func=cmd_migrate)
 
-    audit = sub.add_parser("audit", help="audit log tools")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    p = audit_sub.add_parser("verify", help="verify the audit hash chain")
-    p.set_defaults(func=cmd_audit_verify)
+@cli.command("init", cls=VnegovCommand)
+@click.option("--force", is_flag=True, help="recreate an existing data directory")
+@click.option("--grpc-port", type=click.IntRange(1, 65535), default=50051, show_default=True,
+              help="gRPC port written to the configuration")
+@click.option("--http-port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="HTTP port written to the configuration")
+@json_option
+@handler
+def init_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Create a data directory: configuration, database and a development PKI."""
+    return cmd_init(args, environ)
 
-    for register in COMMAND_GROUPS:
-        register(sub)
-    return parser
+
+@cli.command("serve", cls=VnegovCommand)
+@click.option("--migrate", is_flag=True, help="apply migrations before serving")
+@handler
+def serve_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Serve gRPC and HTTP until SIGTERM or SIGINT."""
+    args.json_output = False
+    return cmd_serve(args, environ)
+
+
+@cli.command("migrate", cls=VnegovCommand)
+@json_option
+@handler
+def migrate_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Apply database migrations."""
+    return cmd_migrate(args, environ)
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """Audit log tools."""
+
+
+@audit_group.command("verify", cls=VnegovCommand)
+@json_option
+@handler
+def audit_verify_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Verify the audit hash chain; exit 1 and name the first broken event if it is broken."""
+    return cmd_audit_verify(args, environ)
+
+
+@cli.command("completion", cls=VnegovCommand)
+@click.argument("shell", cls=Arg, type=click.Choice(["bash", "zsh", "fish"]),
+                help="the shell to complete in")
+def completion_command(shell: str) -> int:
+    """Print the shell completion script: eval "$(vnegov completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    completion = get_completion_class(shell)
+    assert completion is not None  # the choice above lists only supported shells
+    click.echo(completion(cli, {}, "vnegov", "_VNEGOV_COMPLETE").source())
+    return 0
+
+
+def _register_groups() -> None:
+    from server import cli_ca, cli_documents, cli_identity, cli_payments
+
+    for module in (cli_ca, cli_documents, cli_identity, cli_payments):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+# Command groups contributed by the domain modules: each ``server/cli_<domain>.py`` lists its
+# click commands and groups in ``COMMANDS``; adding a module here adds its commands to the tree.
+COMMAND_GROUPS = ("server.cli_ca", "server.cli_documents", "server.cli_identity",
+                  "server.cli_payments")
+_register_groups()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``vnegov`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     env = os.environ if environ is None else environ
     # fontTools reports each font table it drops while subsetting fonts for PDF appearances.
     logging.getLogger("fontTools").setLevel(logging.ERROR)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args, env))
-    except ConfigError as exc:
-        print(f"vnegov: configuration error: {exc}", file=sys.stderr)
-        return 2
+        result = cli.main(args=args, prog_name="vnegov", standalone_mode=False,
+                          obj=State(environ=env))
+    except click.exceptions.Abort:
+        click.echo("vnegov: interrupted [ABORTED]", err=True)
+        return EXIT_REFUSED
+    except Exception as exc:  # every failure: one line, never a traceback
+        code, reason, message = classify(exc)
+        if reason == "INTERNAL" and env.get("VNEGOV_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"vnegov: {message} [{reason}]", err=True)
+        return code
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+__all__ += ["EXIT_UNAVAILABLE"]

@@ -29,9 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
-__all__ = ["register"]
+from server.cli_kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+
+__all__ = ["COMMANDS"]
 
 
 def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -64,7 +67,7 @@ def _actor() -> Any:
 def _cert_id(text: str) -> int:
     tail = text.removeprefix("certificates/")
     if not tail.isdigit():
-        raise SystemExit(f"vnegov ca: {text!r} is not certificates/{{id}} or an id")
+        raise CliError(f"{text!r} is not certificates/{{id}} or an id", "INVALID_ARGUMENT")
     return int(tail)
 
 
@@ -83,14 +86,11 @@ def _print_request(view: Any) -> int:
 
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str], action: Any) -> int:
-    from signing.errors import SigningError
-
+    """Run ``action(parts, actor)`` on the CA; a refusal (SigningError) ends the command with
+    ``vnegov: <message> [REASON]`` and its exit code (:mod:`server.cli_kit`)."""
     db, parts = _open(args, environ)
     try:
         return int(action(parts, _actor()) or 0)
-    except SigningError as exc:
-        print(f"vnegov ca: {exc.reason}: {exc.message}", file=sys.stderr)
-        return 1
     finally:
         parts.runtime.close()
         db.dispose()
@@ -139,7 +139,7 @@ def cmd_modify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"vnegov ca: --set needs FIELD=VALUE, not {item!r}")
+            raise CliError(f"--set needs FIELD=VALUE, not {item!r}", "USAGE")
         changes[key.strip()] = tuple(v for v in value.split(",") if v) \
             if key.strip() == "dns_names" else value
     reason = RevocationReason(args.reason) if args.reason else None
@@ -183,11 +183,15 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             return _report(parts, actor)
         service = parts.service
         if args.serial:
-            view = service.find_by_serial(actor, int(args.serial.lower().removeprefix("0x"), 16))
+            try:
+                serial = int(args.serial.lower().removeprefix("0x"), 16)
+            except ValueError:
+                raise CliError(f"--serial {args.serial!r} is not a hexadecimal number") from None
+            view = service.find_by_serial(actor, serial)
         elif args.certificate:
             view = service.get_certificate(actor, _cert_id(args.certificate))
         else:
-            raise SystemExit("vnegov ca status: name a certificate, --serial or --requests")
+            raise CliError("name a certificate, --serial or --requests", "USAGE")
         now = service.clock()
         status = "expired" if view.status.value == "valid" and view.expired(now) \
             else view.status.value
@@ -262,8 +266,6 @@ def cmd_reorg_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_reorg_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from tqdm import tqdm
-
     from signing.ca import load_reorganisation
 
     mapping = load_reorganisation(Path(args.mapping).read_bytes())
@@ -272,17 +274,14 @@ def cmd_reorg_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         run = parts.runner.create(actor, mapping)
         print(json.dumps({"operation": run.name, "total": run.total, "done": run.done}),
               flush=True)
-        bar = tqdm(total=run.total, initial=run.done + run.failed, unit="cert",
-                   desc="re-issuing", disable=args.no_progress, file=sys.stderr)
+        with progress("re-issuing", run.total, enabled=not args.no_progress,
+                      initial=run.done + run.failed) as bar:
 
-        def progress(status: Any) -> None:
-            bar.n = status.done + status.failed
-            bar.set_postfix(failed=status.failed)
-            bar.refresh()
+            def report(status: Any) -> None:
+                bar.update(completed=status.done + status.failed, failed=status.failed)
 
-        final = parts.runner.run(actor, run.id, batch_size=args.batch_size, progress=progress,
-                                 throttle=args.throttle)
-        bar.close()
+            final = parts.runner.run(actor, run.id, batch_size=args.batch_size, progress=report,
+                                     throttle=args.throttle)
         print(json.dumps({"operation": final.name, "state": final.state, "total": final.total,
                           "done": final.done, "failed": final.failed}), flush=True)
         if final.failed:
@@ -303,85 +302,161 @@ def cmd_token_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = load_config_for(args, environ)
     written = initialise_token(config, algorithm=args.algorithm, force=args.force,
                                root_key_file=args.root_key or "")
-    for path in written:
-        print(path)
+    emit(args, {"written": [str(p) for p in written]}, "\n".join(str(p) for p in written))
     return 0
 
 
-def register(sub: Any) -> None:
-    ca = sub.add_parser("ca", help="the certificate authority (operator commands)")
-    cmds = ca.add_subparsers(dest="ca_command", required=True)
+# ------------------------------------------------------------------------ the command tree
+CERT: dict[str, Any] = dict(cls=Arg, help="the certificate: certificates/{id} or the bare id")
 
-    p = cmds.add_parser("issue", help="issue a certificate from a CSR")
-    p.add_argument("--profile", required=True)
-    p.add_argument("--csr", required=True, help="PKCS#10 request (PEM or DER)")
-    p.add_argument("--subject", required=True, help="YAML/JSON file with the subject fields")
-    p.add_argument("--managing-body", default="", help="agency code of the managing body")
-    p.add_argument("--validity-days", type=int)
-    p.add_argument("--request-id", help="idempotency key")
-    p.add_argument("--out", help="write the certificate (PEM) here")
-    p.set_defaults(func=cmd_issue)
 
-    p = cmds.add_parser("renew", help="renew (same key, later notAfter)")
-    p.add_argument("certificate")
-    p.add_argument("--extension-days", type=int)
-    p.set_defaults(func=cmd_renew)
+@click.group("ca")
+def ca() -> None:
+    """The certificate authority (operator commands).
 
-    p = cmds.add_parser("rekey", help="re-key (new CSR, same identity)")
-    p.add_argument("certificate")
-    p.add_argument("--csr", required=True)
-    p.set_defaults(func=cmd_rekey)
+    Works on the database and keys named by the configuration, as the operator (audited as
+    cli/<user>). Results are printed as JSON lines (--json is accepted for uniformity)."""
 
-    p = cmds.add_parser("modify", help="re-issue with changed fields")
-    p.add_argument("certificate")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE")
-    p.add_argument("--managing-body")
-    p.add_argument("--reason", choices=["superseded", "affiliationChanged"])
-    p.set_defaults(func=cmd_modify)
 
-    p = cmds.add_parser("revoke", help="revoke, hold (certificateHold) or release a hold")
-    p.add_argument("certificate")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--reason", choices=["unspecified", "keyCompromise",
-                                            "affiliationChanged", "superseded",
-                                            "cessationOfOperation", "certificateHold",
-                                            "privilegeWithdrawn"])
-    group.add_argument("--release", action="store_true", help="end a certificateHold")
-    p.add_argument("--invalidity-date", help="ISO 8601, with offset")
-    p.set_defaults(func=cmd_revoke)
+@ca.command("issue", cls=VnegovCommand)
+@click.option("--profile", required=True, help="certificate profile (individual, device, ...)")
+@click.option("--csr", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="PKCS#10 request (PEM or DER)")
+@click.option("--subject", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="YAML/JSON file with the subject fields")
+@click.option("--managing-body", default="", help="agency code of the managing body")
+@click.option("--validity-days", type=click.IntRange(min=1), help="validity in days (default: the profile's)")
+@click.option("--request-id", help="idempotency key: the same key returns the same request")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the certificate (PEM) here")
+@json_option
+@handler
+def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Issue a certificate from a CSR; exit 1 if the request is rejected."""
+    return cmd_issue(args, environ)
 
-    p = cmds.add_parser("crl", help="publish new CRLs")
-    p.add_argument("--out", help="also write them to this directory")
-    p.add_argument("--rebase", action="store_true",
-                   help="start a new base for delta CRLs (as the schedule does)")
-    p.set_defaults(func=cmd_crl)
 
-    p = cmds.add_parser("status", help="a certificate's status, or the service-target report")
-    p.add_argument("certificate", nargs="?")
-    p.add_argument("--serial", help="serial number (hex) instead of a name")
-    p.add_argument("--requests", action="store_true",
-                   help="requests by kind against the working-day target")
-    p.set_defaults(func=cmd_status)
+@ca.command("renew", cls=VnegovCommand)
+@click.argument("certificate", **CERT)
+@click.option("--extension-days", type=click.IntRange(min=1), help="days added to notAfter")
+@json_option
+@handler
+def renew(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Renew a certificate (same key, later notAfter)."""
+    return cmd_renew(args, environ)
 
-    reorg = cmds.add_parser("reorg", help="bulk re-issuance after a reorganisation")
-    reorg_cmds = reorg.add_subparsers(dest="reorg_command", required=True)
-    p = reorg_cmds.add_parser("plan", help="dry run")
-    p.add_argument("mapping", help="YAML/JSON: reference, effective_date, changes")
-    p.set_defaults(func=cmd_reorg_plan)
-    p = reorg_cmds.add_parser("run", help="carry out (resumes an interrupted run)")
-    p.add_argument("mapping")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--throttle", type=float, default=0.0,
-                   help="seconds to pause between batches (spread the load)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_reorg_run)
 
-    token = cmds.add_parser("token", help="keys in the PKCS#11 token")
-    token_cmds = token.add_subparsers(dest="token_command", required=True)
-    p = token_cmds.add_parser("init", help="generate and certify the CA's keys in the token")
-    p.add_argument("--algorithm", default="ec-p256", choices=["ec-p256", "ec-p384",
-                                                               "rsa-3072"])
-    p.add_argument("--force", action="store_true", help="replace existing certificate files")
-    p.add_argument("--root-key", help="the root's encrypted key file (default: "
-                                      "<pki>/root-ca.key.pem)")
-    p.set_defaults(func=cmd_token_init)
+@ca.command("rekey", cls=VnegovCommand)
+@click.argument("certificate", **CERT)
+@click.option("--csr", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="PKCS#10 request with the new key (PEM or DER)")
+@json_option
+@handler
+def rekey(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Re-key a certificate (new CSR, same identity)."""
+    return cmd_rekey(args, environ)
+
+
+@ca.command("modify", cls=VnegovCommand)
+@click.argument("certificate", **CERT)
+@click.option("--set", "set", multiple=True, metavar="FIELD=VALUE",
+              help="a changed subject field (repeatable; dns_names takes a comma list)")
+@click.option("--managing-body", help="the new managing body's agency code")
+@click.option("--reason", type=click.Choice(["superseded", "affiliationChanged"]),
+              help="revocation reason recorded for the old certificate")
+@json_option
+@handler
+def modify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Re-issue a certificate with changed fields."""
+    return cmd_modify(args, environ)
+
+
+REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded",
+           "cessationOfOperation", "certificateHold", "privilegeWithdrawn"]
+
+
+@ca.command("revoke", cls=VnegovCommand)
+@click.argument("certificate", **CERT)
+@click.option("--reason", type=click.Choice(REASONS),
+              help="revocation reason (certificateHold suspends)")
+@click.option("--release", is_flag=True, help="end a certificateHold")
+@click.option("--invalidity-date", help="ISO 8601, with offset: when the key was compromised")
+@json_option
+@handler
+def revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Revoke, hold (--reason certificateHold) or release a hold (--release)."""
+    if bool(args.reason) == bool(args.release):
+        raise CliError("give exactly one of --reason and --release", "USAGE")
+    return cmd_revoke(args, environ)
+
+
+@ca.command("crl", cls=VnegovCommand)
+@click.option("--out", type=click.Path(file_okay=False), help="also write the CRLs to this directory")
+@click.option("--rebase", is_flag=True, help="start a new base for delta CRLs (as the schedule does)")
+@json_option
+@handler
+def crl(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Publish new CRLs."""
+    return cmd_crl(args, environ)
+
+
+@ca.command("status", cls=VnegovCommand)
+@click.argument("certificate", required=False, **CERT)
+@click.option("--serial", help="serial number (hex) instead of a name")
+@click.option("--requests", is_flag=True, help="requests by kind against the working-day target")
+@json_option
+@handler
+def status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """A certificate's status, or the service-target report (--requests)."""
+    return cmd_status(args, environ)
+
+
+@ca.group("reorg")
+def reorg() -> None:
+    """Bulk re-issuance after a reorganisation of agencies."""
+
+
+MAPPING: dict[str, Any] = dict(cls=Arg, type=click.Path(exists=True, dir_okay=False),
+               help="YAML/JSON mapping: reference, effective_date, changes")
+
+
+@reorg.command("plan", cls=VnegovCommand)
+@click.argument("mapping", **MAPPING)
+@json_option
+@handler
+def reorg_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Dry run: print what would change, one JSON line per certificate (totals on stderr)."""
+    return cmd_reorg_plan(args, environ)
+
+
+@reorg.command("run", cls=VnegovCommand)
+@click.argument("mapping", **MAPPING)
+@click.option("--batch-size", type=click.IntRange(min=1), help="certificates per transaction")
+@click.option("--throttle", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="seconds to pause between batches (spread the load)")
+@click.option("--no-progress", is_flag=True, help="draw no progress bar")
+@json_option
+@handler
+def reorg_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Carry out a reorganisation (resumes an interrupted run), with a progress bar."""
+    return cmd_reorg_run(args, environ)
+
+
+@ca.group("token")
+def token() -> None:
+    """Keys in the PKCS#11 token."""
+
+
+@token.command("init", cls=VnegovCommand)
+@click.option("--algorithm", default="ec-p256", show_default=True,
+              type=click.Choice(["ec-p256", "ec-p384", "rsa-3072"]), help="key algorithm")
+@click.option("--force", is_flag=True, help="replace existing certificate files")
+@click.option("--root-key", type=click.Path(dir_okay=False),
+              help="the root's encrypted key file (default: <pki>/root-ca.key.pem)")
+@json_option
+@handler
+def token_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Generate the CA's keys in the token and certify them."""
+    return cmd_token_init(args, environ)
+
+
+COMMANDS = [ca]

@@ -23,32 +23,64 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 if TYPE_CHECKING:
     from signing.sign.expected import ExpectedSigner
 
-__all__ = ["register"]
+from server.cli_kit import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Arg,
+    CliError,
+    VnegovCommand,
+    classify,
+    emit,
+    handler,
+    json_option,
+    progress,
+)
+
+__all__ = ["COMMANDS"]
 
 LEVELS = ["B-B", "B-T", "B-LT", "B-LTA"]
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
-    parts = [float(p) for p in text.split(",")]
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) != 4:
-        raise argparse.ArgumentTypeError("a box is x1,y1,x2,y2 in points")
+        raise click.BadParameter(f"{text!r}: a box is x1,y1,x2,y2 in points")
     return (parts[0], parts[1], parts[2], parts[3])
 
 
 def _size(text: str) -> tuple[int, int]:
     w, _, h = text.partition("x")
+    if not (w.isdigit() and h.isdigit()):
+        raise click.BadParameter(f"{text!r}: a size is WxH in pixels")
     return int(w), int(h)
+
+
+class _Parsed(click.ParamType[Any]):
+    def __init__(self, name: str, parse: Any) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
 
 
 def _documents_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -93,20 +125,20 @@ def _signer(args: argparse.Namespace, runtime: Any) -> Any:
 
     if args.key:
         if not args.cert:
-            raise SystemExit("vnegov sign: --key needs --cert (the certificate chain, PEM)")
+            raise CliError("--key needs --cert (the certificate chain, PEM)", "USAGE")
         passphrase = Path(args.key_passphrase_file).read_bytes().strip() \
             if args.key_passphrase_file else None
         key = load_private_key(Path(args.key).read_bytes(), passphrase)
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise SystemExit("vnegov sign: only RSA and ECDSA keys are supported")
+            raise CliError("only RSA and ECDSA keys are supported", "UNSUPPORTED_KEY")
         chain = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())
         return KeySigner(key, chain[0], chain[1:])
     if args.signer:
         found = runtime.signers.get(args.signer)
         if found is None:
-            raise SystemExit(f"vnegov sign: no signer named {args.signer!r} in [documents]")
+            raise CliError(f"no signer named {args.signer!r} in [documents]", "NOT_FOUND")
         return found.signer
-    raise SystemExit("vnegov sign: give --key and --cert, or --signer NAME")
+    raise CliError("give --key and --cert, or --signer NAME", "USAGE")
 
 
 def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime, document: Any) -> Any:
@@ -121,13 +153,13 @@ def _appearance(args: argparse.Namespace, runtime: Any, at: dt.datetime, documen
 
     if args.signature_png:
         if not (args.title and args.name and args.box):
-            raise SystemExit("vnegov sign: --signature-png needs --title, --name and --box")
+            raise CliError("--signature-png needs --title, --name and --box", "USAGE")
         return person_signature(page=args.page, box=args.box, title=args.title,
                                 full_name=args.name, image_png=Path(args.signature_png).read_bytes(),
                                 font=runtime.font)
     if args.seal_png:
         if not (args.person_box and args.signature_size):
-            raise SystemExit("vnegov sign: --seal-png needs --person-box and --signature-size")
+            raise CliError("--seal-png needs --person-box and --signature-size", "USAGE")
         plan = person_layout(args.person_box, args.signature_size)
         return agency_seal(page=args.page, box=seal_box(plan, args.seal_mm),
                            seal_png=Path(args.seal_png).read_bytes())
@@ -146,64 +178,113 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from signing.errors import SigningError
+def _sign_one(args: argparse.Namespace, runtime: Any, signer: Any, source: Path,
+              out_arg: str | None) -> dict[str, Any]:
+    """Sign one file; the result (file, out, format, level, field, warnings)."""
     from signing.sign.cms import CadesLevel, sign_detached
     from signing.sign.pades import PadesLevel, PadesOptions, sign_pdf
     from signing.sign.xmldsig import XmlDsigSigner
 
+    at = dt.datetime.now(dt.UTC)
+    fmt = args.format or {".pdf": "pdf", ".xml": "xml"}.get(source.suffix.lower(), "cms")
+    if fmt == "pdf":
+        out = Path(out_arg or source.with_name(source.stem + "-signed.pdf"))
+        # Written beside the target and renamed when complete: a refused signature leaves
+        # no empty or partial file, and --out may name the input itself.
+        part = out.with_name(out.name + ".part")
+        try:
+            with source.open("rb") as src, part.open("w+b") as dst:
+                result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
+                    level=PadesLevel(args.level), reason=args.reason,
+                    location=args.location, appearance=_appearance(args, runtime, at, src)),
+                    timestamps=runtime.tsa, trust=runtime.trust)
+            part.replace(out)
+        finally:
+            part.unlink(missing_ok=True)
+        return {"file": str(source), "out": str(out), "format": "pdf", "level": result.level,
+                "field": result.field_name, "warnings": list(result.warnings),
+                "text": f"signed {out} ({result.level}, field {result.field_name})"}
+    if fmt == "cms":
+        out = Path(out_arg or str(source) + ".p7s")
+        with source.open("rb") as src:
+            p7s = sign_detached(src, signer, at=at, level=CadesLevel(args.level),
+                                timestamps=runtime.tsa)
+        out.write_bytes(p7s)
+        return {"file": str(source), "out": str(out), "format": "cms", "level": args.level,
+                "warnings": [], "text": f"signed {out} (detached CAdES {args.level})"}
+    key = getattr(signer, "key", None)
+    if key is None:
+        raise CliError("XML signing needs a key (--key or a file signer)", "USAGE")
+    out = Path(out_arg or source.with_name(source.stem + "-signed.xml"))
+    out.write_bytes(XmlDsigSigner(key, [signer.certificate, *signer.chain]).sign_xml(
+        source.read_bytes(), signing_time=at, reference_id=args.reference_id,
+        signature_id=args.signature_id, signature_parent=args.signature_parent))
+    return {"file": str(source), "out": str(out), "format": "xml", "level": "XMLDSig",
+            "warnings": [], "text": f"signed {out} (XMLDSig)"}
+
+
+def _refusal(exc: BaseException) -> CliError:
+    """A signature the library refused: exit 1 (an input it could not read: 2)."""
+    from signing.errors import InvalidInput, NotFound, SigningError
+
+    if isinstance(exc, SigningError):
+        code = EXIT_USAGE if isinstance(exc, InvalidInput | NotFound) else EXIT_REFUSED
+        return CliError(exc.message + "".join(f" {k}={v}" for k, v in exc.metadata.items()),
+                        exc.reason, code)
+    code, reason, message = classify(exc)
+    return CliError(message, reason, code)
+
+
+def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Sign one file, or many (``vnegov sign dir/*.pdf``) with a result per file; with several
+    files ``--out`` names a directory. Exit: 0 all signed, else the worst file's code."""
+    from signing.errors import SigningError
+
+    files = [Path(f) for f in args.files]
+    many = len(files) > 1
+    if args.format == "cms" and args.level not in ("B-B", "B-T"):
+        raise CliError("detached CMS signatures are B-B or B-T", "USAGE")
+    if many and args.out and not Path(args.out).is_dir():
+        raise CliError(f"with several files --out must be an existing directory: {args.out}",
+                       "USAGE")
     _quiet()
     runtime = _runtime(args, environ)
+    results: list[dict[str, Any]] = []
+    worst = 0
     try:
         signer = _signer(args, runtime)
-        at = dt.datetime.now(dt.UTC)
-        source = Path(args.file)
-        fmt = args.format or {".pdf": "pdf", ".xml": "xml"}.get(source.suffix.lower(), "cms")
-        if fmt == "pdf":
-            out = Path(args.out or source.with_name(source.stem + "-signed.pdf"))
-            # Written beside the target and renamed when complete: a refused signature leaves
-            # no empty or partial file, and --out may name the input itself.
-            part = out.with_name(out.name + ".part")
-            try:
-                with source.open("rb") as src, part.open("w+b") as dst:
-                    result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
-                        level=PadesLevel(args.level), reason=args.reason,
-                        location=args.location, appearance=_appearance(args, runtime, at, src)),
-                        timestamps=runtime.tsa, trust=runtime.trust)
-                part.replace(out)
-            finally:
-                part.unlink(missing_ok=True)
-            for warning in result.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-            print(f"signed {out} ({result.level}, field {result.field_name})")
-        elif fmt == "cms":
-            if args.level not in ("B-B", "B-T"):
-                raise SystemExit("vnegov sign: detached CMS signatures are B-B or B-T")
-            out = Path(args.out or str(source) + ".p7s")
-            with source.open("rb") as src:
-                p7s = sign_detached(src, signer, at=at, level=CadesLevel(args.level),
-                                    timestamps=runtime.tsa)
-            out.write_bytes(p7s)
-            print(f"signed {out} (detached CAdES {args.level})")
-        else:
-            key = getattr(signer, "key", None)
-            if key is None:
-                raise SystemExit("vnegov sign: XML signing needs a key (--key or a file signer)")
-            out = Path(args.out or source.with_name(source.stem + "-signed.xml"))
-            out.write_bytes(XmlDsigSigner(key, [signer.certificate, *signer.chain]).sign_xml(
-                source.read_bytes(), signing_time=at, reference_id=args.reference_id,
-                signature_id=args.signature_id, signature_parent=args.signature_parent))
-            print(f"signed {out} (XMLDSig)")
-    except SigningError as exc:
-        print(f"vnegov sign: {exc.message} [{exc.reason}]"
-              + "".join(f" {k}={v}" for k, v in exc.metadata.items()), file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"vnegov sign: {exc.filename or args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        with progress("signing", len(files), enabled=many) as bar:
+            for source in files:
+                out_arg = str(Path(args.out) / source.name) if many and args.out else args.out
+                if many and args.out and Path(out_arg).resolve() == source.resolve():
+                    out_arg = None
+                try:
+                    result = _sign_one(args, runtime, signer, source, out_arg)
+                except (SigningError, OSError, ValueError) as exc:
+                    if not many:
+                        raise _refusal(exc) from None
+                    err = _refusal(exc)
+                    worst = max(worst, err.code)
+                    result = {"file": str(source), "error": err.message, "reason": err.reason,
+                              "text": f"FAILED {source}: {err.message} [{err.reason}]"}
+                results.append(result)
+                for warning in result.get("warnings", []):
+                    click.echo(f"warning: {source}: {warning}" if many else f"warning: {warning}",
+                               err=True)
+                if not args.json_output:
+                    click.echo(result["text"])
+                bar.update(advance=1)
     finally:
         runtime.close()
-    return 0
+    if args.json_output:
+        for r in results:
+            r.pop("text", None)
+        emit(args, {"signed": sum("error" not in r for r in results),
+                    "failed": sum("error" in r for r in results), "files": results}, "")
+    elif many:
+        failed = sum("error" in r for r in results)
+        click.echo(f"{len(results) - failed} signed, {failed} failed")
+    return worst
 
 
 def _expected_signer(args: argparse.Namespace) -> ExpectedSigner | None:
@@ -221,9 +302,9 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     _quiet()
     runtime = _runtime(args, environ)
     if not runtime.trust.trust_roots:
-        print("vnegov verify: no trust anchors (--trust root.pem or documents.trust_roots)",
-              file=sys.stderr)
-        return 2
+        runtime.close()
+        raise CliError("no trust anchors (--trust root.pem or documents.trust_roots)",
+                       "NO_TRUST_ANCHORS")
     at = dt.datetime.now(dt.UTC)
     source = Path(args.file)
     try:
@@ -240,21 +321,16 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         else:
             with source.open("rb") as content:
                 report = validate_pdf(content, trust=runtime.trust, at=at)
-    except SigningError as exc:
-        print(f"vnegov verify: {exc.message} [{exc.reason}]", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"vnegov verify: {exc.filename or args.file}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
+    except SigningError as exc:  # not a signature that failed: an input it cannot check
+        raise CliError(exc.message, exc.reason, EXIT_USAGE) from None
     finally:
         runtime.close()
     if args.json:
-        print(report.to_json())
+        click.echo(report.to_json())
     elif args.etsi:
-        print("\n".join(report.etsi_xml_reports) or "(no ETSI report for this format)")
+        click.echo("\n".join(report.etsi_xml_reports) or "(no ETSI report for this format)")
     else:
-        print(report.to_text(), end="")
+        click.echo(report.to_text(), nl=False)
     return 0 if report.indication is Indication.TOTAL_PASSED else 1
 
 
@@ -274,7 +350,8 @@ def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> 
                        args.agency_code, at=dt.datetime.now(dt.UTC), actor="cli")
     finally:
         db.dispose()
-    print(f"credential {args.credential_id} added for {args.owner}")
+    emit(args, {"credential_id": args.credential_id, "owner": args.owner},
+         f"credential {args.credential_id} added for {args.owner}")
     return 0
 
 
@@ -301,18 +378,17 @@ def cmd_credential_link(args: argparse.Namespace, environ: Mapping[str, str]) ->
                 account_id = s.execute(select(AccountRow.account_id).where(
                     AccountRow.identifier == owner)).scalar() if owner else None
             if not account_id:
-                print(f"vnegov documents: no identity account for the owner of "
-                      f"{args.credential_id}", file=sys.stderr)
-                return 2
+                raise CliError(f"no identity account for the owner of {args.credential_id}",
+                               "ACCOUNT_NOT_FOUND")
         try:
             link_identity_account(db, args.credential_id, account_id,
                                   at=dt.datetime.now(dt.UTC), actor="cli")
         except SigningError as exc:
-            print(f"vnegov documents: {exc.message} [{exc.reason}]", file=sys.stderr)
-            return 2
+            raise CliError(exc.message, exc.reason, EXIT_USAGE) from None
     finally:
         db.dispose()
-    print(f"credential {args.credential_id} linked to identity account {account_id}")
+    emit(args, {"credential_id": args.credential_id, "identity_account": account_id},
+         f"credential {args.credential_id} linked to identity account {account_id}")
     return 0
 
 
@@ -333,79 +409,140 @@ def cmd_totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     finally:
         db.dispose()
     uri = pyotp.TOTP(secret).provisioning_uri(name=args.owner, issuer_name="vnegov ký số")
-    print("Scan this into the official's authenticator app (shown once):")
-    print(uri)
+    emit(args, {"owner": args.owner, "uri": uri},
+         f"Scan this into the official's authenticator app (shown once):\n{uri}")
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("sign", help="sign a PDF (PAdES), an XML document, or any file (CMS)")
-    p.add_argument("file")
-    p.add_argument("--format", choices=["pdf", "cms", "xml"])
-    p.add_argument("--out")
-    p.add_argument("--level", choices=LEVELS, default="B-B")
-    p.add_argument("--key", help="private key file (PEM/DER, PKCS#8)")
-    p.add_argument("--key-passphrase-file")
-    p.add_argument("--cert", help="certificate chain, PEM, signer first")
-    p.add_argument("--signer", help="name of a signer configured in [documents]")
-    p.add_argument("--tsa", help="RFC 3161 time-stamping URL")
-    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
-    p.add_argument("--offline", action="store_true", help="use no online revocation sources")
-    p.add_argument("--font")
-    p.add_argument("--reason")
-    p.add_argument("--location")
-    p.add_argument("--page", type=int, default=0)
-    p.add_argument("--title", action="append",
-                   help="the signer's title; repeat for each line of an authority form "
-                        "(--title 'KT. CHỦ TỊCH' --title 'PHÓ CHỦ TỊCH'), at most three")
-    p.add_argument("--name")
-    p.add_argument("--signature-png")
-    p.add_argument("--box", type=_box)
-    p.add_argument("--seal-png")
-    p.add_argument("--seal-mm", type=float, default=36)
-    p.add_argument("--person-box", type=_box)
-    p.add_argument("--signature-size", type=_size, help="pixel size of the signature image, WxH")
-    p.add_argument("--copy-of", help="sign as an electronic copy made by this body")
-    p.add_argument("--reference-id")
-    p.add_argument("--signature-id", default="signature")
-    p.add_argument("--signature-parent", default="")
-    p.set_defaults(func=cmd_sign)
+# ------------------------------------------------------------------------ the command tree
+BOX = _Parsed("box", _box)
+SIZE = _Parsed("size", _size)
+TRUST: dict[str, Any] = dict(multiple=True, type=click.Path(exists=True, dir_okay=False),
+             help="trust anchor PEM (repeatable; default documents.trust_roots)")
+FORMATS = click.Choice(["pdf", "cms", "xml"])
 
-    p = sub.add_parser("verify", help="verify the signatures of a PDF, XML or CMS-signed file")
-    p.add_argument("file")
-    p.add_argument("--signature", help="detached .p7s for FILE")
-    p.add_argument("--format", choices=["pdf", "cms", "xml"])
-    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
-    p.add_argument("--offline", action="store_true", help="use embedded revocation data only")
-    p.add_argument("--expect-agency", metavar="CODE",
-                   help="XML: fail unless signed by this agency code (SIGNER_NOT_EXPECTED)")
-    p.add_argument("--expect-tax-code", metavar="MST",
-                   help="XML: fail unless signed by this tax code (SIGNER_NOT_EXPECTED)")
-    p.add_argument("--signed-data", metavar="FILE",
-                   help="XML: write the canonical signed data (what to read) to FILE")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--json", action="store_true")
-    group.add_argument("--etsi", action="store_true", help="ETSI TS 119 102-2 XML report")
-    p.set_defaults(func=cmd_verify)
 
-    documents = sub.add_parser("documents", help="remote-signing credentials")
-    dsub = documents.add_subparsers(dest="documents_command", required=True)
-    p = dsub.add_parser("credential-add", help="register a token key as an official's credential")
-    p.add_argument("--credential-id", required=True)
-    p.add_argument("--owner", required=True, help="the official (personal ID number)")
-    p.add_argument("--agency-code", required=True)
-    p.add_argument("--key-label", required=True)
-    p.add_argument("--cert-file", required=True)
-    p.add_argument("--description")
-    p.add_argument("--identity-account",
-                   help="the owner's identity account id (approvals in the app)")
-    p.set_defaults(func=cmd_credential_add)
-    p = dsub.add_parser("credential-link",
-                        help="let the owner's approvals in the citizen app authorise a credential")
-    p.add_argument("--credential-id", required=True)
-    p.add_argument("--identity-account",
-                   help="account id; default: the account of the credential owner's ID number")
-    p.set_defaults(func=cmd_credential_link)
-    p = dsub.add_parser("totp", help="give an official a new TOTP secret")
-    p.add_argument("--owner", required=True)
-    p.set_defaults(func=cmd_totp)
+@click.command("sign", cls=VnegovCommand)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
+                cls=Arg, help="the files to sign: one, or many (dir/*.pdf) with a result each")
+@click.option("--format", type=FORMATS,
+              help="pdf (PAdES), xml (XMLDSig) or cms (detached .p7s); default by extension")
+@click.option("--out", type=click.Path(),
+              help="output file (default NAME-signed.pdf, NAME-signed.xml, NAME.p7s); "
+                   "with several files, an existing directory")
+@click.option("--level", type=click.Choice(LEVELS), default="B-B", show_default=True,
+              help="signature level (B-LT and B-LTA embed revocation data and time-stamps)")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False),
+              help="private key file (PEM/DER, PKCS#8)")
+@click.option("--key-passphrase-file", type=click.Path(exists=True, dir_okay=False),
+              help="file holding the key's passphrase")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False),
+              help="certificate chain, PEM, signer first")
+@click.option("--signer", help="name of a signer configured in [documents]")
+@click.option("--tsa", help="RFC 3161 time-stamping URL")
+@click.option("--trust", **TRUST)
+@click.option("--offline", is_flag=True, help="use no online revocation sources")
+@click.option("--font", type=click.Path(exists=True, dir_okay=False),
+              help="TrueType font with Vietnamese glyphs for the appearance")
+@click.option("--reason", help="the signature's reason (shown by PDF readers)")
+@click.option("--location", help="where it was signed")
+@click.option("--page", type=click.IntRange(min=0), default=0, show_default=True,
+              help="page of the appearance (0 = first)")
+@click.option("--title", multiple=True,
+              help="the signer's title; repeat for each line of an authority form "
+                   "(--title 'KT. CHỦ TỊCH' --title 'PHÓ CHỦ TỊCH'), at most three")
+@click.option("--name", help="the signer's full name under the signature")
+@click.option("--signature-png", type=click.Path(exists=True, dir_okay=False),
+              help="image of the handwritten signature (needs --title, --name, --box)")
+@click.option("--box", type=BOX, help="appearance box x1,y1,x2,y2 in points")
+@click.option("--seal-png", type=click.Path(exists=True, dir_okay=False),
+              help="the agency's seal image, over the person's signature")
+@click.option("--seal-mm", type=click.FloatRange(min=1), default=36, show_default=True,
+              help="seal diameter in millimetres")
+@click.option("--person-box", type=BOX, help="box of the person's signature the seal overlaps")
+@click.option("--signature-size", type=SIZE, help="pixel size of the signature image, WxH")
+@click.option("--copy-of", help="sign as an electronic copy made by this body")
+@click.option("--reference-id", help="XML: sign the element with this Id (default the document)")
+@click.option("--signature-id", default="signature", show_default=True,
+              help="XML: Id of the Signature element")
+@click.option("--signature-parent", default="", help="XML: path of the element to hold the signature")
+@json_option
+@handler
+def sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Sign PDFs (PAdES), XML documents (XMLDSig) or any file (detached CMS).
+
+    Several files (vnegov sign dir/*.pdf ...) are signed with one key, a result line per file
+    and a summary; the exit code is the worst file's."""
+    args.title = list(args.title) or None
+    args.file = args.files[0]
+    return cmd_sign(args, environ)
+
+
+@click.command("verify", cls=VnegovCommand)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), cls=Arg,
+                help="the signed PDF or XML, or the content of a detached signature")
+@click.option("--signature", type=click.Path(exists=True, dir_okay=False),
+              help="detached .p7s for FILE")
+@click.option("--format", type=FORMATS, help="the file's format (default by extension)")
+@click.option("--trust", **TRUST)
+@click.option("--offline", is_flag=True, help="use embedded revocation data only")
+@click.option("--expect-agency", metavar="CODE",
+              help="XML: fail unless signed by this agency code (SIGNER_NOT_EXPECTED)")
+@click.option("--expect-tax-code", metavar="MST",
+              help="XML: fail unless signed by this tax code (SIGNER_NOT_EXPECTED)")
+@click.option("--signed-data", metavar="FILE", type=click.Path(dir_okay=False),
+              help="XML: write the canonical signed data (what to read) to FILE")
+@click.option("--json", "json_output", is_flag=True, help="print the report as JSON")
+@click.option("--etsi", is_flag=True, help="print the ETSI TS 119 102-2 XML report")
+@handler
+def verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Verify the signatures of a PDF, XML or CMS-signed file; exit 0 only when every
+    signature is TOTAL-PASSED (1 otherwise)."""
+    if args.json_output and args.etsi:
+        raise CliError("--json and --etsi exclude each other", "USAGE")
+    args.json = args.json_output
+    return cmd_verify(args, environ)
+
+
+@click.group("documents")
+def documents() -> None:
+    """Remote-signing credentials of officials."""
+
+
+@documents.command("credential-add", cls=VnegovCommand)
+@click.option("--credential-id", required=True, help="the credential's id (chosen by the operator)")
+@click.option("--owner", required=True, help="the official (personal ID number)")
+@click.option("--agency-code", required=True, help="the official's agency code")
+@click.option("--key-label", required=True, help="label of the key in the token")
+@click.option("--cert-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the official's certificate chain, PEM, signer first")
+@click.option("--description", help="free text shown to the official")
+@click.option("--identity-account", help="the owner's identity account id (approvals in the app)")
+@json_option
+@handler
+def credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Register a token key as an official's remote-signing credential."""
+    return cmd_credential_add(args, environ)
+
+
+@documents.command("credential-link", cls=VnegovCommand)
+@click.option("--credential-id", required=True, help="the credential to link")
+@click.option("--identity-account",
+              help="account id; default: the account of the credential owner's ID number")
+@json_option
+@handler
+def credential_link(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Let the owner's approvals in the citizen app authorise a credential."""
+    return cmd_credential_link(args, environ)
+
+
+@documents.command("totp", cls=VnegovCommand)
+@click.option("--owner", required=True, help="the official (personal ID number)")
+@json_option
+@handler
+def totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Give an official a new TOTP secret (the otpauth:// URI is shown once)."""
+    return cmd_totp(args, environ)
+
+
+COMMANDS = [sign, verify, documents]

@@ -15,32 +15,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+import click
+
+from server.cli_kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+
+__all__ = ["COMMANDS"]
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line of a command's text output (nothing with --json: the result comes at the end)."""
+    if not args.json_output:
+        click.echo(text)
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
-
-
-def _refusals(command: Command) -> Command:
-    """A refusal from the payments domain (a receipt already cancelled, an unknown receipt, a
-    malformed statement) ends the command with its message and exit status 1, not a trace."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-        from payments.errors import PaymentsError
-
-        try:
-            return command(args, environ)
-        except PaymentsError as exc:
-            print(f"vnegov: {exc.message} ({exc.reason})", file=sys.stderr)
-            return 1
-
-    return run
 
 
 def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -57,23 +48,27 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     return module, db
 
 
-@_refusals
 def cmd_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
-    for r in module.receipts.for_payment(args.payment):
-        print(f"{r.id}  {r.data.label}  {r.data.kind.value:<11} {r.status:<9} "
-              f"{r.data.total:>12,}  {r.data.collector.name}".replace(",", "."))
+    receipts = list(module.receipts.for_payment(args.payment))
+    emit(args, [{"id": r.id, "label": r.data.label, "kind": r.data.kind.value,
+                 "status": r.status, "total": r.data.total, "collector": r.data.collector.name}
+                for r in receipts],
+         "\n".join(f"{r.id}  {r.data.label}  {r.data.kind.value:<11} {r.status:<9} "
+                   f"{r.data.total:>12,}  {r.data.collector.name}".replace(",", ".")
+                   for r in receipts))
     db.dispose()
     return 0
 
 
-@_refusals
 def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from payments.receipts.pdf import render_receipt_pdf
 
     module, db = _stores(args, environ)
     r = module.receipts.get(args.receipt)
-    print(f"{r.data.label} {r.status} total={r.data.total} payer={r.data.payer.name}")
+    emit(args, {"id": args.receipt, "label": r.data.label, "status": r.status,
+                "total": r.data.total, "payer": r.data.payer.name},
+         f"{r.data.label} {r.status} total={r.data.total} payer={r.data.payer.name}")
     if args.xml:
         Path(args.xml).write_bytes(r.xml)
     if args.pdf:
@@ -84,47 +79,48 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-@_refusals
 def cmd_usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     report = module.receipts.usage(start=dt.date.fromisoformat(args.start),
                                    end=dt.date.fromisoformat(args.end))
-    print(f"period {report.period_start} .. {report.period_end} (Vietnam calendar days)")
-    print("template series first    last     used cancelled total_collected")
-    for line in report.lines:
-        print(f"{line.template:<8} {line.series:<6} {line.first_number:07d} "
-              f"{line.last_number:07d} {line.used:>5} {line.cancelled:>9} "
-              f"{line.total_collected:>15}")
+    text = [f"period {report.period_start} .. {report.period_end} (Vietnam calendar days)",
+            "template series first    last     used cancelled total_collected"]
+    text += [f"{line.template:<8} {line.series:<6} {line.first_number:07d} "
+             f"{line.last_number:07d} {line.used:>5} {line.cancelled:>9} "
+             f"{line.total_collected:>15}" for line in report.lines]
+    emit(args, {"period_start": report.period_start.isoformat(),
+                "period_end": report.period_end.isoformat(),
+                "lines": [{"template": line.template, "series": line.series,
+                           "first_number": line.first_number, "last_number": line.last_number,
+                           "used": line.used, "cancelled": line.cancelled,
+                           "total_collected": line.total_collected} for line in report.lines]},
+         "\n".join(text))
     db.dispose()
     return 0
 
 
-@_refusals
 def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     notice = module.receipts.cancel(args.receipt, reason=args.reason, actor="cli",
                                     request_id="cli-cancel", now=dt.datetime.now(dt.UTC))
     if args.xml:
         Path(args.xml).write_bytes(notice)
-    print(f"receipt {args.receipt} cancelled by a signed notice")
+    emit(args, {"id": args.receipt, "cancelled": True},
+         f"receipt {args.receipt} cancelled by a signed notice")
     db.dispose()
     return 0
 
 
-@_refusals
 def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     module, db = _stores(args, environ)
     now = dt.datetime.now(dt.UTC)
     issued = module.receipts.issue_batch(module.receipts.pending_issues(now=now), now=now)
-    print(f"issued {len(issued)} receipts")
+    emit(args, {"issued": len(issued)}, f"issued {len(issued)} receipts")
     db.dispose()
     return 0
 
 
-@_refusals
 def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from tqdm import tqdm
-
     from payments.money import local_date
     from payments.reconcile import ReportBounds, report_csv, report_pdf, report_xlsx
     from server.payments.common import new_id
@@ -133,34 +129,38 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     now = dt.datetime.now(dt.UTC)
     as_of = dt.datetime.fromisoformat(args.as_of) if args.as_of else now
     if as_of.tzinfo is None:
-        print("vnegov: --as-of needs a UTC offset", file=sys.stderr)
-        return 2
-    for name in args.statements:
-        totals = module.recon.import_statement(Path(name).read_bytes(), fmt=args.format,
-                                               account=args.account, actor="cli",
-                                               request_id="cli-import", now=now)
-        print(f"{name}: {totals['lines']} lines, {totals['new_lines']} new, "
-              f"{totals['continuity_problems']} continuity problems")
+        db.dispose()
+        raise CliError("--as-of needs a UTC offset", "USAGE")
+    result: dict[str, Any] = {"statements": [], "channel_lists": []}
+    with progress("importing", len(args.statements), enabled=len(args.statements) > 1) as bar:
+        for name in args.statements:
+            totals = module.recon.import_statement(Path(name).read_bytes(), fmt=args.format,
+                                                   account=args.account, actor="cli",
+                                                   request_id="cli-import", now=now)
+            result["statements"].append({"file": name, **totals})
+            _say(args, f"{name}: {totals['lines']} lines, {totals['new_lines']} new, "
+                       f"{totals['continuity_problems']} continuity problems")
+            bar.update(advance=1)
     for name in args.channel_list:
         last = local_date(as_of)
         first = dt.date.fromisoformat(args.first_day) if args.first_day else last
         counts = module.recon.compare_channel_list(
             Path(name).read_bytes(), channel=args.channel, first_day=first, last_day=last,
             actor="cli", request_id="cli-channel-list", now=now)
-        print(f"{name} ({args.channel}): " + ", ".join(f"{k} {v}" for k, v in
-                                                       sorted(counts.items())))
+        result["channel_lists"].append({"file": name, "channel": args.channel, **counts})
+        _say(args, f"{name} ({args.channel}): " + ", ".join(f"{k} {v}" for k, v in
+                                                            sorted(counts.items())))
     run_id = new_id()
-    bar = tqdm(total=0, unit="item", desc="reconciling", file=sys.stderr)
+    with progress("reconciling") as bar:
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        def report(done: int, total: int) -> None:
+            bar.update(completed=done, total=total)
 
-    summary = module.recon.reconcile(as_of=as_of, actor="cli", run_id=run_id, progress=progress)
-    bar.close()
+        summary = module.recon.reconcile(as_of=as_of, actor="cli", run_id=run_id,
+                                         progress=report)
+    result.update(run_id=run_id, counts=summary["counts"], amounts=summary["amounts"])
     for outcome, count in sorted(summary["counts"].items()):
-        print(f"{outcome:<24} {count:>8} {summary['amounts'][outcome]:>16}")
+        _say(args, f"{outcome:<24} {count:>8} {summary['amounts'][outcome]:>16}")
     if args.report_dir:
         out = Path(args.report_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -171,45 +171,100 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         (out / f"reconcile-{run_id}.csv").write_bytes(report_csv(items, bounds))
         (out / f"reconcile-{run_id}.xlsx").write_bytes(report_xlsx(items, bounds))
         (out / f"reconcile-{run_id}.pdf").write_bytes(report_pdf(items, bounds, fonts=module.fonts()))
-        print(f"reports written to {out}")
+        result["report_dir"] = str(out)
+        _say(args, f"reports written to {out}")
     db.dispose()
+    if args.json_output:
+        emit(args, result, "")
     return 0
 
 
-def register(sub: Any) -> None:
-    receipts = sub.add_parser("receipts", help="e-receipts: list, show, usage report")
-    rs = receipts.add_subparsers(dest="receipts_command", required=True)
-    p = rs.add_parser("list", help="receipts of a payment")
-    p.add_argument("--payment", required=True)
-    p.set_defaults(func=cmd_list)
-    p = rs.add_parser("show", help="one receipt; optionally write its XML and PDF")
-    p.add_argument("receipt")
-    p.add_argument("--xml")
-    p.add_argument("--pdf")
-    p.set_defaults(func=cmd_show)
-    p = rs.add_parser("usage", help="usage report per template and series")
-    p.add_argument("--from", dest="start", required=True)
-    p.add_argument("--to", dest="end", required=True)
-    p.set_defaults(func=cmd_usage)
-    p = rs.add_parser("cancel", help="cancel a receipt with a signed notice")
-    p.add_argument("receipt")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--xml", help="write the signed cancellation notice here")
-    p.set_defaults(func=cmd_cancel)
-    p = rs.add_parser("issue-pending", help="issue receipts still queued")
-    p.set_defaults(func=cmd_issue_pending)
-    from server.cli_receipts_verify import add_verify_parser  # vnegov receipts verify FILE
+# ------------------------------------------------------------------------ the command tree
+RECEIPT: dict[str, Any] = dict(cls=Arg, help="the receipt's id")
 
-    add_verify_parser(rs)
-    p = sub.add_parser("reconcile", help="import statements and reconcile")
-    p.add_argument("statements", nargs="*")
-    p.add_argument("--format", default="camt053", choices=["camt053", "csv"])
-    p.add_argument("--account", default="")
-    p.add_argument("--as-of", default="")
-    p.add_argument("--first-day", default="")
-    p.add_argument("--unit", default="")
-    p.add_argument("--report-dir", default="")
-    p.add_argument("--channel-list", action="append", default=[],
-                   help="a gateway's or the platform's transaction list (CSV) to compare")
-    p.add_argument("--channel", default="platform", choices=["platform", "gateway"])
-    p.set_defaults(func=cmd_reconcile)
+
+@click.group("receipts")
+def receipts() -> None:
+    """E-receipts: list, show, usage report, cancel, verify."""
+
+
+@receipts.command("list", cls=VnegovCommand)
+@click.option("--payment", required=True, help="the payment's id")
+@json_option
+@handler
+def list_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """The receipts of a payment, with their status."""
+    return cmd_list(args, environ)
+
+
+@receipts.command("show", cls=VnegovCommand)
+@click.argument("receipt", **RECEIPT)
+@click.option("--xml", type=click.Path(dir_okay=False), help="write the signed receipt XML here")
+@click.option("--pdf", type=click.Path(dir_okay=False), help="write the receipt PDF here")
+@json_option
+@handler
+def show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """One receipt; optionally write its signed XML and its PDF."""
+    return cmd_show(args, environ)
+
+
+@receipts.command("usage", cls=VnegovCommand)
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="first day, YYYY-MM-DD (Vietnam calendar day)")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="last day, YYYY-MM-DD")
+@json_option
+@handler
+def usage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Usage report per receipt template and series."""
+    args.start = args.start.date().isoformat()
+    args.end = args.end.date().isoformat()
+    return cmd_usage(args, environ)
+
+
+@receipts.command("cancel", cls=VnegovCommand)
+@click.argument("receipt", **RECEIPT)
+@click.option("--reason", required=True, help="why (printed on the cancellation notice)")
+@click.option("--xml", type=click.Path(dir_okay=False),
+              help="write the signed cancellation notice here")
+@json_option
+@handler
+def cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Cancel a receipt with a signed notice; exit 1 if it cannot be cancelled."""
+    return cmd_cancel(args, environ)
+
+
+@receipts.command("issue-pending", cls=VnegovCommand)
+@json_option
+@handler
+def issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Issue the receipts still queued in the outbox."""
+    return cmd_issue_pending(args, environ)
+
+
+@click.command("reconcile", cls=VnegovCommand)
+@click.argument("statements", nargs=-1, type=click.Path(exists=True, dir_okay=False), cls=Arg,
+                help="bank statements to import first (camt.053 XML or CSV)")
+@click.option("--format", default="camt053", show_default=True,
+              type=click.Choice(["camt053", "csv"]), help="the statements' format")
+@click.option("--account", default="", help="the collection account the statements are for")
+@click.option("--as-of", default="", help="reconcile as of this time (ISO 8601 with offset)")
+@click.option("--first-day", default="", help="first day of the reports, YYYY-MM-DD")
+@click.option("--unit", default="", help="the unit named on the reports")
+@click.option("--report-dir", default="", type=click.Path(file_okay=False),
+              help="write CSV, XLSX and PDF reports here")
+@click.option("--channel-list", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="a gateway's or the platform's transaction list (CSV) to compare")
+@click.option("--channel", default="platform", show_default=True,
+              type=click.Choice(["platform", "gateway"]), help="whose list --channel-list is")
+@json_option
+@handler
+def reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Import statements, compare channel lists, reconcile (progress bar) and report."""
+    return cmd_reconcile(args, environ)
+
+
+from server.cli_receipts_verify import verify_command  # noqa: E402 - vnegov receipts verify FILE
+
+receipts.add_command(verify_command)
+COMMANDS = [receipts, reconcile]

@@ -15,25 +15,31 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_verify_parser", "cmd_receipts_verify"]
+import click
+
+from server.cli_kit import EXIT_USAGE, Arg, CliError, VnegovCommand, handler
+
+__all__ = ["cmd_receipts_verify", "verify_command"]
 
 
-def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "verify", help="verify a signed receipt (XML): signature, issuer, trust")
-    p.add_argument("file", nargs="?", help="the signed receipt XML")
-    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
-    p.add_argument("--offline", action="store_true",
-                   help="no network: certificate path and validity only, no revocation")
-    p.add_argument("--at", help="validation time (ISO 8601 with offset; default now)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_receipts_verify)
-    return p
+@click.command("verify", cls=VnegovCommand)
+@click.argument("file", required=False, type=click.Path(dir_okay=False), cls=Arg,
+                help="the signed receipt XML")
+@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="trust anchor PEM (repeatable; default documents.trust_roots)")
+@click.option("--offline", is_flag=True,
+              help="no network: certificate path and validity only, no revocation")
+@click.option("--at", help="validation time (ISO 8601 with offset; default now)")
+@click.option("--json", "json", is_flag=True, help="print the result as JSON")
+@handler
+def verify_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Verify a signed receipt (XML): signature, issuer, trust. Exit 0 verified, 1 not
+    verified (the reason is printed), 2 the command could not run."""
+    return cmd_receipts_verify(args, environ)
 
 
 def _say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -51,31 +57,23 @@ def cmd_receipts_verify(args: argparse.Namespace, environ: Mapping[str, str]) ->
     from signing.errors import SigningError
 
     if not args.file:
-        print("vnegov receipts verify: name the signed receipt file", file=sys.stderr)
-        return 2
+        raise CliError("name the signed receipt file", "USAGE")
     try:
         at = dt.datetime.fromisoformat(args.at) if args.at else None
     except ValueError:
         at = None
     if args.at and (at is None or at.tzinfo is None):
-        print("vnegov receipts verify: --at must be ISO 8601 with an offset", file=sys.stderr)
-        return 2
+        raise CliError("--at must be ISO 8601 with an offset", "USAGE")
+    data = Path(args.file).read_bytes()
     try:
-        data = Path(args.file).read_bytes()
         runtime = _runtime(args, environ)
-    except OSError as exc:
-        print(f"vnegov receipts verify: {exc.filename or args.file}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
     except SigningError as exc:
-        print(f"vnegov receipts verify: {exc.message} [{exc.reason}]", file=sys.stderr)
-        return 2
+        raise CliError(exc.message, exc.reason, EXIT_USAGE) from None
     try:
         roots = list(runtime.trust.trust_roots)
         if not roots:
-            print("vnegov receipts verify: no trust anchors (--trust root.pem or "
-                  "documents.trust_roots)", file=sys.stderr)
-            return 2
+            raise CliError("no trust anchors (--trust root.pem or documents.trust_roots)",
+                           "NO_TRUST_ANCHORS")
         verified = verify_receipt(data, trust=roots if args.offline else runtime.trust, at=at)
     except ReceiptNotVerified as exc:
         _say(args, {"verified": False, "reason": exc.reason, "message": exc.message,
@@ -83,8 +81,7 @@ def cmd_receipts_verify(args: argparse.Namespace, environ: Mapping[str, str]) ->
              f"NOT VERIFIED [{exc.reason}]: {exc.message}")
         return 1
     except PaymentsError as exc:
-        print(f"vnegov receipts verify: {exc.message} ({exc.reason})", file=sys.stderr)
-        return 2
+        raise CliError(exc.message, exc.reason, EXIT_USAGE) from None
     finally:
         runtime.close()
     r = verified.receipt

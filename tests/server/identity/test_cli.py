@@ -52,7 +52,7 @@ def test_account_lifecycle_keys_and_clients(config: Path, capsys: pytest.Capture
     assert code == 0
     code, out = run(config, capsys, "account", "create", "--kind", "citizen", "--identifier",
                     "079184000124", "--name", "X", "--born", "1984-01-01", "--sex", "male")
-    assert code == 1 and "INVALID_PERSONAL_ID" in out
+    assert code == 2 and "INVALID_PERSONAL_ID" in out  # invalid input
     code, out = run(config, capsys, "keys", "list")
     assert sorted(line.split("\t")[1] for line in out.splitlines()) == ["ES256", "EdDSA", "PS256"]
     key_out = tmp_path / "demo.key.pem"
@@ -86,4 +86,4 @@ def test_breached_passwords_are_imported_and_refused(config: Path,
     code, out = run(config, capsys, "account", "create", "--kind", "citizen", "--identifier",
                     "079084000321", "--name", "Trần Văn Bảo", "--born", "1984-05-17",
                     "--sex", "male", "--password-stdin")
-    assert code == 1 and "WEAK_PASSWORD" in out
+    assert code == 2 and "WEAK_PASSWORD" in out  # invalid input

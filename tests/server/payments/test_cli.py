@@ -74,8 +74,8 @@ def test_refusals_end_with_a_message_not_a_trace(
     capsys.readouterr()
     assert main([*base, "cancel", receipt_id, "--reason", "again"], {}) == 1
     assert "RECEIPT_NOT_CORRECTABLE" in capsys.readouterr().err
-    assert main([*base, "show", "nosuchreceipt"], {}) == 1
+    assert main([*base, "show", "nosuchreceipt"], {}) == 2  # an unknown name: input error
     assert "no such receipt" in capsys.readouterr().err
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"<Document>")
-    assert main(["--config", str(config), "reconcile", str(broken)], {}) == 1
+    assert main(["--config", str(config), "reconcile", str(broken)], {}) == 2  # malformed input
