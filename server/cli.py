@@ -29,7 +29,6 @@ import click
 
 from server.cli_kit import (
     EXIT_REFUSED,
-    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     Arg,
     CliError,
@@ -174,11 +173,27 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
+def _check_database(config: Config) -> None:
+    """Connect once: a database that refuses the login or cannot be reached stops the command
+    here, as one line, rather than from inside the starting server."""
+    from sqlalchemy import text
+
+    from server.storage.db import Database
+
+    db = Database(config.storage.url)
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        db.dispose()
+
+
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from server.app import Application, StartupError
     from server.logs import configure_logging
 
     config = _config(args, environ)
+    _check_database(config)  # before logging starts: an unreachable database is one line
     configure_logging(config.logging.level, config.logging.format)
     if args.migrate:
         cmd_migrate(args, environ)
@@ -333,5 +348,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return code
     return int(result or 0) if isinstance(result, int) else 0
 
-
-__all__ += ["EXIT_UNAVAILABLE"]

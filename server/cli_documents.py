@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 from server.cli_kit import (
     EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     Arg,
     CliError,
@@ -224,15 +226,25 @@ def _sign_one(args: argparse.Namespace, runtime: Any, signer: Any, source: Path,
 
 
 def _refusal(exc: BaseException) -> CliError:
-    """A signature the library refused: exit 1 (an input it could not read: 2)."""
-    from signing.errors import InvalidInput, NotFound, SigningError
-
-    if isinstance(exc, SigningError):
-        code = EXIT_USAGE if isinstance(exc, InvalidInput | NotFound) else EXIT_REFUSED
-        return CliError(exc.message + "".join(f" {k}={v}" for k, v in exc.metadata.items()),
-                        exc.reason, code)
+    """A file that could not be signed: its exit code and reason (:func:`classify`)."""
     code, reason, message = classify(exc)
     return CliError(message, reason, code)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Read the appearance's font and images before signing anything: a bad one stops the
+    command at once, not after the first of many files."""
+    if args.font:
+        from fontTools.ttLib import TTFont, TTLibError
+
+        try:
+            TTFont(io.BytesIO(Path(args.font).read_bytes())).close()
+        except (TTLibError, OSError, ValueError, AssertionError):
+            raise CliError(f"{args.font}: not a TrueType/OpenType font", "MALFORMED_INPUT") \
+                from None
+    for image in (args.signature_png, args.seal_png):
+        if image and not Path(image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
+            raise CliError(f"{image}: not a PNG image", "MALFORMED_INPUT")
 
 
 def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -247,6 +259,7 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if many and args.out and not Path(args.out).is_dir():
         raise CliError(f"with several files --out must be an existing directory: {args.out}",
                        "USAGE")
+    _check_inputs(args)
     _quiet()
     runtime = _runtime(args, environ)
     results: list[dict[str, Any]] = []
@@ -331,7 +344,11 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         click.echo("\n".join(report.etsi_xml_reports) or "(no ETSI report for this format)")
     else:
         click.echo(report.to_text(), nl=False)
-    return 0 if report.indication is Indication.TOTAL_PASSED else 1
+    if report.indication is Indication.TOTAL_PASSED:
+        return 0
+    if any(sig.sub_indication == "TRY_LATER" for sig in report.signatures):
+        return EXIT_UNAVAILABLE  # revocation data could not be fetched: try again later
+    return EXIT_REFUSED
 
 
 def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -497,7 +514,8 @@ def sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 @handler
 def verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Verify the signatures of a PDF, XML or CMS-signed file; exit 0 only when every
-    signature is TOTAL-PASSED (1 otherwise)."""
+    signature is TOTAL-PASSED, 3 when revocation data could not be fetched (INDETERMINATE /
+    TRY_LATER), 1 otherwise."""
     if args.json_output and args.etsi:
         raise CliError("--json and --etsi exclude each other", "USAGE")
     args.json = args.json_output

@@ -197,6 +197,10 @@ _STATUS_EXIT = {
 }
 
 
+# Library refusals that mean a server did not answer (their category is FAILED_PRECONDITION).
+UNAVAILABLE_REASONS = frozenset({"TIMESTAMP_UNAVAILABLE"})
+
+
 def classify(exc: BaseException, command_path: str = "vnegov") -> tuple[int, str, str]:
     """(exit code, REASON, one-line message) for an exception that ended a command."""
     code, reason, message = _classify(exc, command_path)
@@ -268,7 +272,9 @@ def _library_error(exc: BaseException) -> tuple[int, str, str] | None:
     status = mapped.code.name
     message = str(getattr(exc, "message", "") or exc)
     extra = "".join(f" {k}={v}" for k, v in sorted(getattr(exc, "metadata", {}).items()))
-    return _STATUS_EXIT.get(status, EXIT_REFUSED), mapped.reason, message + extra
+    code = EXIT_UNAVAILABLE if mapped.reason in UNAVAILABLE_REASONS else \
+        _STATUS_EXIT.get(status, EXIT_REFUSED)
+    return code, mapped.reason, message + extra
 
 
 def _database_error(exc: BaseException) -> tuple[int, str, str] | None:
@@ -281,9 +287,13 @@ def _database_error(exc: BaseException) -> tuple[int, str, str] | None:
     orig = getattr(exc, "orig", None)
     sqlstate = str(getattr(orig, "sqlstate", None) or "")
     detail = str(orig or exc).strip()
-    if sqlstate.startswith("28"):  # invalid authorisation: wrong user or password
+    # psycopg reports a refused login without a SQLSTATE: read the server's message.
+    login = ("password authentication failed", "no password supplied", "no pg_hba.conf entry",
+             "authentication failed")
+    if sqlstate.startswith("28") or any(t in detail for t in login) or (
+            "FATAL:  role" in detail and "does not exist" in detail):
         return EXIT_USAGE, "DATABASE_LOGIN_FAILED", f"the database refused the login: {detail}"
-    if sqlstate.startswith("3D"):
+    if sqlstate.startswith("3D") or ("FATAL:  database" in detail and "does not exist" in detail):
         return EXIT_USAGE, "DATABASE_NOT_FOUND", f"no such database: {detail}"
     if isinstance(exc, sa_exc.OperationalError) and (not sqlstate or sqlstate.startswith(("08", "57", "53"))):
         return EXIT_UNAVAILABLE, "DATABASE_UNAVAILABLE", f"cannot reach the database: {detail}"

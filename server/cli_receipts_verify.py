@@ -27,7 +27,7 @@ __all__ = ["cmd_receipts_verify", "verify_command"]
 
 
 @click.command("verify", cls=VnegovCommand)
-@click.argument("file", required=False, type=click.Path(dir_okay=False), cls=Arg,
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), cls=Arg,
                 help="the signed receipt XML")
 @click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="trust anchor PEM (repeatable; default documents.trust_roots)")
@@ -76,6 +76,8 @@ def cmd_receipts_verify(args: argparse.Namespace, environ: Mapping[str, str]) ->
                            "NO_TRUST_ANCHORS")
         verified = verify_receipt(data, trust=roots if args.offline else runtime.trust, at=at)
     except ReceiptNotVerified as exc:
+        if exc.reason == "NOT_A_RECEIPT" and "well-formed" in exc.message:
+            raise CliError(exc.message, exc.reason, EXIT_USAGE) from None  # not even XML
         _say(args, {"verified": False, "reason": exc.reason, "message": exc.message,
                     **exc.metadata},
              f"NOT VERIFIED [{exc.reason}]: {exc.message}")
