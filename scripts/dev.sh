@@ -15,7 +15,8 @@ APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc
               fonts-dejavu-core fonts-liberation fonts-liberation2
               # The API contract: Debian's protoc and the Java client built without Maven.
               protobuf-compiler libprotobuf-dev openjdk-17-jdk-headless libgrpc-java
-              protobuf-compiler-grpc-java-plugin libprotobuf-java)
+              protobuf-compiler-grpc-java-plugin libprotobuf-java libnetty-java libperfmark-java
+              libguava-java libgeronimo-annotation-1.3-spec-java)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
