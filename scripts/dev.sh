@@ -107,7 +107,6 @@ case "${1:-}" in
       say "creating ./data (configuration, SQLite database, development PKI)"
       .venv/bin/vnegov --data-dir data init
     fi
-    say "serving: gRPC (mutual TLS) on 127.0.0.1:50051, HTTP on 127.0.0.1:8080; Ctrl-C stops"
     exec .venv/bin/vnegov --data-dir data serve --migrate
     ;;
   test)
