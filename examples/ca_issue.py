@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+from _local import local
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,13 +48,19 @@ def refused(err: grpc.RpcError) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
-    parser.add_argument("--http", default="http://127.0.0.1:8080")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
+    parser.add_argument("--http", help="the server's public URL (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm")
     parser.add_argument("--out", type=Path, help="write the certificate (PEM) here")
     parser.add_argument("--key-out", type=Path, help="write the private key (PEM) here")
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
+    args.http = args.http or here.http
 
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (x509.CertificateSigningRequestBuilder()

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+from _local import local
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
@@ -55,11 +56,17 @@ def main() -> int:
     parser.add_argument("certificate", help="certificates/{id}")
     parser.add_argument("--reason", default="keyCompromise", choices=sorted(REASONS))
     parser.add_argument("--release", action="store_true", help="end a certificateHold")
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
-    parser.add_argument("--http", default="http://127.0.0.1:8080")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
+    parser.add_argument("--http", help="the server's public URL (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm")
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
+    args.http = args.http or here.http
 
     pki = args.data_dir / "pki"
     credentials = grpc.ssl_channel_credentials(

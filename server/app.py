@@ -285,8 +285,10 @@ class Application:
         log.info("server stopped")
         self._stopped.set()
 
-    async def serve_until_signal(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop gracefully."""
+    async def serve_until_signal(self, announce: Callable[[Application], None] | None = None
+                                 ) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop gracefully; ``announce`` is called
+        once everything listens (the command line prints what is served)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -296,5 +298,7 @@ class Application:
         except BaseException:
             await self.stop(0)
             raise
+        if announce is not None:
+            announce(self)
         await stop.wait()
         await self.stop()

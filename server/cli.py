@@ -33,11 +33,13 @@ DEFAULT_CONFIG = """\
 data_dir = "."
 
 [server]
-grpc_host = "127.0.0.1"
+grpc_host = {grpc_host}
 grpc_port = {grpc_port}
-http_host = "127.0.0.1"
+http_host = {http_host}
 http_port = {http_port}
-public_url = "http://127.0.0.1:{http_port}"
+# Where clients reach the HTTP side: the development PKI's CRL, OCSP, CA certificate and
+# time-stamping URLs, and documents.tsa_url, were written with it by `vnegov init`.
+public_url = {public_url}
 plaintext = false
 shutdown_grace_seconds = 30
 
@@ -96,8 +98,45 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     return load_config(config_path, environ)
 
 
+def _init_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The server settings `init` writes: each from its option, else the environment override
+    `serve` would apply (VNEGOV__SERVER__...), else the default; the public URL defaults to the
+    HTTP host and port chosen."""
+    from server.config import Config, _apply_env
+
+    data: dict[str, Any] = {"server": {}}
+    for key in ("grpc_host", "grpc_port", "http_host", "http_port", "public_url"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data["server"][key] = value
+    given = {k for k in data["server"]}
+    env_data: dict[str, Any] = {}
+    _apply_env(env_data, {k: v for k, v in environ.items() if k.startswith("VNEGOV__SERVER__")})
+    for key, value in env_data.get("server", {}).items():
+        if key not in given:
+            data["server"][key] = value
+    server = Config.from_config(data, base_dir=Path.cwd()).server
+    public_url = server.public_url
+    if "public_url" not in data["server"]:
+        host = server.http_host if server.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        public_url = f"http://{_url_host(host)}:{server.http_port}"
+    return {"grpc_host": server.grpc_host, "grpc_port": server.grpc_port,
+            "http_host": server.http_host, "http_port": server.http_port,
+            "public_url": public_url.rstrip("/")}
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _toml(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # JSON strings and integers are valid TOML
+
+
 def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from server.devpki import create_dev_pki, demo_sections
+    from server.devpki import create_dev_pki, create_dev_token, demo_sections
     from server.sealing import create_master_key
     from server.storage import migrate
     from server.storage.db import Database
@@ -107,20 +146,27 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if config_path.exists() and not args.force:
         print(f"{data_dir} is already initialised (use --force to recreate it)")
         return 0
+    settings = _init_settings(args, environ)
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     config_path.write_text(DEFAULT_CONFIG.format(
-        grpc_port=args.grpc_port, http_port=args.http_port, callers=_callers_toml()),
-        encoding="utf-8")
+        grpc_host=_toml(settings["grpc_host"]), grpc_port=settings["grpc_port"],
+        http_host=_toml(settings["http_host"]), http_port=settings["http_port"],
+        public_url=_toml(settings["public_url"]), callers=_callers_toml()), encoding="utf-8")
     config = load_config(config_path, {})
+    public_url = config.server.public_url
+    names = tuple(dict.fromkeys(["localhost", *(args.server_name or []),
+                                 *(h for h in (config.server.grpc_host, config.server.http_host)
+                                   if h and not _is_ip(h))]))
     pki = create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
-                         public_url=config.server.public_url)
+                         public_url=public_url, server_names=names)
     master_key = Path(config.secrets.key_file)
     if args.force:
         master_key.unlink(missing_ok=True)
     create_master_key(master_key)
+    token = create_dev_token(data_dir, force=args.force)
     with config_path.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + demo_sections(pki, config.server.public_url, data_dir))
+        fh.write("\n" + demo_sections(pki, public_url, data_dir, token=token))
     db_file = data_dir / "vnegov.db"
     if args.force:
         for suffix in ("", "-wal", "-shm"):
@@ -130,7 +176,23 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db.dispose()
     print(f"initialised {data_dir}: configuration vnegov.toml, database, development PKI "
           f"(sample client certificates in {data_dir / 'pki' / 'clients'})")
+    print(f"  gRPC (mutual TLS) {config.server.grpc_host}:{config.server.grpc_port}, HTTP "
+          f"{config.server.http_host}:{config.server.http_port}, public URL {public_url}")
+    if token is not None:
+        print(f"  signing keys' token: SoftHSM2 token {token.label!r} in {token.directory}")
+    else:
+        print("  no SoftHSM2 (softhsm2-util): remote signing needs documents.token_module")
     return 0
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -153,6 +215,15 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
+def _announce(app: Any) -> None:
+    """What is served, from the ports actually bound (not the ones asked for)."""
+    server = app.config.server
+    mode = "plaintext" if server.plaintext else "mutual TLS"
+    print(f"vnegov: serving gRPC ({mode}) on {_url_host(server.grpc_host)}:{app.grpc_port}, "
+          f"HTTP on {_url_host(server.http_host)}:{app.http_port} (public URL "
+          f"{server.public_url}); Ctrl-C stops", file=sys.stderr, flush=True)
+
+
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from server.app import Application, StartupError
     from server.logs import configure_logging
@@ -163,7 +234,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         cmd_migrate(args, environ)
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
-            runner.run(Application(config).serve_until_signal())
+            runner.run(Application(config).serve_until_signal(_announce))
     except StartupError as exc:
         print(f"vnegov: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -209,8 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create a data directory with a development PKI")
     p.add_argument("--force", action="store_true", help="recreate an existing data directory")
-    p.add_argument("--grpc-port", type=int, default=50051)
-    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--grpc-host", help="address gRPC listens on (default 127.0.0.1, or "
+                   "VNEGOV__SERVER__GRPC_HOST)")
+    p.add_argument("--grpc-port", type=int, help="gRPC port (default 50051, or "
+                   "VNEGOV__SERVER__GRPC_PORT)")
+    p.add_argument("--http-host", help="address HTTP listens on (default 127.0.0.1, or "
+                   "VNEGOV__SERVER__HTTP_HOST)")
+    p.add_argument("--http-port", type=int, help="HTTP port (default 8080, or "
+                   "VNEGOV__SERVER__HTTP_PORT)")
+    p.add_argument("--public-url", help="URL clients reach the HTTP side at, written into the "
+                   "development certificates (default http://HTTP_HOST:HTTP_PORT, or "
+                   "VNEGOV__SERVER__PUBLIC_URL)")
+    p.add_argument("--server-name", action="append", metavar="NAME",
+                   help="another DNS name for the server certificate (repeatable; localhost and "
+                   "the host names above are always in it)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="serve gRPC and HTTP until SIGTERM")

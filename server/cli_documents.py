@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 if TYPE_CHECKING:
@@ -258,14 +259,57 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0 if report.indication is Indication.TOTAL_PASSED else 1
 
 
+def _refuse(command: str, message: str, reason: str) -> int:
+    print(f"vnegov: documents {command}: {message} [{reason}]", file=sys.stderr)
+    return 2
+
+
+def _token_of(config: Any, command: str) -> Any:
+    """(token, documents config) of the data directory, or an exit code after saying why not."""
+    from server.documents.config import DocumentsConfig
+    from server.documents.runtime import DocumentsSetupError, open_token
+    from signing.errors import SigningError
+
+    docs = DocumentsConfig.from_config(config.extensions.get("documents", {}),
+                                       base_dir=Path(config.data_dir or "."))
+    try:
+        token = open_token(docs)
+    except (DocumentsSetupError, SigningError) as exc:
+        return _refuse(command, f"the token cannot be opened: {exc}", "TOKEN_UNAVAILABLE")
+    if token is None:
+        return _refuse(command, "no token is configured (documents.token_module): officials' "
+                       "keys for remote signing live in a PKCS#11 token", "TOKEN_NOT_CONFIGURED")
+    return token
+
+
 def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Register a token key and its certificate as an official's credential, after checking that
+    the configured token holds that key and that it is the certificate's."""
     from server.cli import load_config_for
     from server.documents.stores import add_credential
     from server.storage.db import Database
+    from signing.errors import SigningError
     from signing.sign.remote import SigningCredential
+    from signing.sign.signers import TokenSigner
 
     config = load_config_for(args, environ)
-    chain = tuple(x509.load_pem_x509_certificates(Path(args.cert_file).read_bytes()))
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(Path(args.cert_file).read_bytes()))
+    except OSError as exc:
+        return _refuse("credential-add", f"cannot read {args.cert_file}: {exc.strerror}",
+                       "FILE_UNREADABLE")
+    except ValueError:
+        return _refuse("credential-add", f"{args.cert_file} holds no PEM certificate",
+                       "BAD_CERTIFICATE")
+    token = _token_of(config, "credential-add")
+    if isinstance(token, int):
+        return token
+    try:
+        TokenSigner(token, args.key_label, chain[0], chain[1:])
+    except SigningError as exc:
+        return _refuse("credential-add", str(exc), exc.reason)
+    finally:
+        token.close()
     db = Database(config.storage.url)
     try:
         add_credential(db, SigningCredential(args.credential_id, args.owner, args.key_label,
@@ -275,6 +319,41 @@ def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     finally:
         db.dispose()
     print(f"credential {args.credential_id} added for {args.owner}")
+    return 0
+
+
+def cmd_key_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Generate an official's key in the configured token (never leaving it) and, with
+    --cert-out, certify it with the development CA of the data directory (demo only)."""
+    from server.cli import load_config_for
+    from server.devpki import DevPki, issue_dev_certificate
+    from signing.ca import KeyAlgorithm, SubjectData
+    from signing.errors import SigningError
+
+    config = load_config_for(args, environ)
+    token = _token_of(config, "key-generate")
+    if isinstance(token, int):
+        return token
+    try:
+        key = token.generate_key(args.label, KeyAlgorithm(args.algorithm))
+    except SigningError as exc:
+        return _refuse("key-generate", str(exc), exc.reason)
+    finally:
+        token.close()
+    print(f"generated {args.algorithm} key {args.label!r} in the token")
+    if args.cert_out:
+        pki = DevPki(Path(config.pki.directory), Path(config.pki.key_passphrase_file))
+        if not (pki.directory / "issuing-ca.key.pem").exists():
+            return _refuse("key-generate", f"no development CA in {pki.directory}: have the "
+                           "key certified by the CA (it is in the token, label above)",
+                           "NO_DEVELOPMENT_CA")
+        chain = issue_dev_certificate(pki, config.server.public_url, "individual", SubjectData(
+            full_name=args.name, title=args.title or "", unit=args.unit,
+            parent_body=args.parent_body, agency_code=args.agency_code,
+            personal_id=args.owner), key.public_key())
+        Path(args.cert_out).write_bytes(b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in chain))
+        print(f"certificate for {args.name} (development CA) written to {args.cert_out}")
     return 0
 
 
@@ -406,6 +485,21 @@ def register(sub: Any) -> None:
     p.add_argument("--identity-account",
                    help="account id; default: the account of the credential owner's ID number")
     p.set_defaults(func=cmd_credential_link)
+    p = dsub.add_parser("key-generate", help="generate an official's key in the token (and, "
+                        "on the demo, certify it with the development CA)")
+    p.add_argument("--label", required=True, help="the key's label in the token")
+    p.add_argument("--algorithm", default="ec-p256", choices=["ec-p256", "ec-p384", "rsa-3072"],
+                   help="key algorithm (default ec-p256)")
+    p.add_argument("--cert-out", help="certify with the development CA and write the chain here")
+    p.add_argument("--owner", default="", help="the official's personal ID number (with --cert-out)")
+    p.add_argument("--name", default="", help="the official's full name (with --cert-out)")
+    p.add_argument("--title", help="the official's title (with --cert-out)")
+    p.add_argument("--unit", default="Văn phòng", help="the official's unit (with --cert-out)")
+    p.add_argument("--parent-body", default="UBND Thành phố Hồ Chí Minh",
+                   help="the parent body (with --cert-out)")
+    p.add_argument("--agency-code", default="000.00.00.H29", help="agency code (with --cert-out)")
+    p.set_defaults(func=cmd_key_generate)
+
     p = dsub.add_parser("totp", help="give an official a new TOTP secret")
     p.add_argument("--owner", required=True)
     p.set_defaults(func=cmd_totp)

@@ -10,6 +10,7 @@ Relative paths are resolved against the data directory. Unknown keys are errors 
     token_module = "/usr/lib/softhsm/libsofthsm2.so"
     token_label = "vnegov"
     token_pin_file = "secrets/token-pin"
+    softhsm2_conf = "softhsm/softhsm2.conf"    # SoftHSM2 only: its SOFTHSM2_CONF (vnegov init)
 
     [[documents.signers]]            # an agency's key: used when that agency's systems call
     name = "ubnd-hcm"
@@ -31,7 +32,7 @@ __all__ = ["AgencySignerConfig", "DocumentsConfig"]
 
 # Settings that name files: resolved against the data directory.
 _PATHS = frozenset({"trust_roots", "font_file", "token_pin_file", "certificate_file", "key_file",
-                    "key_passphrase_file"})
+                    "key_passphrase_file", "softhsm2_conf"})
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"
 
@@ -55,6 +56,7 @@ class DocumentsConfig:
     token_module: str = ""
     token_label: str = ""
     token_pin_file: str = ""
+    softhsm2_conf: str = ""
     signers: tuple[AgencySignerConfig, ...] = field(default=())
     sad_lifetime_seconds: int = 300
     max_document_mib: int = 256
