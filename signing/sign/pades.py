@@ -36,8 +36,12 @@ from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
-from pyhanko.sign.validation.dss import async_add_validation_info
-from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.dss import (
+    DocumentSecurityStore,
+    async_add_validation_info,
+    collect_validation_info,
+)
+from pyhanko.sign.validation.errors import SignatureValidationError, ValidationInfoReadingError
 from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
@@ -153,16 +157,13 @@ async def _add_long_term_data(signed: IO[bytes], output: IO[bytes], field_name: 
     # signing time (EN 319 102-1 "grace period"); responders answer in whole seconds.
     await asyncio.sleep(trust.grace_period)
     context = trust.context(at)
-    with contextlib.ExitStack() as spools:
-        current = await _cover_earlier_signatures(signed, field_name, trust, at, spools)
-        current.seek(0)
-        reader = PdfFileReader(current, strict=False)
-        embedded = next(s for s in reader.embedded_regular_signatures
-                        if s.field_name == field_name)
-        if options.level is PadesLevel.B_LT:
-            await async_add_validation_info(embedded, context, output=output, force_write=True)
-            return
-        with_dss = spools.enter_context(_spool())
+    signed.seek(0)
+    reader = PdfFileReader(signed, strict=False)
+    embedded = next(s for s in reader.embedded_regular_signatures if s.field_name == field_name)
+    if options.level is PadesLevel.B_LT:
+        await async_add_validation_info(embedded, context, output=output, force_write=True)
+        return
+    with _spool() as with_dss:
         await async_add_validation_info(embedded, context, output=with_dss, force_write=True)
         with_dss.seek(0)
         await PdfTimeStamper(timestamper).async_timestamp_pdf(
@@ -170,27 +171,38 @@ async def _add_long_term_data(signed: IO[bytes], output: IO[bytes], field_name: 
             validation_context=context, output=output)
 
 
-async def _cover_earlier_signatures(signed: IO[bytes], field_name: str, trust: TrustSettings,
-                                    at: dt.datetime, spools: contextlib.ExitStack) -> IO[bytes]:
-    """Best effort: the validation data of the document's earlier signatures goes into the DSS
-    too, so that the new document time-stamp also vouches for them. Someone else's broken
-    signature is left as it is; it does not stop this one."""
-    signed.seek(0)
-    others = [s.field_name for s in PdfFileReader(signed, strict=False).embedded_regular_signatures
-              if s.field_name != field_name]
-    current = signed
+async def _cover_earlier_signatures(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
+                                    spools: contextlib.ExitStack) -> IO[bytes] | None:
+    """Validation data of the document's earlier signatures and document time-stamps, added in
+    a DSS-only revision *before* the new signature, so the new one covers it and its own
+    modification analysis never sees that data appear afterwards (the VRI entries an
+    earlier signer wrote are left exactly as they are). Best effort: someone else's broken
+    signature gets what can be found and does not stop this one. ``None``: nothing to cover."""
+    source.seek(0)
+    reader = PdfFileReader(source, strict=False)
+    earlier = list(reader.embedded_signatures)
+    if not earlier:
+        return None
+    try:
+        present = set(DocumentSecurityStore.read_dss(reader).vri_entries)
+    except (ValidationInfoReadingError, PdfError, KeyError, ValueError):
+        present = set()
     soft = trust.context(at, hard_fail=False)
-    for name in others:
-        current.seek(0)
-        embedded = next(s for s in PdfFileReader(current, strict=False)
-                        .embedded_regular_signatures if s.field_name == name)
-        following = spools.enter_context(_spool())
+    writer = IncrementalPdfFileWriter.from_reader(reader)
+    for embedded in earlier:
         try:
-            await async_add_validation_info(embedded, soft, output=following, force_write=True)
+            paths = await collect_validation_info(embedded, soft)
         except (PathError, ValidationError, SignatureValidationError, PdfError, ValueError):
             continue
-        current = following
-    return current
+        contents = embedded.pkcs7_content.hex().encode("ascii")
+        vri = embedded.sig_object_type == "/Sig" and \
+            DocumentSecurityStore.sig_content_identifier(contents) not in present
+        DocumentSecurityStore.supply_dss_in_writer(
+            writer, contents if vri else None, validation_context=soft, paths=paths)
+    covered: IO[bytes] = spools.enter_context(_spool())
+    writer.write(covered)  # type: ignore[no-untyped-call]
+    covered.seek(0)
+    return covered
 
 
 def _reserve(signer: Signer, timestamped: bool) -> int:
@@ -276,20 +288,14 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
                                  stamp_style=appearance.style if appearance else None,
                                  new_field_spec=spec, at=at)
     try:
-        reserved = _reserve(signer, options.level.timestamped)
-        if not options.level.long_term:
-            await pdf_signer.async_sign_pdf(
-                writer, output=output, bytes_reserved=reserved,
-                appearance_text_params=dict(appearance.text_params) if appearance else None)
-        else:
-            assert trust is not None and timestamper is not None
-            with _spool() as signed:
-                await pdf_signer.async_sign_pdf(
-                    writer, output=signed, bytes_reserved=reserved,
-                    appearance_text_params=dict(appearance.text_params)
-                    if appearance else None)
-                await _add_long_term_data(signed, output, field_name, options, trust, at,
-                                          timestamper)
+        with contextlib.ExitStack() as spools:
+            if options.level.long_term:
+                assert trust is not None
+                covered = await _cover_earlier_signatures(source, trust, at, spools)
+                if covered is not None:
+                    writer = _open(covered)
+            return await _sign_opened(writer, output, pdf_signer, signer, options, field_name,
+                                      warnings, at, trust, timestamper)
     except (TimestampUnavailable, RevocationUnavailable, SigningRefused):
         raise
     except (PathError, ValidationError) as exc:
@@ -300,6 +306,28 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
         raise SigningRefused(f"the document could not be signed: {exc}") from exc
     except PdfError as exc:
         raise DocumentInvalid(f"the document could not be signed: {exc}") from exc
+
+
+async def _sign_opened(writer: IncrementalPdfFileWriter, output: IO[bytes],
+                       pdf_signer: _TimedPdfSigner, signer: Signer, options: PadesOptions,
+                       field_name: str, warnings: list[str], at: dt.datetime,
+                       trust: TrustSettings | None,
+                       timestamper: PortTimeStamper | None) -> SignedPdf:
+    appearance = options.appearance
+    reserved = _reserve(signer, options.level.timestamped)
+    if not options.level.long_term:
+        await pdf_signer.async_sign_pdf(
+            writer, output=output, bytes_reserved=reserved,
+            appearance_text_params=dict(appearance.text_params) if appearance else None)
+    else:
+        assert trust is not None and timestamper is not None
+        with _spool() as signed:
+            await pdf_signer.async_sign_pdf(
+                writer, output=signed, bytes_reserved=reserved,
+                appearance_text_params=dict(appearance.text_params)
+                if appearance else None)
+            await _add_long_term_data(signed, output, field_name, options, trust, at,
+                                      timestamper)
     return SignedPdf(field_name=field_name, level=options.level, signing_time=at,
                      warnings=tuple(warnings))
 
