@@ -21,7 +21,6 @@ from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
     _dss_to_local_knowledge,
     ades_basic_validation,
-    ades_lta_validation,
     ades_with_time_validation,
 )
 from pyhanko.sign.validation.errors import SignatureValidationError
@@ -35,6 +34,7 @@ from signing.sign._pyhanko import to_crypto
 from signing.sign.errors import DocumentInvalid
 from signing.sign.revocation import TrustSettings
 from signing.validate.identity import signer_identity
+from signing.validate.longterm import LongTermOutcome, long_term_spec, validate_long_term
 from signing.validate.policy import pdf_spec, timing, unobtainable_revocation
 from signing.validate.report import Indication, SignatureResult, TimeSource, ValidationReport
 
@@ -69,6 +69,9 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
     has_dss = "/DSS" in reader.root
     doc_timestamps = list(reader.embedded_timestamp_signatures)
     spec = pdf_spec(trust)
+    with_dss = _with_dss(spec.signature_validation_spec, reader)
+    known = with_dss.local_knowledge
+    lt_spec = long_term_spec(with_dss, fetching=trust.allow_fetching)
     results: list[SignatureResult] = []
     reports: list[str] = []
     for sig in signatures:
@@ -77,10 +80,18 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
         try:
             sig.compute_integrity_info(diff_policy=spec.diff_policy)
             timestamped = _has_signature_timestamp(sig)
-            if later_ts and timestamped:
-                # EN 319 102-1 §5.6.3: document time-stamps as proofs of existence, DSS data
-                outcome = await ades_lta_validation(sig, spec, timing_info=timing(at))
-            elif timestamped:  # B-T, B-LT: validation with time, §5.5
+            if has_dss and (timestamped or later_ts):
+                # EN 319 102-1 §5.6: long-term validation material present; time-stamps as
+                # proofs of existence, revocation judged against the time it must cover.
+                long_term = await validate_long_term(sig, later_ts, lt_spec, at, known)
+                result = _long_term_result(sig, long_term, timestamped, bool(later_ts))
+                results.append(result)
+                if etsi_report and long_term.basic is not None:
+                    report = _etsi(sig, long_term.basic)
+                    if report is not None:
+                        reports.append(report)
+                continue
+            if timestamped:  # B-T: validation with time, §5.5
                 outcome = await ades_with_time_validation(
                     sig.signed_data, _with_dss(spec.signature_validation_spec, reader),
                     timing_info=timing(at), raw_digest=sig.compute_digest(),
@@ -209,3 +220,41 @@ def _result(sig: EmbeddedPdfSignature, outcome: AdESBasicValidationResult[Any], 
         signer=signer_identity(to_crypto(sig.signer_cert)), signing_time=signing_time,
         signing_time_source=source, format=f"PAdES-{level_name}", coverage=coverage,
         modifications=modifications, messages=tuple(messages))
+
+
+def _long_term_result(sig: EmbeddedPdfSignature, outcome: LongTermOutcome, timestamped: bool,
+                      doc_ts_after: bool) -> SignatureResult:
+    """The level reported is the level present: B-T with a signature time-stamp, B-LT with the
+    DSS, B-LTA with a later document time-stamp (a B-B signature covered by another signer's
+    DSS and document time-stamp is also long-term)."""
+    indication, sub_indication = outcome.indication, outcome.sub_indication
+    messages = list(outcome.messages)
+    coverage, modifications, changed = _modifications(sig)
+    if changed and indication is not Indication.TOTAL_FAILED:
+        indication, sub_indication = Indication.TOTAL_FAILED, AdESFailure.FORMAT_FAILURE.name
+    if changed:
+        messages.append("the document was changed after this signature in a way the "
+                        "signature does not allow")
+    signing_time, source = outcome.poe, outcome.poe_source
+    if signing_time is None and sig.self_reported_timestamp is not None:
+        signing_time, source = sig.self_reported_timestamp, TimeSource.CLAIMED
+    level = "B-LTA" if doc_ts_after else "B-LT"
+    return SignatureResult(
+        id=str(sig.field_name), indication=indication, sub_indication=sub_indication,
+        signer=signer_identity(to_crypto(sig.signer_cert)), signing_time=signing_time,
+        signing_time_source=source, format=f"PAdES-{level}", coverage=coverage,
+        modifications=modifications, messages=tuple(messages), revoked_at=outcome.revoked_at)
+
+
+def _modifications(sig: EmbeddedPdfSignature) -> tuple[str | None, str | None, bool]:
+    """Coverage, modification level, and whether a later change is one the signature does
+    not allow."""
+    integrity = sig.summarise_integrity_info()
+    coverage = integrity["coverage"].name if integrity.get("coverage") is not None else None
+    diff = integrity.get("diff_result")
+    level = getattr(diff, "modification_level", None)
+    if diff is not None and level is None:  # a suspicious modification: pyHanko gave up
+        level = ModificationLevel.OTHER
+    modifications = level.name if level is not None else None
+    changed = level is ModificationLevel.OTHER or integrity.get("docmdp_ok") is False
+    return coverage, modifications, changed

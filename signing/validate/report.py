@@ -69,6 +69,9 @@ class SignatureResult:
     coverage: str | None = None  # PDFs: ENTIRE_FILE / ENTIRE_REVISION
     modifications: str | None = None  # PDFs: modification level of later revisions
     messages: tuple[str, ...] = ()
+    # The signer's certificate was revoked at this time, after the signature's proof of
+    # existence (a revocation before it fails the signature).
+    revoked_at: dt.datetime | None = None
 
     @property
     def passed(self) -> bool:
@@ -136,7 +139,11 @@ class ValidationReport:
                 lines.append(f"  Coverage: {sig.coverage}"
                              + (f"; later changes: {sig.modifications}"
                                 if sig.modifications else ""))
-            lines.extend(f"  Note: {m}" for m in sig.messages)
+            if sig.revoked_at is not None:
+                lines.append(f"  Certificate revoked: {_vn(sig.revoked_at)} (after the "
+                             "signature's proof of existence)")
+            if not sig.passed:  # pyHanko's notes explain failures; a passed one needs none
+                lines.extend(f"  Note: {m}" for m in sig.messages)
         return "\n".join(lines) + "\n"
 
 
