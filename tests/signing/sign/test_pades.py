@@ -59,18 +59,6 @@ def signed(doc_pki: DocumentPki, tsa: HttpTimeStampTransport, trust: TrustSettin
     return files
 
 
-@pytest.fixture(scope="module")
-def nssdb(doc_pki: DocumentPki, tmp_path_factory: pytest.TempPathFactory) -> str:
-    directory = tmp_path_factory.mktemp("nssdb")
-    root = directory / "root.pem"
-    root.write_bytes(doc_pki.pem("root"))
-    subprocess.run(["certutil", "-N", "-d", f"sql:{directory}", "--empty-password"],
-                   check=True, capture_output=True)
-    subprocess.run(["certutil", "-A", "-d", f"sql:{directory}", "-n", "root", "-t", "CT,C,C",
-                    "-a", "-i", str(root)], check=True, capture_output=True)
-    return f"sql:{directory}"
-
-
 def first_signature_block(pdfsig_output: str) -> str:
     return pdfsig_output.split("Signature #2:")[0]
 
