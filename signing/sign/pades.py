@@ -36,12 +36,7 @@ from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
-from pyhanko.sign.validation.dss import (
-    DocumentSecurityStore,
-    async_add_validation_info,
-    collect_validation_info,
-)
-from pyhanko.sign.validation.errors import SignatureValidationError, ValidationInfoReadingError
+from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
@@ -54,6 +49,7 @@ from signing.sign.errors import (
     SigningRefused,
     TimestampUnavailable,
 )
+from signing.sign.ltv import cover_signatures
 from signing.sign.revocation import TrustSettings, require_revocation_data
 from signing.sign.signers import Signer, hash_for, signature_size
 from signing.sign.timestamps import PortTimeStamper, TimeStampTransport
@@ -171,40 +167,6 @@ async def _add_long_term_data(signed: IO[bytes], output: IO[bytes], field_name: 
             validation_context=context, output=output)
 
 
-async def _cover_earlier_signatures(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
-                                    spools: contextlib.ExitStack) -> IO[bytes] | None:
-    """Validation data of the document's earlier signatures and document time-stamps, added in
-    a DSS-only revision *before* the new signature, so the new one covers it and its own
-    modification analysis never sees that data appear afterwards (the VRI entries an
-    earlier signer wrote are left exactly as they are). Best effort: someone else's broken
-    signature gets what can be found and does not stop this one. ``None``: nothing to cover."""
-    source.seek(0)
-    reader = PdfFileReader(source, strict=False)
-    earlier = list(reader.embedded_signatures)
-    if not earlier:
-        return None
-    try:
-        present = set(DocumentSecurityStore.read_dss(reader).vri_entries)
-    except (ValidationInfoReadingError, PdfError, KeyError, ValueError):
-        present = set()
-    soft = trust.context(at, hard_fail=False)
-    writer = IncrementalPdfFileWriter.from_reader(reader)
-    for embedded in earlier:
-        try:
-            paths = await collect_validation_info(embedded, soft)
-        except (PathError, ValidationError, SignatureValidationError, PdfError, ValueError):
-            continue
-        contents = embedded.pkcs7_content.hex().encode("ascii")
-        vri = embedded.sig_object_type == "/Sig" and \
-            DocumentSecurityStore.sig_content_identifier(contents) not in present
-        DocumentSecurityStore.supply_dss_in_writer(
-            writer, contents if vri else None, validation_context=soft, paths=paths)
-    covered: IO[bytes] = spools.enter_context(_spool())
-    writer.write(covered)  # type: ignore[no-untyped-call]
-    covered.seek(0)
-    return covered
-
-
 def _reserve(signer: Signer, timestamped: bool) -> int:
     """Bytes to reserve for the CMS: the certificates, the signature, the signed attributes and
     room for a time-stamp token. Knowing it saves pyHanko a trial signature (a third of the
@@ -291,7 +253,9 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
         with contextlib.ExitStack() as spools:
             if options.level.long_term:
                 assert trust is not None
-                covered = await _cover_earlier_signatures(source, trust, at, spools)
+                # The earlier signatures' validation data first, in its own revision: the new
+                # signature covers it, so nothing is added for them after it.
+                covered = await cover_signatures(source, trust, at, spools)
                 if covered is not None:
                     writer = _open(covered)
             return await _sign_opened(writer, output, pdf_signer, signer, options, field_name,

@@ -84,7 +84,7 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
                 # EN 319 102-1 §5.6: long-term validation material present; time-stamps as
                 # proofs of existence, revocation judged against the time it must cover.
                 long_term = await validate_long_term(sig, later_ts, lt_spec, at, known)
-                result = _long_term_result(sig, long_term, timestamped, bool(later_ts))
+                result = _long_term_result(sig, long_term, timestamped, len(later_ts))
                 results.append(result)
                 if etsi_report and long_term.basic is not None:
                     report = _etsi(sig, long_term.basic)
@@ -223,10 +223,11 @@ def _result(sig: EmbeddedPdfSignature, outcome: AdESBasicValidationResult[Any], 
 
 
 def _long_term_result(sig: EmbeddedPdfSignature, outcome: LongTermOutcome, timestamped: bool,
-                      doc_ts_after: bool) -> SignatureResult:
-    """The level reported is the level present: B-T with a signature time-stamp, B-LT with the
-    DSS, B-LTA with a later document time-stamp (a B-B signature covered by another signer's
-    DSS and document time-stamp is also long-term)."""
+                      doc_ts_after: int) -> SignatureResult:
+    """The level reported is the level present (EN 319 142-1 §5.3-5.5): with the DSS, B-LT;
+    B-LTA when a document time-stamp follows the time-stamp that makes it B-T (its own
+    signature time-stamp, or else a first document time-stamp, as for a B-B signature that a
+    later signer's DSS and document time-stamp cover)."""
     indication, sub_indication = outcome.indication, outcome.sub_indication
     messages = list(outcome.messages)
     coverage, modifications, changed = _modifications(sig)
@@ -238,7 +239,7 @@ def _long_term_result(sig: EmbeddedPdfSignature, outcome: LongTermOutcome, times
     signing_time, source = outcome.poe, outcome.poe_source
     if signing_time is None and sig.self_reported_timestamp is not None:
         signing_time, source = sig.self_reported_timestamp, TimeSource.CLAIMED
-    level = "B-LTA" if doc_ts_after else "B-LT"
+    level = "B-LTA" if doc_ts_after > (0 if timestamped else 1) else "B-LT"
     return SignatureResult(
         id=str(sig.field_name), indication=indication, sub_indication=sub_indication,
         signer=signer_identity(to_crypto(sig.signer_cert)), signing_time=signing_time,
