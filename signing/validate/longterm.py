@@ -61,7 +61,7 @@ class LongTermOutcome:
     sub_indication: str | None
     poe: dt.datetime | None  # best signature time: when the signature provably existed
     poe_source: TimeSource
-    revoked_at: dt.datetime | None  # the signer's certificate was revoked later, at this time
+    revoked_at: dt.datetime | None  # the signer's certificate was revoked after ``poe``, then
     messages: tuple[str, ...]
     basic: AdESBasicValidationResult[Any] | None  # the signer's validation at ``poe``
 
@@ -199,10 +199,11 @@ async def validate_long_term(sig: EmbeddedPdfSignature, later: Sequence[Embedded
             messages.append(f"the signer's certificate was revoked on {_iso(revoked_at)}, "
                             f"after the signature existed ({_iso(poe)}): the signature "
                             "stays valid")
-        elif indication is Indication.TOTAL_PASSED:
+        else:  # EN 319 102-1 §5.6.2.4: revoked before the best signature time fails
             indication, sub_indication = Indication.TOTAL_FAILED, AdESFailure.REVOKED.name
             messages.append(f"the signer's certificate was revoked on {_iso(revoked_at)}, "
                             f"before the signature is proven to exist ({_iso(poe)})")
+            revoked_at = None
     return LongTermOutcome(indication, sub_indication, poe, proof.source, revoked_at,
                            tuple(messages), basic)
 
