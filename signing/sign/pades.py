@@ -33,7 +33,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
-from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.fields import (
+    FieldMDPAction,
+    FieldMDPSpec,
+    MDPPerm,
+    SigFieldSpec,
+    SigSeedSubFilter,
+)
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
 from pyhanko.sign.validation.dss import async_add_validation_info
@@ -109,6 +115,9 @@ class PadesOptions:
     certify: DocMdp | None = None
     hash_algorithm: str = "sha256"
     appearance: VisibleSignature | None = None
+    # Lock the form fields that exist when signing (FieldMDP, ISO 32000-1 §12.8.2.4): a later
+    # change to one of them fails this signature; fields added later stay fillable.
+    lock_fields: bool = True
 
     def __post_init__(self) -> None:
         hash_for(self.hash_algorithm)
@@ -187,6 +196,13 @@ def _open(source: IO[bytes]) -> IncrementalPdfFileWriter:
     return writer
 
 
+def _form_fields(writer: IncrementalPdfFileWriter) -> list[str]:
+    """Fully qualified names of the document's form fields other than signature fields."""
+    from signing.validate.changes import form_field_names
+
+    return form_field_names(writer.prev.root)
+
+
 def _next_field_name(writer: IncrementalPdfFileWriter) -> str:
     taken = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
     n = len(taken) + 1
@@ -242,7 +258,10 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
         signer_key_usage={"non_repudiation"},
     )
     appearance = options.appearance
+    locked = _form_fields(writer) if options.lock_fields else []
     spec = SigFieldSpec(sig_field_name=field_name,
+                        field_mdp_spec=FieldMDPSpec(FieldMDPAction.INCLUDE, fields=locked)
+                        if locked else None,
                         on_page=appearance.page if appearance else 0,
                         box=tuple(round(v) for v in appearance.box)  # type: ignore[arg-type]
                         if appearance else None)

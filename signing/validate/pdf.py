@@ -33,6 +33,7 @@ from signing.sign._aio import run
 from signing.sign._pyhanko import to_crypto
 from signing.sign.errors import DocumentInvalid
 from signing.sign.revocation import TrustSettings
+from signing.validate.changes import changes_after
 from signing.validate.identity import signer_identity
 from signing.validate.longterm import LongTermOutcome, long_term_spec, validate_long_term
 from signing.validate.policy import pdf_spec, timing, unobtainable_revocation
@@ -85,7 +86,7 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
                 # proofs of existence, revocation judged against the time it must cover.
                 long_term = await validate_long_term(sig, later_ts, lt_spec, at, known)
                 result = _long_term_result(sig, long_term, timestamped, len(later_ts))
-                results.append(result)
+                results.append(dataclasses.replace(result, changes=changes_after(sig)))
                 if etsi_report and long_term.basic is not None:
                     report = _etsi(sig, long_term.basic)
                     if report is not None:
@@ -108,7 +109,8 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
         except (SignatureValidationError, PdfError, ValueError, AssertionError) as exc:
             results.append(_broken(sig, exc))
             continue
-        result = _result(sig, outcome, has_dss, bool(later_ts))
+        result = dataclasses.replace(_result(sig, outcome, has_dss, bool(later_ts)),
+                                     changes=changes_after(sig))
         if result.sub_indication == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE.name:
             result = await _try_later(result, sig, trust, at, reader)
         results.append(result)

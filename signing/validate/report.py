@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from signing.validate.changes import DocumentChange
+
 __all__ = [
     "Indication",
     "SignatureResult",
@@ -72,6 +74,8 @@ class SignatureResult:
     # The signer's certificate was revoked at this time, after the signature's proof of
     # existence (a revocation before it fails the signature).
     revoked_at: dt.datetime | None = None
+    # PDFs: what changed after this signature (allowed changes; a forbidden one fails it)
+    changes: tuple[DocumentChange, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -139,6 +143,8 @@ class ValidationReport:
                 lines.append(f"  Coverage: {sig.coverage}"
                              + (f"; later changes: {sig.modifications}"
                                 if sig.modifications else ""))
+            for change in sig.changes:
+                lines.append(f"  Changed after signing: {change.describe()}")
             if sig.revoked_at is not None:
                 lines.append(f"  Certificate revoked: {_vn(sig.revoked_at)} (after the "
                              "signature's proof of existence)")
