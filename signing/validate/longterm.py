@@ -44,6 +44,7 @@ from pyhanko.sign.validation.policy_decl import (
     RevinfoOnlineFetchingRule,
     RevocationInfoGatheringSpec,
     SignatureValidationSpec,
+    bootstrap_validation_data_handlers,
 )
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
@@ -156,11 +157,16 @@ async def validate_long_term(sig: EmbeddedPdfSignature, later: Sequence[Embedded
     revocation of the signer's certificate."""
     messages: list[str] = []
     poe_next = at
+    # One set of handlers for every check of this signature: the certificates and revocation
+    # data are registered (parsed, indexed) once, and a CRL or OCSP response verified for one
+    # path is not verified again for the next.
+    handlers = bootstrap_validation_data_handlers(spec, _point_in_time(at))
     valid: list[_Token] = []
     first_problem: tuple[str, str] | None = None
     for token in reversed(_tokens(sig, later)):
         outcome = await ades_timestamp_validation(
-            token.signed_data, spec, token.imprint, timing_info=_point_in_time(token.gen_time))
+            token.signed_data, spec, token.imprint, timing_info=_point_in_time(token.gen_time),
+            validation_data_handlers=handlers)
         if outcome.ades_subindic.status is not AdESStatus.PASSED:
             why = (outcome.ades_subindic.standard_name,
                    f"the {token.label} of {_iso(token.gen_time)} is not valid"
@@ -185,7 +191,8 @@ async def validate_long_term(sig: EmbeddedPdfSignature, later: Sequence[Embedded
     proof = valid[-1]  # the earliest valid one
     poe = proof.gen_time
     basic = await ades_basic_validation(
-        sig.signed_data, spec, timing_info=_point_in_time(poe), raw_digest=sig.compute_digest())
+        sig.signed_data, spec, timing_info=_point_in_time(poe), raw_digest=sig.compute_digest(),
+        validation_data_handlers=handlers)
     status = basic.ades_subindic.status
     indication = {AdESStatus.PASSED: Indication.TOTAL_PASSED,
                   AdESStatus.FAILED: Indication.TOTAL_FAILED,

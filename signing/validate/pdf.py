@@ -34,6 +34,7 @@ from signing.sign._aio import run
 from signing.sign._pyhanko import to_crypto
 from signing.sign.errors import DocumentInvalid
 from signing.sign.revocation import TrustSettings, describe
+from signing.validate._speedups import install as install_speedups
 from signing.validate.changes import changes_after
 from signing.validate.identity import signer_identity
 from signing.validate.longterm import LongTermOutcome, long_term_spec, validate_long_term
@@ -41,6 +42,8 @@ from signing.validate.policy import pdf_spec, timing, unobtainable_revocation
 from signing.validate.report import Indication, SignatureResult, TimeSource, ValidationReport
 
 __all__ = ["validate_pdf"]
+
+install_speedups()
 
 _CHUNK = 1 << 20
 
