@@ -29,8 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import cms, core, crl, ocsp, tsp
+from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp as ocsp_x509
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESStatus
 from pyhanko.sign.validation.ades import (
     AdESBasicValidationResult,
@@ -200,7 +204,7 @@ async def validate_long_term(sig: EmbeddedPdfSignature, later: Sequence[Embedded
     sub_indication = None if status is AdESStatus.PASSED else basic.ades_subindic.standard_name
     if basic.failure_msg and status is not AdESStatus.PASSED:
         messages.append(basic.failure_msg)
-    revoked_at = _revocation_time(sig.signer_cert, known)
+    revoked_at = _revocation_time(sig.signer_cert, _issuer_of(sig.signer_cert, basic), known)
     if revoked_at is not None:
         if revoked_at > poe:
             messages.append(f"the signer's certificate was revoked on {_iso(revoked_at)}, "
@@ -215,27 +219,81 @@ async def validate_long_term(sig: EmbeddedPdfSignature, later: Sequence[Embedded
                            tuple(messages), basic)
 
 
-def _revocation_time(cert: asn1_x509.Certificate, known: LocalKnowledge) -> dt.datetime | None:
-    """The revocation time of ``cert`` stated by any CRL or OCSP response at hand."""
+def _issuer_of(cert: asn1_x509.Certificate,
+               basic: AdESBasicValidationResult[Any]) -> x509.Certificate | None:
+    path = basic.api_status.validation_path if basic.api_status is not None else None
+    if path is None:
+        return None
+    try:
+        issuer = path.find_issuing_authority(cert)
+    except LookupError:
+        return None
+    der = getattr(issuer, "certificate", None)
+    return x509.load_der_x509_certificate(der.dump()) if der is not None else None
+
+
+def _signed_by(data: x509.CertificateRevocationList | x509.Certificate,
+               issuer: x509.Certificate) -> bool:
+    try:
+        if isinstance(data, x509.CertificateRevocationList):
+            return data.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        data.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def _ocsp_responder_ok(response: ocsp_x509.OCSPResponse, issuer: x509.Certificate) -> bool:
+    """The response is signed by the CA itself or by a responder certificate the CA issued."""
+    for candidate in [issuer, *response.certificates]:
+        if candidate != issuer and not _signed_by(candidate, issuer):
+            continue
+        key = candidate.public_key()
+        try:
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(),
+                           response.signature_hash_algorithm)  # type: ignore[arg-type]
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(response.signature, response.tbs_response_bytes,
+                           ec.ECDSA(response.signature_hash_algorithm))  # type: ignore[arg-type]
+            else:
+                continue
+            return True
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+    return False
+
+
+def _revocation_time(cert: asn1_x509.Certificate, issuer: x509.Certificate | None,
+                     known: LocalKnowledge) -> dt.datetime | None:
+    """The earliest revocation time of ``cert`` stated by a CRL or OCSP response at hand whose
+    signature verifies with its issuing CA's key (a forged statement in the document's DSS must
+    neither fail a signature nor show a revocation)."""
+    if issuer is None:
+        return None
     times: list[dt.datetime] = []
     for container in known.known_crls:
-        data: crl.CertificateList = container.crl_data
-        if data["tbs_cert_list"]["issuer"] != cert.issuer:
-            continue
-        for entry in data["tbs_cert_list"]["revoked_certificates"] or ():
-            if entry["user_certificate"].native == cert.serial_number:
-                times.append(entry["revocation_date"].native)
-    for response in known.known_ocsps:
-        data_ocsp: ocsp.OCSPResponse = response.ocsp_response_data
         try:
-            basic = data_ocsp["response_bytes"]["response"].parsed
-        except (KeyError, ValueError, TypeError):
+            data = x509.load_der_x509_crl(container.crl_data.dump())
+        except ValueError:
             continue
-        for single in basic["tbs_response_data"]["responses"]:
-            status = single["cert_status"]
-            if single["cert_id"]["serial_number"].native == cert.serial_number and \
-                    status.name == "revoked":
-                times.append(status.chosen["revocation_time"].native)
+        entry = data.get_revoked_certificate_by_serial_number(cert.serial_number) \
+            if data.issuer == issuer.subject else None
+        if entry is not None and _signed_by(data, issuer):
+            times.append(entry.revocation_date_utc)
+    for ocsp_container in known.known_ocsps:
+        try:
+            response = ocsp_x509.load_der_ocsp_response(ocsp_container.ocsp_response_data.dump())
+            if response.response_status is not ocsp_x509.OCSPResponseStatus.SUCCESSFUL:
+                continue
+            revoked = [single.revocation_time_utc for single in response.responses
+                       if single.serial_number == cert.serial_number
+                       and single.certificate_status is ocsp_x509.OCSPCertStatus.REVOKED
+                       and single.revocation_time_utc is not None]
+        except ValueError:
+            continue
+        if revoked and _ocsp_responder_ok(response, issuer):
+            times.extend(revoked)
     return min(times) if times else None
 
 

@@ -171,3 +171,32 @@ def test_archive_status_names_the_expiring_time_stamp(documents: dict[str, bytes
     renewed = archive_status(io.BytesIO(documents["short B-LTA renewed"]))
     assert renewed.document_timestamps == 2
     assert renewed.expires is not None and not renewed.expires_within(365 * DAY, doc_pki.now)
+
+
+def test_a_forged_revocation_statement_neither_fails_nor_shows(
+        documents: dict[str, bytes], doc_pki: DocumentPki, no_network: list[Any]) -> None:
+    """A CRL naming the signer's CA as issuer but signed with another key, saying the
+    certificate was revoked before the signature: ignored (the attack fails)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    interm = doc_pki.interm
+    serial = doc_pki.cert("official").serial_number
+    at = doc_pki.now + 30 * DAY
+    forged = (x509.CertificateRevocationListBuilder()
+              .issuer_name(interm.subject)
+              .last_update(doc_pki.now)
+              .next_update(at + 30 * DAY)
+              .add_revoked_certificate(x509.RevokedCertificateBuilder()
+                                       .serial_number(serial)
+                                       .revocation_date(doc_pki.now - 5 * DAY).build())
+              .sign(doc_pki.key("untrusted-root"), hashes.SHA256()))  # type: ignore[arg-type]
+    from cryptography.hazmat.primitives import serialization
+
+    trust = TrustSettings(trust_roots=[doc_pki.root],
+                          crls=[forged.public_bytes(serialization.Encoding.DER)])
+    report = validate(documents["B-LT"], at, trust, pki=doc_pki)
+    [sig] = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED, report.to_text()
+    assert sig.revoked_at is None and "revoked" not in report.to_text()
+    assert no_network == []
