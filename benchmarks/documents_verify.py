@@ -44,13 +44,21 @@ from tests.signing.sign.docpki import DocumentPki  # noqa: E402
 from tests.signing.sign.pdfs import decision_pdf  # noqa: E402
 
 
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    fn()
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+def rates(fns: list[Callable[[], object]], seconds: float) -> list[float]:
+    """Calls per second of each function, measured in interleaved rounds (one call of each per
+    round) so that a change in the machine's load affects all of them alike."""
+    for fn in fns:
         fn()
-        n += 1
-    return n / (time.perf_counter() - start)
+    spent = [0.0] * len(fns)
+    calls = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds * len(fns):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            spent[i] += time.perf_counter() - t
+        calls += 1
+    return [calls / s for s in spent]
 
 
 def main() -> None:
@@ -119,7 +127,8 @@ def main() -> None:
                     ("PDF B-LT at +1 year, offline (ours)", ours_pdf_later),
                     ("CAdES B-B 100 kB, OCSP live (ours)", ours_cms),
                     ("XMLDSig, OCSP live (ours)", ours_xml)]
-            results = [(label, rate(fn, args.seconds)) for label, fn in rows]
+            results = list(zip([label for label, _ in rows],
+                               rates([fn for _, fn in rows], args.seconds), strict=True))
             cosign = cosigning(pki, signer, args.n)
         finally:
             pki.close()
@@ -161,22 +170,25 @@ def cosigning(pki: DocumentPki, signer: KeySigner, n: int) -> tuple[float, float
 
     first = sign(document)
 
-    def median(fn: Callable[[], object]) -> float:
-        samples = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
+    def timed(fn: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
 
+    def without_cover() -> None:
+        with mock.patch.object(pades, "cover_signatures", no_cover):
+            sign(document)
+
+    samples: list[list[float]] = [[], [], []]
     try:
         sign(document)  # warm-up
-        single = median(lambda: sign(document))
-        with mock.patch.object(pades, "cover_signatures", no_cover):
-            without = median(lambda: sign(document))
-        second = median(lambda: sign(first))
+        for _ in range(n):  # interleaved, so that load changes hit all three alike
+            samples[0].append(timed(lambda: sign(document)))
+            samples[1].append(timed(without_cover))
+            samples[2].append(timed(lambda: sign(first)))
     finally:
         tsa.close()
+    single, without, second = (statistics.median(s) for s in samples)
     return single, without, second
 
 
