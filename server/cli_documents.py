@@ -9,6 +9,10 @@ the command line, and managing officials' remote-signing credentials.
     vnegov sign hoso.zip --format cms --key ... --cert ...       # writes hoso.zip.p7s
     vnegov verify decision-signed.pdf --trust root.pem [--json | --etsi]
     vnegov verify hoso.zip --signature hoso.zip.p7s --trust root.pem
+    vnegov verify decision-signed.pdf --trust root.pem --at 2031-01-01T00:00Z
+    vnegov verify decision-signed.pdf --signed-revision 1 -o as-signed.pdf
+    vnegov ltv extend archive/2026/*.pdf --tsa http://127.0.0.1:8080/tsa --trust root.pem
+    vnegov ltv status archive/ --within 90          # exit 1 when some need renewal
     vnegov documents credential-add --credential-id ... --owner ... --agency-code ... \\
         --key-label ... --cert-file chain.pem
     vnegov documents totp --owner 079084000123          # prints the otpauth:// URI once
@@ -221,11 +225,13 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     _quiet()
     runtime = _runtime(args, environ)
+    if args.signed_revision is not None:  # extraction needs no trust anchors
+        return _signed_revision(args, Path(args.file), runtime)
     if not runtime.trust.trust_roots:
         print("vnegov verify: no trust anchors (--trust root.pem or documents.trust_roots)",
               file=sys.stderr)
         return 2
-    at = dt.datetime.now(dt.UTC)
+    at = args.at or dt.datetime.now(dt.UTC)
     source = Path(args.file)
     try:
         if args.signature:
@@ -280,6 +286,140 @@ def _token_of(config: Any, command: str) -> Any:
         return _refuse(command, "no token is configured (documents.token_module): officials' "
                        "keys for remote signing live in a PKCS#11 token", "TOKEN_NOT_CONFIGURED")
     return token
+
+
+def _signed_revision(args: argparse.Namespace, source: Path, runtime: Any) -> int:
+    from signing.errors import SigningError
+    from signing.validate.changes import extract_signed_revision
+
+    runtime.close()
+    if not args.out:
+        print("vnegov verify: --signed-revision needs -o FILE", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    part = out.with_name(out.name + ".part")
+    try:
+        with source.open("rb") as src, part.open("wb") as dst:
+            name = extract_signed_revision(src, dst, args.signed_revision)
+        part.replace(out)
+    except SigningError as exc:
+        print(f"vnegov verify: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"vnegov verify: {exc.filename or args.file}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    finally:
+        part.unlink(missing_ok=True)
+    print(f"wrote {out}: the document as signature {args.signed_revision} ({name}) signed it")
+    return 0
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("an ISO 8601 date or time, e.g. 2030-01-31T00:00Z") \
+            from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _days(text: str) -> dt.timedelta:
+    try:
+        days = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("a whole number of days") from exc
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError("between 0 and 36500 days")
+    return dt.timedelta(days=days)
+
+
+def cmd_ltv_extend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Archive renewal: fresh validation data and a document time-stamp for each FILE, written
+    in place (through a temporary file renamed when complete) or into --out-dir."""
+    from signing.errors import SigningError
+    from signing.sign.ltv import extend_ltv
+
+    _quiet()
+    runtime = _runtime(args, environ)
+    if runtime.tsa is None:
+        runtime.close()
+        print("vnegov ltv extend: no time-stamping authority (--tsa URL or documents.tsa_url)",
+              file=sys.stderr)
+        return 2
+    failed = 0
+    try:
+        for name in args.files:
+            source = Path(name)
+            out = Path(args.out_dir) / source.name if args.out_dir else source
+            part = out.with_name(out.name + ".part")
+            try:
+                with source.open("rb") as src, part.open("w+b") as dst:
+                    done = extend_ltv(src, dst, timestamps=runtime.tsa, trust=runtime.trust,
+                                      at=dt.datetime.now(dt.UTC))
+                part.replace(out)
+                print(f"extended {out}: time-stamp {done.timestamp_time.isoformat()}, "
+                      f"valid until {done.valid_until.date().isoformat()}")
+            except SigningError as exc:
+                failed += 1
+                print(f"vnegov ltv extend: {name}: {exc.message} [{exc.reason}]",
+                      file=sys.stderr)
+            except OSError as exc:
+                failed += 1
+                print(f"vnegov ltv extend: {exc.filename or name}: {exc.strerror or exc}",
+                      file=sys.stderr)
+            finally:
+                part.unlink(missing_ok=True)
+    finally:
+        runtime.close()
+    return 1 if failed else 0
+
+
+def cmd_ltv_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """List the PDFs under DIR whose newest time-stamp stops proving anything within the
+    window (exit status 1 when there are some: a cron job can mail them), with a progress bar
+    on standard error."""
+    import json
+
+    from tqdm import tqdm
+
+    from signing.errors import SigningError
+    from signing.sign.ltv import archive_status
+
+    _quiet()
+    root = Path(args.directory)
+    if not root.is_dir():
+        print(f"vnegov ltv status: {root}: not a directory", file=sys.stderr)
+        return 2
+    at = args.at or dt.datetime.now(dt.UTC)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+    due: list[dict[str, str | None]] = []
+    for path in tqdm(paths, unit="file", desc="checking", file=sys.stderr,
+                     disable=args.quiet):
+        try:
+            with path.open("rb") as f:
+                status = archive_status(f)
+        except (SigningError, OSError) as exc:
+            due.append({"file": str(path), "state": "unreadable", "expires": None,
+                        "reason": getattr(exc, "message", None) or str(exc)})
+            continue
+        if status.signatures == 0 and status.document_timestamps == 0:
+            continue
+        if status.expires is None:
+            due.append({"file": str(path), "state": "no-timestamp", "expires": None,
+                        "reason": "no time-stamp: B-B signatures cannot be renewed"})
+        elif status.expires_within(args.within, at):
+            due.append({"file": str(path), "state": "expired" if status.expires <= at
+                        else "expiring", "expires": status.expires.isoformat(),
+                        "reason": None})
+    if args.json:
+        print(json.dumps({"checked": len(paths), "due": due}, ensure_ascii=False, indent=2))
+    else:
+        for item in due:
+            print(f"{item['state']:<13} {item['expires'] or '-':<26} {item['file']}")
+        print(f"{len(due)} of {len(paths)} file(s) need attention within "
+              f"{args.within.days} day(s)", file=sys.stderr)
+    return 1 if due else 0
 
 
 def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -462,10 +602,35 @@ def register(sub: Any) -> None:
                    help="XML: fail unless signed by this tax code (SIGNER_NOT_EXPECTED)")
     p.add_argument("--signed-data", metavar="FILE",
                    help="XML: write the canonical signed data (what to read) to FILE")
+    p.add_argument("--at", type=_instant,
+                   help="validation time (ISO 8601; default now): long-term validation at a "
+                        "later date, from the document's own validation data")
+    p.add_argument("--signed-revision", type=int, metavar="N",
+                   help="write the document as signature N signed it (with -o)")
+    p.add_argument("-o", "--out", help="output file for --signed-revision")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true")
     group.add_argument("--etsi", action="store_true", help="ETSI TS 119 102-2 XML report")
     p.set_defaults(func=cmd_verify)
+
+    ltv = sub.add_parser("ltv", help="long-term validation data of signed PDFs (archives)")
+    lsub = ltv.add_subparsers(dest="ltv_command", required=True)
+    p = lsub.add_parser("extend", help="renew: fresh validation data and a document "
+                                       "time-stamp (in place, or into --out-dir)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out-dir")
+    p.add_argument("--tsa", help="RFC 3161 time-stamping URL")
+    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
+    p.add_argument("--offline", action="store_true", help="use no online revocation sources")
+    p.set_defaults(func=cmd_ltv_extend)
+    p = lsub.add_parser("status", help="list PDFs whose last time-stamp expires soon")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--within", type=_days, default=dt.timedelta(days=90), metavar="DAYS",
+                   help="window in days (default 90)")
+    p.add_argument("--at", type=_instant, help="as of this time (default now)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ltv_status)
 
     documents = sub.add_parser("documents", help="remote-signing credentials")
     dsub = documents.add_subparsers(dest="documents_command", required=True)

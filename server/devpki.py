@@ -66,6 +66,7 @@ class SampleClient:
 # for its officials, sign and verify documents, collect fees, refund, issue receipts, reconcile.
 _PROVINCIAL_SCOPES = (
     "identity.read", "signing.issue", "documents.sign", "documents.verify",
+    "documents.archive",
     "documents.remote_sign", "payments.collect", "payments.refund", "payments.receipts",
     "payments.reconcile", "payments.accounts",
 )

@@ -201,3 +201,52 @@ def test_verify_with_the_responders_down_says_try_later(
     out = capsys.readouterr().out
     assert code == 1
     assert "INDETERMINATE / TRY_LATER" in out and "CERTIFICATE_CHAIN_GENERAL_FAILURE" not in out
+
+
+def test_ltv_status_extend_and_verify_two_years_later(doc_pki: DocumentPki, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A B-LTA document whose TSA certificate expires tomorrow: `ltv status` lists it, `ltv
+    extend` renews it, and `verify --at` two years later passes from the embedded data only;
+    the copy that was not renewed is INDETERMINATE then."""
+    import datetime as dt
+    import shutil
+
+    env = {"VNEGOV_DATA_DIR": str(tmp_path / "no-data-dir")}
+    root = tmp_path / "root.pem"
+    root.write_bytes(doc_pki.pem("root"))
+    archive = tmp_path / "archive" / "2026"
+    archive.mkdir(parents=True)
+    (tmp_path / "decision.pdf").write_bytes(decision_pdf())
+    key, cert = files(doc_pki, tmp_path, "official")
+    assert main(["sign", str(tmp_path / "decision.pdf"), "--key", key, "--cert", cert,
+                 "--level", "B-LTA", "--tsa", doc_pki.short_tsa_url, "--trust", str(root),
+                 "--out", str(archive / "qd-123.pdf")], env) == 0
+    shutil.copy(archive / "qd-123.pdf", tmp_path / "not-renewed.pdf")
+    (archive / "notes.txt").write_text("not a PDF")
+    capsys.readouterr()
+    assert main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"],
+                env) == 1
+    out = capsys.readouterr().out
+    assert "expiring" in out and "qd-123.pdf" in out
+    assert main(["ltv", "extend", str(archive / "qd-123.pdf"), "--tsa", doc_pki.tsa_url,
+                 "--trust", str(root)], env) == 0
+    assert "extended" in capsys.readouterr().out
+    assert main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"],
+                env) == 0
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=730)).isoformat()
+    capsys.readouterr()
+    assert main(["verify", str(archive / "qd-123.pdf"), "--trust", str(root), "--offline",
+                 "--at", later], env) == 0
+    assert "TOTAL-PASSED" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "not-renewed.pdf"), "--trust", str(root),
+                 "--offline", "--at", later], env) == 1
+    assert "OUT_OF_BOUNDS_NO_POE" in capsys.readouterr().out
+    # the document as the official signed it
+    assert main(["verify", str(archive / "qd-123.pdf"), "--signed-revision", "1", "-o",
+                 str(tmp_path / "as-signed.pdf")], env) == 0
+    signed = (tmp_path / "as-signed.pdf").read_bytes()
+    assert (archive / "qd-123.pdf").read_bytes().startswith(signed)
+    assert main(["verify", str(archive / "qd-123.pdf"), "--signed-revision", "5", "-o",
+                 str(tmp_path / "none.pdf")], env) == 2
+    assert "NO_SUCH_SIGNATURE" in capsys.readouterr().err
+    assert not (tmp_path / "none.pdf").exists()
