@@ -167,6 +167,28 @@ DATABASE_FAULTS: Mapping[str, tuple[type[ServerError], str, float]] = {
 
 
 def _fault_key(exc: BaseException) -> str | None:
+    """The fault behind ``exc`` or any exception in its chain (``__cause__`` and ``__context__``):
+    a fault often surfaces as a later error raised while handling it, e.g. a
+    ``PendingRollbackError`` from a session used again after its connection was terminated."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        key = _own_fault_key(current)
+        if key is not None:
+            return key
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
+
+
+def _own_fault_key(exc: BaseException) -> str | None:
+    if isinstance(exc, sa_exc.PendingRollbackError) and exc.code == "8s2b":
+        # SQLAlchemy raises this (code 8s2b) only for a connection invalidated by a disconnect
+        # whose transaction was not rolled back yet: the connection is gone, not a bug.
+        return "connection"
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.errno in (27, 28):
         return f"os:{exc.errno}"
     if not isinstance(exc, sa_exc.DBAPIError | sa_exc.DisconnectionError):
