@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 import payments.errors as pe
 import signing.errors as se
 import vnid.errors as ve
+from signing.budget import WorkStopped
 
 __all__ = [
     "ERROR_DOMAIN",
@@ -111,6 +112,9 @@ STATUS_TABLE: Mapping[type[BaseException], grpc.StatusCode] = {
     ve.NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
     ve.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     se.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    # Work stopped because the caller's deadline passed or it went away (nobody hears the answer,
+    # but the audit log records why the call ended).
+    WorkStopped: grpc.StatusCode.DEADLINE_EXCEEDED,
     se.NotFound: grpc.StatusCode.NOT_FOUND,
     se.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     se.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,

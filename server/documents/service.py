@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from server.auth.caller import Caller
 from server.documents.approvals import ProviderApprovals
+from server.documents.budgets import run_budgeted
 from server.documents.runtime import DocumentsRuntime
 from server.documents.stores import (
     AuditScope,
@@ -316,7 +317,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                              current_call().request_id)
             else:
                 signer = self._signer(header, current_caller(), current_call().request_id)
-            result = await self._ctx.run(self._sign, header, source, output, signer)
+            result = await run_budgeted(self._ctx, context, self._rt.config.budget, header.format,
+                                        source, self._sign, header, source, output, signer)
             source.close()
             output.seek(0)
             digest = hashlib.sha256()
@@ -361,7 +363,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                              context: grpc.aio.ServicerContext) -> pb.VerifyDocumentResponse:
         header, source = await _spool(request_iterator, self._limit)
         try:
-            report = await self._ctx.run(self._verify, header, source)
+            report = await run_budgeted(self._ctx, context, self._rt.config.budget,
+                                        header.format, source, self._verify, header, source)
         finally:
             source.close()
         current_call().audit_extra.update({"indication": report.indication.value,
