@@ -50,7 +50,7 @@ def budget_of(err: grpc.aio.AioRpcError) -> str:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
             assert info.reason == "DOCUMENT_BUDGET_EXCEEDED", info
-            return info.metadata["budget"]
+            return str(info.metadata["budget"])
     raise AssertionError("no ErrorInfo")
 
 

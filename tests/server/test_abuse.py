@@ -1,0 +1,339 @@
+"""The abuse suite: what an outsider can throw at a running server, on SQLite and on PostgreSQL.
+
+The server runs in its own process, so that its resident memory is measured alone (sampled all
+along from /proc). Every gRPC method the server offers (found through its reflection service, so a
+new method is covered without editing this file) gets a malformed message, an oversized one and an
+empty one; every HTTP route (taken from the application's route table) gets an oversized body and
+an oversized header; hostile documents and slow clients come last. For each: the expected status,
+never INTERNAL, UNKNOWN or 500, the same status on both databases, memory within 64 MiB of the
+baseline plus the largest message a request may carry, and a normal client still served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from starlette.routing import Mount, Route
+
+from server.config import GrpcLimits
+from server.rpc.limits import message_limit
+from server.rpc.rules import load_rules
+from tests.server.documents.test_budgets import BUDGET, HOSTILE_PDFS, HOSTILE_XML
+from tests.server.documents.test_signing_service import CALLERS, documents_section
+from tests.server.payments.test_server import payments_section
+from tests.signing.sign.docpki import DocumentPki
+from tests.signing.sign.fixtures import artifacts, doc_pki, font, trust, tsa  # noqa: F401
+from tests.support.databases import PostgresTemplates, fresh_database
+from tests.support.pki import TestPki
+from tests.support.server import ServerProcess, free_port, running_server, server_config_dict
+from tests.support.softhsm import SoftHsm
+from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
+from vnegov.signing.v1 import documents_pb2 as pb
+
+MiB = 1 << 20
+# The issue's bound: 64 MiB over the baseline, plus the documented per-request limits (the
+# largest message a method accepts, 16 MiB for bulk methods, held once while it is parsed).
+MEMORY_BOUND = 64 * MiB + GrpcLimits().max_bulk_message_bytes
+BAD = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+
+class Rss:
+    """The server process's resident memory, sampled every 20 ms; ``peak`` since ``reset``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self) -> int:
+        with open(f"/proc/{self.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, self.now())
+
+    def reset(self) -> None:
+        self.peak = self.now()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def config(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki, softhsm: SoftHsm,
+           scopes: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Plaintext gRPC as the agency of the documents' signer, holding every scope the server's
+    methods name (so that each method gets as far as it can, past authorisation)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    callers = [{**c, "scopes": sorted(scopes | set(c["scopes"]))}
+               if c["agency_code"] == "000.00.00.H29" else c for c in CALLERS]
+    extra = {"documents": {**documents_section(documents_pki, softhsm, directory / "documents"),
+                           "budget": BUDGET},
+             "payments": payments_section(pki, directory),
+             "auth": {"callers": callers, "plaintext_caller": "000.00.00.H29"},
+             "limits": {"http": {"head_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}}}
+    return server_config_dict(pki, directory, url, plaintext=True, grpc_port=free_port(),
+                              http_port=free_port(), extra=extra)
+
+
+async def surface(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki,
+                  softhsm: SoftHsm) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """(method, path) of every route the application serves, path parameters filled in, and
+    every scope its gRPC methods name."""
+    data = config(pki, directory, url, documents_pki, softhsm)
+    extra = {k: v for k, v in data.items() if k in {"documents", "payments", "auth", "limits"}}
+    async with running_server(pki, directory, url, plaintext=True, extra=extra) as srv:
+        routes = [r for m in srv.app._modules for r in m.http_routes()]
+        services = [s.name for m in srv.app._modules for s in m.grpc_services()]
+    scopes = frozenset(s for rule in load_rules(services).values() for s in rule.scopes)
+    found = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
+
+    def walk(items: Any, prefix: str) -> None:
+        for route in items:
+            if isinstance(route, Mount):
+                walk(route.routes, prefix + route.path)
+            elif isinstance(route, Route):
+                path = prefix + route.path
+                for name, _ in route.param_convertors.items():
+                    path = path.replace("{" + name + "}", "x").replace(
+                        "{" + name + ":path}", "x")
+                methods = sorted((route.methods or {"GET"}) - {"HEAD"})
+                found.append(("POST" if "POST" in methods else methods[0], path))
+            elif hasattr(route, "path"):  # plain ASGI endpoints
+                found.append(("POST", prefix + route.path))
+    walk(routes, "")
+    return sorted(set(found)), scopes
+
+
+def grpc_methods(target: str) -> list[tuple[str, bool, bool]]:
+    """(full method name, client streaming, server streaming) of every method the server offers,
+    read from its reflection service."""
+    channel = grpc.insecure_channel(target)
+    try:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        pool = descriptor_pool.DescriptorPool(database)
+        out = []
+        for service_name in database.get_services():
+            if service_name.startswith("grpc."):
+                continue
+            service = pool.FindServiceByName(service_name)
+            for method in service.methods:
+                out.append((f"/{service.full_name}/{method.name}", method.client_streaming,
+                            method.server_streaming))
+        return sorted(out)
+    finally:
+        channel.close()
+
+
+async def call_raw(channel: grpc.aio.Channel, method: str, client_streaming: bool,
+                   server_streaming: bool, payload: bytes) -> grpc.StatusCode:
+    def identity(b: bytes) -> bytes:
+        return b
+
+    try:
+        if client_streaming:
+            async def one() -> Any:
+                yield payload
+            if server_streaming:
+                async for _ in channel.stream_stream(method, identity, identity)(one(),
+                                                                                 timeout=20):
+                    pass
+            else:
+                await channel.stream_unary(method, identity, identity)(one(), timeout=20)
+        elif server_streaming:
+            async for _ in channel.unary_stream(method, identity, identity)(payload, timeout=20):
+                pass
+        else:
+            await channel.unary_unary(method, identity, identity)(payload, timeout=20)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def healthy(http: httpx.AsyncClient, channel: grpc.aio.Channel) -> None:
+    """A normal client is served, over HTTP and gRPC."""
+    assert (await http.get("/healthz")).status_code == 200
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    await admin.GetCaller(admin_pb2.GetCallerRequest(), timeout=10)
+
+
+async def raw_http(port: int, head: bytes, body: Iterator[bytes] | None = None) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        with contextlib.suppress(ConnectionError):
+            for piece in body or ():
+                writer.write(piece)
+                await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), 30)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 "), answer[:80]
+    return int(answer[9:12])
+
+
+async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[str, Any]:
+    """Everything, against one server; returns every status seen, keyed by what was sent."""
+    assert server.proc is not None
+    rss = Rss(server.proc.pid)
+    seen: dict[str, Any] = {}
+    target = f"127.0.0.1:{server.grpc_port}"
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30)
+    channel = grpc.aio.insecure_channel(target)
+    try:
+        await healthy(http, channel)
+        baseline = rss.now()
+        rss.reset()
+
+        # ------------------------------------------------------------ every gRPC method
+        methods = await asyncio.to_thread(grpc_methods, target)
+        assert "/vnegov.signing.v1.SigningService/SignDocument" in {m for m, _, _ in methods}
+        limits = GrpcLimits()
+        for method, cs, ss in methods:
+            oversized = b"\x0a" + b"\xff" * 4 + b"\x0f" + b"a" * (message_limit(limits, method)
+                                                                  + 1)
+            for kind, payload in (("malformed", b"\xff\xff\xff\xff"), ("oversized", oversized),
+                                  ("empty", b"")):
+                code = await call_raw(channel, method, cs, ss, payload)
+                seen[f"grpc {kind} {method}"] = code
+                assert code not in BAD, (method, kind, code)
+                if kind == "malformed":
+                    assert code == grpc.StatusCode.INVALID_ARGUMENT, (method, code)
+                if kind == "oversized":
+                    assert code in {grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    grpc.StatusCode.INVALID_ARGUMENT}, (method, code)
+        await healthy(http, channel)
+        seen["memory grpc"] = rss.peak - baseline
+
+        # ------------------------------------------------------------ every HTTP route
+        for method, path in routes:
+            code = await raw_http(server.http_port, (
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                f"\r\nContent-Length: {300 * MiB}\r\n\r\n").encode(),
+                (b"\0" * 65536 for _ in range(64)))
+            seen[f"http body {method} {path}"] = code
+            assert code == 413, (method, path, code)
+            code = await raw_http(server.http_port, (
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 64 * 1024}\r\n"
+                "Content-Length: 0\r\n\r\n").encode())
+            seen[f"http header {method} {path}"] = code
+            assert code == 431, (method, path, code)
+            code = (await http.request(method, path, content=b"\xff\x00{[<" * 10,
+                                       params={"n": "9" * 30})).status_code
+            seen[f"http garbage {method} {path}"] = code
+            assert code < 500 or code == 503, (method, path, code)
+        await healthy(http, channel)
+        seen["memory http"] = rss.peak - baseline
+
+        # ------------------------------------------------------------ hostile documents
+        s_channel = channel
+        for name, document in [*(("pdf " + k, v) for k, v in HOSTILE_PDFS.items()),
+                               *(("xml " + k, v) for k, v in HOSTILE_XML.items()),
+                               ("xml 40 MB", b"<r>" + b"<e>x</e>" * (40 * MiB // 8) + b"</r>")]:
+            fmt = pb.PDF if name.startswith("pdf") else pb.XML
+            header = pb.VerifyDocumentRequest(header=pb.VerifyDocumentHeader(format=fmt))
+            chunks = [pb.VerifyDocumentRequest(chunk=document[i:i + MiB])
+                      for i in range(0, len(document), MiB)]
+            request = [header.SerializeToString(), *(c.SerializeToString() for c in chunks)]
+
+            async def stream(parts: list[bytes] = request) -> Any:
+                for part in parts:
+                    yield part
+            try:
+                await s_channel.stream_unary("/vnegov.signing.v1.SigningService/VerifyDocument",
+                                             lambda b: b, lambda b: b)(stream(), timeout=60)
+                code = grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+            seen[f"document {name}"] = code
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code)
+        await healthy(http, channel)
+        seen["memory documents"] = rss.peak - baseline
+
+        # ------------------------------------------------------------ slow clients
+        slow = []
+        for _ in range(50):  # slowloris: heads that never end
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.http_port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append((reader, writer))
+        stalled = channel.stream_unary("/vnegov.signing.v1.SigningService/VerifyDocument",
+                                       lambda b: b, lambda b: b)
+        never = asyncio.Event()
+
+        async def header_then_nothing() -> Any:
+            yield pb.VerifyDocumentRequest(header=pb.VerifyDocumentHeader(
+                format=pb.PDF)).SerializeToString()
+            await never.wait()
+        stalled_calls = [asyncio.ensure_future(stalled(header_then_nothing(), timeout=30))
+                         for _ in range(20)]
+        started = time.monotonic()
+        await healthy(http, channel)
+        seen["slow: normal client served in under 5 s"] = time.monotonic() - started < 5
+        codes = []
+        for reader, writer in slow:  # each is answered 408 after the head timeout
+            answer = await asyncio.wait_for(reader.read(4096), 30)
+            codes.append(int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else 0)
+            writer.close()
+        seen["slow http"] = sorted(set(codes))
+        assert set(codes) <= {408, 0}, codes
+        for call in stalled_calls:
+            call.cancel()
+        await asyncio.gather(*stalled_calls, return_exceptions=True)
+        await healthy(http, channel)
+        seen["memory slow"] = rss.peak - baseline
+        for key in ("memory grpc", "memory http", "memory documents", "memory slow"):
+            assert seen[key] < MEMORY_BOUND, (key, seen[key] // MiB)
+        return seen
+    finally:
+        rss.close()
+        await http.aclose()
+        await channel.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_abuse_on_sqlite_and_postgresql_gives_the_same_statuses(
+        pki: TestPki, tmp_path: Path, postgres_templates: PostgresTemplates,
+        doc_pki: DocumentPki, softhsm: SoftHsm) -> None:  # noqa: F811 (the fixture)
+    results: dict[str, dict[str, Any]] = {}
+    for backend in ("sqlite", "postgresql"):
+        directory = tmp_path / backend
+        directory.mkdir()
+        with fresh_database(backend, postgres_templates, directory) as db:
+            url = db.url.render_as_string(hide_password=False)
+            routes, scopes = await surface(pki, directory / "routes", url, doc_pki, softhsm)
+            assert ("POST", "/payments/platform/callback") in routes
+            server = ServerProcess(config(pki, directory, url, doc_pki, softhsm, scopes),
+                                   directory)
+            try:
+                await asyncio.to_thread(server.start, 60)
+                results[backend] = await abuse(server, routes)
+            finally:
+                server.kill()
+    statuses = {backend: {k: v for k, v in seen.items() if not k.startswith("memory")}
+                for backend, seen in results.items()}
+    assert statuses["sqlite"] == statuses["postgresql"]
+    print(sum(k.startswith("grpc malformed") for k in statuses["sqlite"]), "gRPC methods,",
+          sum(k.startswith("http body") for k in statuses["sqlite"]), "HTTP routes; MiB over "
+          "baseline:", {b: {k: v // MiB for k, v in r.items() if k.startswith("memory")}
+           for b, r in results.items()})
