@@ -24,11 +24,14 @@ import payments.errors as pe
 import signing.errors as se
 import vnid.errors as ve
 from signing.budget import WorkStopped
+from signing.pkcs11 import TokenError
+from signing.sign.errors import RevocationUnavailable, TimestampUnavailable
 
 __all__ = [
     "ERROR_DOMAIN",
     "Aborted",
     "DATABASE_FAULTS",
+    "DEPENDENCY_FAULTS",
     "InvalidArgument",
     "MappedError",
     "NotAuthenticated",
@@ -112,6 +115,10 @@ STATUS_TABLE: Mapping[type[BaseException], grpc.StatusCode] = {
     ve.NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
     ve.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     se.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    # Dependencies of signing that are down (see DEPENDENCY_FAULTS): retry later.
+    TimestampUnavailable: grpc.StatusCode.UNAVAILABLE,
+    RevocationUnavailable: grpc.StatusCode.UNAVAILABLE,
+    TokenError: grpc.StatusCode.UNAVAILABLE,
     # Work stopped because the caller's deadline passed or it went away (nobody hears the answer,
     # but the audit log records why the call ended).
     WorkStopped: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -167,6 +174,16 @@ DATABASE_FAULTS: Mapping[str, tuple[type[ServerError], str, float]] = {
     "os:28": (Unavailable, "STORAGE_FULL", 30.0),  # ENOSPC (temporary files, spools)
     "os:27": (Unavailable, "STORAGE_FULL", 30.0),  # EFBIG (file size limit)
     "connection": (Unavailable, "DATABASE_UNAVAILABLE", 1.0),
+}
+
+
+# Library errors that say a dependency is down (the TSA, the OCSP responders and CRL
+# repositories, the PKCS#11 token): UNAVAILABLE in the table above, sent with a RetryInfo
+# saying when to try again (seconds).
+DEPENDENCY_FAULTS: Mapping[type[BaseException], float] = {
+    TimestampUnavailable: 5.0,
+    RevocationUnavailable: 5.0,
+    TokenError: 30.0,
 }
 
 
@@ -236,13 +253,17 @@ def map_exception(exc: BaseException, request_id: str) -> MappedError:
         if code is not None and isinstance(exc, _LIBRARY_BASES):
             metadata = {str(k): str(v) for k, v in getattr(exc, "metadata", {}).items()}
             metadata["request_id"] = request_id
+            details = tuple(getattr(exc, "details", ()))
+            delay = next((w for c, w in DEPENDENCY_FAULTS.items() if isinstance(exc, c)), None)
+            if delay is not None:
+                details += (_retry_info(delay),)
             return MappedError(
                 code=code,
                 reason=exc.reason,
                 message=exc.message,
                 metadata=metadata,
                 audit_detail=getattr(exc, "detail", ""),
-                details=tuple(getattr(exc, "details", ())),
+                details=details,
             )
     return MappedError(
         code=grpc.StatusCode.INTERNAL,

@@ -125,7 +125,11 @@ async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[byte
                                       metadata={"field": "chunk"})
             if size > SPOOL and isinstance(spool, io.BytesIO):
                 on_disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed by callers
-                on_disk.write(spool.getbuffer())
+                try:
+                    on_disk.write(spool.getbuffer())
+                except BaseException:  # a full disk: the temporary file goes too
+                    on_disk.close()
+                    raise
                 spool.close()
                 spool = on_disk
             spool.write(chunk)
