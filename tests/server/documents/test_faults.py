@@ -44,8 +44,8 @@ def make_server_for(pki: TestPki, tmp_path: Path, sqlite_db: Database, doc_pki: 
     return make
 
 
-async def sign_chunks(srv: RunningServer, level: int, document: bytes
-                      ) -> tuple[list[pb.SignDocumentResponse], grpc.aio.AioRpcError | None]:
+async def sign_chunks(srv: RunningServer, level: pb.SignatureLevel.ValueType,
+                      document: bytes) -> tuple[list[pb.SignDocumentResponse], grpc.aio.AioRpcError | None]:
     """Every message the caller received, and the error that ended the call (if any)."""
     async def requests() -> AsyncIterator[pb.SignDocumentRequest]:
         yield pb.SignDocumentRequest(header=pb.SignDocumentHeader(
