@@ -187,21 +187,29 @@ DEPENDENCY_FAULTS: Mapping[type[BaseException], float] = {
 }
 
 
-def _fault_key(exc: BaseException) -> str | None:
-    """The fault behind ``exc`` or any exception in its chain (``__cause__`` and ``__context__``):
-    a fault often surfaces as a later error raised while handling it, e.g. a
-    ``PendingRollbackError`` from a session used again after its connection was terminated."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions behind it (``__cause__``, ``__context__``), nearest first."""
     seen: set[int] = set()
+    out: list[BaseException] = []
     pending: list[BaseException] = [exc]
-    while pending and len(seen) < 16:
+    while pending and len(out) < 16:
         current = pending.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
+        out.append(current)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return out
+
+
+def _fault_key(exc: BaseException) -> str | None:
+    """The fault behind ``exc`` or any exception in its chain: a fault often surfaces as a later
+    error raised while handling it, e.g. a ``PendingRollbackError`` from a session used again
+    after its connection was terminated."""
+    for current in _chain(exc):
         key = _own_fault_key(current)
         if key is not None:
             return key
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return None
 
 
@@ -248,6 +256,9 @@ def map_exception(exc: BaseException, request_id: str) -> MappedError:
                            metadata={"request_id": request_id},
                            audit_detail=f"{type(exc).__name__}:{fault}",
                            details=(_retry_info(wait),))
+    # A dependency that is down, even when a library reported it as another error of its own
+    # (a token failure becomes the signer's SigningRefused): the dependency's error is the answer.
+    exc = next((e for e in _chain(exc) if isinstance(e, tuple(DEPENDENCY_FAULTS))), exc)
     for cls in type(exc).__mro__:
         code = STATUS_TABLE.get(cls)
         if code is not None and isinstance(exc, _LIBRARY_BASES):
