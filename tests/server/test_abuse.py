@@ -81,14 +81,15 @@ class Rss:
 
 
 def config(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki, softhsm: SoftHsm,
-           scopes: frozenset[str] = frozenset()) -> dict[str, Any]:
+           scopes: frozenset[str] = frozenset(), budget: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
     """Plaintext gRPC as the agency of the documents' signer, holding every scope the server's
     methods name (so that each method gets as far as it can, past authorisation)."""
     directory.mkdir(parents=True, exist_ok=True)
     callers = [{**c, "scopes": sorted(scopes | set(c["scopes"]))}
                if c["agency_code"] == "000.00.00.H29" else c for c in CALLERS]
     extra = {"documents": {**documents_section(documents_pki, softhsm, directory / "documents"),
-                           "budget": BUDGET},
+                           "budget": BUDGET if budget is None else budget},
              "payments": payments_section(pki, directory),
              "auth": {"callers": callers, "plaintext_caller": "000.00.00.H29"},
              "limits": {"http": {"head_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}}}
@@ -337,3 +338,100 @@ async def test_abuse_on_sqlite_and_postgresql_gives_the_same_statuses(
           sum(k.startswith("http body") for k in statuses["sqlite"]), "HTTP routes; MiB over "
           "baseline:", {b: {k: v // MiB for k, v in r.items() if k.startswith("memory")}
            for b, r in results.items()})
+
+
+def scanned_pdf(size: int) -> bytes:
+    """A valid one-page PDF carrying a ``size``-byte greyscale image (what a scanned dossier
+    looks like to the server), uncompressed, with a correct cross-reference table."""
+    import os
+
+    side = int(size ** 0.5)
+    pixels = os.urandom(side * side)
+    content = b"q %d 0 0 %d 0 0 cm /Im0 Do Q" % (595, 842)
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /XObject << /Im0 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(pixels))
+        + pixels + b"\nendstream",
+    ]
+    out = [b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"]
+    offsets, position = [], len(out[0])
+    for number, body in enumerate(bodies, start=1):
+        part = b"%d 0 obj\n%s\nendobj\n" % (number, body)
+        offsets.append(position)
+        out.append(part)
+        position += len(part)
+    out.append(b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1))
+    out.extend(b"%010d 00000 n \n" % o for o in offsets)
+    out.append(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+               % (len(bodies) + 1, position))
+    return b"".join(out)
+
+
+@pytest.mark.slow
+async def test_a_100_mb_pdf_signs_and_verifies_streamed_and_memory_returns(
+        pki: TestPki, tmp_path: Path, sqlite_db: Any,
+        doc_pki: DocumentPki, softhsm: SoftHsm) -> None:  # noqa: F811 (the fixture)
+    """A 100 MB scanned PDF within every budget: signed and verified by a server process, both
+    ways in chunks (the signed copy arrives in many messages, not one), the server's resident
+    memory bounded while it works and back within 64 MiB of its baseline afterwards."""
+    import hashlib
+
+    document = scanned_pdf(100 * 1000 * 1000)
+    server = ServerProcess(config(pki, tmp_path, sqlite_db.url.render_as_string(False),
+                                  doc_pki, softhsm, budget={}), tmp_path)
+    server.start(60)
+    assert server.proc is not None
+    rss = Rss(server.proc.pid)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}",
+                                        options=[("grpc.max_receive_message_length", 8 * MiB)])
+    try:
+        from vnegov.signing.v1 import documents_pb2_grpc
+
+        s = documents_pb2_grpc.SigningServiceStub(channel)
+        await s.VerifyDocument(iter([pb.VerifyDocumentRequest(  # warm up
+            header=pb.VerifyDocumentHeader(format=pb.PDF), chunk=scanned_pdf(10_000))]))
+        baseline = rss.now()
+        rss.reset()
+
+        def sign_requests() -> Iterator[pb.SignDocumentRequest]:
+            yield pb.SignDocumentRequest(header=pb.SignDocumentHeader(
+                format=pb.PDF, agency_signer="ubnd-hcm"))
+            for i in range(0, len(document), MiB):
+                yield pb.SignDocumentRequest(chunk=document[i:i + MiB])
+
+        signed = bytearray()
+        messages = 0
+        result = None
+        async for response in s.SignDocument(sign_requests(), timeout=600):
+            signed += response.chunk
+            messages += 1
+            if response.HasField("result"):
+                result = response.result
+        assert result is not None and result.size == len(signed) > len(document)
+        assert result.sha256 == hashlib.sha256(signed).hexdigest()
+        assert messages > 50  # streamed, not one message
+        assert bytes(signed[:len(document)]) == document  # an incremental update
+
+        def verify_requests() -> Iterator[pb.VerifyDocumentRequest]:
+            yield pb.VerifyDocumentRequest(header=pb.VerifyDocumentHeader(format=pb.PDF))
+            for i in range(0, len(signed), MiB):
+                yield pb.VerifyDocumentRequest(chunk=bytes(signed[i:i + MiB]))
+
+        report = await s.VerifyDocument(verify_requests(), timeout=600)
+        assert report.indication == pb.TOTAL_PASSED, report.report_text
+        peak = rss.peak - baseline
+        await asyncio.sleep(1.0)
+        after = rss.now() - baseline
+        print(f"100 MB PDF: server peak {peak // MiB} MiB over baseline, "
+              f"{after // MiB} MiB after")
+        assert after < 64 * MiB, after // MiB
+        assert peak < 64 * MiB + 2 * GrpcLimits().max_document_message_bytes + 256 * MiB
+    finally:
+        rss.close()
+        await channel.close()
+        server.kill()
