@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from server.config import GrpcLimits
 from server.rpc.limits import message_limit
 from server.rpc.rules import load_rules
+from tests.server.ca.conftest import write_ca_files
 from tests.server.documents.test_budgets import BUDGET, HOSTILE_PDFS, HOSTILE_XML
 from tests.server.documents.test_signing_service import CALLERS, documents_section
 from tests.server.payments.test_server import payments_section
@@ -80,6 +81,13 @@ class Rss:
         self._thread.join()
 
 
+# Mounted ASGI applications without a route table (server/ca/http.py): their endpoints.
+OPAQUE_MOUNTS = {
+    "/pki": [("POST", "/pki/ocsp"), ("GET", "/pki/ocsp/MEUw"), ("POST", "/pki/tsa"),
+             ("GET", "/pki/crl/x.crl"), ("GET", "/pki/certs/x.pem"), ("GET", "/pki/x")],
+}
+
+
 def config(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki, softhsm: SoftHsm,
            scopes: frozenset[str] = frozenset(), budget: dict[str, Any] | None = None
            ) -> dict[str, Any]:
@@ -88,13 +96,20 @@ def config(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki, 
     directory.mkdir(parents=True, exist_ok=True)
     callers = [{**c, "scopes": sorted(scopes | set(c["scopes"]))}
                if c["agency_code"] == "000.00.00.H29" else c for c in CALLERS]
-    extra = {"documents": {**documents_section(documents_pki, softhsm, directory / "documents"),
+    http_port = free_port()
+    identity = {"issuer": f"http://127.0.0.1:{http_port}/id", "argon2_time_cost": 1,
+                "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+    extra = {"identity": identity,
+             "ca": write_ca_files(pki, directory / "ca", f"http://127.0.0.1:{http_port}"),
+             "documents": {**documents_section(documents_pki, softhsm, directory / "documents"),
                            "budget": BUDGET if budget is None else budget},
              "payments": payments_section(pki, directory),
              "auth": {"callers": callers, "plaintext_caller": "000.00.00.H29"},
              "limits": {"http": {"head_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}}}
-    return server_config_dict(pki, directory, url, plaintext=True, grpc_port=free_port(),
-                              http_port=free_port(), extra=extra)
+    data = server_config_dict(pki, directory, url, plaintext=True, grpc_port=free_port(),
+                              http_port=http_port, extra=extra)
+    data["server"]["public_url"] = f"http://127.0.0.1:{http_port}"
+    return data
 
 
 async def surface(pki: TestPki, directory: Path, url: str, documents_pki: DocumentPki,
@@ -102,7 +117,8 @@ async def surface(pki: TestPki, directory: Path, url: str, documents_pki: Docume
     """(method, path) of every route the application serves, path parameters filled in, and
     every scope its gRPC methods name."""
     data = config(pki, directory, url, documents_pki, softhsm)
-    extra = {k: v for k, v in data.items() if k in {"documents", "payments", "auth", "limits"}}
+    extra = {k: v for k, v in data.items()
+             if k in {"identity", "ca", "documents", "payments", "auth", "limits"}}
     async with running_server(pki, directory, url, plaintext=True, extra=extra) as srv:
         routes = [r for m in srv.app._modules for r in m.http_routes()]
         services = [s.name for m in srv.app._modules for s in m.grpc_services()]
@@ -111,7 +127,12 @@ async def surface(pki: TestPki, directory: Path, url: str, documents_pki: Docume
 
     def walk(items: Any, prefix: str) -> None:
         for route in items:
-            if isinstance(route, Mount):
+            if isinstance(route, Mount) and not route.routes:
+                # A plain ASGI application dispatching on its own: its paths are listed here, and
+                # a new one fails this test until it is.
+                assert prefix + route.path in OPAQUE_MOUNTS, route.path
+                found.extend(OPAQUE_MOUNTS[prefix + route.path])
+            elif isinstance(route, Mount):
                 walk(route.routes, prefix + route.path)
             elif isinstance(route, Route):
                 path = prefix + route.path
@@ -171,11 +192,24 @@ async def call_raw(channel: grpc.aio.Channel, method: str, client_streaming: boo
     return grpc.StatusCode.OK
 
 
-async def healthy(http: httpx.AsyncClient, channel: grpc.aio.Channel) -> None:
-    """A normal client is served, over HTTP and gRPC."""
-    assert (await http.get("/healthz")).status_code == 200
+async def healthy(http: httpx.AsyncClient, channel: grpc.aio.Channel) -> float:
+    """A normal client is served, over HTTP and gRPC: the median time of ten rounds."""
     admin = admin_pb2_grpc.AdminServiceStub(channel)
-    await admin.GetCaller(admin_pb2.GetCallerRequest(), timeout=10)
+    times = []
+    for _ in range(10):
+        start = time.perf_counter()
+        assert (await http.get("/healthz")).status_code == 200
+        await admin.GetCaller(admin_pb2.GetCallerRequest(), timeout=10)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def within_usual_latency(seen: dict[str, Any], phase: str, latency: float, usual: float) -> None:
+    """A normal client's latency after a phase, against the same measure before any abuse (a
+    ratio in the same run, generous for a shared machine: what it catches is a server still
+    busy with the abuse, which answers in seconds instead of milliseconds)."""
+    seen[f"latency {phase}"] = latency
+    assert latency < 10 * usual + 0.05, (phase, latency, usual)
 
 
 async def raw_http(port: int, head: bytes, body: Iterator[bytes] | None = None) -> int:
@@ -202,13 +236,17 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30)
     channel = grpc.aio.insecure_channel(target)
     try:
-        await healthy(http, channel)
+        await healthy(http, channel)  # warm up
+        usual = await healthy(http, channel)
         baseline = rss.now()
         rss.reset()
 
         # ------------------------------------------------------------ every gRPC method
         methods = await asyncio.to_thread(grpc_methods, target)
-        assert "/vnegov.signing.v1.SigningService/SignDocument" in {m for m, _, _ in methods}
+        served = {m.split("/")[1] for m, _, _ in methods}
+        assert served >= {"vnegov.admin.v1.AdminService", "vnegov.identity.v1.IdentityService",
+                          "vnegov.payments.v1.PaymentsService", "vnegov.signing.v1.SigningService",
+                          "vnegov.signing.v1.CertificateAuthorityService"}, served
         limits = GrpcLimits()
         for method, cs, ss in methods:
             oversized = b"\x0a" + b"\xff" * 4 + b"\x0f" + b"a" * (message_limit(limits, method)
@@ -223,7 +261,7 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
                 if kind == "oversized":
                     assert code in {grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     grpc.StatusCode.INVALID_ARGUMENT}, (method, code)
-        await healthy(http, channel)
+        within_usual_latency(seen, "grpc", await healthy(http, channel), usual)
         seen["memory grpc"] = rss.peak - baseline
 
         # ------------------------------------------------------------ every HTTP route
@@ -243,7 +281,7 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
                                        params={"n": "9" * 30})).status_code
             seen[f"http garbage {method} {path}"] = code
             assert code < 500 or code == 503, (method, path, code)
-        await healthy(http, channel)
+        within_usual_latency(seen, "http", await healthy(http, channel), usual)
         seen["memory http"] = rss.peak - baseline
 
         # ------------------------------------------------------------ hostile documents
@@ -268,7 +306,7 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
                 code = exc.code()
             seen[f"document {name}"] = code
             assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code)
-        await healthy(http, channel)
+        within_usual_latency(seen, "documents", await healthy(http, channel), usual)
         seen["memory documents"] = rss.peak - baseline
 
         # ------------------------------------------------------------ slow clients
@@ -287,9 +325,7 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
             await never.wait()
         stalled_calls = [asyncio.ensure_future(stalled(header_then_nothing(), timeout=30))
                          for _ in range(20)]
-        started = time.monotonic()
-        await healthy(http, channel)
-        seen["slow: normal client served in under 5 s"] = time.monotonic() - started < 5
+        within_usual_latency(seen, "during slow clients", await healthy(http, channel), usual)
         codes = []
         for reader, writer in slow:  # each is answered 408 after the head timeout
             answer = await asyncio.wait_for(reader.read(4096), 30)
@@ -300,7 +336,7 @@ async def abuse(server: ServerProcess, routes: list[tuple[str, str]]) -> dict[st
         for call in stalled_calls:
             call.cancel()
         await asyncio.gather(*stalled_calls, return_exceptions=True)
-        await healthy(http, channel)
+        within_usual_latency(seen, "slow", await healthy(http, channel), usual)
         seen["memory slow"] = rss.peak - baseline
         for key in ("memory grpc", "memory http", "memory documents", "memory slow"):
             assert seen[key] < MEMORY_BOUND, (key, seen[key] // MiB)
@@ -324,6 +360,7 @@ async def test_abuse_on_sqlite_and_postgresql_gives_the_same_statuses(
             url = db.url.render_as_string(hide_password=False)
             routes, scopes = await surface(pki, directory / "routes", url, doc_pki, softhsm)
             assert ("POST", "/payments/platform/callback") in routes
+            assert ("POST", "/id/token") in routes and ("POST", "/pki/tsa") in routes
             server = ServerProcess(config(pki, directory, url, doc_pki, softhsm, scopes),
                                    directory)
             try:
@@ -331,13 +368,16 @@ async def test_abuse_on_sqlite_and_postgresql_gives_the_same_statuses(
                 results[backend] = await abuse(server, routes)
             finally:
                 server.kill()
-    statuses = {backend: {k: v for k, v in seen.items() if not k.startswith("memory")}
+    statuses = {backend: {k: v for k, v in seen.items()
+                          if not k.startswith(("memory", "latency"))}
                 for backend, seen in results.items()}
     assert statuses["sqlite"] == statuses["postgresql"]
     print(sum(k.startswith("grpc malformed") for k in statuses["sqlite"]), "gRPC methods,",
           sum(k.startswith("http body") for k in statuses["sqlite"]), "HTTP routes; MiB over "
           "baseline:", {b: {k: v // MiB for k, v in r.items() if k.startswith("memory")}
-           for b, r in results.items()})
+                        for b, r in results.items()},
+          "latency (ms):", {b: {k: round(v * 1000, 1) for k, v in r.items()
+                                if k.startswith("latency")} for b, r in results.items()})
 
 
 def scanned_pdf(size: int) -> bytes:
