@@ -12,6 +12,14 @@ Relative paths are resolved against the data directory. Unknown keys are errors 
     token_pin_file = "secrets/token-pin"
     softhsm2_conf = "softhsm/softhsm2.conf"    # SoftHSM2 only: its SOFTHSM2_CONF (vnegov init)
 
+    [documents.budget]               # per document; over budget is INVALID_ARGUMENT naming it
+    max_bytes = 268435456
+    xml_max_bytes = 16777216
+    pdf_objects = 500000
+    xml_elements = 200000
+    max_depth = 64
+    cpu_seconds = 60.0
+
     [[documents.signers]]            # an agency's key: used when that agency's systems call
     name = "ubnd-hcm"
     agency_code = "000.00.00.H29"
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError, build_section
+from signing.budget import DocumentBudget
 
 __all__ = ["AgencySignerConfig", "DocumentsConfig"]
 
@@ -60,6 +69,8 @@ class DocumentsConfig:
     signers: tuple[AgencySignerConfig, ...] = field(default=())
     sad_lifetime_seconds: int = 300
     max_document_mib: int = 256
+    # What one document may cost (signing.budget): bytes, objects or elements, nesting, CPU time.
+    budget: DocumentBudget = field(default_factory=DocumentBudget)
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any], *, base_dir: Path | None = None

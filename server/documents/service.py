@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from server.auth.caller import Caller
 from server.documents.approvals import ProviderApprovals
+from server.documents.budgets import run_budgeted
 from server.documents.runtime import DocumentsRuntime
 from server.documents.stores import (
     AuditScope,
@@ -139,7 +140,11 @@ async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[byte
                                       metadata={"field": "chunk"})
             if size > SPOOL and isinstance(spool, io.BytesIO):
                 on_disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed by callers
-                on_disk.write(spool.getbuffer())
+                try:
+                    on_disk.write(spool.getbuffer())
+                except BaseException:  # a full disk: the temporary file goes too
+                    on_disk.close()
+                    raise
                 spool.close()
                 spool = on_disk
             spool.write(chunk)
@@ -331,7 +336,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                              current_call().request_id)
             else:
                 signer = self._signer(header, current_caller(), current_call().request_id)
-            result = await self._ctx.run(self._sign, header, source, output, signer)
+            result = await run_budgeted(self._ctx, context, self._rt.config.budget, header.format,
+                                        source, self._sign, header, source, output, signer)
             source.close()
             async for response in self._send(output, result, pb.SignDocumentResponse):
                 yield response
@@ -411,7 +417,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         header, source = await _spool(request_iterator, self._limit)
         include_signed_data = header.include_signed_data
         try:
-            report = await self._ctx.run(self._verify, header, source)
+            report = await run_budgeted(self._ctx, context, self._rt.config.budget,
+                                        header.format, source, self._verify, header, source)
         finally:
             source.close()
         current_call().audit_extra.update({"indication": report.indication.value,
