@@ -43,6 +43,7 @@ from server.payments.common import (
     record_transitions,
 )
 from server.storage.db import Database
+from server.storage.locking import for_update
 from server.storage.payments import (
     ChannelEventRow,
     ExceptionRow,
@@ -310,10 +311,7 @@ class ReconStore:
             raise pe.InvalidInput(f"action must be one of {', '.join(RESOLUTIONS)}",
                                   metadata={"field": "action"})
         with self.db.write() as s:
-            stmt = select(ExceptionRow).where(ExceptionRow.id == exception_id)
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update()
-            exc = s.execute(stmt).scalar_one_or_none()
+            exc = for_update(s, ExceptionRow, exception_id)
             if exc is None:
                 raise pe.NotFound("no such exception")
             if exc.state != "open":
@@ -330,7 +328,7 @@ class ReconStore:
                 named = exc.payment_ids.split()
                 target = payment_id or (named[0] if named else "")
                 if exc.source.startswith("channel:"):
-                    row = lock_payment(s, self.db, target) if target else None
+                    row = lock_payment(s, target) if target else None
                     if row is None:
                         raise pe.NotFound("no such payment", metadata={"payment": target})
                     # Money a channel confirmed and we held: the payment has not received it.
@@ -383,7 +381,7 @@ class ReconStore:
                                                 {other: exc.amount})])
                 elif exc.outcome == "payment_without_money" and action == "write_off":
                     pid = exc.payment_ids.split(" ")[0]
-                    row = lock_payment(s, self.db, pid)
+                    row = lock_payment(s, pid)
                     if row is not None:
                         # Only what no statement has shown since: a line that came after the
                         # run settled CLEARING for the rest.
@@ -417,7 +415,7 @@ class ReconStore:
         only the rest is credited to the target (see ``apply_statement_money``)."""
         shown = named if not named or target in named else [target]
         order = [target] + [pid for pid in shown if pid != target]
-        rows = {pid: lock_payment(s, self.db, pid) for pid in sorted(set(order) - {""})}
+        rows = {pid: lock_payment(s, pid) for pid in sorted(set(order) - {""})}
         row = rows.get(target)
         if row is None:
             raise pe.NotFound("no such payment", metadata={"payment": target})
@@ -441,7 +439,7 @@ class ReconStore:
         named = exc.payment_ids.strip()
         if not named or named == target.id:
             return
-        source = lock_payment(s, self.db, named)
+        source = lock_payment(s, named)
         if source is None:
             return
         confirmed = s.execute(select(func.coalesce(func.sum(ChannelEventRow.amount), 0)).where(

@@ -163,7 +163,7 @@ class PaymentsStore:
              now: dt.datetime) -> Payment:
         """created -> awaiting_payment once the channel knows of the payment."""
         with self.db.write() as s:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None:
                 raise pe.NotFound("no such payment")
             p = payment_from_row(row)
@@ -258,9 +258,10 @@ class PaymentsStore:
                         self._hold(s, channel, transaction_id, amount, "", now,
                                    "money for an unknown reference", request_id)
                     return ConfirmResult(ConfirmOutcome.UNKNOWN_REFERENCE)
-                if not self.db.is_sqlite:
-                    row = lock_payment(s, self.db, row.id)
-                    assert row is not None
+                # The payment as it is now, under its row lock: the row read above may have
+                # changed since (a concurrent transfer), and the session would return it as read.
+                row = lock_payment(s, row.id)
+                assert row is not None
                 event = {"channel": channel, "transaction_id": transaction_id,
                          "reference": reference, "payment_id": row.id, "amount": amount,
                          "at": at}
@@ -329,7 +330,7 @@ class PaymentsStore:
         fields = {"payment": payment_id, "amount": amount, "reason": reason}
 
         def action(s: Session) -> str:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None or (agency_code is not None and row.agency_code != agency_code):
                 raise pe.NotFound("no such payment", metadata={"payment": payment_id})
             p = payment_from_row(row)
@@ -350,7 +351,7 @@ class PaymentsStore:
     def cancel(self, payment_id: str, *, actor: str, request_id: str, now: dt.datetime
                ) -> Payment:
         with self.db.write() as s:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None:
                 raise pe.NotFound("no such payment")
             fx = cancel_payment(payment_from_row(row), now=now, actor=actor)
@@ -365,7 +366,7 @@ class PaymentsStore:
         done = 0
         for pid in ids:
             with self.db.write() as s:
-                row = lock_payment(s, self.db, pid)
+                row = lock_payment(s, pid)
                 if row is None or S(row.state) not in OPEN_STATES or row.expires_at > now:
                     continue
                 fx = expire_payment(payment_from_row(row), now=now)
