@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 __all__ = ["for_update", "locked"]
 
 T = TypeVar("T")
-_S = TypeVar("_S", bound=Select[Any])
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
 
 
 def locked(stmt: _S, *, skip_locked: bool = False, of: Any = None) -> _S:
