@@ -21,6 +21,7 @@ from sqlalchemy import select
 import payments.errors as pe
 from payments.payments import PAID_STATES, Payer
 from payments.receipts import check_gapless, group_lines
+from server.payments.checks import check_database
 from server.payments.common import trial_balance
 from server.storage import migrate
 from server.storage.db import Database
@@ -348,4 +349,6 @@ def run(world: World, sequence: list[tuple]) -> None:
         assert len(originals) == expected
     for numbers in world.receipts.numbers().values():
         assert check_gapless(numbers)
+    # The per-payment invariants, proved by the checker ``vnegov payments check`` runs.
+    assert [str(v) for v in check_database(world.db)] == []
     event(f"corrections: {min(sum(r.kind != 'original' for r in receipts), 2)}+")
