@@ -28,6 +28,7 @@ from server.storage.db import Database
 from server.storage.payments import ChannelEventRow, ReceiptRow
 from tests.payments.support import HCM, T0
 from tests.server.payments.conftest import World, make_world
+from tests.support.databases import PostgresTemplates
 from tests.support.pki import TestPki
 
 PROCEDURES = ["1.000494", "2.000815", "1.001612"]
@@ -126,6 +127,22 @@ def test_money_is_counted_once_over_random_sequences(tmp_path_factory: pytest.Te
         run(make_world(db, pki), sequence)
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=money_sequences)
+def test_money_is_counted_once_on_postgresql(postgres_templates: PostgresTemplates,
+                                            pki: TestPki, sequence: list[tuple]) -> None:
+    """The same sequences and the same checker on PostgreSQL (a fresh database each)."""
+    url = postgres_templates.new_database()
+    db = Database(url)
+    try:
+        run(make_world(db, pki), sequence)
+    finally:
+        db.dispose()
+        postgres_templates.drop(url)
 
 
 # Receipts under corrections: fewer kinds of operation, so that paid payments, their receipts,
