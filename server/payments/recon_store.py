@@ -211,6 +211,8 @@ class ReconStore:
         if ids:
             s.execute(update(StatementLineRow).where(StatementLineRow.id.in_(ids))
                       .values(reconciled=True))
+        if item.outcome is Outcome.REVERSED:
+            return  # the bank shows the money in and out: BANK nets to nothing
         key = f"recon:{run_id}:{':'.join(item.line_keys or item.payment_ids)}"[:120]
         if item.outcome is Outcome.MATCHED:
             debits = {Account.bank(account): item.amount}
