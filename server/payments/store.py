@@ -256,7 +256,7 @@ class PaymentsStore:
                         payment_id=None, amount=amount, at=at, outcome="unknown_reference"))
                     if success:
                         self._hold(s, channel, transaction_id, amount, "", now,
-                                   "money for an unknown reference", request_id)
+                                   "money for an unknown reference", request_id, agency="")
                     return ConfirmResult(ConfirmOutcome.UNKNOWN_REFERENCE)
                 # The payment as it is now, under its row lock: the row read above may have
                 # changed since (a concurrent transfer), and the session would return it as read.
@@ -294,7 +294,7 @@ class PaymentsStore:
                 if problem:
                     s.execute(insert(ChannelEventRow).values(**event, outcome="held"))
                     self._hold(s, channel, transaction_id, amount, p.id, now, problem,
-                               request_id)
+                               request_id, agency=p.agency_code)
                     return ConfirmResult(ConfirmOutcome.HELD, p.id)
                 s.execute(insert(ChannelEventRow).values(**event, outcome="applied"))
                 fx = apply_credit(p, amount, source=Account.clearing(channel),
@@ -311,12 +311,13 @@ class PaymentsStore:
             return ConfirmResult(ConfirmOutcome.ALREADY_CONFIRMED, known[0] or "")
 
     def _hold(self, s: Session, channel: str, transaction_id: str, amount: int, payment_id: str,
-              now: dt.datetime, note: str, request_id: str) -> None:
+              now: dt.datetime, note: str, request_id: str, *, agency: str) -> None:
         post_ledger(s, [transaction(f"{channel}:{transaction_id}:held", now, "held",
                                     {Account.clearing(channel): amount},
                                     {Account.SUSPENSE: amount}, payment=payment_id, memo=note)])
         s.execute(insert(ExceptionRow).values(
             source=f"channel:{channel}", outcome="held_channel_money", account="",
+            agency_code=agency,
             amount=amount, line_keys=transaction_id, payment_ids=payment_id, note=note[:300],
             state="open", resolution="", resolved_by="", created_at=now))
         audit(s, at=now, request_id=request_id, actor=f"channel:{channel}",
