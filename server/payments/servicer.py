@@ -89,6 +89,16 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         caller = current_caller()
         return None if ALL_PROVINCES in caller.provinces else caller.agency_code
 
+    async def _require_account(self) -> None:
+        """A scoped caller's agency needs a collection account for statements, channel lists
+        and reconciliation runs: it has no money otherwise (NOT_FOUND, like the account)."""
+        if self._scope() is None:
+            return
+        try:
+            await self.ctx.run(self.m.store.account, current_caller().agency_code)
+        except pe.FailedPrecondition:
+            raise pe.NotFound("the agency has no registered collection account") from None
+
     async def _own(self, name: str) -> Payment:
         """The caller's own payment (or any, for a national caller). A payment of another agency
         and a payment that does not exist get the same PERMISSION_DENIED (AIP-211): no hint
@@ -285,6 +295,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def ImportStatement(self, request: pb.ImportStatementRequest,
                               context: grpc.aio.ServicerContext) -> pb.ImportStatementResponse:
         caller = current_caller()
+        await self._require_account()
         totals = await self.ctx.run(self.m.recon.import_statement, request.content,
                                     fmt=request.format, account=request.account,
                                     actor=caller.audit_name,
@@ -302,6 +313,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         except ValueError:
             raise InvalidArgument("days must be YYYY-MM-DD",
                                   metadata={"field": "first_day"}) from None
+        await self._require_account()
         counts = await self.ctx.run(self.m.recon.compare_channel_list, request.content,
                                     channel=request.channel, first_day=first, last_day=last,
                                     actor=caller.audit_name,
@@ -315,6 +327,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         as_of = request.as_of.ToDatetime(dt.UTC) if request.HasField("as_of") else \
             self.ctx.clock()
         scope = self._scope()
+        await self._require_account()
         op_id = await self.ctx.run(self.m.recon.start_operation, "reconcile",
                                    caller=caller.audit_name, now=self.ctx.clock(),
                                    agency=scope or "")
