@@ -45,9 +45,9 @@ def upgrade() -> None:
         agency = named[0] if named else accounts.get(row.account or "", "")
         if agency:
             bind.execute(sa.update(_EXC).where(_EXC.c.id == row.id).values(agency_code=agency))
-    for row in bind.execute(sa.select(_OPS.c.id, _OPS.c.caller)).all():
-        bind.execute(sa.update(_OPS).where(_OPS.c.id == row.id).values(
-            agency_code=(row.caller or "").split("/", 1)[0][:40]))
+    for op_id, caller in bind.execute(sa.select(_OPS.c.id, _OPS.c.caller)).all():
+        bind.execute(sa.update(_OPS).where(_OPS.c.id == op_id).values(
+            agency_code=(caller or "").split("/", 1)[0][:40]))
 
 
 def downgrade() -> None:
