@@ -6,6 +6,8 @@
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
     vnegov receipts verify FILE [--trust PEM]  verify a signed receipt (server/cli_receipts_verify)
+    vnegov payments check [--payment ID]...    prove the money invariants per payment (exit 1
+                                               naming every payment that breaks one)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
                                                import, compare, reconcile (progress bar), report
@@ -176,7 +178,38 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.payments.invariants import payments_named
+    from server.cli import load_config_for
+    from server.payments.checks import check_database, payment_facts
+    from server.storage.db import Database
+
+    db = Database(load_config_for(args, environ).storage.url)
+    try:
+        ids = args.payment or None
+        checked = sum(1 for _ in payment_facts(db, ids))
+        violations = check_database(db, ids)
+    finally:
+        db.dispose()
+    for v in violations:
+        print(v)
+    if violations:
+        named = payments_named(violations)
+        print(f"vnegov: {len(named)} of {checked} payments break a money invariant: "
+              + " ".join(f"payments/{p}" for p in named), file=sys.stderr)
+        return 1
+    print(f"{checked} payments checked: received = applied + held, each transfer accounted "
+          "once, collected <= received, refunds <= collected, receivables never negative")
+    return 0
+
+
 def register(sub: Any) -> None:
+    payments = sub.add_parser("payments", help="payments: prove the money invariants")
+    ps = payments.add_subparsers(dest="payments_command", required=True)
+    p = ps.add_parser("check", help="check every payment's money invariants in the database")
+    p.add_argument("--payment", action="append", default=[],
+                   help="check only this payment id (repeatable)")
+    p.set_defaults(func=cmd_check)
     receipts = sub.add_parser("receipts", help="e-receipts: list, show, usage report")
     rs = receipts.add_subparsers(dest="receipts_command", required=True)
     p = rs.add_parser("list", help="receipts of a payment")

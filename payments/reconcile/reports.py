@@ -25,6 +25,7 @@ _LABELS = {
     Outcome.PAYMENT_WITHOUT_MONEY: "Thanh toán chưa về tiền",
     Outcome.PAID_WITHOUT_RECEIPT: "Đã thu chưa có biên lai",
     Outcome.UNEXPLAINED_DEBIT: "Ghi nợ chưa rõ", Outcome.AWAITING_SETTLEMENT: "Chờ quyết toán",
+    Outcome.REVERSED: "Bút toán đảo",
 }
 
 

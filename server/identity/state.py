@@ -16,6 +16,7 @@ from server.audit import AuditEvent, append_events
 from server.sealing import SecretBox, SecretUnavailable, is_sealed
 from server.storage.db import Database
 from server.storage.identity import BreachedPasswordRow, ClientRow, SecretRow
+from server.storage.locking import locked
 from vnid.jose.keys import KeyRing, RotationPolicy, plan_rotation
 from vnid.oauth2.clients import Client
 
@@ -77,8 +78,8 @@ class KeyManager:
 
         changes: list[str] = []
         with self._db.write() as session:
-            session.execute(select(SecretRow.name).where(SecretRow.name == "key_passphrase")
-                            .with_for_update()).all()
+            session.execute(locked(select(SecretRow.name).where(
+                SecretRow.name == "key_passphrase"))).all()
             tx = SqlTransaction(session, self._db.dialect)
             records = tx.signing_keys()
             changed, deleted = plan_rotation(records, now=now, policy=self._policy,

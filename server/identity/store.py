@@ -43,6 +43,7 @@ from server.storage.identity import (
     ThrottleRow,
     TokenRow,
 )
+from server.storage.locking import locked
 from vnid.accounts import (
     Account,
     AccountKind,
@@ -373,9 +374,9 @@ class SqlTransaction:
         return [self._device(r) for r in rows]
 
     def add_device(self, device: DeviceKey) -> list[str]:
-        active = self.s.execute(select(DeviceRow.device_id).where(
-            DeviceRow.account_id == device.account_id, DeviceRow.revoked_at.is_(None))
-            .with_for_update()).scalars().all()
+        active = self.s.execute(locked(select(DeviceRow.device_id).where(
+            DeviceRow.account_id == device.account_id, DeviceRow.revoked_at.is_(None)))
+            ).scalars().all()
         if active:
             self.s.execute(update(DeviceRow).where(DeviceRow.device_id.in_(active)).values(
                 revoked_at=device.registered_at))

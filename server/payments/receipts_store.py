@@ -54,6 +54,7 @@ from server.payments.common import (
     payment_from_row,
 )
 from server.storage.db import Database
+from server.storage.locking import for_update, locked
 from server.storage.payments import (
     OutboxRow,
     PaymentRow,
@@ -86,9 +87,7 @@ class _Numbering:
             stmt = select(ReceiptCounterRow.last_number).where(
                 ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
                 ReceiptCounterRow.year == year)
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update()
-            found = self.s.execute(stmt).scalar_one_or_none()
+            found = self.s.execute(locked(stmt)).scalar_one_or_none()
             if found is None:
                 self.s.execute(insert(ReceiptCounterRow).values(
                     template=template, series=series, year=year, last_number=0))
@@ -181,9 +180,7 @@ class ReceiptsStore:
             stmt = select(OutboxRow).where(OutboxRow.kind == "receipt.issue",
                                            OutboxRow.ref.in_(list(payment_ids)),
                                            OutboxRow.state == "pending")
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            tasks = s.execute(stmt).scalars().all()
+            tasks = s.execute(locked(stmt, skip_locked=True)).scalars().all()
             if not tasks:
                 return []
             payments = {r.id: payment_from_row(r) for r in s.execute(select(PaymentRow).where(
@@ -282,10 +279,7 @@ class ReceiptsStore:
         """The receipt to correct or cancel, locked (``FOR UPDATE`` on PostgreSQL; SQLite's
         single writer) so that concurrent corrections of one receipt serialise: the second
         sees the first's document and is refused, rather than both issuing one."""
-        stmt = select(ReceiptRow).where(ReceiptRow.id == receipt_id)
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        row = s.execute(stmt).scalar_one_or_none()
+        row = for_update(s, ReceiptRow, receipt_id)
         if row is None:
             raise pe.NotFound("no such receipt")
         status = self._status(s, receipt_id)

@@ -43,8 +43,10 @@ from server.payments.common import (
     record_transitions,
 )
 from server.storage.db import Database
+from server.storage.locking import for_update
 from server.storage.payments import (
     ChannelEventRow,
+    CollectionAccountRow,
     ExceptionRow,
     OperationRow,
     PaymentRow,
@@ -69,8 +71,21 @@ class ReconStore:
         self.window_days = window_days
 
     # ------------------------------------------------------------ import
+    def agency_accounts(self, agency: str) -> set[str]:
+        """The collection account numbers of ``agency``."""
+        with self.db.read() as s:
+            return set(s.execute(select(CollectionAccountRow.account_number).where(
+                CollectionAccountRow.agency_code == agency)).scalars())
+
+    def _account_agencies(self, s: Session) -> dict[str, str]:
+        return {n: a for a, n in s.execute(select(CollectionAccountRow.agency_code,
+                                                  CollectionAccountRow.account_number))}
+
     def import_statement(self, data: bytes, *, fmt: str, account: str = "", actor: str,
-                         request_id: str, now: dt.datetime) -> dict[str, int]:
+                         request_id: str, now: dt.datetime, agency: str | None = None
+                         ) -> dict[str, int]:
+        """Import bank statements; with ``agency``, only statements of that agency's collection
+        accounts (anything else is refused before anything is stored)."""
         if fmt == "camt053":
             statements = parse_camt053(data)
         elif fmt == "csv":
@@ -84,9 +99,15 @@ class ReconStore:
                                     to_date=max(days) if days else None, lines=lines)]
         else:
             raise pe.InvalidInput("format must be camt053 or csv", metadata={"field": "format"})
+        if agency is not None:
+            mine = self.agency_accounts(agency)
+            if any(st.account not in mine for st in statements):
+                raise pe.NotPermitted("the statement is not for one of the caller's collection "
+                                      "accounts", reason="OUT_OF_JURISDICTION")
         digest = hashlib.sha256(data).hexdigest()
         totals = {"statements": 0, "lines": 0, "new_lines": 0, "continuity_problems": 0}
         with self.db.write() as s:
+            owners = self._account_agencies(s)
             for st in statements:
                 keys = {line.key for line in st.lines}
                 existing: set[str] = set()
@@ -107,7 +128,7 @@ class ReconStore:
                 problems = self._continuity(s, st) if st.opening is not None else []
                 for problem in problems:
                     self._exception(s, "statement", "statement_discontinuity", st.account, 0,
-                                    [], [], problem, now)
+                                    [], [], problem, now, agency=owners.get(st.account, ""))
                 totals["statements"] += 1
                 totals["lines"] += len(st.lines)
                 totals["new_lines"] += len(fresh)
@@ -133,20 +154,29 @@ class ReconStore:
 
     # ------------------------------------------------------------ run
     def reconcile(self, *, as_of: dt.datetime, actor: str, run_id: str,
-                  progress: Progress | None = None) -> dict[str, Any]:
+                  progress: Progress | None = None, agency: str | None = None
+                  ) -> dict[str, Any]:
+        """Reconcile the statement lines not yet reconciled against the money the channels
+        confirmed; with ``agency``, only that agency's collection accounts and payments."""
         with self.db.read() as s:
-            line_rows = s.execute(select(StatementLineRow).where(
-                StatementLineRow.reconciled.is_(False)).order_by(StatementLineRow.id)
-            ).scalars().all()
+            owners = self._account_agencies(s)
+            lines_stmt = select(StatementLineRow).where(StatementLineRow.reconciled.is_(False))
+            if agency is not None:
+                lines_stmt = lines_stmt.where(StatementLineRow.account.in_(
+                    [n for n, a in owners.items() if a == agency]))
+            line_rows = s.execute(lines_stmt.order_by(StatementLineRow.id)).scalars().all()
             # Money each payment's channels confirmed, applied or held (the bank shows both),
             # not yet seen on a statement: what the statements should show.
             confirmed = select(ChannelEventRow.payment_id.label("pid"),
                                func.sum(ChannelEventRow.amount).label("total")).where(
                 ChannelEventRow.outcome.in_(("applied", "held"))).group_by(
                 ChannelEventRow.payment_id).subquery()
-            found = s.execute(select(PaymentRow, confirmed.c.total).join(
+            pay_stmt = select(PaymentRow, confirmed.c.total).join(
                 confirmed, confirmed.c.pid == PaymentRow.id).where(
-                confirmed.c.total > PaymentRow.settled).order_by(
+                confirmed.c.total > PaymentRow.settled)
+            if agency is not None:
+                pay_stmt = pay_stmt.where(PaymentRow.agency_code == agency)
+            found = s.execute(pay_stmt.order_by(
                 PaymentRow.created_at, PaymentRow.id)).all()  # the same input, the same run
             pay_rows = [row for row, _ in found]
             due = {row.id: int(total) - row.settled for row, total in found}
@@ -172,6 +202,8 @@ class ReconStore:
                                     tuple(tx for _, tx, _ in events.get(p.id, [])),
                                     p.id in receipts or p.paid_at is None) for p in pay_rows]
         channel_of = {p.id: p.channel for p in pay_rows}
+        agency_of = {**{p.id: p.agency_code for p in pay_rows}, **{
+            f"account:{n}": a for n, a in owners.items()}}
         if progress:
             progress(0, len(lines))
         result = reconcile(lines, expected, as_of=as_of, settlement_delay=self.settlement_delay,
@@ -185,7 +217,8 @@ class ReconStore:
                 for item in items[start:start + 2000]:
                     counts[item.outcome.value] += 1
                     amounts[item.outcome.value] += item.amount
-                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due)
+                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due,
+                                agency_of)
             if progress:
                 progress(min(start + 2000, len(items)), len(items))
         summary = {"run": run_id, "lines": len(lines), "payments": len(expected),
@@ -198,7 +231,8 @@ class ReconStore:
 
     def _apply(self, s: Session, item: ReconciliationItem, run_id: str, now: dt.datetime,
                line_ids: dict[tuple[str, str], int], accounts: dict[str, str],
-               channel_of: dict[str, str], due: dict[str, int]) -> None:
+               channel_of: dict[str, str], due: dict[str, int],
+               agency_of: dict[str, str]) -> None:
         s.execute(insert(ReconItemRow).values(
             run_id=run_id, outcome=item.outcome.value, amount=item.amount,
             line_keys=" ".join(item.line_keys), payment_ids=" ".join(item.payment_ids),
@@ -210,6 +244,8 @@ class ReconStore:
         if ids:
             s.execute(update(StatementLineRow).where(StatementLineRow.id.in_(ids))
                       .values(reconciled=True))
+        if item.outcome is Outcome.REVERSED:
+            return  # the bank shows the money in and out: BANK nets to nothing
         key = f"recon:{run_id}:{':'.join(item.line_keys or item.payment_ids)}"[:120]
         if item.outcome is Outcome.MATCHED:
             debits = {Account.bank(account): item.amount}
@@ -242,7 +278,8 @@ class ReconStore:
                 ExceptionRow.payment_ids == " ".join(item.payment_ids))).first()
             if open_same is None:
                 self._exception(s, run_id, item.outcome.value, "", item.amount, [],
-                                list(item.payment_ids), item.note, now)
+                                list(item.payment_ids), item.note, now,
+                                agency=_item_agency(item, "", agency_of))
             return
         # Money on the statement that nothing explains (yet): BANK <- SUSPENSE.
         if item.outcome is Outcome.UNEXPLAINED_DEBIT:
@@ -253,19 +290,20 @@ class ReconStore:
             post_ledger(s, [transaction(key, now, "suspense", {Account.bank(account): item.amount},
                                         {Account.SUSPENSE: item.amount})])
         self._exception(s, run_id, item.outcome.value, account, item.amount,
-                        list(item.line_keys), list(item.payment_ids), item.note, now)
+                        list(item.line_keys), list(item.payment_ids), item.note, now,
+                        agency=_item_agency(item, account, agency_of))
 
     def _exception(self, s: Session, source: str, outcome: str, account: str, amount: int,
                    line_keys: list[str], payment_ids: list[str], note: str,
-                   now: dt.datetime) -> None:
+                   now: dt.datetime, *, agency: str) -> None:
         s.execute(insert(ExceptionRow).values(
-            source=source, outcome=outcome, account=account, amount=amount,
+            source=source, outcome=outcome, account=account, amount=amount, agency_code=agency,
             line_keys=" ".join(line_keys), payment_ids=" ".join(payment_ids), note=note[:300],
             state="open", resolution="", resolved_by="", created_at=now))
 
     def compare_channel_list(self, data: bytes, *, channel: str, first_day: dt.date,
                              last_day: dt.date, actor: str, request_id: str,
-                             now: dt.datetime) -> dict[str, int]:
+                             now: dt.datetime, agency: str | None = None) -> dict[str, int]:
         """Compare a channel's transaction list (CSV) for Vietnamese days ``first_day`` ..
         ``last_day`` with the channel events we applied; differences become exceptions."""
         if channel not in ("platform", "gateway", "vietqr"):
@@ -273,13 +311,23 @@ class ReconStore:
         records = parse_channel_list(data)
         start, end = local_day_bounds(first_day, last_day)
         with self.db.read() as s:
-            ours = [(r, t, a) for r, t, a in s.execute(select(
+            query = select(
                 ChannelEventRow.reference, ChannelEventRow.transaction_id,
                 ChannelEventRow.amount).where(
                 ChannelEventRow.channel == channel,
                 # applied, or received first through a statement line an officer applied
                 ChannelEventRow.outcome.in_(("applied", "statement_first")),
-                ChannelEventRow.at >= start, ChannelEventRow.at < end))]
+                ChannelEventRow.at >= start, ChannelEventRow.at < end)
+            if agency is not None:
+                # Only the caller's payments; another agency's lines are not compared (nor
+                # reported: they are that agency's business).
+                query = query.join(PaymentRow, PaymentRow.id == ChannelEventRow.payment_id
+                                   ).where(PaymentRow.agency_code == agency)
+                others = set(s.execute(select(PaymentRow.reference).where(
+                    PaymentRow.reference.in_([r.reference for r in records]),
+                    PaymentRow.agency_code != agency)).scalars())
+                records = [r for r in records if r.reference not in others]
+            ours = [(r, t, a) for r, t, a in s.execute(query)]
         rows = compare_channel_list(records, ours, day_start=start, day_end=end)
         counts: dict[str, int] = defaultdict(int)
         with self.db.write() as s:
@@ -289,32 +337,34 @@ class ReconStore:
                     self._exception(s, f"channel-list:{channel}", f"channel_{row.outcome}", "",
                                     row.channel_amount or row.our_amount, [row.transaction_id],
                                     [], f"reference {row.reference}: channel "
-                                    f"{row.channel_amount}, ours {row.our_amount}", now)
+                                    f"{row.channel_amount}, ours {row.our_amount}", now,
+                                    agency=agency or "")
             audit(s, at=now, request_id=request_id, actor=actor, action="channel_list.compare",
                   details={"channel": channel, **counts})
         return dict(counts)
 
     # ------------------------------------------------------------ exceptions queue
-    def exceptions(self, *, state: str = "open", after: int = 0, size: int = 100
-                   ) -> list[ExceptionRow]:
+    def exceptions(self, *, state: str = "open", after: int = 0, size: int = 100,
+                   agency: str | None = None) -> list[ExceptionRow]:
         with self.db.read() as s:
             stmt = select(ExceptionRow).where(ExceptionRow.id > after)
+            if agency is not None:
+                stmt = stmt.where(ExceptionRow.agency_code == agency)
             if state:
                 stmt = stmt.where(ExceptionRow.state == state)
             return list(s.execute(stmt.order_by(ExceptionRow.id).limit(size + 1)).scalars())
 
     def resolve(self, exception_id: int, *, action: str, payment_id: str = "", actor: str,
-                request_id: str, now: dt.datetime) -> ExceptionRow:
-        """Resolve an exception; money-moving actions post their ledger entries."""
+                request_id: str, now: dt.datetime, agency: str | None = None) -> ExceptionRow:
+        """Resolve an exception; money-moving actions post their ledger entries. With
+        ``agency``, only that agency's exceptions, applied only to its payments (another
+        agency's look absent)."""
         if action not in RESOLUTIONS:
             raise pe.InvalidInput(f"action must be one of {', '.join(RESOLUTIONS)}",
                                   metadata={"field": "action"})
         with self.db.write() as s:
-            stmt = select(ExceptionRow).where(ExceptionRow.id == exception_id)
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update()
-            exc = s.execute(stmt).scalar_one_or_none()
-            if exc is None:
+            exc = for_update(s, ExceptionRow, exception_id)
+            if exc is None or (agency is not None and exc.agency_code != agency):
                 raise pe.NotFound("no such exception")
             if exc.state != "open":
                 raise pe.FailedPrecondition("the exception is already resolved",
@@ -330,8 +380,8 @@ class ReconStore:
                 named = exc.payment_ids.split()
                 target = payment_id or (named[0] if named else "")
                 if exc.source.startswith("channel:"):
-                    row = lock_payment(s, self.db, target) if target else None
-                    if row is None:
+                    row = lock_payment(s, target) if target else None
+                    if row is None or not _in_scope(row, agency):
                         raise pe.NotFound("no such payment", metadata={"payment": target})
                     # Money a channel confirmed and we held: the payment has not received it.
                     fx = apply_credit(payment_from_row(row), exc.amount,
@@ -346,7 +396,8 @@ class ReconStore:
                         outcome="applied", payment_id=row.id))
                 else:
                     fx = self._apply_statement_money(s, exc, target, named, key=key, now=now,
-                                                     actor=actor, details=details)
+                                                     actor=actor, details=details,
+                                                     agency=agency)
                 values = payment_values(fx.payment, now)
                 if values["dossier_key"] is not None:
                     # A late payment re-opened: its dossier may have been given a new payment
@@ -383,7 +434,7 @@ class ReconStore:
                                                 {other: exc.amount})])
                 elif exc.outcome == "payment_without_money" and action == "write_off":
                     pid = exc.payment_ids.split(" ")[0]
-                    row = lock_payment(s, self.db, pid)
+                    row = lock_payment(s, pid)
                     if row is not None:
                         # Only what no statement has shown since: a line that came after the
                         # run settled CLEARING for the rest.
@@ -410,16 +461,17 @@ class ReconStore:
 
     def _apply_statement_money(self, s: Session, exc: ExceptionRow, target: str,
                                named: list[str], *, key: str, now: dt.datetime, actor: str,
-                               details: dict[str, str | int | bool | None]) -> Effects:
+                               details: dict[str, str | int | bool | None],
+                               agency: str | None) -> Effects:
         """Statement money on SUSPENSE applied to ``target``: it first shows the channel money
         not yet seen on a statement of the payments the line is for (the one the officer names,
         or those the reconciliation named, the target first), which settles their CLEARING;
         only the rest is credited to the target (see ``apply_statement_money``)."""
         shown = named if not named or target in named else [target]
         order = [target] + [pid for pid in shown if pid != target]
-        rows = {pid: lock_payment(s, self.db, pid) for pid in sorted(set(order) - {""})}
+        rows = {pid: lock_payment(s, pid) for pid in sorted(set(order) - {""})}
         row = rows.get(target)
-        if row is None:
+        if row is None or not _in_scope(row, agency):
             raise pe.NotFound("no such payment", metadata={"payment": target})
         unsettled = [Unsettled(pid, Account.clearing(r.channel), self._unsettled(s, r))
                      for pid in order if (r := rows.get(pid)) is not None]
@@ -441,7 +493,7 @@ class ReconStore:
         named = exc.payment_ids.strip()
         if not named or named == target.id:
             return
-        source = lock_payment(s, self.db, named)
+        source = lock_payment(s, named)
         if source is None:
             return
         confirmed = s.execute(select(func.coalesce(func.sum(ChannelEventRow.amount), 0)).where(
@@ -463,11 +515,13 @@ class ReconStore:
         return max(0, int(confirmed) - row.settled)
 
     # ------------------------------------------------------------ operations
-    def start_operation(self, kind: str, *, caller: str, now: dt.datetime) -> str:
+    def start_operation(self, kind: str, *, caller: str, now: dt.datetime,
+                        agency: str = "") -> str:
         op_id = new_id()
         with self.db.write() as s:
             s.execute(insert(OperationRow).values(
-                id=op_id, kind=kind, caller=caller, state="running", progress=0, total=0,
+                id=op_id, kind=kind, caller=caller, agency_code=agency, state="running",
+                progress=0, total=0,
                 result_json="{}", error="", created_at=now))
         return op_id
 
@@ -483,10 +537,10 @@ class ReconStore:
                 state="failed" if error else "done", error=error[:300],
                 result_json=json.dumps(result or {}), done_at=now))
 
-    def operation(self, op_id: str) -> OperationRow:
+    def operation(self, op_id: str, *, agency: str | None = None) -> OperationRow:
         with self.db.read() as s:
             row = s.get(OperationRow, op_id)
-        if row is None:
+        if row is None or (agency is not None and row.agency_code != agency):
             raise pe.NotFound("no such operation")
         return row
 
@@ -504,6 +558,18 @@ class ReconStore:
         with self.db.read() as s:
             return int(s.execute(select(func.count()).select_from(StatementLineRow).where(
                 StatementLineRow.reconciled.is_(False))).scalar_one())
+
+
+def _in_scope(row: PaymentRow, agency: str | None) -> bool:
+    return agency is None or row.agency_code == agency
+
+
+def _item_agency(item: ReconciliationItem, account: str, agency_of: dict[str, str]) -> str:
+    """Whose money an item is: the agency of the payment it names, else of the account."""
+    for pid in item.payment_ids:
+        if pid in agency_of:
+            return agency_of[pid]
+    return agency_of.get(f"account:{account}", "")
 
 
 def _line_values(statement_pk: int, line: StatementLine) -> dict[str, Any]:

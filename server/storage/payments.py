@@ -298,6 +298,9 @@ class ExceptionRow(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(40))  # run id, or "channel:<name>"
+    # The agency whose money it is ("" when nobody knows yet: national callers only).
+    agency_code: Mapped[str] = mapped_column(String(40), index=True, default="",
+                                             server_default="")
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     account: Mapped[str] = mapped_column(String(40))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -319,6 +322,8 @@ class OperationRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
     caller: Mapped[str] = mapped_column(String(200))
+    agency_code: Mapped[str] = mapped_column(String(40), default="",
+                                             server_default="")  # "" for national runs
     state: Mapped[str] = mapped_column(String(12))
     progress: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
