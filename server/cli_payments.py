@@ -76,9 +76,10 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.xml:
         Path(args.xml).write_bytes(r.xml)
     if args.pdf:
-        url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        url = module.qr_page_url() if r.qr_token else \
+            module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
         Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=module.fonts(),
-                                                      verify_url=url))
+                                                      verify_url=url, qr_token=r.qr_token))
     db.dispose()
     return 0
 
@@ -197,6 +198,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
+    from server.cli_receipts import register_receipt_checks
+
+    register_receipt_checks(rs)
     p = sub.add_parser("reconcile", help="import statements and reconcile")
     p.add_argument("statements", nargs="*")
     p.add_argument("--format", default="camt053", choices=["camt053", "csv"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -12,10 +13,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from payments.receipts.qr_jws import QrSeal
 from signing.ca import CertificateSpec, KeyUsages, SubjectInfo, issue_certificate
-from tests.payments.support import HCM, ORGANISATIONS, T0, WARD
+from tests.payments.support import HCM, ORGANISATIONS, T0
 from tests.support.pki import Authority
 
-__all__ = ["QrPki", "seal_subject"]
+__all__ = ["QrPki", "printed_receipt_photo", "seal_subject"]
 
 
 def seal_subject(name: str, tax_code: str | None) -> x509.Name:
@@ -62,4 +63,27 @@ class QrPki:
         return [s.certificate for s in seals] + [self.issuing.cert]
 
 
-_ = WARD
+
+def printed_receipt_photo(pdf: bytes, directory: Path, *, angle: float = 4.0,
+                          scale: float = 0.55) -> Path:
+    """A photo-like JPEG of the printed receipt: the page rendered at 300 dpi as a printer
+    would, then scaled down, rotated a little on a grey desk, blurred, unevenly lit and
+    compressed, as a phone camera delivers it."""
+    import subprocess
+
+    from PIL import Image, ImageFilter
+
+    (directory / "receipt.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "300", "-png", "-singlefile", str(directory / "receipt.pdf"),
+                    str(directory / "printed")], check=True, timeout=60)
+    page = Image.open(directory / "printed.png").convert("RGB")
+    page = page.resize((int(page.width * scale), int(page.height * scale)), Image.BILINEAR)
+    desk = Image.new("RGB", (page.width + 240, page.height + 240), (118, 112, 104))
+    desk.paste(page, (120, 120))
+    photo = desk.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(118, 112, 104))
+    photo = photo.filter(ImageFilter.GaussianBlur(0.8))
+    light = Image.linear_gradient("L").resize(photo.size).point(lambda v: 150 + v * 105 // 255)
+    photo = Image.composite(photo, Image.new("RGB", photo.size, (40, 36, 30)), light)
+    path = directory / "photo.jpg"
+    photo.save(path, quality=72)
+    return path

@@ -1,0 +1,117 @@
+"""Offline receipt checks, without a server or a database:
+
+    vnegov receipts verify --qr IMAGE|--text TEXT --root ROOT.pem [--certs SEALS.pem] [--xml F]
+                                               verify a receipt's signed QR (photo or text)
+    vnegov receipts verifier-page --root ROOT.pem --certs SEALS.pem -o verify.html
+                                               write the self-contained browser verification page
+
+``--root`` is the trust anchor (the national root); ``--certs`` the published seal certificates
+and issuing CAs, untrusted (only a path to the root counts). Exit status 0 valid, 1 not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register_receipt_checks"]
+
+
+def _certs(paths: list[str]) -> list[Any]:
+    from cryptography import x509
+
+    out: list[x509.Certificate] = []
+    for name in paths:
+        out.extend(x509.load_pem_x509_certificates(Path(name).read_bytes()))
+    return out
+
+
+def _decode_picture(path: str) -> str | None:
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, UnidentifiedImageError):
+        return None
+    for candidate in (image, image.convert("L")):
+        found = [r for r in zxingcpp.read_barcodes(candidate)
+                 if r.format == zxingcpp.BarcodeFormat.QRCode and r.text]
+        if found:
+            return str(found[0].text)
+    return None
+
+
+def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import hashlib
+
+    from payments.errors import ReceiptQrInvalid
+    from payments.money import format_vnd
+    from payments.receipts.qr_jws import verify_qr
+
+    try:
+        roots, certificates = _certs(args.root), _certs(args.certs)
+    except (OSError, ValueError) as exc:
+        print(f"vnegov: cannot read certificates: {exc}", file=sys.stderr)
+        return 2
+    if args.qr:
+        text = _decode_picture(args.qr)
+        if text is None:
+            print(f"vnegov: no QR code found in {args.qr}", file=sys.stderr)
+            return 1
+    else:
+        text = args.text
+    try:
+        verified = verify_qr(text, roots=roots, certificates=certificates)
+    except ReceiptQrInvalid as exc:
+        print(f"INVALID: {exc.message} ({exc.detail})", file=sys.stderr)
+        return 1
+    c = verified.claims
+    if args.xml:
+        if hashlib.sha256(Path(args.xml).read_bytes()).digest() != c.xml_sha256:
+            print("INVALID: the XML file is not the receipt the QR names (SHA-256 differs)",
+                  file=sys.stderr)
+            return 1
+    print(f"VALID receipt {c.label}, issued {c.issued_at:%Y-%m-%d %H:%M:%S} (GMT+7)")
+    print(f"  collecting body {c.agency_code}, tax code {c.tax_code}")
+    print(f"  payer {c.payer_ref or '-'}, total {format_vnd(c.total)}")
+    print(f"  signed XML SHA-256 {c.xml_sha256_hex}" + (" (matches --xml)" if args.xml else ""))
+    print(f"  sealed by {verified.seal_subject} ({verified.algorithm})")
+    print("  chain " + " <- ".join(x.subject.rfc4514_string() for x in verified.chain))
+    print("  (cancellation or replacement is visible only in the online lookup)")
+    return 0
+
+
+def cmd_verifier_page(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.receipts.qr_page import verifier_page
+
+    try:
+        roots, certificates = _certs(args.root), _certs(args.certs)
+    except (OSError, ValueError) as exc:
+        print(f"vnegov: cannot read certificates: {exc}", file=sys.stderr)
+        return 2
+    Path(args.output).write_bytes(verifier_page(roots, certificates))
+    print(f"wrote {args.output} ({len(roots)} root(s), {len(certificates)} certificate(s))")
+    return 0
+
+
+def register_receipt_checks(receipts: Any) -> None:
+    """Add ``verify`` and ``verifier-page`` to the ``vnegov receipts`` subcommands."""
+    p = receipts.add_parser("verify", help="verify a receipt's signed QR code offline")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--qr", help="a picture (photo, scan, PNG) of the receipt's QR code")
+    source.add_argument("--text", help="the text the QR code holds")
+    p.add_argument("--root", action="append", required=True, help="trusted root (PEM)")
+    p.add_argument("--certs", action="append", default=[],
+                   help="seal certificates and issuing CAs (PEM, untrusted)")
+    p.add_argument("--xml", help="the receipt's signed XML, to check it is the one the QR names")
+    p.set_defaults(func=cmd_verify)
+    p = receipts.add_parser("verifier-page", help="write the offline verification page (HTML)")
+    p.add_argument("--root", action="append", required=True)
+    p.add_argument("--certs", action="append", default=[])
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_verifier_page)
