@@ -5,6 +5,8 @@
     vnegov receipts usage --from D --to D      usage report per template and series
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
+    vnegov receipts verify / verifier-page     offline QR checks (server/cli_receipts.py)
+    vnegov reconcile-report --agency A ...     the finance unit's papers (server/cli_receipts.py)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
                                                import, compare, reconcile (progress bar), report
@@ -198,9 +200,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
-    from server.cli_receipts import register_receipt_checks
+    from server.cli_receipts import register_receipt_checks, register_reconcile_report
 
     register_receipt_checks(rs)
+    register_reconcile_report(sub)
     p = sub.add_parser("reconcile", help="import statements and reconcile")
     p.add_argument("statements", nargs="*")
     p.add_argument("--format", default="camt053", choices=["camt053", "csv"])

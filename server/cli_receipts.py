@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register_receipt_checks"]
+__all__ = ["register_receipt_checks", "register_reconcile_report"]
 
 
 def _certs(paths: list[str]) -> list[Any]:
@@ -115,3 +115,60 @@ def register_receipt_checks(receipts: Any) -> None:
     p.add_argument("--certs", action="append", default=[])
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_verifier_page)
+
+
+def cmd_reconcile_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import datetime as dt
+
+    from payments.errors import PaymentsError
+    from payments.money import local_date
+    from payments.reconcile.papers import paper_pdf, paper_xlsx
+    from server.cli_payments import _stores
+    from server.payments.papers import paper_for
+
+    now = dt.datetime.now(dt.UTC)
+    try:
+        last = dt.date.fromisoformat(args.to) if args.to else local_date(now)
+        first = dt.date.fromisoformat(args.start) if args.start else last
+    except ValueError:
+        print("vnegov: --from and --to are dates (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if first > last:
+        print("vnegov: --from is after --to", file=sys.stderr)
+        return 2
+    module, db = _stores(args, environ)
+    try:
+        account = module.store.account(args.agency)
+        paper = paper_for(db, account, module.organisations.get(args.agency), first_day=first,
+                          last_day=last, now=now, place=args.place,
+                          signers=(args.prepared_by, args.chief_accountant, args.head))
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"doi-soat-{account.account_number}-{first:%Y%m%d}-{last:%Y%m%d}" + (
+            "-en" if args.lang == "en" else "")
+        (out / f"{stem}.xlsx").write_bytes(paper_xlsx(paper, lang=args.lang))
+        (out / f"{stem}.pdf").write_bytes(paper_pdf(paper, fonts=module.fonts(), lang=args.lang))
+    except PaymentsError as exc:
+        print(f"vnegov: {exc.message} ({exc.reason})", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"wrote {out / stem}.xlsx and .pdf: opening {paper.opening_balance}, "
+          f"closing {paper.closing_balance}, {len(paper.exceptions)} exception(s)")
+    return 0
+
+
+def register_reconcile_report(sub: Any) -> None:
+    """``vnegov reconcile-report``: the finance unit's papers (XLSX and PDF)."""
+    p = sub.add_parser("reconcile-report",
+                       help="reconciliation papers of a collection account (XLSX and PDF)")
+    p.add_argument("--agency", required=True, help="the collecting agency's code")
+    p.add_argument("--from", dest="start", default="", help="first day (default: --to)")
+    p.add_argument("--to", default="", help="last day, Vietnam calendar (default: today)")
+    p.add_argument("--lang", choices=["vi", "en"], default="vi")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--place", default="", help="place in the date line (e.g. TP. Hồ Chí Minh)")
+    p.add_argument("--prepared-by", default="", help="Người lập biểu")
+    p.add_argument("--chief-accountant", default="", help="Kế toán trưởng")
+    p.add_argument("--head", default="", help="Thủ trưởng đơn vị")
+    p.set_defaults(func=cmd_reconcile_report)
