@@ -51,7 +51,7 @@ _RESOLUTION_EN = {
 
 _TEXT = {
     "vi": {
-        "title_day": "BÁO CÁO ĐỐI CHIẾU SỐ THU PHÍ, LỆ PHÍ QUA TÀI KHOẢN NGÀY {d}",
+        "title_day": "BÁO CÁO ĐỐI CHIẾU SỐ THU PHÍ, LỆ PHÍ QUA TÀI KHOẢN\nNGÀY {d}",
         "title_period": "BÁO CÁO ĐỐI CHIẾU SỐ THU PHÍ, LỆ PHÍ QUA TÀI KHOẢN",
         "period": "Kỳ báo cáo: từ ngày {a} đến ngày {b}",
         "unit": "Đơn vị thu", "unit_code": "Mã đơn vị", "account": "Tài khoản thu",
@@ -75,7 +75,7 @@ _TEXT = {
         "exceptions_sheet": "Chenh lech",
     },
     "en": {
-        "title_day": "FEE AND CHARGE COLLECTION RECONCILIATION, {d}",
+        "title_day": "FEE AND CHARGE COLLECTION RECONCILIATION\n{d}",
         "title_period": "FEE AND CHARGE COLLECTION RECONCILIATION",
         "period": "Period: {a} to {b}",
         "unit": "Collecting unit", "unit_code": "Unit code", "account": "Collection account",
@@ -205,7 +205,7 @@ def paper_xlsx(paper: ReconciliationPaper, *, lang: str = "vi") -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = t["summary_sheet"]
-    ws.append([_title(paper, lang)])
+    ws.append([_title(paper, lang).replace("\n", " ")])
     ws["A1"].font = Font(bold=True, size=13)
     for text in _heading(paper, lang):
         ws.append([text])
@@ -272,7 +272,7 @@ def paper_pdf(paper: ReconciliationPaper, *, fonts: Fonts, lang: str = "vi") -> 
     out = io.BytesIO()
     width, height = A4
     c = canvas.Canvas(out, pagesize=A4, invariant=True)
-    c.setTitle(_title(paper, lang))
+    c.setTitle(_title(paper, lang).replace("\n", " "))
     c.setAuthor(paper.unit_name)
     left, right = 15 * mm, width - 15 * mm
 
@@ -280,7 +280,10 @@ def paper_pdf(paper: ReconciliationPaper, *, fonts: Fonts, lang: str = "vi") -> 
     c.drawString(left, height - 14 * mm, paper.unit_name.upper()[:70])
     y = height - 26 * mm
     c.setFont(bold, 12.5)
-    c.drawCentredString(width / 2, y, _title(paper, lang))
+    for n, part in enumerate(_title(paper, lang).split("\n")):
+        if n:
+            y -= 6 * mm
+        c.drawCentredString(width / 2, y, part)
     c.setFont(regular, 9)
     for text in _heading(paper, lang):
         y -= 5 * mm
@@ -320,10 +323,13 @@ def paper_pdf(paper: ReconciliationPaper, *, fonts: Fonts, lang: str = "vi") -> 
     c.drawString(left, y, t["exceptions"])
     y -= 6 * mm
     c.setFont(bold, 8)
-    ex_cols = (left, left + 8 * mm, left + 62 * mm, left + 88 * mm, left + 135 * mm)
-    for x, label in zip(ex_cols, (t["no"], t["kind"], t["amount"], t["resolution"], t["by"]),
-                        strict=True):
-        c.drawString(x + 1 * mm, y, label)
+    # STT | kind (and, below, the details) | amount (right-aligned) | resolution | who (and when)
+    ex_cols = (left, left + 8 * mm, left + 86 * mm, left + 90 * mm, left + 140 * mm)
+    c.drawString(ex_cols[0] + 1 * mm, y, t["no"])
+    c.drawString(ex_cols[1] + 1 * mm, y, t["kind"])
+    c.drawRightString(ex_cols[2], y, t["amount"])
+    c.drawString(ex_cols[3] + 1 * mm, y, t["resolution"])
+    c.drawString(ex_cols[4] + 1 * mm, y, f"{t['by']} – {t['at']}")
     c.line(left, y - 2 * mm, right, y - 2 * mm)
     c.setFont(regular, 8)
     if not paper.exceptions:
@@ -333,13 +339,14 @@ def paper_pdf(paper: ReconciliationPaper, *, fonts: Fonts, lang: str = "vi") -> 
         new_page_if(70 * mm)
         y -= 5.5 * mm
         c.drawString(ex_cols[0] + 1 * mm, y, str(index))
-        c.drawString(ex_cols[1] + 1 * mm, y, outcomes.get(e.outcome, e.outcome)[:34])
-        c.drawString(ex_cols[2] + 1 * mm, y, format_vnd(e.amount).replace(" ₫", ""))
-        c.drawString(ex_cols[3] + 1 * mm, y, resolutions.get(e.resolution, e.resolution)[:30])
-        c.drawString(ex_cols[4] + 1 * mm, y, f"{e.resolved_by[:18]} {_when(e.resolved_at)}")
+        c.drawString(ex_cols[1] + 1 * mm, y, outcomes.get(e.outcome, e.outcome)[:44])
+        c.drawRightString(ex_cols[2], y, format_vnd(e.amount).replace(" ₫", ""))
+        c.drawString(ex_cols[3] + 1 * mm, y, resolutions.get(e.resolution, e.resolution)[:34])
+        c.drawString(ex_cols[4] + 1 * mm, y, e.resolved_by[:26])
         y -= 4 * mm
         c.setFillGray(0.35)
-        c.drawString(ex_cols[1] + 1 * mm, y, e.detail[:110])
+        c.drawString(ex_cols[1] + 1 * mm, y, e.detail[:100])
+        c.drawString(ex_cols[4] + 1 * mm, y, _when(e.resolved_at))
         c.setFillGray(0)
 
     new_page_if(60 * mm)

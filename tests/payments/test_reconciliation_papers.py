@@ -101,4 +101,4 @@ def test_pdf_renders_with_every_part_and_a_signature_block(tmp_path: Path) -> No
     bands = [y for y in range(330, page.height - 60, 5)
              if all(ink((x, y, x + 120, y + 40)) > 0.005 for x in (30, 188, 346))]
     assert bands, "no three-column signature block"
-    assert ink((0, 0, 30, page.height)) == 0 and ink((475, 0, page.width, page.height)) == 0
+    assert ink((0, 0, 30, page.height)) == 0 and ink((466, 0, page.width, page.height)) == 0
