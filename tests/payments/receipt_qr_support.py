@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -43,13 +44,15 @@ class QrPki:
         return cls(root, issuing, foreign)
 
     def seal(self, agency: str = HCM, *, kind: str = "ec", tax_code: str | None = "",
-             issuer: Authority | None = None, not_after: dt.datetime | None = None) -> QrSeal:
-        """A seal for ``agency``; ``tax_code`` "" means the organisation's own, None none."""
+             issuer: Authority | None = None, not_after: dt.datetime | None = None,
+             key: Any = None) -> QrSeal:
+        """A seal for ``agency``; ``tax_code`` "" means the organisation's own, None none;
+        ``key`` an existing private key (a PKCS#11 token key), else a new one of ``kind``."""
         org = ORGANISATIONS[agency]
         tax = org.tax_code if tax_code == "" else tax_code
-        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
-            ec.generate_private_key(ec.SECP256R1()) if kind == "ec"
-            else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        if key is None:
+            key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" \
+                else rsa.generate_private_key(public_exponent=65537, key_size=2048)
         ca = issuer or self.issuing
         cert = issue_certificate(CertificateSpec(
             subject=seal_subject(org.name, tax), not_before=T0 - dt.timedelta(days=10),

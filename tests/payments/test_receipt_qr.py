@@ -14,9 +14,12 @@ import pytest
 
 from payments.errors import ReceiptQrInvalid
 from payments.receipts.qr_jws import QrClaims, claims_for, qr_text, verify_qr
+from signing.ca import KeyAlgorithm
+from signing.pkcs11 import Token, TokenConfig
 from tests.payments.receipt_qr_support import QrPki
 from tests.payments.support import HCM, WARD
 from tests.payments.test_receipts_xmlsec import RECEIPT
+from tests.support.softhsm import USER_PIN, SoftHsm
 
 SIGNED_XML = b"<BLai>signed receipt stand-in</BLai>"
 PAGE = "https://dvc.example.vn/payments/receipts/check"
@@ -154,3 +157,15 @@ def test_claims_round_trip() -> None:
         QrClaims.from_json(json.dumps(extra).encode())
     with pytest.raises(ValueError):
         QrClaims.from_json(dataclasses.replace(claims, total=True).to_json())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("algorithm,alg", [(KeyAlgorithm.EC_P256, "ES256"),
+                                           (KeyAlgorithm.RSA_2048, "PS256")])
+def test_a_seal_key_in_a_pkcs11_token_signs_the_qr(qpki: QrPki, softhsm: SoftHsm,
+                                                   algorithm: KeyAlgorithm, alg: str) -> None:
+    """SoftHSM2: ECDSA through its raw mechanism (r||s re-encoded), RSA-PSS with a 32-byte salt."""
+    token = Token(TokenConfig(softhsm.module, softhsm.token_label, USER_PIN))
+    seal = qpki.seal(key=token.generate_key(softhsm.unique_label("seal"), algorithm))
+    verified = verify_qr(seal.sign_receipt(RECEIPT, SIGNED_XML), roots=[qpki.root.cert],
+                         certificates=qpki.bundle(seal))
+    assert verified.algorithm == alg and verified.claims.total == RECEIPT.total
