@@ -102,6 +102,7 @@ async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path
             [qr] = zxingcpp.read_barcodes(Image.open(next(tmp_path.glob("page*.png"))))
             url = urlsplit(qr.text)
             assert url.path == "/payments/receipts/check" and url.fragment.count(".") == 2
+            assert receipt.qr_text == qr.text  # what gRPC callers print is what the PDF shows
             module: PaymentsModule = next(m for m in server.app._modules  # type: ignore[assignment]
                                           if m.name == "payments")
             # Offline from the QR alone: the seal's signature, its path to the root, its body.
