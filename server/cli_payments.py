@@ -5,7 +5,9 @@
     vnegov receipts usage --from D --to D      usage report per template and series
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
-    vnegov receipts verify FILE [--trust PEM]  verify a signed receipt (server/cli_receipts_verify)
+    vnegov receipts verify FILE | --qr IMAGE   verify a signed receipt or its QR offline
+    vnegov receipts verifier-page -o FILE      the offline verification page (server/cli_receipts)
+    vnegov reconcile-report --agency A ...     the finance unit's papers (server/cli_receipts.py)
     vnegov payments check [--payment ID]...    prove the money invariants per payment (exit 1
                                                naming every payment that breaks one)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
@@ -79,9 +81,10 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.xml:
         Path(args.xml).write_bytes(r.xml)
     if args.pdf:
-        url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        url = module.qr_page_url() if r.qr_token else \
+            module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
         Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=module.fonts(),
-                                                      verify_url=url))
+                                                      verify_url=url, qr_token=r.qr_token))
     db.dispose()
     return 0
 
@@ -231,9 +234,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_cancel)
     p = rs.add_parser("issue-pending", help="issue receipts still queued")
     p.set_defaults(func=cmd_issue_pending)
-    from server.cli_receipts_verify import add_verify_parser  # vnegov receipts verify FILE
+    from server.cli_receipts import register_receipt_checks, register_reconcile_report
 
-    add_verify_parser(rs)
+    register_receipt_checks(rs)  # receipts verify (XML or QR), receipts verifier-page
+    register_reconcile_report(sub)
     p = sub.add_parser("reconcile", help="import statements and reconcile")
     p.add_argument("statements", nargs="*")
     p.add_argument("--format", default="camt053", choices=["camt053", "csv"])

@@ -20,20 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_verify_parser", "cmd_receipts_verify"]
-
-
-def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "verify", help="verify a signed receipt (XML): signature, issuer, trust")
-    p.add_argument("file", nargs="?", help="the signed receipt XML")
-    p.add_argument("--trust", action="append", help="trust anchor PEM (repeatable)")
-    p.add_argument("--offline", action="store_true",
-                   help="no network: certificate path and validity only, no revocation")
-    p.add_argument("--at", help="validation time (ISO 8601 with offset; default now)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_receipts_verify)
-    return p
+__all__ = ["cmd_receipts_verify"]
 
 
 def _say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:

@@ -373,6 +373,7 @@ def demo_sections(pki: DevPki, public_url: str, data_dir: Path,
         f"platform_secret = {_toml_str(secrets.token_urlsafe(24))}",
         f"bank_notification_secret = {_toml_str(secrets.token_urlsafe(24))}",
         'sender_code = "V0301234567"',
+        f"receipt_qr_roots_file = {rel(pki.root)}  # the root the QR check page trusts",
     ]
     for agency in SAMPLE_AGENCIES:
         lines += ["", "[[payments.organisations]]",

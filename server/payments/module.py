@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from payments.fees import FeeCatalogue, load_catalogue_csv, load_catalogue_yaml
 from payments.payments import ChannelStatus
 from payments.receipts.model import Organisation
 from payments.receipts.pdf import Fonts
+from payments.receipts.qr_jws import QrSeal
 from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
 from payments.webhooks import event_body, sign_webhook
@@ -52,14 +53,24 @@ def _catalogue(files: Sequence[str]) -> FeeCatalogue:
     return catalogue
 
 
-def _signer(org: OrganisationConfig) -> XmlSigner:
+def _signer(org: OrganisationConfig) -> tuple[XmlSigner, QrSeal, list[x509.Certificate]]:
+    """The body's XML signer and QR seal (one key, its organisation certificate) and the
+    certificates of its chain file."""
     if not org.key_file or not org.cert_file:
         raise ValueError(f"payments organisation {org.agency_code} needs key_file and cert_file")
     passphrase = Path(org.key_passphrase_file).read_bytes().strip() \
         if org.key_passphrase_file else None
     key = load_private_key(Path(org.key_file).read_bytes(), passphrase)
     chain = x509.load_pem_x509_certificates(Path(org.cert_file).read_bytes())
-    return XmlDsigSigner(key, chain)  # type: ignore[arg-type]
+    return XmlDsigSigner(key, chain), QrSeal(key, chain[0]), chain  # type: ignore[arg-type]
+
+
+def _unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for cert in certs:
+        if cert not in out:
+            out.append(cert)
+    return out
 
 
 class PaymentsModule(Module):
@@ -81,11 +92,23 @@ class PaymentsModule(Module):
         self.organisations = {o.agency_code: Organisation(o.agency_code, o.name, o.tax_code,
                                                           o.address, o.budget_unit_code)
                               for o in cfg.organisations}
-        self.signers = {o.agency_code: _signer(o) for o in cfg.organisations}
+        keys = {o.agency_code: _signer(o) for o in cfg.organisations}
+        self.signers = {code: signer for code, (signer, _, _) in keys.items()}
+        self.seals = {code: seal for code, (_, seal, _) in keys.items()}
+        # Published for offline QR verification: every body's chain (untrusted), and the roots
+        # the verification page trusts (the configured file, else the self-signed certificates
+        # at the end of the bodies' chain files).
+        self.seal_certificates = _unique(c for _, _, chain in keys.values() for c in chain
+                                         if c.issuer != c.subject)
+        self.qr_roots = _unique(
+            x509.load_pem_x509_certificates(Path(cfg.receipt_qr_roots_file).read_bytes())
+            if cfg.receipt_qr_roots_file else
+            (c for _, _, chain in keys.values() for c in chain if c.issuer == c.subject))
         self.receipts = ReceiptsStore(ctx.db, organisations=self.organisations,
                                       signer_for=self.signer_for,
                                       template=cfg.receipt_template,
-                                      sender_code=cfg.sender_code)
+                                      sender_code=cfg.sender_code,
+                                      seal_for=self.seals.get if cfg.receipt_qr_signed else None)
         self.recon = ReconStore(ctx.db, settlement_delay=dt.timedelta(
             days=cfg.settlement_delay_days))
         self.tax: TaxAuthorityTransport = TaxAuthoritySimulator()
@@ -114,6 +137,11 @@ class PaymentsModule(Module):
                                         reason="NO_ORGANISATION",
                                         metadata={"agency_code": agency_code})
         return signer
+
+    def qr_page_url(self) -> str:
+        """The verification page the receipts' QR codes open (the token follows a ``#``)."""
+        return self.config.receipt_qr_page_url or (
+            self.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/check")
 
     def fonts(self) -> Fonts:
         if self._fonts is None:

@@ -24,7 +24,7 @@ from payments.channels.vietqr import vietqr_for_payment
 from payments.fees import FeeKind, Quote
 from payments.money import local_date
 from payments.payments import Payer, Payment, PaymentState
-from payments.receipts import ReceiptKind, ReceiptLine
+from payments.receipts import ReceiptKind, ReceiptLine, qr_text
 from server.auth.caller import ALL_PROVINCES
 from server.errors import InvalidArgument, PermissionDenied
 from server.modules import GrpcService
@@ -247,7 +247,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             name=r.name, template=r.data.template, series=r.data.series,
             number=f"{r.data.number:07d}", issue_time=_ts(r.data.issued_at), total=r.data.total,
             collector=r.data.collector.agency_code, kind=r.data.kind.value, status=r.status,
-            xml=r.xml)
+            xml=r.xml, qr_text=qr_text(r.qr_token, self.m.qr_page_url()) if r.qr_token else "")
 
     async def _own_receipt(self, name: str) -> StoredReceipt:
         parts = name.split("/")

@@ -215,6 +215,9 @@ class ReceiptRow(Base):
     related_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     xml: Mapped[bytes] = mapped_column(LargeBinary)
     xml_sha256: Mapped[str] = mapped_column(String(64))
+    # The signed QR (compact JWS, format BL1: payments/receipts/qr_jws.py); NULL on receipts
+    # issued before receipts carried one, or by a body without a seal for QR codes.
+    qr_token: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ReceiptCancellationRow(Base):
