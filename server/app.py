@@ -35,6 +35,7 @@ from server.config import Config
 from server.http.app import build_http_app
 from server.http.client import TrustedProxies
 from server.http.protocol import HeadLimits, limited_protocol
+from server.jobs import JobRunner
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
 from server.rpc.interceptors import CallInterceptor
@@ -104,6 +105,10 @@ class Application:
         self.context = AppContext(config=config, db=self.db, audit=self.audit,
                                   metrics=self.metrics, executor=self.executor, clock=self.clock,
                                   secret_box=secret_box(config))
+        self.jobs = JobRunner(self.db, run=self.context.run, clock=self.clock,
+                              lease_seconds=config.server.job_lease_seconds,
+                              poll_seconds=config.server.job_poll_seconds)
+        self.context.jobs = self.jobs
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -118,6 +123,7 @@ class Application:
         self._modules = [factory(self.context) for factory in MODULES]
         for module in self._modules:
             await module.start()
+        await self.jobs.start()
         authenticator = self._authenticator()
         services = [s for m in self._modules for s in m.grpc_services()]
         service_names = [s.name for s in services]
@@ -272,6 +278,7 @@ class Application:
         if self._http_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
+        await self.jobs.stop(grace)
         for module in reversed(self._modules):
             try:
                 await module.stop()

@@ -25,6 +25,7 @@ from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
 from payments.webhooks import event_body, sign_webhook
 from server.audit import AuditEvent
+from server.jobs import JobContext, JobInterrupted, LeaseLost
 from server.modules import AppContext, GrpcService, Module
 from server.payments.common import claim
 from server.payments.config import OrganisationConfig, PaymentsConfig
@@ -35,7 +36,9 @@ from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
 from signing.sign.xmldsig import XmlDsigSigner
 
-__all__ = ["PaymentsModule", "build"]
+__all__ = ["RECONCILE_JOB", "PaymentsModule", "build"]
+
+RECONCILE_JOB = "payments.reconcile"
 
 log = logging.getLogger("server.payments")
 SAMPLE_CATALOGUE = Path(__file__).resolve().parents[2] / "payments" / "fees" / "data" / \
@@ -92,6 +95,8 @@ class PaymentsModule(Module):
         self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
                                        secret=cfg.platform_secret) if cfg.platform_url else None
         self._fonts: Fonts | None = None
+        if ctx.jobs is not None:
+            ctx.jobs.register(RECONCILE_JOB, self.reconcile_job, exclusive=True)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -158,6 +163,44 @@ class PaymentsModule(Module):
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+
+    # ------------------------------------------------------------ jobs
+    def submit_reconciliation(self, *, as_of: dt.datetime, actor: str, now: dt.datetime) -> str:
+        """Queue a reconciliation run as a durable job; its operation id names it."""
+        op_id = self.recon.start_operation("reconcile", caller=actor, now=now)
+        self.ctx.job_runner.submit(RECONCILE_JOB, {
+            "operation": op_id, "as_of": as_of.isoformat(), "actor": actor},
+            job_id=f"{RECONCILE_JOB}:{op_id}")
+        return op_id
+
+    def reconcile_job(self, job: JobContext) -> dict[str, Any]:
+        """The durable job of one reconciliation run (any replica may resume it)."""
+        from sqlalchemy import update
+
+        from server.storage.payments import OperationRow
+
+        op_id = str(job.params["operation"])
+
+        def save(s: Any, checkpoint: dict[str, Any], done: int, total: int) -> None:
+            if job.should_stop():
+                raise JobInterrupted("the server is shutting down")
+            job.save(s, checkpoint, progress=done, total=total)
+            s.execute(update(OperationRow).where(OperationRow.id == op_id).values(
+                progress=done, total=total))
+
+        try:
+            result = self.recon.reconcile(
+                as_of=dt.datetime.fromisoformat(job.params["as_of"]),
+                actor=str(job.params["actor"]), run_id=op_id, resume=job.checkpoint or None,
+                save=save)
+        except (LeaseLost, JobInterrupted):
+            raise
+        except Exception as exc:
+            self.recon.finish_operation(op_id, result=None, error=getattr(
+                exc, "message", type(exc).__name__), now=self.ctx.clock())
+            raise
+        self.recon.finish_operation(op_id, result=result, error="", now=self.ctx.clock())
+        return result
 
     # ------------------------------------------------------------ workers
     async def _outbox_loop(self) -> None:

@@ -295,24 +295,9 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         caller = current_caller()
         as_of = request.as_of.ToDatetime(dt.UTC) if request.HasField("as_of") else \
             self.ctx.clock()
-        op_id = await self.ctx.run(self.m.recon.start_operation, "reconcile",
-                                   caller=caller.audit_name, now=self.ctx.clock())
-
-        async def work() -> None:
-            result: dict[str, Any] | None = None
-            error = ""
-            try:
-                result = await self.ctx.run(
-                    self.m.recon.reconcile, as_of=as_of, actor=caller.audit_name, run_id=op_id,
-                    progress=lambda done, total: self.m.recon.progress(op_id, done, total))
-            except Exception as exc:  # noqa: BLE001 - recorded on the operation
-                error = getattr(exc, "message", type(exc).__name__)
-            await self.ctx.run(self.m.recon.finish_operation, op_id, result=result, error=error,
-                               now=self.ctx.clock())
-
-        task = asyncio.create_task(work(), name=f"reconcile-{op_id}")
-        self._ops.add(task)
-        task.add_done_callback(self._ops.discard)
+        # A durable job: any replica runs it, and another resumes it if that one dies.
+        op_id = await self.ctx.run(self.m.submit_reconciliation, as_of=as_of,
+                                   actor=caller.audit_name, now=self.ctx.clock())
         return pb.Operation(name=f"operations/{op_id}", done=False)
 
     async def GetOperation(self, request: pb.GetOperationRequest,
