@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
 from signing.sign.xmldsig import XmlDsigSigner
 
-__all__ = ["RECONCILE_JOB", "PaymentsModule", "build"]
+__all__ = ["RECONCILE_JOB", "PaymentsModule", "build", "run_reconciliation"]
 
 RECONCILE_JOB = "payments.reconcile"
 
@@ -174,33 +174,7 @@ class PaymentsModule(Module):
         return op_id
 
     def reconcile_job(self, job: JobContext) -> dict[str, Any]:
-        """The durable job of one reconciliation run (any replica may resume it)."""
-        from sqlalchemy import update
-
-        from server.storage.payments import OperationRow
-
-        op_id = str(job.params["operation"])
-
-        def save(s: Any, checkpoint: dict[str, Any], done: int, total: int) -> None:
-            if job.should_stop():
-                raise JobInterrupted("the server is shutting down")
-            job.save(s, checkpoint, progress=done, total=total)
-            s.execute(update(OperationRow).where(OperationRow.id == op_id).values(
-                progress=done, total=total))
-
-        try:
-            result = self.recon.reconcile(
-                as_of=dt.datetime.fromisoformat(job.params["as_of"]),
-                actor=str(job.params["actor"]), run_id=op_id, resume=job.checkpoint or None,
-                save=save)
-        except (LeaseLost, JobInterrupted):
-            raise
-        except Exception as exc:
-            self.recon.finish_operation(op_id, result=None, error=getattr(
-                exc, "message", type(exc).__name__), now=self.ctx.clock())
-            raise
-        self.recon.finish_operation(op_id, result=result, error="", now=self.ctx.clock())
-        return result
+        return run_reconciliation(self.recon, job, self.ctx.clock)
 
     # ------------------------------------------------------------ workers
     async def _outbox_loop(self) -> None:
@@ -314,6 +288,37 @@ class PaymentsModule(Module):
         if applied:
             self.wake()
         return applied
+
+
+def run_reconciliation(recon: ReconStore, job: JobContext,
+                       clock: Callable[[], dt.datetime]) -> dict[str, Any]:
+    """The durable job of one reconciliation run (any replica may resume it): its progress is
+    saved on the job and on the run's operation with each batch, in the batch's transaction."""
+    from sqlalchemy import update
+
+    from server.storage.payments import OperationRow
+
+    op_id = str(job.params["operation"])
+
+    def save(s: Any, checkpoint: dict[str, Any], done: int, total: int) -> None:
+        if job.should_stop():
+            raise JobInterrupted("the server is shutting down")
+        job.save(s, checkpoint, progress=done, total=total)
+        s.execute(update(OperationRow).where(OperationRow.id == op_id).values(
+            progress=done, total=total))
+
+    try:
+        result = recon.reconcile(as_of=dt.datetime.fromisoformat(job.params["as_of"]),
+                                 actor=str(job.params["actor"]), run_id=op_id,
+                                 resume=job.checkpoint or None, save=save)
+    except (LeaseLost, JobInterrupted):
+        raise
+    except Exception as exc:
+        recon.finish_operation(op_id, result=None, error=getattr(
+            exc, "message", type(exc).__name__), now=clock())
+        raise
+    recon.finish_operation(op_id, result=result, error="", now=clock())
+    return result
 
 
 def build(ctx: AppContext) -> Module:
