@@ -119,9 +119,11 @@ class JobRunner:
         self._kinds[kind] = _Kind(handler, exclusive)
 
     def submit(self, kind: str, params: dict[str, Any], *, job_id: str | None = None,
-               session: Session | None = None, not_before: dt.datetime | None = None) -> str:
+               session: Session | None = None, not_before: dt.datetime | None = None,
+               requeue_finished: bool = False) -> str:
         """Queue a job (in ``session``'s transaction when given). A job id that exists already is
-        left as it is, so submitting the same job twice queues it once."""
+        left as it is, so submitting the same job twice queues it once; with
+        ``requeue_finished``, one that ended (done or failed) is queued again."""
         from server.storage.rows import insert_missing
 
         now = self.clock()
@@ -130,11 +132,18 @@ class JobRunner:
                       checkpoint_json="{}", result_json="{}", error="", progress=0, total=0,
                       attempts=0, lease_owner="", lease_until=None, heartbeat_at=None,
                       not_before=not_before or now, created_at=now, done_at=None)
+        def write(s: Session) -> None:
+            if not insert_missing(s, JobRow, values, ["id"]) and requeue_finished:
+                s.execute(update(JobRow).where(JobRow.id == job_id,
+                                               JobRow.state.in_(("done", "failed"))).values(
+                    state="queued", lease_owner="", lease_until=None, error="",
+                    params_json=values["params_json"], not_before=values["not_before"]))
+
         if session is not None:
-            insert_missing(session, JobRow, values, ["id"])
+            write(session)
         else:
             with self.db.write() as s:
-                insert_missing(s, JobRow, values, ["id"])
+                write(s)
         self._wake.set()
         return job_id
 
