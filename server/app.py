@@ -38,6 +38,7 @@ from server.http.protocol import HeadLimits, limited_protocol
 from server.jobs import JobRunner
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
+from server.notify import ChangeListener
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.limits import grpc_server_options
 from server.rpc.rules import load_rules
@@ -109,6 +110,8 @@ class Application:
                               lease_seconds=config.server.job_lease_seconds,
                               poll_seconds=config.server.job_poll_seconds)
         self.context.jobs = self.jobs
+        self.changes = ChangeListener(config.storage.url, run=self.context.run)
+        self.context.changes = self.changes
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -123,6 +126,7 @@ class Application:
         self._modules = [factory(self.context) for factory in MODULES]
         for module in self._modules:
             await module.start()
+        await self.changes.start()
         await self.jobs.start()
         authenticator = self._authenticator()
         services = [s for m in self._modules for s in m.grpc_services()]
@@ -279,6 +283,7 @@ class Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
         await self.jobs.stop(grace)
+        await self.changes.stop()
         for module in reversed(self._modules):
             try:
                 await module.stop()

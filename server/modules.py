@@ -22,6 +22,7 @@ from server.audit import AuditWriter
 from server.config import Config
 from server.jobs import JobRunner
 from server.metrics import Metrics
+from server.notify import ChangeListener
 from server.sealing import SecretBox
 from server.storage.db import Database
 
@@ -49,6 +50,9 @@ class AppContext:
     # Durable jobs shared by every replica (server/jobs): modules register their kinds in their
     # factory and submit jobs instead of starting tasks for long-running work.
     jobs: JobRunner | None = None
+    # Changes other replicas made that caches must drop at once (server/notify.py): modules
+    # subscribe their caches to topics in their factory.
+    changes: ChangeListener | None = None
 
     @property
     def job_runner(self) -> JobRunner:

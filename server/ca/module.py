@@ -28,6 +28,7 @@ from server.ca.settings import CaSettings
 from server.config import Config
 from server.jobs import JobContext, JobInterrupted
 from server.modules import AppContext, GrpcService, Module
+from server.notify import CERTIFICATE_STATUS
 from server.storage.db import Database
 from signing.ca import read_subject_info
 from signing.ca.subject import subject_data_from_certificate
@@ -143,6 +144,12 @@ class CaModule(Module):
         ctx.registry["revocation_checker"] = parts.runtime.index
         if ctx.jobs is not None:
             ctx.jobs.register(REORGANISATION_JOB, self._reorganisation_job)
+        if ctx.changes is not None:  # a replica revoked, held or released a certificate
+            ctx.changes.subscribe(CERTIFICATE_STATUS, self._status_changed)
+
+    def _status_changed(self, _detail: str) -> None:
+        if self.parts.refresher.poll():
+            self.parts.publisher.load()
 
     def grpc_services(self) -> Sequence[GrpcService]:
         from server.ca.servicer import CertificateAuthorityServicer

@@ -39,6 +39,7 @@ from server.ca.records import (
     serial_hex,
 )
 from server.ca.runtime import CaRuntime
+from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaIssuerRow, CaRequestRow, CaStatusLogRow
 from server.storage.db import Database
 from signing.ca import (
@@ -579,6 +580,8 @@ class CaService:
         s.add(CaStatusLogRow(issuer_key_id=row.issuer_key_id, certificate_id=row.id,
                              serial_number=row.serial_number, action=action,
                              reason=reason.value if reason else None, at=now))
+        # Every replica re-reads the status log when this commits (polling is the fallback).
+        notify(s, CERTIFICATE_STATUS, action)
 
     # ------------------------------------------------------------------ public operations
     def issue(self, actor: Actor, *, profile_id: str, subject: SubjectData, csr: bytes,
