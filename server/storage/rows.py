@@ -13,15 +13,33 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-__all__ = ["insert_missing"]
+__all__ = ["insert_missing", "upsert"]
 
 
-def insert_missing(session: Session, table: Any, values: Mapping[str, Any],
+def _dialect(session: Session | Connection) -> Any:
+    name = session.dialect.name if isinstance(session, Connection) else \
+        session.get_bind().dialect.name
+    return postgresql if name == "postgresql" else sqlite
+
+
+def insert_missing(session: Session | Connection, table: Any, values: Mapping[str, Any],
                    key: Sequence[str]) -> bool:
     """Insert ``values`` unless a row with the same ``key`` columns exists; True if inserted."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
+    module = _dialect(session)
     stmt = module.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(key))
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def upsert(session: Session | Connection, table: Any, key: Mapping[str, Any],
+           values: Mapping[str, Any]) -> None:
+    """Insert the row ``key`` with ``values``, or update it with ``values`` if it exists: one
+    statement (``ON CONFLICT DO UPDATE``), so two replicas writing a new key at once both succeed
+    and the last to commit wins (unlike "update, and insert if nothing was updated", where the
+    second insert fails on the unique key)."""
+    module = _dialect(session)
+    stmt = module.insert(table).values(**key, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values))
+    session.execute(stmt)
