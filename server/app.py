@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,23 @@ def _certificates(paths: tuple[str, ...], what: str) -> list[x509.Certificate]:
     return certs
 
 
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other worker processes bind too (``SO_REUSEPORT``): the kernel
+    spreads new connections over them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
 class Application:
     def __init__(self, config: Config, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.config = config
@@ -98,6 +116,8 @@ class Application:
         self._health: health.aio.HealthServicer | None = None
         self._runtime_dir: tempfile.TemporaryDirectory[str] | None = None
         self._registry = PeerRegistry()
+        # Several worker processes share the public ports (server/workers.py).
+        self._reuse_port = config.server.workers > 1
         self.db = Database(config.storage.url, echo=config.storage.echo,
                            pool_size=config.storage.pool_size)
         self.audit = AuditWriter(self.db)
@@ -141,7 +161,7 @@ class Application:
                                           metrics=self.metrics, audit=self.audit,
                                           clock=self.clock, limits=self.config.limits.grpc)],
             options=[*grpc_server_options(self.config.limits.grpc),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
         for service in services:
             service.add_to_server(service.servicer, self._grpc)
@@ -214,7 +234,8 @@ class Application:
             raise StartupError("cannot create the internal gRPC socket")
         self._front = TlsFront(context, inner, self._registry)
         try:
-            self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port)
+            self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port,
+                                                     reuse_port=self._reuse_port)
         except OSError as exc:
             raise StartupError(f"cannot listen on {cfg.server.grpc_host}:{cfg.server.grpc_port}: "
                                f"{exc.strerror}") from None
@@ -237,7 +258,9 @@ class Application:
                                 timeout_graceful_shutdown=max(1, int(
                                     cfg.server.shutdown_grace_seconds)))
         self._http = _Uvicorn(config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        sockets = [_shared_socket(cfg.server.http_host, cfg.server.http_port)] \
+            if self._reuse_port else None
+        self._http_task = asyncio.create_task(self._http.serve(sockets=sockets), name="http")
         while not self._http.started:
             if self._http_task.done():
                 self._http_task.result()
