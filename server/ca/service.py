@@ -177,6 +177,8 @@ class CaService:
             held_with_id=None, request_id=request_id, created_at=now)
         s.add(row)
         s.flush()
+        # Other replicas learn of it at once (their mutual-TLS checks and OCSP answers).
+        notify(s, CERTIFICATE_STATUS, "issue")
         return row
 
     def _deny(self, actor: Actor) -> SigningError:

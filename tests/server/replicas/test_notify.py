@@ -88,3 +88,79 @@ async def test_a_client_disabled_through_one_replica_is_refused_by_the_other_wit
         a.kill()
         b.kill()
         db.dispose()
+
+
+async def test_a_certificate_revoked_through_one_replica_is_refused_by_the_other_within_a_second(
+        pki: TestPki, postgres_templates: PostgresTemplates, tmp_path: Path) -> None:
+    """Both replicas run the CA and authenticate callers by client certificate; the status poll
+    (the fallback) is set to 30 s, so only the notification can make the other one refuse fast."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.server.ca.conftest import CALLERS, csr_for, write_ca_files
+    from tests.support.pki import Issued
+    from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
+    from vnegov.signing.v1 import certificate_authority_pb2 as ca_pb
+    from vnegov.signing.v1 import certificate_authority_pb2_grpc as ca_grpc
+
+    url = postgres_templates.new_database()
+    procs = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        http_port = free_port()
+        section = write_ca_files(pki, directory / "ca", f"http://127.0.0.1:{http_port}")
+        section["status_poll_seconds"] = 30
+        config = server_config_dict(pki, directory, url, grpc_port=free_port(),
+                                    http_port=http_port, extra={
+                                        "ca": section, "auth": {"callers": CALLERS,
+                                                                "plaintext_caller": "000.00.00.G22"},
+                                        "server": {"public_url": f"http://127.0.0.1:{http_port}"}})
+        procs.append(ServerProcess(config, directory))
+    a, b = procs
+    root = pem(pki.root.cert)
+    try:
+        a.start()
+        b.start()
+        portal = grpc.ssl_channel_credentials(root, pki.portal.key_pem, pki.portal.chain_pem)
+        async with grpc.aio.secure_channel(f"localhost:{a.grpc_port}", portal) as ch:
+            ca = ca_grpc.CertificateAuthorityServiceStub(ch)
+            key = ec.generate_private_key(ec.SECP256R1())
+            request = await ca.CreateCertificateRequest(ca_pb.CreateCertificateRequestRequest(
+                profile="device", managing_body="000.00.00.H29", csr=csr_for(key),
+                subject=ca_pb.CertificateSubject(
+                    system_name="dvc-hcm-3", parent_body="UBND Thành phố Hồ Chí Minh",
+                    agency_code="000.00.00.H29", province_code="79")))
+            issued = await ca.GetCertificate(ca_pb.GetCertificateRequest(
+                name=request.result_certificate))
+            client = Issued(x509.load_der_x509_certificate(issued.der), key, [pki.issuing.cert])
+            creds = grpc.ssl_channel_credentials(root, client.key_pem, client.chain_pem)
+            async with grpc.aio.secure_channel(f"localhost:{b.grpc_port}", creds) as on_b:
+                admin = admin_pb2_grpc.AdminServiceStub(on_b)
+                # B learnt of the new certificate at once (not at its next poll) and lets it in.
+                deadline = time.monotonic() + 2
+                while True:
+                    try:
+                        await admin.GetCaller(admin_pb2.GetCallerRequest())
+                        break
+                    except grpc.aio.AioRpcError:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.2)
+                await ca.RevokeCertificate(ca_pb.RevokeCertificateRequest(
+                    name=request.result_certificate,
+                    reason=ca_pb.RevocationReason.KEY_COMPROMISE))
+                revoked = time.monotonic()
+                refused = None
+                while refused is None and time.monotonic() - revoked < 5:
+                    try:
+                        await admin.GetCaller(admin_pb2.GetCallerRequest())
+                    except grpc.aio.AioRpcError as exc:
+                        assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                        refused = time.monotonic() - revoked
+                    await asyncio.sleep(0.005)
+        print(f"revoked certificate refused by the other replica after "
+              f"{(refused or -1) * 1000:.0f} ms")
+        assert refused is not None and refused < 1.0
+    finally:
+        a.kill()
+        b.kill()
