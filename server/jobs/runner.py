@@ -113,6 +113,7 @@ class JobRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ registration, submission
     def register(self, kind: str, handler: Handler, *, exclusive: bool = False) -> None:
@@ -139,12 +140,12 @@ class JobRunner:
                     state="queued", lease_owner="", lease_until=None, error="",
                     params_json=values["params_json"], not_before=values["not_before"]))
 
-        if session is not None:
+        if session is not None:  # the caller wakes the runner (wake()) once it has committed
             write(session)
-        else:
-            with self.db.write() as s:
-                write(s)
-        self._wake.set()
+            return job_id
+        with self.db.write() as s:
+            write(s)
+        self.wake()
         return job_id
 
     def get(self, job_id: str) -> JobRow | None:
@@ -265,9 +266,22 @@ class JobRunner:
         return forget
 
     def wake(self) -> None:
-        self._wake.set()
+        """Look for due jobs now (callable from any thread)."""
+        loop = self._event_loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self._wake.set)
 
     async def start(self) -> None:
+        self._event_loop = asyncio.get_running_loop()
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="jobs")
 
@@ -291,7 +305,7 @@ class JobRunner:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; handlers see ``should_stop()`` and end at their next checkpoint."""
         self._stopping = True
-        self._wake.set()
+        self.wake()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -167,10 +167,12 @@ class PaymentsModule(Module):
     # ------------------------------------------------------------ jobs
     def submit_reconciliation(self, *, as_of: dt.datetime, actor: str, now: dt.datetime) -> str:
         """Queue a reconciliation run as a durable job; its operation id names it."""
-        op_id = self.recon.start_operation("reconcile", caller=actor, now=now)
-        self.ctx.job_runner.submit(RECONCILE_JOB, {
-            "operation": op_id, "as_of": as_of.isoformat(), "actor": actor},
-            job_id=f"{RECONCILE_JOB}:{op_id}")
+        with self.ctx.db.write() as s:  # the operation and its job exist together or not at all
+            op_id = self.recon.start_operation("reconcile", caller=actor, now=now, session=s)
+            self.ctx.job_runner.submit(RECONCILE_JOB, {
+                "operation": op_id, "as_of": as_of.isoformat(), "actor": actor},
+                job_id=f"{RECONCILE_JOB}:{op_id}", session=s)
+        self.ctx.job_runner.wake()
         return op_id
 
     def reconcile_job(self, job: JobContext) -> dict[str, Any]:

@@ -506,12 +506,17 @@ class ReconStore:
         return max(0, int(confirmed) - row.settled)
 
     # ------------------------------------------------------------ operations
-    def start_operation(self, kind: str, *, caller: str, now: dt.datetime) -> str:
+    def start_operation(self, kind: str, *, caller: str, now: dt.datetime,
+                        session: Session | None = None) -> str:
+        """A new operation, running (in ``session``'s transaction when given)."""
         op_id = new_id()
+        values = dict(id=op_id, kind=kind, caller=caller, state="running", progress=0, total=0,
+                      result_json="{}", error="", created_at=now)
+        if session is not None:
+            session.execute(insert(OperationRow).values(**values))
+            return op_id
         with self.db.write() as s:
-            s.execute(insert(OperationRow).values(
-                id=op_id, kind=kind, caller=caller, state="running", progress=0, total=0,
-                result_json="{}", error="", created_at=now))
+            s.execute(insert(OperationRow).values(**values))
         return op_id
 
     def progress(self, op_id: str, done: int, total: int) -> None:
