@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +35,10 @@ from server.config import Config
 from server.http.app import build_http_app
 from server.http.client import TrustedProxies
 from server.http.protocol import HeadLimits, limited_protocol
+from server.jobs import JobRunner
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
+from server.notify import ChangeListener
 from server.rpc import reflection
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.limits import grpc_server_options
@@ -79,6 +82,23 @@ def _certificates(paths: tuple[str, ...], what: str) -> list[x509.Certificate]:
     return certs
 
 
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other worker processes bind too (``SO_REUSEPORT``): the kernel
+    spreads new connections over them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
 class Application:
     def __init__(self, config: Config, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.config = config
@@ -96,6 +116,8 @@ class Application:
         self._health: health.aio.HealthServicer | None = None
         self._runtime_dir: tempfile.TemporaryDirectory[str] | None = None
         self._registry = PeerRegistry()
+        # Several worker processes share the public ports (server/workers.py).
+        self._reuse_port = config.server.workers > 1
         self.db = Database(config.storage.url, echo=config.storage.echo,
                            pool_size=config.storage.pool_size)
         self.audit = AuditWriter(self.db)
@@ -104,6 +126,12 @@ class Application:
         self.context = AppContext(config=config, db=self.db, audit=self.audit,
                                   metrics=self.metrics, executor=self.executor, clock=self.clock,
                                   secret_box=secret_box(config))
+        self.jobs = JobRunner(self.db, run=self.context.run, clock=self.clock,
+                              lease_seconds=config.server.job_lease_seconds,
+                              poll_seconds=config.server.job_poll_seconds)
+        self.context.jobs = self.jobs
+        self.changes = ChangeListener(config.storage.url, run=self.context.run)
+        self.context.changes = self.changes
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -118,6 +146,8 @@ class Application:
         self._modules = [factory(self.context) for factory in MODULES]
         for module in self._modules:
             await module.start()
+        await self.changes.start()
+        await self.jobs.start()
         authenticator = self._authenticator()
         services = [s for m in self._modules for s in m.grpc_services()]
         service_names = [s.name for s in services]
@@ -131,7 +161,7 @@ class Application:
                                           metrics=self.metrics, audit=self.audit,
                                           clock=self.clock, limits=self.config.limits.grpc)],
             options=[*grpc_server_options(self.config.limits.grpc),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
         for service in services:
             service.add_to_server(service.servicer, self._grpc)
@@ -204,7 +234,8 @@ class Application:
             raise StartupError("cannot create the internal gRPC socket")
         self._front = TlsFront(context, inner, self._registry)
         try:
-            self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port)
+            self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port,
+                                                     reuse_port=self._reuse_port)
         except OSError as exc:
             raise StartupError(f"cannot listen on {cfg.server.grpc_host}:{cfg.server.grpc_port}: "
                                f"{exc.strerror}") from None
@@ -227,7 +258,9 @@ class Application:
                                 timeout_graceful_shutdown=max(1, int(
                                     cfg.server.shutdown_grace_seconds)))
         self._http = _Uvicorn(config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        sockets = [_shared_socket(cfg.server.http_host, cfg.server.http_port)] \
+            if self._reuse_port else None
+        self._http_task = asyncio.create_task(self._http.serve(sockets=sockets), name="http")
         while not self._http.started:
             if self._http_task.done():
                 self._http_task.result()
@@ -272,6 +305,8 @@ class Application:
         if self._http_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
+        await self.jobs.stop(grace)
+        await self.changes.stop()
         for module in reversed(self._modules):
             try:
                 await module.stop()

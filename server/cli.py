@@ -24,6 +24,7 @@ from typing import Any
 from server import cli_documents, cli_identity, cli_payments
 from server.cli_ca import register as register_ca_commands
 from server.config import Config, ConfigError, load_config
+from server.workers import WORKER_ENV, WorkerTag
 
 __all__ = ["main"]
 
@@ -230,8 +231,14 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     config = _config(args, environ)
     configure_logging(config.logging.level, config.logging.format)
-    if args.migrate:
+    worker = environ.get(WORKER_ENV)
+    if args.migrate and worker is None:  # once, by the supervisor when there are workers
         cmd_migrate(args, environ)
+    if config.server.workers > 1 and worker is None:
+        return _supervise(config, environ)
+    if worker is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(WorkerTag(int(worker)))
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
             runner.run(Application(config).serve_until_signal(_announce))
@@ -239,6 +246,26 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"vnegov: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _supervise(config: Config, environ: Mapping[str, str]) -> int:
+    """Run ``server.workers`` worker processes sharing the ports (server/workers.py)."""
+    from server.workers import Supervisor, reserve_port, worker_command
+
+    env = dict(environ)
+    reserved = []
+    for key, host, port in (("GRPC_PORT", config.server.grpc_host, config.server.grpc_port),
+                            ("HTTP_PORT", config.server.http_host, config.server.http_port)):
+        if port == 0:  # one port for every worker, chosen here
+            chosen, sock = reserve_port(host)
+            reserved.append(sock)
+            env[f"VNEGOV__SERVER__{key}"] = str(chosen)
+    try:
+        return Supervisor(config.server.workers, worker_command(), env,
+                          grace_seconds=config.server.shutdown_grace_seconds).run()
+    finally:
+        for sock in reserved:
+            sock.close()
 
 
 def cmd_audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

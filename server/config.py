@@ -74,8 +74,19 @@ class ServerConfig:
     # HTTP front believes. Empty (the default): the header is ignored and the TCP peer is the
     # client (server/http/client.py).
     trusted_proxies: tuple[str, ...] = ()
+    # Processes serving the same ports on this host (server/workers.py): 1 serves in-process.
+    workers: int = 1
+    # Durable jobs (server/jobs): a job whose owner stops heartbeating for this long is resumed
+    # by another process; idle processes look for due jobs this often.
+    job_lease_seconds: float = 30.0
+    job_poll_seconds: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.workers < 1 or self.workers > 256:
+            raise ConfigError("server.workers must be between 1 and 256", "server.workers")
+        if self.job_lease_seconds < 1 or self.job_poll_seconds <= 0:
+            raise ConfigError("server.job_lease_seconds must be at least 1 and "
+                              "server.job_poll_seconds positive", "server.job_lease_seconds")
         if self.event_loop not in {"uvloop", "asyncio"}:
             raise ConfigError("server.event_loop must be 'uvloop' or 'asyncio', not "
                               f"{self.event_loop!r}", "server.event_loop")

@@ -317,10 +317,12 @@ class TlsFront:
         self.connections: set[_FrontConnection] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; with ``reuse_port`` other worker processes listen on the same port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _FrontConnection(self), host, port,
-                                                reuse_address=True, backlog=1024)
+                                                reuse_address=True, reuse_port=reuse_port,
+                                                backlog=1024)
         return int(self._server.sockets[0].getsockname()[1])
 
     def stop_accepting(self) -> None:

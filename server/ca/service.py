@@ -39,6 +39,7 @@ from server.ca.records import (
     serial_hex,
 )
 from server.ca.runtime import CaRuntime
+from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaIssuerRow, CaRequestRow, CaStatusLogRow
 from server.storage.db import Database
 from server.storage.locking import for_update, locked
@@ -177,6 +178,8 @@ class CaService:
             held_with_id=None, request_id=request_id, created_at=now)
         s.add(row)
         s.flush()
+        # Other replicas learn of it at once (their mutual-TLS checks and OCSP answers).
+        notify(s, CERTIFICATE_STATUS, "issue")
         return row
 
     def _deny(self, actor: Actor) -> SigningError:
@@ -578,6 +581,8 @@ class CaService:
         s.add(CaStatusLogRow(issuer_key_id=row.issuer_key_id, certificate_id=row.id,
                              serial_number=row.serial_number, action=action,
                              reason=reason.value if reason else None, at=now))
+        # Every replica re-reads the status log when this commits (polling is the fallback).
+        notify(s, CERTIFICATE_STATUS, action)
 
     # ------------------------------------------------------------------ public operations
     def issue(self, actor: Actor, *, profile_id: str, subject: SubjectData, csr: bytes,

@@ -44,6 +44,7 @@ from server.storage.identity import (
     TokenRow,
 )
 from server.storage.locking import locked
+from server.storage.rows import upsert
 from vnid.accounts import (
     Account,
     AccountKind,
@@ -463,9 +464,7 @@ class SqlTransaction:
             return
         values = {"failures": state.failures, "last_failure_at": state.last_failure_at,
                   "blocked_until": state.blocked_until}
-        done = self.s.execute(update(ThrottleRow).where(ThrottleRow.key == key).values(**values))
-        if not done.rowcount:  # type: ignore[attr-defined]
-            self.s.execute(insert(ThrottleRow).values(key=key, **values))
+        upsert(self.s, ThrottleRow, {"key": key}, values)
 
     # ---------------------------------------------------------------- artifacts
     def _put_artifact(self, kind: str, handle: str, data: dict[str, Any],
@@ -657,12 +656,7 @@ class SqlTransaction:
     def put_consent(self, account_id: str, client_id: str, scopes: frozenset[str],
                     now: dt.datetime) -> None:
         values = {"scopes": " ".join(sorted(scopes)), "granted_at": now, "withdrawn_at": None}
-        done = self.s.execute(update(ConsentRow).where(
-            ConsentRow.account_id == account_id, ConsentRow.client_id == client_id)
-            .values(**values))
-        if not done.rowcount:  # type: ignore[attr-defined]
-            self.s.execute(insert(ConsentRow).values(account_id=account_id, client_id=client_id,
-                                                     **values))
+        upsert(self.s, ConsentRow, {"account_id": account_id, "client_id": client_id}, values)
 
     def withdraw_consent(self, account_id: str, client_id: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(ConsentRow).where(

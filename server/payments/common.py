@@ -35,6 +35,7 @@ from server.storage.payments import (
     PaymentRow,
     TransitionRow,
 )
+from server.storage.rows import insert_missing
 
 __all__ = [
     "audit",
@@ -128,12 +129,10 @@ def audit(session: Session, *, at: dt.datetime, request_id: str, actor: str, act
 def enqueue(session: Session, kind: str, ref: str, payload: dict[str, Any], now: dt.datetime
             ) -> None:
     """Add outbox work unless the same (kind, ref) is already queued."""
-    exists = session.execute(select(OutboxRow.id).where(OutboxRow.kind == kind,
-                                                        OutboxRow.ref == ref)).first()
-    if exists is None:
-        session.execute(insert(OutboxRow).values(
-            kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False),
-            state="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now))
+    insert_missing(session, OutboxRow, {
+        "kind": kind, "ref": ref, "payload": json.dumps(payload, ensure_ascii=False),
+        "state": "pending", "attempts": 0, "next_attempt_at": now, "last_error": "",
+        "created_at": now}, ["kind", "ref"])
 
 
 def claim(db: Database, kind: str, *, now: dt.datetime, limit: int,

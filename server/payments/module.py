@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
 from payments.webhooks import event_body, sign_webhook
 from server.audit import AuditEvent
+from server.jobs import JobContext, JobInterrupted, LeaseLost
 from server.modules import AppContext, GrpcService, Module
 from server.payments.common import claim
 from server.payments.config import OrganisationConfig, PaymentsConfig
@@ -36,7 +37,9 @@ from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
 from signing.sign.xmldsig import XmlDsigSigner
 
-__all__ = ["PaymentsModule", "build"]
+__all__ = ["RECONCILE_JOB", "PaymentsModule", "build", "run_reconciliation"]
+
+RECONCILE_JOB = "payments.reconcile"
 
 log = logging.getLogger("server.payments")
 SAMPLE_CATALOGUE = Path(__file__).resolve().parents[2] / "payments" / "fees" / "data" / \
@@ -115,6 +118,8 @@ class PaymentsModule(Module):
         self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
                                        secret=cfg.platform_secret) if cfg.platform_url else None
         self._fonts: Fonts | None = None
+        if ctx.jobs is not None:
+            ctx.jobs.register(RECONCILE_JOB, self.reconcile_job, exclusive=True)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -186,6 +191,24 @@ class PaymentsModule(Module):
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+
+    # ------------------------------------------------------------ jobs
+    def submit_reconciliation(self, *, as_of: dt.datetime, actor: str, now: dt.datetime,
+                              agency: str | None = None) -> str:
+        """Queue a reconciliation run as a durable job; its operation id names it. With
+        ``agency``, the run covers only that agency's collection accounts and payments."""
+        with self.ctx.db.write() as s:  # the operation and its job exist together or not at all
+            op_id = self.recon.start_operation("reconcile", caller=actor, now=now,
+                                               agency=agency or "", session=s)
+            self.ctx.job_runner.submit(RECONCILE_JOB, {
+                "operation": op_id, "as_of": as_of.isoformat(), "actor": actor,
+                "agency": agency},
+                job_id=f"{RECONCILE_JOB}:{op_id}", session=s)
+        self.ctx.job_runner.wake()
+        return op_id
+
+    def reconcile_job(self, job: JobContext) -> dict[str, Any]:
+        return run_reconciliation(self.recon, job, self.ctx.clock)
 
     # ------------------------------------------------------------ workers
     async def _outbox_loop(self) -> None:
@@ -299,6 +322,38 @@ class PaymentsModule(Module):
         if applied:
             self.wake()
         return applied
+
+
+def run_reconciliation(recon: ReconStore, job: JobContext,
+                       clock: Callable[[], dt.datetime]) -> dict[str, Any]:
+    """The durable job of one reconciliation run (any replica may resume it): its progress is
+    saved on the job and on the run's operation with each batch, in the batch's transaction."""
+    from sqlalchemy import update
+
+    from server.storage.payments import OperationRow
+
+    op_id = str(job.params["operation"])
+
+    def save(s: Any, checkpoint: dict[str, Any], done: int, total: int) -> None:
+        if job.should_stop():
+            raise JobInterrupted("the server is shutting down")
+        job.save(s, checkpoint, progress=done, total=total)
+        s.execute(update(OperationRow).where(OperationRow.id == op_id).values(
+            progress=done, total=total))
+
+    try:
+        result = recon.reconcile(as_of=dt.datetime.fromisoformat(job.params["as_of"]),
+                                 actor=str(job.params["actor"]), run_id=op_id,
+                                 agency=job.params.get("agency") or None,
+                                 resume=job.checkpoint or None, save=save)
+    except (LeaseLost, JobInterrupted):
+        raise
+    except Exception as exc:
+        recon.finish_operation(op_id, result=None, error=getattr(
+            exc, "message", type(exc).__name__), now=clock())
+        raise
+    recon.finish_operation(op_id, result=result, error="", now=clock())
+    return result
 
 
 def build(ctx: AppContext) -> Module:

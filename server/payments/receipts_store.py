@@ -64,6 +64,7 @@ from server.storage.payments import (
     ReceiptRow,
     TaxSubmissionRow,
 )
+from server.storage.rows import insert_missing
 
 __all__ = ["ReceiptsStore", "StoredReceipt"]
 
@@ -90,9 +91,13 @@ class _Numbering:
                 ReceiptCounterRow.year == year)
             found = self.s.execute(locked(stmt)).scalar_one_or_none()
             if found is None:
-                self.s.execute(insert(ReceiptCounterRow).values(
-                    template=template, series=series, year=year, last_number=0))
-                found = 0
+                # A new series' first number: replicas may get here together. One inserts the
+                # counter, the others find it (ON CONFLICT DO NOTHING waits for the inserting
+                # transaction), then all take its lock in turn like any old counter's.
+                insert_missing(self.s, ReceiptCounterRow, {
+                    "template": template, "series": series, "year": year, "last_number": 0},
+                    ["template", "series", "year"])
+                found = self.s.execute(stmt).scalar_one()
             self.last[key] = found
         number = next_number(self.last[key])
         self.last[key] = number

@@ -26,6 +26,7 @@ from payments.reconcile.camt053 import Statement, StatementLine, parse_camt053
 from payments.reconcile.csvfiles import parse_bank_csv, parse_channel_list
 from payments.reconcile.matching import (
     ExpectedPayment,
+    MatchMethod,
     Outcome,
     ReconciliationItem,
     check_continuity,
@@ -61,6 +62,9 @@ __all__ = ["RESOLUTIONS", "ReconStore"]
 RESOLUTIONS = ("apply_to_payment", "refund_to_sender", "refund_paid_out", "write_off",
                "issue_receipt", "dismiss")
 Progress = Callable[[int, int], None]
+# Records a run's checkpoint (and progress done/total) in the transaction of the step it follows.
+SaveStep = Callable[[Session, dict[str, Any], int, int], None]
+RECONCILE_BATCH = 2000
 
 
 class ReconStore:
@@ -154,10 +158,65 @@ class ReconStore:
 
     # ------------------------------------------------------------ run
     def reconcile(self, *, as_of: dt.datetime, actor: str, run_id: str,
-                  progress: Progress | None = None, agency: str | None = None
-                  ) -> dict[str, Any]:
-        """Reconcile the statement lines not yet reconciled against the money the channels
-        confirmed; with ``agency``, only that agency's collection accounts and payments."""
+                  progress: Progress | None = None, agency: str | None = None,
+                  resume: dict[str, Any] | None = None,
+                  save: SaveStep | None = None) -> dict[str, Any]:
+        """Match unreconciled statement lines against confirmed money and apply the outcome;
+        with ``agency``, only that agency's collection accounts and payments.
+
+        A run has two phases: the plan (what matches what, decided on one snapshot) and its
+        application in batches. With ``save`` (a durable job), the plan is saved as the first
+        checkpoint and each batch saves how far the run has got in the batch's own transaction,
+        so a run resumed from ``resume`` (the last checkpoint) by another process applies each item
+        exactly once and ends with the same result as an uninterrupted run."""
+        if (resume or {}).get("audited"):  # stopped after its last step: nothing left to do
+            return dict(resume["summary"])  # type: ignore[index]
+        plan = (resume or {}).get("plan")
+        applied = int((resume or {}).get("applied", 0))
+        if plan is None:
+            plan = self._plan(as_of, agency)
+            applied = 0
+            if save is not None:
+                with self.db.write() as s:
+                    save(s, {"plan": plan, "applied": 0}, 0, len(plan["items"]))
+        items = [ReconciliationItem(Outcome(o), a, tuple(lk), tuple(pids), MatchMethod(m), sh, n)
+                 for o, a, lk, pids, m, sh, n in plan["items"]]
+        line_ids = {(acc, key): lid for acc, key, lid in plan["line_ids"]}
+        accounts: dict[str, str] = plan["accounts"]
+        channel_of: dict[str, str] = plan["channel_of"]
+        due: dict[str, int] = plan["due"]
+        agency_of: dict[str, str] = plan["agency_of"]
+        if progress:
+            progress(applied, len(items))
+        for start in range(applied, len(items), RECONCILE_BATCH):
+            end = min(start + RECONCILE_BATCH, len(items))
+            with self.db.write() as s:
+                if save is not None:
+                    save(s, {"plan": plan, "applied": end}, end, len(items))
+                for item in items[start:end]:
+                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due,
+                                agency_of)
+            if progress:
+                progress(end, len(items))
+        counts: dict[str, int] = defaultdict(int)
+        amounts: dict[str, int] = defaultdict(int)
+        for item in items:
+            counts[item.outcome.value] += 1
+            amounts[item.outcome.value] += item.amount
+        summary = {"run": run_id, "lines": plan["lines"], "payments": plan["payments"],
+                   "counts": dict(counts), "amounts": dict(amounts)}
+        if not (resume or {}).get("audited"):
+            with self.db.write() as s:
+                if save is not None:
+                    save(s, {"applied": len(items), "audited": True, "summary": summary},
+                         len(items), len(items))
+                audit(s, at=as_of, request_id=run_id, actor=actor, action="reconcile.run",
+                      details={"lines": plan["lines"], "payments": plan["payments"],
+                               "exceptions": sum(1 for i in items if i.outcome.is_exception)})
+        return summary
+
+    def _plan(self, as_of: dt.datetime, agency: str | None = None) -> dict[str, Any]:
+        """What this run will do, decided on one snapshot, as JSON-able data."""
         with self.db.read() as s:
             owners = self._account_agencies(s)
             lines_stmt = select(StatementLineRow).where(StatementLineRow.reconciled.is_(False))
@@ -196,38 +255,22 @@ class ReconStore:
         lines = [StatementLine(r.account, r.key, r.amount, r.credit, r.booking_date,
                                r.value_date, r.bank_ref, r.end_to_end, r.remittance,
                                r.counterparty, r.counter_account) for r in line_rows]
-        line_ids = {(r.account, r.key): r.id for r in line_rows}
         expected = [ExpectedPayment(p.id, p.reference, due[p.id],
                                     p.paid_at or p.updated_at,
                                     tuple(tx for _, tx, _ in events.get(p.id, [])),
                                     p.id in receipts or p.paid_at is None) for p in pay_rows]
-        channel_of = {p.id: p.channel for p in pay_rows}
-        agency_of = {**{p.id: p.agency_code for p in pay_rows}, **{
-            f"account:{n}": a for n, a in owners.items()}}
-        if progress:
-            progress(0, len(lines))
         result = reconcile(lines, expected, as_of=as_of, settlement_delay=self.settlement_delay,
                            window_days=self.window_days)
-        accounts = {line.key: line.account for line in lines}
-        counts: dict[str, int] = defaultdict(int)
-        amounts: dict[str, int] = defaultdict(int)
-        items = result.items
-        for start in range(0, len(items), 2000):
-            with self.db.write() as s:
-                for item in items[start:start + 2000]:
-                    counts[item.outcome.value] += 1
-                    amounts[item.outcome.value] += item.amount
-                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due,
-                                agency_of)
-            if progress:
-                progress(min(start + 2000, len(items)), len(items))
-        summary = {"run": run_id, "lines": len(lines), "payments": len(expected),
-                   "counts": dict(counts), "amounts": dict(amounts)}
-        with self.db.write() as s:
-            audit(s, at=as_of, request_id=run_id, actor=actor, action="reconcile.run",
-                  details={"lines": len(lines), "payments": len(expected),
-                           "exceptions": sum(1 for i in items if i.outcome.is_exception)})
-        return summary
+        return {
+            "items": [[i.outcome.value, i.amount, list(i.line_keys), list(i.payment_ids),
+                       i.method.value, i.shape, i.note] for i in result.items],
+            "line_ids": [[r.account, r.key, r.id] for r in line_rows],
+            "accounts": {line.key: line.account for line in lines},
+            "channel_of": {p.id: p.channel for p in pay_rows},
+            "agency_of": {**{p.id: p.agency_code for p in pay_rows},
+                          **{f"account:{n}": a for n, a in owners.items()}},
+            "due": due, "lines": len(lines), "payments": len(expected),
+        }
 
     def _apply(self, s: Session, item: ReconciliationItem, run_id: str, now: dt.datetime,
                line_ids: dict[tuple[str, str], int], accounts: dict[str, str],
@@ -516,13 +559,16 @@ class ReconStore:
 
     # ------------------------------------------------------------ operations
     def start_operation(self, kind: str, *, caller: str, now: dt.datetime,
-                        agency: str = "") -> str:
+                        agency: str = "", session: Session | None = None) -> str:
+        """A new operation, running (in ``session``'s transaction when given)."""
         op_id = new_id()
+        values = dict(id=op_id, kind=kind, caller=caller, agency_code=agency, state="running",
+                      progress=0, total=0, result_json="{}", error="", created_at=now)
+        if session is not None:
+            session.execute(insert(OperationRow).values(**values))
+            return op_id
         with self.db.write() as s:
-            s.execute(insert(OperationRow).values(
-                id=op_id, kind=kind, caller=caller, agency_code=agency, state="running",
-                progress=0, total=0,
-                result_json="{}", error="", created_at=now))
+            s.execute(insert(OperationRow).values(**values))
         return op_id
 
     def progress(self, op_id: str, done: int, total: int) -> None:
@@ -545,8 +591,6 @@ class ReconStore:
         return row
 
     def items(self, run_id: str) -> list[ReconciliationItem]:
-        from payments.reconcile.matching import MatchMethod
-
         with self.db.read() as s:
             rows = s.execute(select(ReconItemRow).where(ReconItemRow.run_id == run_id)
                              .order_by(ReconItemRow.id)).scalars().all()

@@ -328,26 +328,9 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             self.ctx.clock()
         scope = self._scope()
         await self._require_account()
-        op_id = await self.ctx.run(self.m.recon.start_operation, "reconcile",
-                                   caller=caller.audit_name, now=self.ctx.clock(),
-                                   agency=scope or "")
-
-        async def work() -> None:
-            result: dict[str, Any] | None = None
-            error = ""
-            try:
-                result = await self.ctx.run(
-                    self.m.recon.reconcile, as_of=as_of, actor=caller.audit_name, run_id=op_id,
-                    progress=lambda done, total: self.m.recon.progress(op_id, done, total),
-                    agency=scope)
-            except Exception as exc:  # noqa: BLE001 - recorded on the operation
-                error = getattr(exc, "message", type(exc).__name__)
-            await self.ctx.run(self.m.recon.finish_operation, op_id, result=result, error=error,
-                               now=self.ctx.clock())
-
-        task = asyncio.create_task(work(), name=f"reconcile-{op_id}")
-        self._ops.add(task)
-        task.add_done_callback(self._ops.discard)
+        # A durable job: any replica runs it, and another resumes it if that one dies.
+        op_id = await self.ctx.run(self.m.submit_reconciliation, as_of=as_of,
+                                   actor=caller.audit_name, now=self.ctx.clock(), agency=scope)
         return pb.Operation(name=f"operations/{op_id}", done=False)
 
     async def GetOperation(self, request: pb.GetOperationRequest,
