@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc
+APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc haproxy
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
               fonts-dejavu-core fonts-liberation fonts-liberation2)
 

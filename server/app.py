@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,15 +31,16 @@ from server.audit import AuditWriter
 from server.auth.authenticator import Authenticator
 from server.auth.caller import AuthMethod, Caller, PermissionTable
 from server.auth.certificates import ClientCertificateVerifier
+from server.auth.forwarded import ForwardedCertificateAuthenticator
 from server.config import Config
-from server.http.app import build_http_app
+from server.http.app import build_admin_app, build_http_app
 from server.http.client import TrustedProxies
 from server.http.protocol import HeadLimits, limited_protocol
 from server.metrics import Metrics
-from server.modules import MODULES, AppContext, Module
+from server.modules import MODULES, AppContext, GrpcService, Module
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.limits import grpc_server_options
-from server.rpc.rules import load_rules
+from server.rpc.rules import MethodRule, load_rules
 from server.sealing import secret_box
 from server.storage import migrate
 from server.storage.db import Database
@@ -91,6 +92,10 @@ class Application:
         self._modules: list[Module] = []
         self._front: TlsFront | None = None
         self._grpc: grpc.aio.Server | None = None
+        self._balancer_grpc: grpc.aio.Server | None = None
+        self._admin: _Uvicorn | None = None
+        self._admin_task: asyncio.Task[None] | None = None
+        self.admin_port = 0
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -126,7 +131,33 @@ class Application:
             rules = load_rules(service_names + builtin)
         except (ValueError, KeyError) as exc:
             raise StartupError(str(exc)) from None
-        self._grpc = grpc.aio.server(
+        self._grpc = self._grpc_server(authenticator, rules, services, service_names + builtin)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        if self.config.server.balancer_listen:
+            self._balancer_grpc = self._grpc_server(self._forwarded_authenticator(authenticator),
+                                                    rules, services, service_names + builtin)
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._balancer_grpc)
+        await self._listen_grpc()
+        await self._grpc.start()
+        if self._balancer_grpc is not None:
+            self._listen_balancer()
+            await self._balancer_grpc.start()
+        for name in ["", *service_names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._listen_http()
+        await self._listen_admin()
+        log.info("server started", extra={
+            "grpc_port": self.grpc_port, "http_port": self.http_port,
+            "admin_port": self.admin_port, "balancer_listen": self.config.server.balancer_listen,
+            "mode": "plaintext" if self.config.server.plaintext else "mutual-tls",
+            "database": self.db.dialect,
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        })
+
+    def _grpc_server(self, authenticator: Authenticator, rules: Mapping[str, MethodRule],
+                     services: Sequence[GrpcService], names: list[str]) -> grpc.aio.Server:
+        server = grpc.aio.server(
             interceptors=[CallInterceptor(authenticator=authenticator, rules=rules,
                                           metrics=self.metrics, audit=self.audit,
                                           clock=self.clock, limits=self.config.limits.grpc)],
@@ -134,21 +165,31 @@ class Application:
                      ("grpc.so_reuseport", 0)],
         )
         for service in services:
-            service.add_to_server(service.servicer, self._grpc)
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        reflection.enable_server_reflection(service_names + builtin, self._grpc)
-        await self._listen_grpc()
-        await self._grpc.start()
-        for name in ["", *service_names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await self._listen_http()
-        log.info("server started", extra={
-            "grpc_port": self.grpc_port, "http_port": self.http_port,
-            "mode": "plaintext" if self.config.server.plaintext else "mutual-tls",
-            "database": self.db.dialect,
-            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
-        })
+            service.add_to_server(service.servicer, server)
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    def _forwarded_authenticator(self, direct: Authenticator) -> Authenticator:
+        """The balancer listener's authenticator: certificates from the balancer's headers,
+        verified like the embedded front's (same trust anchors, permissions, revocation)."""
+        cfg = self.config.server
+        if direct.verifier is None:
+            raise StartupError("server.balancer_listen needs mutual TLS (it cannot be combined "
+                               "with server.plaintext)")
+        peers = None if cfg.balancer_listen.startswith("unix:") \
+            else TrustedProxies(cfg.balancer_peers)
+        return ForwardedCertificateAuthenticator(direct.verifier, bearer=direct.bearer,
+                                                 peers=peers)
+
+    def _listen_balancer(self) -> None:
+        assert self._balancer_grpc is not None
+        listen = self.config.server.balancer_listen
+        if self._balancer_grpc.add_insecure_port(listen) == 0:
+            raise StartupError(f"cannot listen on server.balancer_listen {listen}")
+        if listen.startswith("unix:"):
+            # The balancer reaches it through its group; nobody else may connect.
+            with contextlib.suppress(OSError):
+                os.chmod(listen[len("unix:"):], 0o660)
 
     def _authenticator(self) -> Authenticator:
         cfg = self.config
@@ -202,7 +243,8 @@ class Application:
         inner = os.path.join(self._runtime_dir.name, "grpc.sock")
         if self._grpc.add_insecure_port("unix:" + inner) == 0:
             raise StartupError("cannot create the internal gRPC socket")
-        self._front = TlsFront(context, inner, self._registry)
+        self._front = TlsFront(context, inner, self._registry,
+                               proxy_from=TrustedProxies(cfg.server.proxy_protocol_from))
         try:
             self.grpc_port = await self._front.start(cfg.server.grpc_host, cfg.server.grpc_port)
         except OSError as exc:
@@ -214,7 +256,8 @@ class Application:
         routes = [r for m in self._modules for r in m.http_routes()]
         limits = cfg.limits.http
         app = build_http_app(self.metrics, self._ready, routes, limits=limits,
-                             trusted_proxies=TrustedProxies(cfg.server.trusted_proxies))
+                             trusted_proxies=TrustedProxies(cfg.server.trusted_proxies),
+                             serve_metrics=cfg.server.admin_port < 0)
         head = HeadLimits(max_head_bytes=limits.max_head_bytes, max_headers=limits.max_headers,
                           max_url_bytes=limits.max_url_bytes,
                           head_timeout=limits.head_timeout_seconds)
@@ -226,16 +269,32 @@ class Application:
                                 limit_concurrency=limits.max_connections,
                                 timeout_graceful_shutdown=max(1, int(
                                     cfg.server.shutdown_grace_seconds)))
-        self._http = _Uvicorn(config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="http")
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()
-                raise StartupError(f"cannot listen on {cfg.server.http_host}:"
-                                   f"{cfg.server.http_port}")
+        self._http, self._http_task, self.http_port = await self._serve_http(
+            config, "http", cfg.server.http_host, cfg.server.http_port)
+
+    async def _listen_admin(self) -> None:
+        """Metrics and health for operators and the balancer's checks, off the public port."""
+        cfg = self.config.server
+        if cfg.admin_port < 0:
+            return
+        app = build_admin_app(self.metrics, self._ready)
+        config = uvicorn.Config(app, host=cfg.admin_host, port=cfg.admin_port, log_config=None,
+                                access_log=False, lifespan="off", proxy_headers=False,
+                                limit_concurrency=64, timeout_graceful_shutdown=1)
+        self._admin, self._admin_task, self.admin_port = await self._serve_http(
+            config, "admin", cfg.admin_host, cfg.admin_port)
+
+    async def _serve_http(self, config: uvicorn.Config, name: str, host: str, port: int
+                          ) -> tuple[_Uvicorn, asyncio.Task[None], int]:
+        server = _Uvicorn(config)
+        task = asyncio.create_task(server.serve(), name=name)
+        while not server.started:
+            if task.done():
+                task.result()
+                raise StartupError(f"cannot listen on {host}:{port}")
             await asyncio.sleep(0.01)
-        sockets = [s for srv in self._http.servers for s in srv.sockets]
-        self.http_port = int(sockets[0].getsockname()[1])
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        return server, task, int(sockets[0].getsockname()[1])
 
     async def _ready(self) -> bool:
         if self._stopping:
@@ -265,13 +324,18 @@ class Application:
             self._front.stop_accepting()
         if self._http is not None:
             self._http.should_exit = True
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
+        stopping = [server.stop(grace) for server in (self._grpc, self._balancer_grpc)
+                    if server is not None]
+        await asyncio.gather(*stopping)
         if self._front is not None:
             await self._front.close()
         if self._http_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
+        if self._admin is not None and self._admin_task is not None:
+            self._admin.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admin_task
         for module in reversed(self._modules):
             try:
                 await module.stop()

@@ -74,6 +74,21 @@ class ServerConfig:
     # HTTP front believes. Empty (the default): the header is ignored and the TCP peer is the
     # client (server/http/client.py).
     trusted_proxies: tuple[str, ...] = ()
+    # The production front door (deploy/haproxy): a gRPC listener (HTTP/2 without TLS) for the
+    # balancer only, "unix:/run/vnegov/grpc.sock" (reached by the balancer's group) or
+    # "host:port" (then only the addresses in balancer_peers may call on it). Calls there carry
+    # the client certificate the balancer verified in RFC 9440 Client-Cert headers, which are
+    # read on this listener and nowhere else (server/auth/forwarded.py). Empty: no such listener.
+    balancer_listen: str = ""
+    balancer_peers: tuple[str, ...] = ()
+    # Balancers that pass TLS through (TCP mode) and announce the client's address with the
+    # PROXY protocol v2: connections from these addresses on the gRPC port must begin with a
+    # PROXY v2 header; connections from anywhere else must not. Empty: PROXY protocol off.
+    proxy_protocol_from: tuple[str, ...] = ()
+    # The admin listener (HTTP: /metrics, /healthz, /readyz), kept off the public port. -1: no
+    # admin listener, and /metrics stays on the public HTTP port (development).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = -1
 
     def __post_init__(self) -> None:
         if self.event_loop not in {"uvloop", "asyncio"}:
@@ -85,6 +100,21 @@ class ServerConfig:
             TrustedProxies(self.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"server.trusted_proxies: {exc}", "server.trusted_proxies") from None
+        for key in ("balancer_peers", "proxy_protocol_from"):
+            try:
+                TrustedProxies(getattr(self, key))
+            except ValueError as exc:
+                raise ConfigError(f"server.{key}: {exc}", f"server.{key}") from None
+        listen = self.balancer_listen
+        if listen and not listen.startswith("unix:"):
+            host, sep, port = listen.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError("server.balancer_listen must be 'unix:<path>' or "
+                                  f"'<host>:<port>', not {listen!r}", "server.balancer_listen")
+            if not self.balancer_peers:
+                raise ConfigError("server.balancer_listen on a TCP address needs "
+                                  "server.balancer_peers (the balancer's addresses)",
+                                  "server.balancer_peers")
 
 
 @dataclass(frozen=True, slots=True)

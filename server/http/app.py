@@ -19,7 +19,7 @@ from server.http.client import TrustedProxies, resolve_client_address
 from server.http.limits import QUERY_RULES, LimitedRoute, RateLimiter, RouteLimits, route_class
 from server.metrics import Metrics
 
-__all__ = ["DirectRoute", "build_http_app", "route_classes"]
+__all__ = ["DirectRoute", "build_admin_app", "build_http_app", "route_classes"]
 
 Ready = Callable[[], Awaitable[bool]]
 _ERROR = PlainTextResponse("Internal Server Error", status_code=500)
@@ -155,7 +155,17 @@ def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
 
 def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] = (), *,
                    limits: HttpLimits | None = None,
-                   trusted_proxies: TrustedProxies | None = None) -> ASGIApp:
+                   trusted_proxies: TrustedProxies | None = None,
+                   serve_metrics: bool = True) -> ASGIApp:
+    """The public HTTP application. ``serve_metrics`` False: ``/metrics`` is left to the admin
+    listener (:func:`build_admin_app`); ``/healthz`` and ``/readyz`` stay on both."""
+    every: list[BaseRoute] = [*_operations_routes(metrics, ready, serve_metrics), *routes]
+    _limit_routes(every, limits or HttpLimits(), metrics)
+    app: Any = Starlette(routes=every)
+    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies)
+
+
+def _operations_routes(metrics: Metrics, ready: Ready, serve_metrics: bool) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -165,17 +175,19 @@ def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] =
                             status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        metrics.refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    every: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
-        *routes,
-    ]
-    _limit_routes(every, limits or HttpLimits(), metrics)
-    app: Any = Starlette(routes=every)
-    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies)
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if serve_metrics:
+        routes.append(Route("/metrics", metrics_endpoint))
+    return routes
+
+
+def build_admin_app(metrics: Metrics, ready: Ready) -> ASGIApp:
+    """The admin listener (``server.admin_port``): ``/metrics``, ``/healthz``, ``/readyz`` only,
+    for operators and the balancer's health checks, never exposed on the public port."""
+    return Starlette(routes=_operations_routes(metrics, ready, True))
 
 
 def route_classes(routes: Sequence[BaseRoute]) -> dict[str, str]:

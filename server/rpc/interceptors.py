@@ -259,7 +259,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             caller = self._authenticator.authenticate(peer, state.metadata, self._clock())
         except NotAuthenticated as exc:
             self._metrics.auth_failures.labels(exc.detail).inc()
-            connection = self._authenticator.peer_connection(peer)
+            connection = self._authenticator.peer_connection(peer, state.metadata)
             if connection is not None:
                 state.audit_extra.update(describe_certificate(connection.leaf))
                 state.audit_extra["remote"] = connection.remote
