@@ -221,9 +221,11 @@ async def balanced(pki: TestPki, d: Path, creds: grpc.ChannelCredentials,
             if i == 0:
                 subprocess.run([sys.executable, "-m", "server", "--config", str(r / "vnegov.toml"),
                                 "migrate"], env=ENV, check=True, capture_output=True)
+            log = (r / "server.log").open("ab")
             procs.append(subprocess.Popen([sys.executable, "-m", "server", "--config",
                                            str(r / "vnegov.toml"), "serve"], env=ENV,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                          stdout=log, stderr=subprocess.STDOUT))
+            log.close()
             replicas.append(Replica(f"unix@{r}/g.sock", http_port, admin_port))
         for proc, replica in zip(procs, replicas, strict=True):
             def ready(port: int = replica.admin_port) -> bool:
@@ -233,7 +235,11 @@ async def balanced(pki: TestPki, d: Path, creds: grpc.ChannelCredentials,
                         return bool(resp.status == 200)
                 except OSError:
                     return False
-            wait_ready(proc, ready)
+            try:
+                wait_ready(proc, ready)
+            except RuntimeError:
+                print((d / f"replica{procs.index(proc)}" / "server.log").read_text()[-3000:])
+                raise
         balancer = Balancer(pki, d / "haproxy", replicas)
         balancer.start()
         balancer.wait_up(len(replicas))
