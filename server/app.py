@@ -33,6 +33,7 @@ from server.auth.caller import AuthMethod, Caller, PermissionTable
 from server.auth.certificates import ClientCertificateVerifier
 from server.auth.forwarded import ForwardedCertificateAuthenticator
 from server.config import Config
+from server.domain_metrics import DomainMetrics
 from server.http.app import build_admin_app, build_http_app
 from server.http.client import TrustedProxies
 from server.http.protocol import HeadLimits, limited_protocol
@@ -44,6 +45,7 @@ from server.rpc.rules import MethodRule, load_rules
 from server.sealing import secret_box
 from server.storage import migrate
 from server.storage.db import Database
+from server.telemetry import Telemetry
 from server.tlsfront import PeerRegistry, TlsFront, make_server_context
 from signing.ca.keys import load_private_key
 
@@ -103,7 +105,9 @@ class Application:
         self._registry = PeerRegistry()
         self.db = Database(config.storage.url, echo=config.storage.echo,
                            pool_size=config.storage.pool_size)
+        self.telemetry = Telemetry(config.telemetry) if config.telemetry.otlp_endpoint else None
         self.audit = AuditWriter(self.db)
+        self.domain_metrics = DomainMetrics(self.db, self.metrics, self.clock)
         self.executor = ThreadPoolExecutor(max_workers=config.server.worker_threads,
                                            thread_name_prefix="vnegov-worker")
         self.context = AppContext(config=config, db=self.db, audit=self.audit,
@@ -117,6 +121,8 @@ class Application:
             raise StartupError("the database schema is not up to date (run `vnegov migrate`); "
                                f"missing: {', '.join(sorted(pending))}")
         self.audit.start()
+        if self.telemetry is not None:
+            self.telemetry.install(self.db.engine)
         if self.context.secret_box is None:
             log.warning("no master key (secrets.key_file): secrets kept in the database, such "
                         "as TOTP seeds, are stored unsealed")
@@ -160,7 +166,8 @@ class Application:
         server = grpc.aio.server(
             interceptors=[CallInterceptor(authenticator=authenticator, rules=rules,
                                           metrics=self.metrics, audit=self.audit,
-                                          clock=self.clock, limits=self.config.limits.grpc)],
+                                          clock=self.clock, limits=self.config.limits.grpc,
+                                          telemetry=self.telemetry)],
             options=[*grpc_server_options(self.config.limits.grpc),
                      ("grpc.so_reuseport", 0)],
         )
@@ -257,7 +264,7 @@ class Application:
         limits = cfg.limits.http
         app = build_http_app(self.metrics, self._ready, routes, limits=limits,
                              trusted_proxies=TrustedProxies(cfg.server.trusted_proxies),
-                             serve_metrics=cfg.server.admin_port < 0)
+                             serve_metrics=cfg.server.admin_port < 0, telemetry=self.telemetry)
         head = HeadLimits(max_head_bytes=limits.max_head_bytes, max_headers=limits.max_headers,
                           max_url_bytes=limits.max_url_bytes,
                           head_timeout=limits.head_timeout_seconds)
@@ -320,6 +327,13 @@ class Application:
         log.info("shutting down", extra={"grace_seconds": grace})
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        drain = self.config.server.shutdown_drain_seconds
+        if self._balancer_grpc is not None and drain > 0 and grace > 0:
+            # Behind a balancer: /readyz already answers 503; keep serving normally until the
+            # balancer's checks have taken this replica out, so no new call races the GOAWAY
+            # the gRPC servers send when they stop (a call the balancer sent just before it
+            # arrived would be cut short).
+            await asyncio.sleep(min(drain, grace))
         if self._front is not None:
             self._front.stop_accepting()
         if self._http is not None:
@@ -344,6 +358,8 @@ class Application:
         await self.audit.close()
         self.executor.shutdown(wait=True)
         await asyncio.to_thread(self.db.dispose)
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)
         if self._runtime_dir is not None:
             self._runtime_dir.cleanup()
         log.info("server stopped")

@@ -36,6 +36,7 @@ __all__ = [
     "SecretsConfig",
     "ServerConfig",
     "StorageConfig",
+    "TelemetryConfig",
     "TlsConfig",
     "build_section",
     "load_config",
@@ -66,6 +67,10 @@ class ServerConfig:
     # Serve gRPC without TLS. For local development only; the server logs a warning at start.
     plaintext: bool = False
     shutdown_grace_seconds: float = 30.0
+    # With a balancer listener: how long a stopping replica keeps serving after its /readyz
+    # turned 503, before it refuses new calls (longer than the balancer's check interval:
+    # deploy/haproxy/vnegov.cfg checks every 500 ms).
+    shutdown_drain_seconds: float = 1.5
     worker_threads: int = 16
     # "uvloop" (libuv: about a fifth more cached OCSP answers per core over HTTP) or "asyncio"
     # (the standard library's loop).
@@ -235,6 +240,30 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    # OTLP over HTTP, e.g. "http://otel-collector:4318/v1/traces". Empty: no traces.
+    otlp_endpoint: str = ""
+    service_name: str = "vnegov"
+    # The share of traces started here that are kept (a caller's sampled traceparent is
+    # always followed).
+    sample_ratio: float = 1.0
+    # Extra OTLP headers, "key=value" each (e.g. an API key of the collector).
+    otlp_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError("telemetry.sample_ratio must be between 0 and 1",
+                              "telemetry.sample_ratio")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ConfigError("telemetry.otlp_endpoint must be an http(s) URL",
+                              "telemetry.otlp_endpoint")
+        for header in self.otlp_headers:
+            if "=" not in header:
+                raise ConfigError("telemetry.otlp_headers entries are key=value",
+                                  "telemetry.otlp_headers")
+
+
+@dataclass(frozen=True, slots=True)
 class CallerPermission:
     """One row of the permissions table: which callers get which scopes in which provinces.
 
@@ -267,6 +296,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     # Sections of the domain packages; each is validated by its own from_config when it is wired.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ from server.config import HttpLimits
 from server.http.client import TrustedProxies, resolve_client_address
 from server.http.limits import QUERY_RULES, LimitedRoute, RateLimiter, RouteLimits, route_class
 from server.metrics import Metrics
+from server.telemetry import Telemetry
 
 __all__ = ["DirectRoute", "build_admin_app", "build_http_app", "route_classes"]
 
@@ -62,7 +64,9 @@ class _ObservabilityMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics,
                  direct: dict[tuple[str, str], Route] | None = None,
-                 trusted: TrustedProxies | None = None) -> None:
+                 trusted: TrustedProxies | None = None,
+                 telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry
         self.app = app
         self.metrics = metrics
         self.direct = direct or {}
@@ -87,6 +91,14 @@ class _ObservabilityMiddleware:
                 scope["client"] = (address, 0)
         status = 500
         started = False
+        span = token = None
+        if self.telemetry is not None:
+            carrier = {k.decode("latin-1"): v.decode("latin-1")
+                       for k, v in scope.get("headers", ()) if k in (b"traceparent", b"tracestate")}
+            span, token = self.telemetry.start_server_span(
+                f"HTTP {scope.get('method', '')}", carrier, "http", {
+                    "http.request.method": scope.get("method", ""),
+                    "url.path": scope.get("path", ""), "vnegov.request_id": request_id})
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
@@ -119,6 +131,11 @@ class _ObservabilityMiddleware:
             method = scope.get("method", "")
             self.metrics.http_requests.labels(method, path, str(status)).inc()
             self.metrics.http_latency.labels(method, path).observe(time.perf_counter() - started_at)
+            if span is not None and self.telemetry is not None:
+                span.update_name(f"HTTP {method} {path}")
+                self.telemetry.end_server_span(
+                    span, token, error=str(status) if status >= 500 else "",
+                    attributes={"http.route": path, "http.response.status_code": status})
 
 
 def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
@@ -156,13 +173,14 @@ def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
 def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] = (), *,
                    limits: HttpLimits | None = None,
                    trusted_proxies: TrustedProxies | None = None,
-                   serve_metrics: bool = True) -> ASGIApp:
+                   serve_metrics: bool = True, telemetry: Telemetry | None = None) -> ASGIApp:
     """The public HTTP application. ``serve_metrics`` False: ``/metrics`` is left to the admin
     listener (:func:`build_admin_app`); ``/healthz`` and ``/readyz`` stay on both."""
     every: list[BaseRoute] = [*_operations_routes(metrics, ready, serve_metrics), *routes]
     _limit_routes(every, limits or HttpLimits(), metrics)
     app: Any = Starlette(routes=every)
-    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies)
+    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies,
+                                    telemetry)
 
 
 def _operations_routes(metrics: Metrics, ready: Ready, serve_metrics: bool) -> list[BaseRoute]:
@@ -175,7 +193,7 @@ def _operations_routes(metrics: Metrics, ready: Ready, serve_metrics: bool) -> l
                             status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
-        metrics.refresh()
+        await asyncio.to_thread(metrics.refresh)  # domain gauges read the database
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
