@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
@@ -28,6 +29,7 @@ from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
+from vnegov_client import secure_channel
 
 
 def refused(err: grpc.RpcError) -> int:
@@ -76,11 +78,13 @@ def main() -> int:
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
         try:
+            # A fresh request_id makes a retried call (service config) return the first result.
             request = ca.CreateCertificateRequest(pb.CreateCertificateRequestRequest(
-                profile="individual", subject=subject,
+                request_id=uuid.uuid4().hex, profile="individual", subject=subject,
                 csr=csr.public_bytes(serialization.Encoding.PEM)))
             print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
                   f"({request.working_days:.3f} working days)")

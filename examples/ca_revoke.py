@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,7 @@ from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
+from vnegov_client import secure_channel
 
 REASONS = {"keyCompromise": pb.RevocationReason.KEY_COMPROMISE,
            "affiliationChanged": pb.RevocationReason.AFFILIATION_CHANGED,
@@ -73,15 +75,17 @@ def main() -> int:
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
         try:
             if args.release:
                 request = ca.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
-                    name=args.certificate))
+                    request_id=uuid.uuid4().hex, name=args.certificate))
             else:
                 request = ca.RevokeCertificate(pb.RevokeCertificateRequest(
-                    name=args.certificate, reason=REASONS[args.reason]))
+                    request_id=uuid.uuid4().hex, name=args.certificate,
+                    reason=REASONS[args.reason]))
             print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
                   request.rejection_reason)
             info = ca.GetCertificate(pb.GetCertificateRequest(name=args.certificate))

@@ -17,6 +17,7 @@ from _local import local
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
+from vnegov_client import secure_channel
 
 
 def main() -> None:
@@ -37,7 +38,8 @@ def main() -> None:
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes(),
     )
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         print("health:", health_pb2.HealthCheckResponse.ServingStatus.Name(health.status))
         caller = admin_pb2_grpc.AdminServiceStub(channel).GetCaller(admin_pb2.GetCallerRequest())

@@ -40,6 +40,7 @@ from server.documents.transport import HttpTimeStampTransport  # noqa: E402
 from signing.errors import SigningError  # noqa: E402
 from signing.sign import PadesLevel, PadesOptions, RemoteSigner, SecondFactor, sign_pdf  # noqa: E402
 from signing.sign.remote import ApprovalStart  # noqa: E402
+from vnegov_client import secure_channel  # noqa: E402
 
 
 def refused(err: grpc.RpcError) -> int:
@@ -81,7 +82,8 @@ def main() -> int:
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         try:
             return sign(args, GrpcCscClient(channel, args.signer_id))
         except grpc.RpcError as err:

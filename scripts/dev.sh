@@ -14,8 +14,8 @@ ROOT=$PWD
 
 # What the server needs at run time (serve installs only these).
 APT_RUNTIME=(python3-venv openssl softhsm2 fonts-dejavu-core fonts-liberation fonts-liberation2)
-# And what the tests use.
-APT_PACKAGES=("${APT_RUNTIME[@]}" python3-dev build-essential opensc
+# And what the tests use (haproxy: the production front door's tests).
+APT_PACKAGES=("${APT_RUNTIME[@]}" python3-dev build-essential opensc haproxy
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
               # The API contract: Debian's protoc and the Java client built without Maven.
               protobuf-compiler libprotobuf-dev openjdk-17-jdk-headless libgrpc-java

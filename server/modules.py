@@ -25,6 +25,7 @@ from server.metrics import Metrics
 from server.notify import ChangeListener
 from server.sealing import SecretBox
 from server.storage.db import Database
+from server.telemetry import copy_context
 
 __all__ = ["MODULES", "AppContext", "GrpcService", "Module"]
 
@@ -63,6 +64,10 @@ class AppContext:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (database, cryptography) on the worker threads."""
         loop = asyncio.get_running_loop()
+        traced = copy_context()  # the call's trace span goes along (when traces are on)
+        if traced is not None:
+            return await loop.run_in_executor(self.executor, partial(traced.run, fn, *args,
+                                                                     **kwargs))
         return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
 
 
