@@ -10,6 +10,7 @@ Each provider runs in its own process: ours as ``python -m server serve`` on SQL
 store, every state change committed), oidc-provider 9 with its default in-memory adapter.
 
     .venv/bin/python benchmarks/identity_login_flow.py [--seconds 20] [--concurrency 16]
+        [--workers 2]
 
 Prints flows per second for each and the ratio (goal: ours >= 1.0x), and the server CPU time per
 flow (read from /proc), which stays meaningful when other work shares the machine. Rounds
@@ -207,9 +208,17 @@ async def flow(conn: Connection, client: Client, dpop: Dpop, scope: str) -> None
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
+    """User + system CPU time of a process and its live children, e.g. our worker processes
+    (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        try:
+            total += cpu_seconds(int(child))
+        except OSError:  # exited meanwhile
+            pass
+    return total
 
 
 @dataclass
@@ -254,6 +263,7 @@ async def run_round(target: Target, seconds: float, concurrency: int) -> None:
 
 
 HTTP_THREADS: int | None = None  # --http-threads: identity.http_threads of our server
+WORKERS = 1  # --workers: server.workers of our server (processes sharing the port)
 
 
 def start_ours(tmp: Path, key: ec.EllipticCurvePrivateKey) -> tuple[subprocess.Popen[bytes], str]:
@@ -276,6 +286,8 @@ def start_ours(tmp: Path, key: ec.EllipticCurvePrivateKey) -> tuple[subprocess.P
     }
     if HTTP_THREADS is not None:
         config["identity"]["http_threads"] = HTTP_THREADS  # type: ignore[index]
+    if WORKERS > 1:
+        config["server"]["workers"] = WORKERS  # type: ignore[index]
     path = tmp / "vnegov.toml"
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
@@ -401,9 +413,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--http-threads", type=int, default=None,
                         help="identity.http_threads for our server (default: its own default)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server.workers for our server (worker processes on one host)")
     args = parser.parse_args()
-    global HTTP_THREADS
+    global HTTP_THREADS, WORKERS
     HTTP_THREADS = args.http_threads
+    WORKERS = args.workers
     key = ec.generate_private_key(ec.SECP256R1())
     with tempfile.TemporaryDirectory(prefix="vnid-bench-") as tmp:
         targets: list[Target] = []
@@ -436,7 +451,8 @@ def main() -> None:
         f"{1 / cpu_ratio:.2f}x in oidc-provider's favour"
     print(f"{'ratio':>14}: {rate['ours'] / rate['oidc-provider']:8.2f}x flows/s, ours / "
           f"oidc-provider (goal >= 1.0x); server CPU per flow {favour}")
-    print("one flow = PAR + authorize with an existing session + token with DPoP + userinfo")
+    print("one flow = PAR + authorize with an existing session + token with DPoP + userinfo; "
+          f"ours with {WORKERS} worker process(es)")
 
 
 if __name__ == "__main__":

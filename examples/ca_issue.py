@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
+from _local import local
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +29,7 @@ from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
+from vnegov_client import secure_channel
 
 
 def refused(err: grpc.RpcError) -> int:
@@ -47,13 +50,19 @@ def refused(err: grpc.RpcError) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
-    parser.add_argument("--http", default="http://127.0.0.1:8080")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
+    parser.add_argument("--http", help="the server's public URL (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm")
     parser.add_argument("--out", type=Path, help="write the certificate (PEM) here")
     parser.add_argument("--key-out", type=Path, help="write the private key (PEM) here")
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
+    args.http = args.http or here.http
 
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (x509.CertificateSigningRequestBuilder()
@@ -69,11 +78,13 @@ def main() -> int:
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
         try:
+            # A fresh request_id makes a retried call (service config) return the first result.
             request = ca.CreateCertificateRequest(pb.CreateCertificateRequestRequest(
-                profile="individual", subject=subject,
+                request_id=uuid.uuid4().hex, profile="individual", subject=subject,
                 csr=csr.public_bytes(serialization.Encoding.PEM)))
             print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
                   f"({request.working_days:.3f} working days)")

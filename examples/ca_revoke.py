@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
+from _local import local
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
@@ -24,6 +26,7 @@ from grpc_status import rpc_status
 
 from vnegov.signing.v1 import certificate_authority_pb2 as pb
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as pb_grpc
+from vnegov_client import secure_channel
 
 REASONS = {"keyCompromise": pb.RevocationReason.KEY_COMPROMISE,
            "affiliationChanged": pb.RevocationReason.AFFILIATION_CHANGED,
@@ -55,26 +58,34 @@ def main() -> int:
     parser.add_argument("certificate", help="certificates/{id}")
     parser.add_argument("--reason", default="keyCompromise", choices=sorted(REASONS))
     parser.add_argument("--release", action="store_true", help="end a certificateHold")
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
-    parser.add_argument("--http", default="http://127.0.0.1:8080")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
+    parser.add_argument("--http", help="the server's public URL (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm")
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
+    args.http = args.http or here.http
 
     pki = args.data_dir / "pki"
     credentials = grpc.ssl_channel_credentials(
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         ca = pb_grpc.CertificateAuthorityServiceStub(channel)
         try:
             if args.release:
                 request = ca.ReleaseCertificateHold(pb.ReleaseCertificateHoldRequest(
-                    name=args.certificate))
+                    request_id=uuid.uuid4().hex, name=args.certificate))
             else:
                 request = ca.RevokeCertificate(pb.RevokeCertificateRequest(
-                    name=args.certificate, reason=REASONS[args.reason]))
+                    request_id=uuid.uuid4().hex, name=args.certificate,
+                    reason=REASONS[args.reason]))
             print("request:", request.name, pb.CertificateRequest.State.Name(request.state),
                   request.rejection_reason)
             info = ca.GetCertificate(pb.GetCertificateRequest(name=args.certificate))

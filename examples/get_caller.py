@@ -13,18 +13,24 @@ import argparse
 from pathlib import Path
 
 import grpc
+from _local import local
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
+from vnegov_client import secure_channel
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm",
                         choices=["dvc-hcm", "dvc-hanoi", "national-portal"])
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
 
     pki = args.data_dir / "pki"
     credentials = grpc.ssl_channel_credentials(
@@ -32,7 +38,8 @@ def main() -> None:
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes(),
     )
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         print("health:", health_pb2.HealthCheckResponse.ServingStatus.Name(health.status))
         caller = admin_pb2_grpc.AdminServiceStub(channel).GetCaller(admin_pb2.GetCallerRequest())

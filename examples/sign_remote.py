@@ -2,8 +2,12 @@
 server, where the official's key lives in the PKCS#11 token; the official authorises exactly that
 hash, by approving it in the citizen app (level-2 identity) or with a TOTP code.
 
-    # once, on the server: a token key and certificate for the official, linked to the
-    # official's level-2 identity account (whose app approves); or a TOTP secret instead
+    # once, on the server: a key for the official in the token (`vnegov init` made a SoftHSM2
+    # token; on the demo the development CA certifies it), registered as the official's
+    # credential and linked to the official's level-2 identity account (whose app approves);
+    # or a TOTP secret instead
+    vnegov documents key-generate --label an-2025 --owner 079084000123 \\
+        --name "Nguyễn Văn An" --title "Chủ tịch" --cert-out an-chain.pem
     vnegov documents credential-add --credential-id an-2025 --owner 079084000123 \\
         --agency-code 000.00.00.H29 --key-label an-2025 --cert-file an-chain.pem
     vnegov documents credential-link --credential-id an-2025
@@ -11,7 +15,7 @@ hash, by approving it in the citizen app (level-2 identity) or with a TOTP code.
 
     # then, as the agency's system (mutual TLS) on behalf of the official:
     .venv/bin/python examples/sign_remote.py decision.pdf --signer-id 079084000123 --approve \\
-        [--credential-id an-2025] [--tsa http://127.0.0.1:8080/tsa]
+        [--credential-id an-2025] [--tsa local]      # local: the server's own TSA
     .venv/bin/python examples/sign_remote.py decision.pdf --signer-id 079084000123 \\
         [--code 123456]                                 # TOTP instead of the app
 """
@@ -27,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
 import grpc  # noqa: E402
+from _local import local  # noqa: E402
 from google.rpc import error_details_pb2  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
@@ -35,6 +40,7 @@ from server.documents.transport import HttpTimeStampTransport  # noqa: E402
 from signing.errors import SigningError  # noqa: E402
 from signing.sign import PadesLevel, PadesOptions, RemoteSigner, SecondFactor, sign_pdf  # noqa: E402
 from signing.sign.remote import ApprovalStart  # noqa: E402
+from vnegov_client import secure_channel  # noqa: E402
 
 
 def refused(err: grpc.RpcError) -> int:
@@ -59,18 +65,25 @@ def main() -> int:
     factor.add_argument("--approve", action="store_true",
                         help="the official approves in the citizen app (shows the code to compare)")
     factor.add_argument("--code", help="the official's current TOTP code (asked if missing)")
-    parser.add_argument("--tsa")
-    parser.add_argument("--data-dir", default="data", type=Path)
-    parser.add_argument("--target", default="localhost:50051")
+    parser.add_argument("--tsa", help="a time-stamping URL for B-T, or \"local\": the server's own")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
+    parser.add_argument("--target", help="gRPC host:port (default: the data directory's "
+                        "configuration)")
     parser.add_argument("--client", default="dvc-hcm")
     args = parser.parse_args()
+    here = local(args.data_dir)
+    args.data_dir, args.target = here.data_dir, args.target or here.target
+    if args.tsa == "local":
+        args.tsa = here.tsa_url
 
     pki = args.data_dir / "pki"
     credentials = grpc.ssl_channel_credentials(
         root_certificates=(pki / "root-ca.pem").read_bytes(),
         private_key=(pki / "clients" / f"{args.client}.key.pem").read_bytes(),
         certificate_chain=(pki / "clients" / f"{args.client}.pem").read_bytes())
-    with grpc.secure_channel(args.target, credentials) as channel:
+    # The published service config: retries where safe (vnegov_client).
+    with secure_channel(args.target, credentials) as channel:
         try:
             return sign(args, GrpcCscClient(channel, args.signer_id))
         except grpc.RpcError as err:

@@ -97,6 +97,18 @@ class ReceiptNumberingError(FailedPrecondition):
     reason = "RECEIPT_NUMBERING"
 
 
+class ReceiptQrInvalid(InvalidInput):
+    """A receipt QR code whose signature, signer or fields did not verify. Deliberately one error:
+    the finer cause is in ``detail`` (for the audit log and the verifier's operator), never in
+    the message."""
+
+    reason = "RECEIPT_QR_INVALID"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the receipt QR code could not be verified")
+        self.detail = detail
+
+
 class StatementError(InvalidInput):
     """A bank statement or transaction list that cannot be read; the message says where."""
 

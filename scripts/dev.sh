@@ -4,30 +4,37 @@
 #   scripts/dev.sh serve   install what is missing, create ./data on first run, start the server
 #   scripts/dev.sh test    install what is missing, then run the whole test suite
 #
-# Installs, only when missing: Debian packages (apt-get, through sudo when not root), a virtual
-# environment in .venv with the project and its test extra, and the npm packages the tests use.
+# Installs, only when missing: Debian packages (apt-get, through sudo when not root); for serve,
+# the runtime alone in .venv-serve (scripts/serve_env.sh: vnegov[server], no test tools); for
+# test, a virtual environment in .venv with the project and its test extra, and the npm
+# packages the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc
+# What the server needs at run time (serve installs only these).
+APT_RUNTIME=(python3-venv openssl softhsm2 fonts-dejavu-core fonts-liberation fonts-liberation2)
+# And what the tests use (haproxy: the production front door's tests).
+APT_PACKAGES=("${APT_RUNTIME[@]}" python3-dev build-essential opensc haproxy
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
-              fonts-dejavu-core fonts-liberation fonts-liberation2
               # The API contract: Debian's protoc and the Java client built without Maven.
               protobuf-compiler libprotobuf-dev openjdk-17-jdk-headless libgrpc-java
-              protobuf-compiler-grpc-java-plugin libprotobuf-java)
+              protobuf-compiler-grpc-java-plugin libprotobuf-java libnetty-java libperfmark-java
+              libguava-java libgeronimo-annotation-1.3-spec-java)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-install_debian_packages() {
-  local missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
-    [ "$pkg" = npm ] && command -v npm >/dev/null && continue  # nodesource nodejs ships npm
+install_debian_packages() {  # [runtime]: only what serving needs
+  local missing=() wanted=("${APT_PACKAGES[@]}")
+  [ "${1:-}" = runtime ] && wanted=("${APT_RUNTIME[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
-  # Node.js may come from elsewhere (NodeSource ships npm inside nodejs): ask for the commands.
-  command -v node >/dev/null 2>&1 || missing+=(nodejs)
-  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ "${1:-}" != runtime ]; then
+    # Node.js may come from elsewhere (NodeSource ships npm inside nodejs): ask for the commands.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
   local sudo=()
@@ -92,6 +99,17 @@ install_npm_packages() {
   done
 }
 
+install_serve_packages() {
+  local stamp=.venv-serve/.vnegov-installed
+  local want
+  want=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the runtime in .venv-serve"
+    PYTHON="$(python_bin)" scripts/serve_env.sh .venv-serve
+    echo "$want" > "$stamp"
+  fi
+}
+
 setup() {
   install_debian_packages
   install_python_packages
@@ -101,13 +119,13 @@ setup() {
 
 case "${1:-}" in
   serve)
-    setup
+    install_debian_packages runtime
+    install_serve_packages
     if [ ! -f data/vnegov.toml ]; then
-      say "creating ./data (configuration, SQLite database, development PKI)"
-      .venv/bin/vnegov --data-dir data init
+      say "creating ./data (configuration, SQLite database, development PKI, SoftHSM2 token)"
+      .venv-serve/bin/vnegov --data-dir data init
     fi
-    say "serving: gRPC (mutual TLS) on 127.0.0.1:50051, HTTP on 127.0.0.1:8080; Ctrl-C stops"
-    exec .venv/bin/vnegov --data-dir data serve --migrate
+    exec .venv-serve/bin/vnegov --data-dir data serve --migrate
     ;;
   test)
     setup

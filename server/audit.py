@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from server.storage.audit import AuditEventRow, AuditHeadRow
 from server.storage.db import Database
+from server.storage.locking import locked
 
 __all__ = [
     "GENESIS_HASH",
@@ -133,7 +134,7 @@ def append_events(session: Session | Connection, events: Sequence[AuditEvent]) -
 
 _EVENTS = cast(Table, AuditEventRow.__table__)
 _HEAD = cast(Table, AuditHeadRow.__table__)
-_SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_SELECT_HEAD = locked(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))
 _INSERT_EVENT = insert(_EVENTS)
 _UPDATE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1)
                 .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))

@@ -24,6 +24,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +41,7 @@ from server.cli_kit import (
     json_option,
 )
 from server.config import Config, ConfigError, load_config
+from server.workers import WORKER_ENV, WorkerTag
 
 __all__ = ["COMMAND_GROUPS", "cli", "load_config_for", "main"]
 
@@ -49,11 +51,13 @@ DEFAULT_CONFIG = """\
 data_dir = "."
 
 [server]
-grpc_host = "127.0.0.1"
+grpc_host = {grpc_host}
 grpc_port = {grpc_port}
-http_host = "127.0.0.1"
+http_host = {http_host}
 http_port = {http_port}
-public_url = "http://127.0.0.1:{http_port}"
+# Where clients reach the HTTP side: the development PKI's CRL, OCSP, CA certificate and
+# time-stamping URLs, and documents.tsa_url, were written with it by `vnegov init`.
+public_url = {public_url}
 plaintext = false
 shutdown_grace_seconds = 30
 
@@ -112,8 +116,45 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     return load_config(config_path, environ)
 
 
+def _init_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The server settings `init` writes: each from its option, else the environment override
+    `serve` would apply (VNEGOV__SERVER__...), else the default; the public URL defaults to the
+    HTTP host and port chosen."""
+    from server.config import Config, _apply_env
+
+    data: dict[str, Any] = {"server": {}}
+    for key in ("grpc_host", "grpc_port", "http_host", "http_port", "public_url"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data["server"][key] = value
+    given = {k for k in data["server"]}
+    env_data: dict[str, Any] = {}
+    _apply_env(env_data, {k: v for k, v in environ.items() if k.startswith("VNEGOV__SERVER__")})
+    for key, value in env_data.get("server", {}).items():
+        if key not in given:
+            data["server"][key] = value
+    server = Config.from_config(data, base_dir=Path.cwd()).server
+    public_url = server.public_url
+    if "public_url" not in data["server"]:
+        host = server.http_host if server.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        public_url = f"http://{_url_host(host)}:{server.http_port}"
+    return {"grpc_host": server.grpc_host, "grpc_port": server.grpc_port,
+            "http_host": server.http_host, "http_port": server.http_port,
+            "public_url": public_url.rstrip("/")}
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _toml(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # JSON strings and integers are valid TOML
+
+
 def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from server.devpki import create_dev_pki, demo_sections
+    from server.devpki import create_dev_pki, create_dev_token, demo_sections
     from server.sealing import create_master_key
     from server.storage import migrate
     from server.storage.db import Database
@@ -124,20 +165,27 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         emit(args, {"data_dir": str(data_dir), "initialised": False},
              f"{data_dir} is already initialised (use --force to recreate it)")
         return 0
+    settings = _init_settings(args, environ)
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     config_path.write_text(DEFAULT_CONFIG.format(
-        grpc_port=args.grpc_port, http_port=args.http_port, callers=_callers_toml()),
-        encoding="utf-8")
+        grpc_host=_toml(settings["grpc_host"]), grpc_port=settings["grpc_port"],
+        http_host=_toml(settings["http_host"]), http_port=settings["http_port"],
+        public_url=_toml(settings["public_url"]), callers=_callers_toml()), encoding="utf-8")
     config = load_config(config_path, {})
+    public_url = config.server.public_url
+    names = tuple(dict.fromkeys(["localhost", *(args.server_name or []),
+                                 *(h for h in (config.server.grpc_host, config.server.http_host)
+                                   if h and not _is_ip(h))]))
     pki = create_dev_pki(Path(config.pki.directory), Path(config.pki.key_passphrase_file),
-                         public_url=config.server.public_url)
+                         public_url=public_url, server_names=names)
     master_key = Path(config.secrets.key_file)
     if args.force:
         master_key.unlink(missing_ok=True)
     create_master_key(master_key)
+    token = create_dev_token(data_dir, force=args.force)
     with config_path.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + demo_sections(pki, config.server.public_url, data_dir))
+        fh.write("\n" + demo_sections(pki, public_url, data_dir, token=token))
     db_file = data_dir / "vnegov.db"
     if args.force:
         for suffix in ("", "-wal", "-shm"):
@@ -145,11 +193,31 @@ def cmd_init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = Database(config.storage.url)
     migrate.upgrade(db)
     db.dispose()
+    served = (f"  gRPC (mutual TLS) {config.server.grpc_host}:{config.server.grpc_port}, HTTP "
+              f"{config.server.http_host}:{config.server.http_port}, public URL {public_url}")
+    tokens = (f"  signing keys' token: SoftHSM2 token {token.label!r} in {token.directory}"
+              if token is not None else
+              "  no SoftHSM2 (softhsm2-util): remote signing needs documents.token_module")
     emit(args, {"data_dir": str(data_dir), "initialised": True,
-                "config": str(config_path), "clients": str(data_dir / "pki" / "clients")},
+                "config": str(config_path), "clients": str(data_dir / "pki" / "clients"),
+                "grpc": f"{config.server.grpc_host}:{config.server.grpc_port}",
+                "http": f"{config.server.http_host}:{config.server.http_port}",
+                "public_url": public_url,
+                "token": {"label": token.label, "directory": str(token.directory)}
+                if token is not None else None},
          f"initialised {data_dir}: configuration vnegov.toml, database, development PKI "
-         f"(sample client certificates in {data_dir / 'pki' / 'clients'})")
+         f"(sample client certificates in {data_dir / 'pki' / 'clients'})\n{served}\n{tokens}")
     return 0
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -171,6 +239,15 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
         return uvloop.new_event_loop
     return asyncio.new_event_loop
+
+
+def _announce(app: Any) -> None:
+    """What is served, from the ports actually bound (not the ones asked for)."""
+    server = app.config.server
+    mode = "plaintext" if server.plaintext else "mutual TLS"
+    print(f"vnegov: serving gRPC ({mode}) on {_url_host(server.grpc_host)}:{app.grpc_port}, "
+          f"HTTP on {_url_host(server.http_host)}:{app.http_port} (public URL "
+          f"{server.public_url}); Ctrl-C stops", file=sys.stderr, flush=True)
 
 
 def _check_database(config: Config) -> None:
@@ -195,14 +272,40 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = _config(args, environ)
     _check_database(config)  # before logging starts: an unreachable database is one line
     configure_logging(config.logging.level, config.logging.format)
-    if args.migrate:
+    worker = environ.get(WORKER_ENV)
+    if args.migrate and worker is None:  # once, by the supervisor when there are workers
         cmd_migrate(args, environ)
+    if config.server.workers > 1 and worker is None:
+        return _supervise(config, environ)
+    if worker is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(WorkerTag(int(worker)))
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
-            runner.run(Application(config).serve_until_signal())
+            runner.run(Application(config).serve_until_signal(_announce))
     except StartupError as exc:
         raise CliError(f"cannot start: {exc}", "CANNOT_START", EXIT_USAGE) from None
     return 0
+
+
+def _supervise(config: Config, environ: Mapping[str, str]) -> int:
+    """Run ``server.workers`` worker processes sharing the ports (server/workers.py)."""
+    from server.workers import Supervisor, reserve_port, worker_command
+
+    env = dict(environ)
+    reserved = []
+    for key, host, port in (("GRPC_PORT", config.server.grpc_host, config.server.grpc_port),
+                            ("HTTP_PORT", config.server.http_host, config.server.http_port)):
+        if port == 0:  # one port for every worker, chosen here
+            chosen, sock = reserve_port(host)
+            reserved.append(sock)
+            env[f"VNEGOV__SERVER__{key}"] = str(chosen)
+    try:
+        return Supervisor(config.server.workers, worker_command(), env,
+                          grace_seconds=config.server.shutdown_grace_seconds).run()
+    finally:
+        for sock in reserved:
+            sock.close()
 
 
 def cmd_audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -259,10 +362,20 @@ def cli(config: str | None, data_dir: str | None) -> None:
 
 @cli.command("init", cls=VnegovCommand)
 @click.option("--force", is_flag=True, help="recreate an existing data directory")
-@click.option("--grpc-port", type=click.IntRange(1, 65535), default=50051, show_default=True,
-              help="gRPC port written to the configuration")
-@click.option("--http-port", type=click.IntRange(1, 65535), default=8080, show_default=True,
-              help="HTTP port written to the configuration")
+@click.option("--grpc-host", help="address gRPC listens on (default 127.0.0.1, or "
+              "VNEGOV__SERVER__GRPC_HOST)")
+@click.option("--grpc-port", type=click.IntRange(0, 65535),
+              help="gRPC port (default 50051, or VNEGOV__SERVER__GRPC_PORT)")
+@click.option("--http-host", help="address HTTP listens on (default 127.0.0.1, or "
+              "VNEGOV__SERVER__HTTP_HOST)")
+@click.option("--http-port", type=click.IntRange(0, 65535),
+              help="HTTP port (default 8080, or VNEGOV__SERVER__HTTP_PORT)")
+@click.option("--public-url", help="URL clients reach the HTTP side at, written into the "
+              "development certificates (default http://HTTP_HOST:HTTP_PORT, or "
+              "VNEGOV__SERVER__PUBLIC_URL)")
+@click.option("--server-name", multiple=True, metavar="NAME",
+              help="another DNS name for the server certificate (repeatable; localhost and "
+              "the host names above are always in it)")
 @json_option
 @handler
 def init_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -9,6 +9,10 @@ the command line, and managing officials' remote-signing credentials.
     vnegov sign hoso.zip --format cms --key ... --cert ...       # writes hoso.zip.p7s
     vnegov verify decision-signed.pdf --trust root.pem [--json | --etsi]
     vnegov verify hoso.zip --signature hoso.zip.p7s --trust root.pem
+    vnegov verify decision-signed.pdf --trust root.pem --at 2031-01-01T00:00Z
+    vnegov verify decision-signed.pdf --signed-revision 1 -o as-signed.pdf
+    vnegov ltv extend archive/2026/*.pdf --tsa http://127.0.0.1:8080/tsa --trust root.pem
+    vnegov ltv status archive/ --within 90          # exit 1 when some need renewal
     vnegov documents credential-add --credential-id ... --owner ... --agency-code ... \\
         --key-label ... --cert-file chain.pem
     vnegov documents totp --owner 079084000123          # prints the otpauth:// URI once
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 if TYPE_CHECKING:
@@ -100,7 +105,10 @@ def _documents_config(args: argparse.Namespace, environ: Mapping[str, str]) -> A
                                        base_dir=Path(config.data_dir or "."))
 
 
-def _runtime(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+def _runtime(args: argparse.Namespace, environ: Mapping[str, str], *, signing: bool = False
+             ) -> Any:
+    """The documents runtime for a command: ``signing`` commands get the configured signers
+    and token; the others (verify, ltv, receipts verify) need no key and never open the token."""
     import dataclasses
 
     from server.documents.runtime import DocumentsRuntime
@@ -115,7 +123,7 @@ def _runtime(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
         changes["allow_fetching"] = False
     if getattr(args, "font", None):
         changes["font_file"] = str(Path(args.font).resolve())
-    if getattr(args, "key", None):  # a key given here replaces the configured signers
+    if not signing or getattr(args, "key", None):  # a key given here replaces the signers
         changes["signers"] = ()
         changes["token_module"] = ""
     return DocumentsRuntime.build(dataclasses.replace(config, **changes))
@@ -261,7 +269,7 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                        "USAGE")
     _check_inputs(args)
     _quiet()
-    runtime = _runtime(args, environ)
+    runtime = _runtime(args, environ, signing=True)
     results: list[dict[str, Any]] = []
     worst = 0
     try:
@@ -314,11 +322,13 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     _quiet()
     runtime = _runtime(args, environ)
+    if args.signed_revision is not None:  # extraction needs no trust anchors
+        return _signed_revision(args, Path(args.file), runtime)
     if not runtime.trust.trust_roots:
         runtime.close()
         raise CliError("no trust anchors (--trust root.pem or documents.trust_roots)",
                        "NO_TRUST_ANCHORS")
-    at = dt.datetime.now(dt.UTC)
+    at = args.at or dt.datetime.now(dt.UTC)
     source = Path(args.file)
     try:
         if args.signature:
@@ -351,14 +361,227 @@ def cmd_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_REFUSED
 
 
-def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+def _token_of(config: Any) -> Any:
+    """The token of the data directory's documents configuration (CliError when there is none
+    or it cannot be opened)."""
+    from server.documents.config import DocumentsConfig
+    from server.documents.runtime import DocumentsSetupError, open_token
+    from signing.errors import SigningError
+
+    docs = DocumentsConfig.from_config(config.extensions.get("documents", {}),
+                                       base_dir=Path(config.data_dir or "."))
+    try:
+        token = open_token(docs)
+    except (DocumentsSetupError, SigningError) as exc:
+        raise CliError(f"the token cannot be opened: {exc}", "TOKEN_UNAVAILABLE") from None
+    if token is None:
+        raise CliError("no token is configured (documents.token_module): officials' keys for "
+                       "remote signing live in a PKCS#11 token", "TOKEN_NOT_CONFIGURED")
+    return token
+
+
+def _signed_revision(args: argparse.Namespace, source: Path, runtime: Any) -> int:
+    from signing.errors import SigningError
+    from signing.validate.changes import extract_signed_revision
+
+    runtime.close()
+    if not args.out:
+        raise CliError("--signed-revision needs -o FILE", "USAGE")
+    out = Path(args.out)
+    part = out.with_name(out.name + ".part")
+    try:
+        with source.open("rb") as src, part.open("wb") as dst:
+            name = extract_signed_revision(src, dst, args.signed_revision)
+        part.replace(out)
+    except SigningError as exc:
+        raise CliError(exc.message, exc.reason, EXIT_USAGE) from None
+    finally:
+        part.unlink(missing_ok=True)
+    emit(args, {"out": str(out), "revision": args.signed_revision, "field": name},
+         f"wrote {out}: the document as signature {args.signed_revision} ({name}) signed it")
+    return 0
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: an ISO 8601 date or time, e.g. 2030-01-31T00:00Z") \
+            from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _days(text: str) -> dt.timedelta:
+    try:
+        days = int(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: a whole number of days") from exc
+    if not 0 <= days <= 36500:
+        raise click.BadParameter(f"{text!r}: between 0 and 36500 days")
+    return dt.timedelta(days=days)
+
+
+def cmd_ltv_extend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Archive renewal: fresh validation data and a document time-stamp for each FILE, written
+    in place (through a temporary file renamed when complete) or into --out-dir. One file: its
+    error ends the command; several: a result per file, the exit code is the worst file's."""
+    from signing.errors import SigningError
+    from signing.sign.ltv import extend_ltv
+
+    _quiet()
+    runtime = _runtime(args, environ)
+    if runtime.tsa is None:
+        runtime.close()
+        raise CliError("no time-stamping authority (--tsa URL or documents.tsa_url)",
+                       "NO_TSA")
+    files = [Path(f) for f in args.files]
+    many = len(files) > 1
+    results: list[dict[str, Any]] = []
+    worst = 0
+    try:
+        with progress("extending", len(files), enabled=many) as bar:
+            for source in files:
+                out = Path(args.out_dir) / source.name if args.out_dir else source
+                part = out.with_name(out.name + ".part")
+                try:
+                    with source.open("rb") as src, part.open("w+b") as dst:
+                        done = extend_ltv(src, dst, timestamps=runtime.tsa, trust=runtime.trust,
+                                          at=dt.datetime.now(dt.UTC))
+                    part.replace(out)
+                    result = {"file": str(source), "out": str(out),
+                              "timestamp": done.timestamp_time.isoformat(),
+                              "valid_until": done.valid_until.date().isoformat(),
+                              "text": f"extended {out}: time-stamp "
+                                      f"{done.timestamp_time.isoformat()}, valid until "
+                                      f"{done.valid_until.date().isoformat()}"}
+                except (SigningError, OSError, ValueError) as exc:
+                    err = _refusal(exc)
+                    if not many:
+                        raise err from None
+                    worst = max(worst, err.code)
+                    result = {"file": str(source), "error": err.message, "reason": err.reason,
+                              "text": f"FAILED {source}: {err.message} [{err.reason}]"}
+                finally:
+                    part.unlink(missing_ok=True)
+                results.append(result)
+                if not args.json_output:
+                    click.echo(result["text"])
+                bar.update(advance=1)
+    finally:
+        runtime.close()
+    if args.json_output:
+        for r in results:
+            r.pop("text", None)
+        emit(args, {"extended": sum("error" not in r for r in results),
+                    "failed": sum("error" in r for r in results), "files": results}, "")
+    elif many:
+        failed = sum("error" in r for r in results)
+        click.echo(f"{len(results) - failed} extended, {failed} failed")
+    return worst
+
+
+def cmd_ltv_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """List the PDFs under DIR whose newest time-stamp stops proving anything within the
+    window (exit status 1 when there are some: a cron job can mail them), with a progress bar
+    on standard error."""
+    from signing.errors import SigningError
+    from signing.sign.ltv import archive_status
+
+    _quiet()
+    root = Path(args.directory)
+    at = args.at or dt.datetime.now(dt.UTC)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+    due: list[dict[str, str | None]] = []
+    with progress("checking", len(paths), enabled=not args.quiet) as bar:
+        for path in paths:
+            bar.update(advance=1)
+            try:
+                with path.open("rb") as f:
+                    status = archive_status(f)
+            except (SigningError, OSError) as exc:
+                due.append({"file": str(path), "state": "unreadable", "expires": None,
+                            "reason": getattr(exc, "message", None) or str(exc)})
+                continue
+            if status.signatures == 0 and status.document_timestamps == 0:
+                continue
+            if status.expires is None:
+                due.append({"file": str(path), "state": "no-timestamp", "expires": None,
+                            "reason": "no time-stamp: B-B signatures cannot be renewed"})
+            elif status.expires_within(args.within, at):
+                due.append({"file": str(path), "state": "expired" if status.expires <= at
+                            else "expiring", "expires": status.expires.isoformat(),
+                            "reason": None})
+    if args.json_output:
+        emit(args, {"checked": len(paths), "due": due}, "")
+    else:
+        for item in due:
+            click.echo(f"{item['state']:<13} {item['expires'] or '-':<26} {item['file']}")
+        click.echo(f"{len(due)} of {len(paths)} file(s) need attention within "
+                   f"{args.within.days} day(s)", err=True)
+    return EXIT_REFUSED if due else 0
+
+
+def cmd_key_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Generate an official's key in the configured token (never leaving it) and, with
+    --cert-out, certify it with the development CA of the data directory (demo only)."""
     from server.cli import load_config_for
-    from server.documents.stores import add_credential
-    from server.storage.db import Database
-    from signing.sign.remote import SigningCredential
+    from server.devpki import DevPki, issue_dev_certificate
+    from signing.ca import KeyAlgorithm, SubjectData
 
     config = load_config_for(args, environ)
-    chain = tuple(x509.load_pem_x509_certificates(Path(args.cert_file).read_bytes()))
+    pki = DevPki(Path(config.pki.directory), Path(config.pki.key_passphrase_file))
+    if args.cert_out:
+        from signing.ca.keys import load_private_key
+
+        ca_key = pki.directory / "issuing-ca.key.pem"
+        if not ca_key.exists():
+            raise CliError(f"no development CA in {pki.directory}: generate the key without "
+                           "--cert-out and have it certified by the CA", "NO_DEVELOPMENT_CA")
+        # The CA's key opens before a key is made: a wrong passphrase leaves no orphan key.
+        load_private_key(ca_key.read_bytes(), pki.passphrase_file.read_bytes().strip())
+    token = _token_of(config)
+    try:
+        key = token.generate_key(args.label, KeyAlgorithm(args.algorithm))
+    finally:
+        token.close()
+    lines = [f"generated {args.algorithm} key {args.label!r} in the token"]
+    if args.cert_out:
+        chain = issue_dev_certificate(pki, config.server.public_url, "individual", SubjectData(
+            full_name=args.name, title=args.title or "", unit=args.unit,
+            parent_body=args.parent_body, agency_code=args.agency_code,
+            personal_id=args.owner), key.public_key())
+        Path(args.cert_out).write_bytes(b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in chain))
+        lines.append(f"certificate for {args.name} (development CA) written to {args.cert_out}")
+    emit(args, {"label": args.label, "algorithm": args.algorithm,
+                "certificate": args.cert_out or None}, "\n".join(lines))
+    return 0
+
+
+def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Register a token key and its certificate as an official's credential, after checking that
+    the configured token holds that key and that it is the certificate's."""
+    from server.cli import _check_database, load_config_for
+    from server.documents.stores import add_credential
+    from server.storage.db import Database
+    from signing.errors import SigningError
+    from signing.sign.remote import SigningCredential
+    from signing.sign.signers import TokenSigner
+
+    config = load_config_for(args, environ)
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(Path(args.cert_file).read_bytes()))
+    except ValueError:
+        raise CliError(f"{args.cert_file} holds no PEM certificate", "BAD_CERTIFICATE") \
+            from None
+    _check_database(config)  # an unreachable database says so before the token is opened
+    token = _token_of(config)
+    try:
+        TokenSigner(token, args.key_label, chain[0], chain[1:])
+    except SigningError as exc:
+        raise CliError(str(exc), exc.reason, EXIT_USAGE) from None
+    finally:
+        token.close()
     db = Database(config.storage.url)
     try:
         add_credential(db, SigningCredential(args.credential_id, args.owner, args.key_label,
@@ -509,6 +732,13 @@ def sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
               help="XML: fail unless signed by this tax code (SIGNER_NOT_EXPECTED)")
 @click.option("--signed-data", metavar="FILE", type=click.Path(dir_okay=False),
               help="XML: write the canonical signed data (what to read) to FILE")
+@click.option("--at", type=_Parsed("instant", _instant),
+              help="validation time (ISO 8601; default now): long-term validation at a "
+                   "later date, from the document's own validation data")
+@click.option("--signed-revision", type=click.IntRange(min=1), metavar="N",
+              help="write the document as signature N signed it (with -o)")
+@click.option("-o", "--out", type=click.Path(dir_okay=False),
+              help="output file for --signed-revision")
 @click.option("--json", "json_output", is_flag=True, help="print the report as JSON")
 @click.option("--etsi", is_flag=True, help="print the ETSI TS 119 102-2 XML report")
 @handler
@@ -520,6 +750,42 @@ def verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise CliError("--json and --etsi exclude each other", "USAGE")
     args.json = args.json_output
     return cmd_verify(args, environ)
+
+
+@click.group("ltv")
+def ltv() -> None:
+    """Long-term validation data of signed PDFs (archives)."""
+
+
+@ltv.command("extend", cls=VnegovCommand)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
+                cls=Arg, help="the signed PDFs to renew (one, or many with a result each)")
+@click.option("--out-dir", type=click.Path(exists=True, file_okay=False),
+              help="write the renewed files here (default: in place)")
+@click.option("--tsa", help="RFC 3161 time-stamping URL (default documents.tsa_url)")
+@click.option("--trust", **TRUST)
+@click.option("--offline", is_flag=True, help="use no online revocation sources")
+@json_option
+@handler
+def ltv_extend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Renew: fresh validation data and a document time-stamp (in place, or into --out-dir);
+    a progress bar for several files; the exit code is the worst file's."""
+    return cmd_ltv_extend(args, environ)
+
+
+@ltv.command("status", cls=VnegovCommand)
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+                cls=Arg, help="the archive: every PDF under it is checked")
+@click.option("--within", type=_Parsed("days", _days), default="90", show_default=True,
+              metavar="DAYS", help="window in days")
+@click.option("--at", type=_Parsed("instant", _instant), help="as of this time (default now)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@json_option
+@handler
+def ltv_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """List PDFs whose last time-stamp expires within the window; exit 1 when there are some
+    (a cron job can mail them)."""
+    return cmd_ltv_status(args, environ)
 
 
 @click.group("documents")
@@ -554,6 +820,29 @@ def credential_link(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     return cmd_credential_link(args, environ)
 
 
+@documents.command("key-generate", cls=VnegovCommand)
+@click.option("--label", required=True, help="the key's label in the token")
+@click.option("--algorithm", default="ec-p256", show_default=True,
+              type=click.Choice(["ec-p256", "ec-p384", "rsa-3072"]), help="key algorithm")
+@click.option("--cert-out", type=click.Path(dir_okay=False),
+              help="certify with the development CA and write the chain here")
+@click.option("--owner", default="", help="the official's personal ID number (with --cert-out)")
+@click.option("--name", default="", help="the official's full name (with --cert-out)")
+@click.option("--title", help="the official's title (with --cert-out)")
+@click.option("--unit", default="Văn phòng", show_default=True,
+              help="the official's unit (with --cert-out)")
+@click.option("--parent-body", default="UBND Thành phố Hồ Chí Minh", show_default=True,
+              help="the parent body (with --cert-out)")
+@click.option("--agency-code", default="000.00.00.H29", show_default=True,
+              help="agency code (with --cert-out)")
+@json_option
+@handler
+def key_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Generate an official's key in the token (and, on the demo, certify it with the
+    development CA)."""
+    return cmd_key_generate(args, environ)
+
+
 @documents.command("totp", cls=VnegovCommand)
 @click.option("--owner", required=True, help="the official (personal ID number)")
 @json_option
@@ -563,4 +852,4 @@ def totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return cmd_totp(args, environ)
 
 
-COMMANDS = [sign, verify, documents]
+COMMANDS = [sign, verify, ltv, documents]

@@ -5,7 +5,11 @@
     vnegov receipts usage --from D --to D      usage report per template and series
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
-    vnegov receipts verify FILE [--trust PEM]  verify a signed receipt (server/cli_receipts_verify)
+    vnegov receipts verify FILE | --qr IMAGE   verify a signed receipt or its QR offline
+    vnegov receipts verifier-page -o FILE      the offline verification page (server/cli_receipts)
+    vnegov reconcile-report --agency A ...     the finance unit's papers (server/cli_receipts.py)
+    vnegov payments check [--payment ID]...    prove the money invariants per payment (exit 1
+                                               naming every payment that breaks one)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
                      [--report-dir DIR] [--channel-list CSV --channel platform|gateway]
                                                import, compare, reconcile (progress bar), report
@@ -21,7 +25,7 @@ from typing import Any
 
 import click
 
-from server.cli_kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+from server.cli_kit import EXIT_REFUSED, Arg, CliError, VnegovCommand, emit, handler, json_option, progress
 
 __all__ = ["COMMANDS"]
 
@@ -43,7 +47,8 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
 
     config = load_config_for(args, environ)
     db = Database(config.storage.url)
-    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC))
+    # No job runner: the command does its work itself (the server's jobs are not started).
+    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC), jobs=None)
     module = PaymentsModule(ctx)  # type: ignore[arg-type]  # config, db and clock suffice
     return module, db
 
@@ -72,9 +77,10 @@ def cmd_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.xml:
         Path(args.xml).write_bytes(r.xml)
     if args.pdf:
-        url = module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        url = module.qr_page_url() if r.qr_token else \
+            module.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
         Path(args.pdf).write_bytes(render_receipt_pdf(r.data, r.xml, fonts=module.fonts(),
-                                                      verify_url=url))
+                                                      verify_url=url, qr_token=r.qr_token))
     db.dispose()
     return 0
 
@@ -179,7 +185,53 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from payments.payments.invariants import payments_named
+    from server.cli import load_config_for
+    from server.payments.checks import check_database, payment_facts
+    from server.storage.db import Database
+
+    db = Database(load_config_for(args, environ).storage.url)
+    try:
+        ids = list(args.payment) or None
+        checked = sum(1 for _ in payment_facts(db, ids))
+        violations = check_database(db, ids)
+    finally:
+        db.dispose()
+    named = payments_named(violations) if violations else []
+    if args.json_output:
+        emit(args, {"checked": checked, "violations": [str(v) for v in violations],
+                    "payments": [f"payments/{p}" for p in named]}, "")
+    else:
+        for v in violations:
+            click.echo(str(v))
+    if violations:
+        raise CliError(f"{len(named)} of {checked} payments break a money invariant: "
+                       + " ".join(f"payments/{p}" for p in named), "INVARIANT_BROKEN",
+                       EXIT_REFUSED)
+    if not args.json_output:
+        click.echo(f"{checked} payments checked: received = applied + held, each transfer "
+                   "accounted once, collected <= received, refunds <= collected, receivables "
+                   "never negative")
+    return 0
+
+
 # ------------------------------------------------------------------------ the command tree
+@click.group("payments")
+def payments() -> None:
+    """Payments: prove the money invariants."""
+
+
+@payments.command("check", cls=VnegovCommand)
+@click.option("--payment", multiple=True, help="check only this payment id (repeatable)")
+@json_option
+@handler
+def check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Check every payment's money invariants in the database; exit 1 naming every payment
+    that breaks one."""
+    return cmd_check(args, environ)
+
+
 RECEIPT: dict[str, Any] = dict(cls=Arg, help="the receipt's id")
 
 
@@ -264,7 +316,8 @@ def reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return cmd_reconcile(args, environ)
 
 
-from server.cli_receipts_verify import verify_command  # noqa: E402 - vnegov receipts verify FILE
+from server.cli_receipts import reconcile_report, verifier_page, verify_command  # noqa: E402
 
-receipts.add_command(verify_command)
-COMMANDS = [receipts, reconcile]
+receipts.add_command(verify_command)  # receipts verify FILE | --qr IMAGE | --text TEXT
+receipts.add_command(verifier_page)
+COMMANDS = [payments, receipts, reconcile, reconcile_report]

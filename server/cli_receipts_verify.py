@@ -19,27 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import click
+from server.cli_kit import EXIT_USAGE, CliError
 
-from server.cli_kit import EXIT_USAGE, Arg, CliError, VnegovCommand, handler
-
-__all__ = ["cmd_receipts_verify", "verify_command"]
-
-
-@click.command("verify", cls=VnegovCommand)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False), cls=Arg,
-                help="the signed receipt XML")
-@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="trust anchor PEM (repeatable; default documents.trust_roots)")
-@click.option("--offline", is_flag=True,
-              help="no network: certificate path and validity only, no revocation")
-@click.option("--at", help="validation time (ISO 8601 with offset; default now)")
-@click.option("--json", "json", is_flag=True, help="print the result as JSON")
-@handler
-def verify_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Verify a signed receipt (XML): signature, issuer, trust. Exit 0 verified, 1 not
-    verified (the reason is printed), 2 the command could not run."""
-    return cmd_receipts_verify(args, environ)
+__all__ = ["cmd_receipts_verify"]
 
 
 def _say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "SecretsConfig",
     "ServerConfig",
     "StorageConfig",
+    "TelemetryConfig",
     "TlsConfig",
     "build_section",
     "load_config",
@@ -66,6 +67,10 @@ class ServerConfig:
     # Serve gRPC without TLS. For local development only; the server logs a warning at start.
     plaintext: bool = False
     shutdown_grace_seconds: float = 30.0
+    # With a balancer listener: how long a stopping replica keeps serving after its /readyz
+    # turned 503, before it refuses new calls (longer than the balancer's check interval:
+    # deploy/haproxy/vnegov.cfg checks every 500 ms).
+    shutdown_drain_seconds: float = 1.5
     worker_threads: int = 16
     # "uvloop" (libuv: about a fifth more cached OCSP answers per core over HTTP) or "asyncio"
     # (the standard library's loop).
@@ -74,8 +79,35 @@ class ServerConfig:
     # HTTP front believes. Empty (the default): the header is ignored and the TCP peer is the
     # client (server/http/client.py).
     trusted_proxies: tuple[str, ...] = ()
+    # Processes serving the same ports on this host (server/workers.py): 1 serves in-process.
+    workers: int = 1
+    # Durable jobs (server/jobs): a job whose owner stops heartbeating for this long is resumed
+    # by another process; idle processes look for due jobs this often.
+    job_lease_seconds: float = 30.0
+    job_poll_seconds: float = 2.0
+    # The production front door (deploy/haproxy): a gRPC listener (HTTP/2 without TLS) for the
+    # balancer only, "unix:/run/vnegov/grpc.sock" (reached by the balancer's group) or
+    # "host:port" (then only the addresses in balancer_peers may call on it). Calls there carry
+    # the client certificate the balancer verified in RFC 9440 Client-Cert headers, which are
+    # read on this listener and nowhere else (server/auth/forwarded.py). Empty: no such listener.
+    # With server.workers > 1 a Unix socket gets the worker's index appended (SOCKET.0, ...).
+    balancer_listen: str = ""
+    balancer_peers: tuple[str, ...] = ()
+    # Balancers that pass TLS through (TCP mode) and announce the client's address with the
+    # PROXY protocol v2: connections from these addresses on the gRPC port must begin with a
+    # PROXY v2 header; connections from anywhere else must not. Empty: PROXY protocol off.
+    proxy_protocol_from: tuple[str, ...] = ()
+    # The admin listener (HTTP: /metrics, /healthz, /readyz), kept off the public port. -1: no
+    # admin listener, and /metrics stays on the public HTTP port (development).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = -1
 
     def __post_init__(self) -> None:
+        if self.workers < 1 or self.workers > 256:
+            raise ConfigError("server.workers must be between 1 and 256", "server.workers")
+        if self.job_lease_seconds < 1 or self.job_poll_seconds <= 0:
+            raise ConfigError("server.job_lease_seconds must be at least 1 and "
+                              "server.job_poll_seconds positive", "server.job_lease_seconds")
         if self.event_loop not in {"uvloop", "asyncio"}:
             raise ConfigError("server.event_loop must be 'uvloop' or 'asyncio', not "
                               f"{self.event_loop!r}", "server.event_loop")
@@ -85,6 +117,21 @@ class ServerConfig:
             TrustedProxies(self.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"server.trusted_proxies: {exc}", "server.trusted_proxies") from None
+        for key in ("balancer_peers", "proxy_protocol_from"):
+            try:
+                TrustedProxies(getattr(self, key))
+            except ValueError as exc:
+                raise ConfigError(f"server.{key}: {exc}", f"server.{key}") from None
+        listen = self.balancer_listen
+        if listen and not listen.startswith("unix:"):
+            host, sep, port = listen.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError("server.balancer_listen must be 'unix:<path>' or "
+                                  f"'<host>:<port>', not {listen!r}", "server.balancer_listen")
+            if not self.balancer_peers:
+                raise ConfigError("server.balancer_listen on a TCP address needs "
+                                  "server.balancer_peers (the balancer's addresses)",
+                                  "server.balancer_peers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +252,30 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    # OTLP over HTTP, e.g. "http://otel-collector:4318/v1/traces". Empty: no traces.
+    otlp_endpoint: str = ""
+    service_name: str = "vnegov"
+    # The share of traces started here that are kept (a caller's sampled traceparent is
+    # always followed).
+    sample_ratio: float = 1.0
+    # Extra OTLP headers, "key=value" each (e.g. an API key of the collector).
+    otlp_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError("telemetry.sample_ratio must be between 0 and 1",
+                              "telemetry.sample_ratio")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ConfigError("telemetry.otlp_endpoint must be an http(s) URL",
+                              "telemetry.otlp_endpoint")
+        for header in self.otlp_headers:
+            if "=" not in header:
+                raise ConfigError("telemetry.otlp_headers entries are key=value",
+                                  "telemetry.otlp_headers")
+
+
+@dataclass(frozen=True, slots=True)
 class CallerPermission:
     """One row of the permissions table: which callers get which scopes in which provinces.
 
@@ -237,6 +308,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     # Sections of the domain packages; each is validated by its own from_config when it is wired.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.ca import (
@@ -66,6 +66,7 @@ class SampleClient:
 # for its officials, sign and verify documents, collect fees, refund, issue receipts, reconcile.
 _PROVINCIAL_SCOPES = (
     "identity.read", "signing.issue", "documents.sign", "documents.verify",
+    "documents.archive",
     "documents.remote_sign", "payments.collect", "payments.refund", "payments.receipts",
     "payments.reconcile", "payments.accounts",
 )
@@ -267,11 +268,81 @@ def create_dev_pki(directory: Path, passphrase_file: Path, *, public_url: str,
     return pki
 
 
+def issue_dev_certificate(pki: DevPki, public_url: str, profile_id: str, subject: SubjectData,
+                          public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+                          ) -> list[x509.Certificate]:
+    """Certify ``public_key`` with the development issuing CA (the chain, subject first). For the
+    embedded demo only: a real official's certificate comes from a licensed CA."""
+    from signing.ca.keys import load_private_key
+
+    passphrase = pki.passphrase_file.read_bytes().strip()
+    issuing = x509.load_pem_x509_certificate(pki.issuing.read_bytes())
+    key = load_private_key((pki.directory / "issuing-ca.key.pem").read_bytes(), passphrase)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the development issuing CA key is not the EC key `vnegov init` made")
+    authority = IssuingAuthority("issuing-ca", issuing, key, AuthorityUrls(
+        crl=f"{public_url}/pki/crl/issuing-ca.crl",
+        delta_crl=f"{public_url}/pki/crl/issuing-ca-delta.crl", ocsp=f"{public_url}/pki/ocsp",
+        ca_issuers=f"{public_url}/pki/certs/issuing-ca.cer"), chain=(issuing,))
+    profile = default_profiles().get(profile_id)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
+    cert = authority.issue(profile, subject, public_key, new_validity(
+        profile, now=now, days=None, issuer_not_after=issuing.not_valid_after_utc))
+    return [cert, issuing]
+
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@dataclass(frozen=True)
+class DevToken:
+    """The embedded default's PKCS#11 token: a SoftHSM2 token in the data directory, holding the
+    officials' keys for remote signing (``vnegov documents key-generate`` or
+    ``softhsm2-util --import``; docs/document-signing.md)."""
+
+    label: str
+    directory: Path  # the token store
+    conf: Path  # SOFTHSM2_CONF for every process that opens it
+    pin_file: Path
+    module: str = SOFTHSM_MODULE
+
+
+def create_dev_token(data_dir: Path, *, force: bool = False,
+                     label: str = "vnegov") -> DevToken | None:
+    """Create the SoftHSM2 token of the embedded default in ``data_dir/softhsm`` (user PIN in
+    ``secrets/token-pin``, security officer PIN in ``secrets/token-so-pin``); ``None`` when
+    SoftHSM2 is not installed."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("softhsm2-util")
+    if tool is None or not Path(SOFTHSM_MODULE).exists():
+        return None
+    store = data_dir / "softhsm"
+    tokens = store / "tokens"
+    if force and tokens.exists():
+        shutil.rmtree(tokens)
+    tokens.mkdir(parents=True, exist_ok=True)
+    os.chmod(store, 0o700)
+    conf = store / "softhsm2.conf"
+    _write(conf, (f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                  "log.level = ERROR\n").encode(), 0o600)
+    pin, so_pin = secrets.token_hex(8), secrets.token_hex(8)
+    pin_file = data_dir / "secrets" / "token-pin"
+    _write(pin_file, pin.encode() + b"\n", 0o600)
+    _write(data_dir / "secrets" / "token-so-pin", so_pin.encode() + b"\n", 0o600)
+    subprocess.run([tool, "--init-token", "--free", "--label", label, "--pin", pin,
+                    "--so-pin", so_pin], check=True, capture_output=True,
+                   env={**os.environ, "SOFTHSM2_CONF": str(conf)})
+    return DevToken(label, tokens, conf, pin_file)
+
+
 def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def demo_sections(pki: DevPki, public_url: str, data_dir: Path) -> str:
+def demo_sections(pki: DevPki, public_url: str, data_dir: Path,
+                  token: DevToken | None = None) -> str:
     """``[documents]`` and ``[payments]`` for the embedded demo: the sample agencies' seals sign
     documents and e-receipts, the CA's own time-stamping unit stamps them, the development root
     is trusted, and the payment channels get random secrets."""
@@ -284,6 +355,12 @@ def demo_sections(pki: DevPki, public_url: str, data_dir: Path) -> str:
         "[documents]", f"tsa_url = {_toml_str(public_url + '/pki/tsa')}",
         f"trust_roots = [{rel(pki.root)}]",
     ]
+    if token is not None:
+        lines += ["# Officials' keys for remote signing: the SoftHSM2 token `vnegov init` created.",
+                  f"token_module = {_toml_str(token.module)}",
+                  f"token_label = {_toml_str(token.label)}",
+                  f"token_pin_file = {rel(token.pin_file)}",
+                  f"softhsm2_conf = {rel(token.conf)}"]
     for agency in SAMPLE_AGENCIES:
         lines += ["", "[[documents.signers]]", f"name = {_toml_str(agency.stem)}",
                   f"agency_code = {_toml_str(agency.agency_code)}",
@@ -296,6 +373,7 @@ def demo_sections(pki: DevPki, public_url: str, data_dir: Path) -> str:
         f"platform_secret = {_toml_str(secrets.token_urlsafe(24))}",
         f"bank_notification_secret = {_toml_str(secrets.token_urlsafe(24))}",
         'sender_code = "V0301234567"',
+        f"receipt_qr_roots_file = {rel(pki.root)}  # the root the QR check page trusts",
     ]
     for agency in SAMPLE_AGENCIES:
         lines += ["", "[[payments.organisations]]",

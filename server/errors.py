@@ -23,11 +23,15 @@ from sqlalchemy import exc as sa_exc
 import payments.errors as pe
 import signing.errors as se
 import vnid.errors as ve
+from signing.budget import WorkStopped
+from signing.pkcs11 import TokenError
+from signing.sign.errors import RevocationUnavailable, TimestampUnavailable
 
 __all__ = [
     "ERROR_DOMAIN",
     "Aborted",
     "DATABASE_FAULTS",
+    "DEPENDENCY_FAULTS",
     "InvalidArgument",
     "MappedError",
     "NotAuthenticated",
@@ -111,6 +115,13 @@ STATUS_TABLE: Mapping[type[BaseException], grpc.StatusCode] = {
     ve.NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
     ve.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     se.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    # Dependencies of signing that are down (see DEPENDENCY_FAULTS): retry later.
+    TimestampUnavailable: grpc.StatusCode.UNAVAILABLE,
+    RevocationUnavailable: grpc.StatusCode.UNAVAILABLE,
+    TokenError: grpc.StatusCode.UNAVAILABLE,
+    # Work stopped because the caller's deadline passed or it went away (nobody hears the answer,
+    # but the audit log records why the call ended).
+    WorkStopped: grpc.StatusCode.DEADLINE_EXCEEDED,
     se.NotFound: grpc.StatusCode.NOT_FOUND,
     se.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     se.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
@@ -166,7 +177,47 @@ DATABASE_FAULTS: Mapping[str, tuple[type[ServerError], str, float]] = {
 }
 
 
+# Library errors that say a dependency is down (the TSA, the OCSP responders and CRL
+# repositories, the PKCS#11 token): UNAVAILABLE in the table above, sent with a RetryInfo
+# saying when to try again (seconds).
+DEPENDENCY_FAULTS: Mapping[type[BaseException], float] = {
+    TimestampUnavailable: 5.0,
+    RevocationUnavailable: 5.0,
+    TokenError: 30.0,
+}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions behind it (``__cause__``, ``__context__``), nearest first."""
+    seen: set[int] = set()
+    out: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(out) < 16:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return out
+
+
 def _fault_key(exc: BaseException) -> str | None:
+    """The fault behind ``exc`` or any exception in its chain: a fault often surfaces as a later
+    error raised while handling it, e.g. a ``PendingRollbackError`` from a session used again
+    after its connection was terminated."""
+    for current in _chain(exc):
+        key = _own_fault_key(current)
+        if key is not None:
+            return key
+    return None
+
+
+def _own_fault_key(exc: BaseException) -> str | None:
+    if isinstance(exc, sa_exc.PendingRollbackError) and exc.code == "8s2b":
+        # SQLAlchemy raises this (code 8s2b) only for a connection invalidated by a disconnect
+        # whose transaction was not rolled back yet: the connection is gone, not a bug.
+        return "connection"
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.errno in (27, 28):
         return f"os:{exc.errno}"
     if not isinstance(exc, sa_exc.DBAPIError | sa_exc.DisconnectionError):
@@ -205,18 +256,25 @@ def map_exception(exc: BaseException, request_id: str) -> MappedError:
                            metadata={"request_id": request_id},
                            audit_detail=f"{type(exc).__name__}:{fault}",
                            details=(_retry_info(wait),))
+    # A dependency that is down, even when a library reported it as another error of its own
+    # (a token failure becomes the signer's SigningRefused): the dependency's error is the answer.
+    exc = next((e for e in _chain(exc) if isinstance(e, tuple(DEPENDENCY_FAULTS))), exc)
     for cls in type(exc).__mro__:
         code = STATUS_TABLE.get(cls)
         if code is not None and isinstance(exc, _LIBRARY_BASES):
             metadata = {str(k): str(v) for k, v in getattr(exc, "metadata", {}).items()}
             metadata["request_id"] = request_id
+            details = tuple(getattr(exc, "details", ()))
+            delay = next((w for c, w in DEPENDENCY_FAULTS.items() if isinstance(exc, c)), None)
+            if delay is not None:
+                details += (_retry_info(delay),)
             return MappedError(
                 code=code,
                 reason=exc.reason,
                 message=exc.message,
                 metadata=metadata,
                 audit_detail=getattr(exc, "detail", ""),
-                details=tuple(getattr(exc, "details", ())),
+                details=details,
             )
     return MappedError(
         code=grpc.StatusCode.INTERNAL,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Metrics"]
 
@@ -43,3 +48,16 @@ class Metrics:
         self.tls_connections = Gauge(
             "vnegov_tls_front_connections", "Open connections on the mutual-TLS gRPC port.",
             registry=r)
+        # Callbacks run before each scrape (domain gauges read from the database or caches).
+        self._refreshers: list[Callable[[], None]] = []
+
+    def on_refresh(self, refresher: Callable[[], None]) -> None:
+        """Run ``refresher`` before each scrape (it sets gauges; it must be quick)."""
+        self._refreshers.append(refresher)
+
+    def refresh(self) -> None:
+        for refresher in self._refreshers:
+            try:
+                refresher()
+            except Exception:
+                log.warning("a metrics refresher failed", exc_info=True)

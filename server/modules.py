@@ -20,9 +20,12 @@ from starlette.routing import BaseRoute
 
 from server.audit import AuditWriter
 from server.config import Config
+from server.jobs import JobRunner
 from server.metrics import Metrics
+from server.notify import ChangeListener
 from server.sealing import SecretBox
 from server.storage.db import Database
+from server.telemetry import copy_context
 
 __all__ = ["MODULES", "AppContext", "GrpcService", "Module"]
 
@@ -45,10 +48,26 @@ class AppContext:
     #   "revocation_checker"   server.auth.certificates.RevocationChecker (the CA module)
     #   "bearer_authenticator" server.auth.authenticator.BearerAuthenticator (the identity module)
     registry: dict[str, Any] = field(default_factory=dict)
+    # Durable jobs shared by every replica (server/jobs): modules register their kinds in their
+    # factory and submit jobs instead of starting tasks for long-running work.
+    jobs: JobRunner | None = None
+    # Changes other replicas made that caches must drop at once (server/notify.py): modules
+    # subscribe their caches to topics in their factory.
+    changes: ChangeListener | None = None
+
+    @property
+    def job_runner(self) -> JobRunner:
+        if self.jobs is None:
+            raise RuntimeError("this application has no job runner")
+        return self.jobs
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (database, cryptography) on the worker threads."""
         loop = asyncio.get_running_loop()
+        traced = copy_context()  # the call's trace span goes along (when traces are on)
+        if traced is not None:
+            return await loop.run_in_executor(self.executor, partial(traced.run, fn, *args,
+                                                                     **kwargs))
         return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
 
 

@@ -16,6 +16,7 @@ reach the gRPC server without going through the front.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import socket
@@ -27,7 +28,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 
-__all__ = ["PeerConnection", "PeerRegistry", "TlsFront", "make_server_context"]
+from server.http.client import TrustedProxies
+
+__all__ = [
+    "PeerConnection",
+    "PeerRegistry",
+    "ProxyHeaderError",
+    "TlsFront",
+    "make_server_context",
+    "parse_proxy_v2",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +57,15 @@ TLS12_CIPHERS = ":".join([
 
 @dataclass(slots=True)
 class PeerConnection:
-    """A client connection as the front saw it. ``auth_cache`` belongs to the auth layer."""
+    """A client connection as the front saw it. ``auth_cache`` belongs to the auth layer; a
+    connection that stands for one call of a longer-lived one (a certificate forwarded by the
+    balancer, :mod:`server.auth.forwarded`) keeps its cache in ``owner``."""
 
     leaf: x509.Certificate | None
     chain: Sequence[x509.Certificate]
     remote: str
     auth_cache: Any = field(default=None)
+    owner: PeerConnection | None = field(default=None)
 
 
 class PeerRegistry:
@@ -100,6 +113,50 @@ def make_server_context(
     return ctx
 
 
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+_PROXY_V2_MAX = 16 + 536  # the header and the largest address block HAProxy sends (with TLVs)
+
+
+class ProxyHeaderError(ValueError):
+    """A connection that had to start with a PROXY v2 header did not."""
+
+
+def parse_proxy_v2(data: bytes) -> tuple[int, str | None] | None:
+    """Parse a PROXY protocol v2 header at the start of ``data``.
+
+    Returns ``None`` while more bytes are needed, else ``(header length, client address)``; the
+    address is ``"ip:port"``, or ``None`` for a LOCAL command (the balancer's own health check) or
+    an address family other than TCP over IPv4/IPv6. Raises :class:`ProxyHeaderError` when the
+    bytes are not a PROXY v2 header."""
+    if len(data) < 16:
+        if not PROXY_V2_SIGNATURE.startswith(data[:12]):
+            raise ProxyHeaderError("not a PROXY v2 header")
+        return None
+    if data[:12] != PROXY_V2_SIGNATURE:
+        raise ProxyHeaderError("not a PROXY v2 header")
+    version, command = data[12] >> 4, data[12] & 0x0F
+    if version != 2 or command not in (0, 1):
+        raise ProxyHeaderError("unsupported PROXY protocol version or command")
+    family = data[13]
+    length = int.from_bytes(data[14:16], "big")
+    if 16 + length > _PROXY_V2_MAX:
+        raise ProxyHeaderError("PROXY v2 header too long")
+    if len(data) < 16 + length:
+        return None
+    body = data[16:16 + length]
+    if command == 0:  # LOCAL
+        return 16 + length, None
+    if family == 0x11 and length >= 12:  # TCP over IPv4
+        ip = str(ipaddress.IPv4Address(body[0:4]))
+        return 16 + length, f"{ip}:{int.from_bytes(body[8:10], 'big')}"
+    if family == 0x21 and length >= 36:  # TCP over IPv6
+        ip = str(ipaddress.IPv6Address(body[0:16]))
+        return 16 + length, f"[{ip}]:{int.from_bytes(body[32:34], 'big')}"
+    if family in (0x11, 0x21):
+        raise ProxyHeaderError("PROXY v2 address block too short")
+    return 16 + length, None
+
+
 def _select_h2(_conn: SSL.Connection, protocols: list[bytes]) -> bytes:
     return b"h2" if b"h2" in protocols else SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[return-value]
 
@@ -143,6 +200,8 @@ class _FrontConnection(asyncio.Protocol):
         self.closed = False
         self.remote = ""
         self._timeout: asyncio.TimerHandle | None = None
+        # Bytes of a PROXY v2 header still being read (None: no header expected, or read).
+        self._proxy: bytearray | None = None
 
     # client side -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -150,6 +209,8 @@ class _FrontConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = self.transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if isinstance(peer, tuple) and self.front.proxy_from.trusts(str(peer[0])):
+            self._proxy = bytearray()
         self.front.connections.add(self)
         self._timeout = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._expire)
 
@@ -158,7 +219,35 @@ class _FrontConnection(asyncio.Protocol):
             log.info("tls handshake timed out", extra={"remote": self.remote})
             self.close()
 
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Consume the PROXY v2 header; the bytes after it, or None while it is incomplete (or
+        the connection was closed because it is not one)."""
+        assert self._proxy is not None
+        self._proxy += data
+        try:
+            parsed = parse_proxy_v2(bytes(self._proxy[:_PROXY_V2_MAX]))
+        except (ProxyHeaderError, ValueError) as exc:
+            log.info("connection from a PROXY protocol peer without a valid header",
+                     extra={"remote": self.remote, "error": str(exc)})
+            self.close()
+            return None
+        if parsed is None:
+            if len(self._proxy) >= _PROXY_V2_MAX:
+                self.close()
+            return None
+        length, client = parsed
+        if client is not None:
+            self.remote = client
+        rest = bytes(self._proxy[length:])
+        self._proxy = None
+        return rest
+
     def data_received(self, data: bytes) -> None:
+        if self._proxy is not None:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
         self.tls.bio_write(data)
         if not self.handshaken:
             try:
@@ -310,17 +399,22 @@ def _ssl_reason(exc: SSL.Error) -> str:
 class TlsFront:
     """Listens on the public gRPC address and relays to the gRPC server's private socket."""
 
-    def __init__(self, context: SSL.Context, inner_path: str, registry: PeerRegistry) -> None:
+    def __init__(self, context: SSL.Context, inner_path: str, registry: PeerRegistry, *,
+                 proxy_from: TrustedProxies | None = None) -> None:
         self.context = context
+        # Peers whose connections begin with a PROXY v2 header (balancers passing TLS through).
+        self.proxy_from = proxy_from or TrustedProxies()
         self.inner_path = inner_path
         self.registry = registry
         self.connections: set[_FrontConnection] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; with ``reuse_port`` other worker processes listen on the same port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _FrontConnection(self), host, port,
-                                                reuse_address=True, backlog=1024)
+                                                reuse_address=True, reuse_port=reuse_port,
+                                                backlog=1024)
         return int(self._server.sockets[0].getsockname()[1])
 
     def stop_accepting(self) -> None:

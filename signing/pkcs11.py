@@ -176,13 +176,17 @@ class Token:
     def _sign(self, label: str, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
         with self.session() as s:
             cache = self._local.__dict__.setdefault("keys", {})
-            private = cache.get(label)
-            if private is None:
-                private = s.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
-                cache[label] = private
             try:
+                private = cache.get(label)
+                if private is None:
+                    private = s.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+                    cache[label] = private
                 return bytes(private.sign(data, mechanism=mechanism, mechanism_param=param))
-            except pkcs11.exceptions.PKCS11Error as exc:
+            except pkcs11.exceptions.PKCS11Error as exc:  # NoSuchKey too
+                # A key that signed before and is gone now (the token was removed or replaced)
+                # is the token's failure, not the caller's: the handle is dropped, and the
+                # caller may retry once the token is back.
+                cache.pop(label, None)
                 raise TokenError(f"the token refused to sign ({type(exc).__name__})") from exc
 
 

@@ -15,6 +15,16 @@ from payments.receipts.model import (
     series_for,
     validate_template,
 )
+from payments.receipts.qr_jws import (
+    QR_FORMAT,
+    QrClaims,
+    QrSeal,
+    VerifiedQr,
+    claims_for,
+    qr_text,
+    token_from_text,
+    verify_qr,
+)
 from payments.receipts.report import UsageLine, UsageReport, usage_report
 from payments.receipts.signing import XmlSigner, document_digest, sign_document
 from payments.receipts.transmission import (
@@ -33,8 +43,11 @@ from payments.receipts.xml1271 import (
 
 __all__ = [
     "MAX_NUMBER",
+    "QR_FORMAT",
     "Acknowledgement",
     "Organisation",
+    "QrClaims",
+    "QrSeal",
     "ReceiptData",
     "ReceiptKind",
     "ReceiptLine",
@@ -43,11 +56,13 @@ __all__ = [
     "TaxAuthorityTransport",
     "UsageLine",
     "UsageReport",
+    "VerifiedQr",
     "XmlSigner",
     "build_cancellation_xml",
     "build_envelope",
     "build_receipt_xml",
     "check_gapless",
+    "claims_for",
     "document_digest",
     "format_number",
     "group_lines",
@@ -55,8 +70,11 @@ __all__ = [
     "next_number",
     "parse_acknowledgement",
     "parse_receipt_xml",
+    "qr_text",
     "series_for",
     "sign_document",
+    "token_from_text",
     "usage_report",
     "validate_template",
+    "verify_qr",
 ]

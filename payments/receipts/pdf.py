@@ -1,14 +1,18 @@
 """The PDF rendition of a receipt (A5 portrait), with a QR code for verification.
 
-The QR holds a verification URL with the receipt's key fields and the SHA-256 of the signed XML::
+The QR holds the receipt's signed QR token (:mod:`payments.receipts.qr_jws`, format BL1: a compact
+JWS by the collecting body's seal over its identifying fields and the SHA-256 of the signed XML)
+after the verification page's URL: ``<verify_url>#<token>``. Anyone verifies it offline, from the
+QR alone, against the national root (library, ``vnegov receipts verify --qr``, or the page, which
+reads the fragment in the browser). Receipts issued without a token keep the older unsigned form,
+a lookup URL with the receipt's key fields and the SHA-256 of the signed XML::
 
     <verify_url>?k=EBL01&s=25T&n=0000001&d=2025-08-01&t=150000&mst=0301234567&h=<sha256 hex>
 
-Offline, anyone can check the paper against the signed XML (attached to the PDF as
-``<label>.xml``): the XML's signature verifies with any XMLDSig tool, its SHA-256 equals ``h``, and
-its fields equal the printed ones. Online, the URL answers the receipt's current status (valid,
-replaced, adjusted or cancelled). Fonts are passed in as TrueType bytes (DejaVu Sans has every
-Vietnamese glyph); the library reads no files.
+Either way the signed XML is attached to the PDF as ``<label>.xml``: its signature verifies with
+any XMLDSig tool and its SHA-256 equals the QR's. Online, the lookup answers the receipt's
+current status (valid, replaced, adjusted or cancelled) to whoever presents that hash. Fonts are
+passed in as TrueType bytes (DejaVu Sans has every Vietnamese glyph); the library reads no files.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from reportlab.pdfgen import canvas
 
 from payments.money import VN_TZ, amount_in_words, format_vnd
 from payments.receipts.model import ReceiptData, ReceiptKind, format_number
+from payments.receipts.qr_jws import qr_text
 from payments.receipts.signing import document_digest
 
 __all__ = ["Fonts", "register_fonts", "render_receipt_pdf", "verification_text"]
@@ -66,7 +71,9 @@ def verification_text(receipt: ReceiptData, signed_xml: bytes, verify_url: str) 
 
 
 def render_receipt_pdf(receipt: ReceiptData, signed_xml: bytes, *, fonts: Fonts,
-                       verify_url: str, signer_name: str = "") -> bytes:
+                       verify_url: str, signer_name: str = "", qr_token: str = "") -> bytes:
+    """``verify_url``: with ``qr_token``, the verification page the QR opens; without, the
+    online lookup (the older unsigned QR)."""
     regular, bold = register_fonts(fonts)
     out = io.BytesIO()
     width, height = A5
@@ -131,14 +138,18 @@ def render_receipt_pdf(receipt: ReceiptData, signed_xml: bytes, *, fonts: Fonts,
     y -= 5 * mm
     c.setFont(regular, 8.5)
     c.drawString(12 * mm, y, f"Bằng chữ: {amount_in_words(receipt.total)}")
-    qr = segno.make_qr(verification_text(receipt, signed_xml, verify_url), error="m")
+    text = qr_text(qr_token, verify_url) if qr_token else \
+        verification_text(receipt, signed_xml, verify_url)
+    qr = segno.make_qr(text, error="m")
     png = io.BytesIO()
     qr.save(png, kind="png", scale=4, border=2)
     png.seek(0)
-    size = 32 * mm
-    c.drawImage(ImageReader(png), 12 * mm, 14 * mm, size, size)
+    size = 40 * mm if qr_token else 32 * mm  # the signed QR has more modules: keep them >= 0.4 mm
+    c.drawImage(ImageReader(png), 10 * mm, 12 * mm, size, size, preserveAspectRatio=True)
     c.setFont(regular, 7)
-    c.drawString(12 * mm, 10 * mm, "Quét mã để tra cứu; bản XML có chữ ký số đính kèm tệp PDF.")
+    c.drawString(12 * mm, 8 * mm, "Quét mã để kiểm tra chữ ký số của đơn vị thu (không cần mạng); "
+                 "bản XML có chữ ký số đính kèm tệp PDF." if qr_token else
+                 "Quét mã để tra cứu; bản XML có chữ ký số đính kèm tệp PDF.")
     c.setFont(bold, 8.5)
     c.drawCentredString(width * 0.7, 40 * mm, "ĐƠN VỊ THU")
     c.setFont(regular, 7.5)

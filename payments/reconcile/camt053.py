@@ -30,6 +30,9 @@ __all__ = [
     "CAMT053_NAMESPACE",
     "Statement",
     "StatementLine",
+    "distinct_keys",
+    "entry_key",
+    "line_identity",
     "parse_camt053",
     "write_camt053",
 ]
@@ -42,7 +45,7 @@ class StatementLine(NamedTuple):
     """One booked entry. A NamedTuple: a million of them are built per large statement."""
 
     account: str
-    key: str  # unique per account: the bank's reference, or derived from the statement
+    key: str  # unique per account: see entry_key (the bank's reference alone is not)
     amount: int
     credit: bool
     booking_date: dt.date
@@ -175,7 +178,7 @@ def parse_camt053(data: bytes, *, workers: int = 2) -> list[Statement]:
         for (index, _, _), text in zip(runs, pool.map(flatten, runs), strict=True):
             st = statements[index]
             st.lines.extend(_rows(text, st, len(st.lines)))
-    return statements
+    return distinct_keys(statements)
 
 
 def _statements(root: etree._Element, ns: str) -> list[Statement]:
@@ -197,7 +200,38 @@ def _parse_whole(data: bytes, ns: str) -> list[Statement]:
         root = etree.fromstring(data, parser=_PARSER)
     except etree.XMLSyntaxError as exc:
         raise StatementError(f"not well-formed XML (line {exc.lineno})") from None
-    return _statements(root, ns)
+    return distinct_keys(_statements(root, ns))
+
+
+_REPEAT = "#~"
+
+
+def entry_key(bank_ref: str, booking: dt.date, credit: bool, amount: int) -> str:
+    """The identity of a booked entry on its account. A bank reference alone is not one: an
+    entry and its reversal, a correction, or a standing transfer booked on several days share
+    it. The reference with the booking day, the direction and the amount tells them apart."""
+    return f"{bank_ref}/{booking.isoformat()}/{'C' if credit else 'D'}/{amount}"
+
+
+def line_identity(key: str) -> str:
+    """The entry a (possibly repeated) line is: its key without the repetition mark."""
+    return key.split(_REPEAT, 1)[0]
+
+
+def distinct_keys(statements: list[Statement]) -> list[Statement]:
+    """A line repeated within a statement (every field the same) keeps its place with a
+    numbered key (``...#~2``): it imports, and reconciliation reports it as a duplicate of the
+    first, instead of the whole statement failing on a key that is not unique. The numbering is
+    the same on every import of the same statement, so importing it twice adds nothing."""
+    for st in statements:
+        seen: dict[str, int] = {}
+        lines = st.lines
+        for i, line in enumerate(lines):
+            n = seen.get(line.key, 0) + 1
+            seen[line.key] = n
+            if n > 1:
+                lines[i] = line._replace(key=f"{line.key}{_REPEAT}{n}")
+    return statements
 
 
 def _statement(el: etree._Element, q: str) -> Statement:
@@ -287,7 +321,9 @@ def _rows(text: str, stmt: Statement, offset: int) -> list[StatementLine]:
         if booking is None:
             raise StatementError(f"entry {index + 1} of {sid} has no booking date")
         credit = ind == "CRDT"
-        append(StatementLine(account, ref or f"{sid}#{index + 1}", _amount(amount), credit,
+        value = _amount(amount)
+        append(StatementLine(account, f"{ref}/{booking.isoformat()}/{ind[:1]}/{value}"
+                             if ref else f"{sid}#{index + 1}", value, credit,
                              booking, days.get(valued) or _text_day(valued, days), ref,
                              "" if e2e == "NOTPROVIDED" else e2e, rmt.strip() or addtl,
                              dname if credit else cname, dacct if credit else cacct))

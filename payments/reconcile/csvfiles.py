@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass
 
 from payments.errors import StatementError
-from payments.reconcile.camt053 import StatementLine
+from payments.reconcile.camt053 import Statement, StatementLine, distinct_keys, entry_key
 
 __all__ = ["BankCsvProfile", "ChannelRecord", "parse_bank_csv", "parse_channel_list"]
 
@@ -89,11 +89,12 @@ def parse_bank_csv(data: bytes, *, account: str, profile: BankCsvProfile | None 
         reference = row[p.reference].strip()
         if not reference:
             raise StatementError(f"line {n}: the bank reference is empty")
-        lines.append(StatementLine(account, reference, abs(amount), credit, booking, value,
+        lines.append(StatementLine(account, entry_key(reference, booking, credit, abs(amount)),
+                                   abs(amount), credit, booking, value,
                                    reference, "", row[p.description].strip(),
                                    (row.get(p.counter_name) or "").strip(),
                                    (row.get(p.counter_account) or "").strip()))
-    return lines
+    return distinct_keys([Statement("csv", account, lines=lines)])[0].lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from payments.channels.iso11649 import (
     is_valid_reference,
 )
 from payments.money import local_date
-from payments.reconcile.camt053 import Statement, StatementLine
+from payments.reconcile.camt053 import Statement, StatementLine, line_identity
 from payments.reconcile.csvfiles import ChannelRecord
 
 _COMPACT = COMPACT_REFERENCE
@@ -64,10 +64,13 @@ class Outcome(StrEnum):
     PAID_WITHOUT_RECEIPT = "paid_without_receipt"
     UNEXPLAINED_DEBIT = "unexplained_debit"
     AWAITING_SETTLEMENT = "awaiting_settlement"
+    # A credit and the debit that reversed it (same bank reference and amount, on the same
+    # statement run): the money came and went; nothing to match, nothing held.
+    REVERSED = "reversed"
 
     @property
     def is_exception(self) -> bool:
-        return self not in (Outcome.MATCHED, Outcome.AWAITING_SETTLEMENT)
+        return self not in (Outcome.MATCHED, Outcome.AWAITING_SETTLEMENT, Outcome.REVERSED)
 
 
 class MatchMethod(StrEnum):
@@ -132,6 +135,27 @@ def reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPayment
         return _reconcile(lines, expected, as_of, settlement_delay, window_days)
 
 
+def _reversals(lines: Sequence[StatementLine]) -> dict[int, int]:
+    """Credits reversed by a later debit of the same amount under the same bank reference on
+    the same account: credit index -> debit index, and debit index -> -1."""
+    debits: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    for i, line in enumerate(lines):
+        if not line.credit and line.bank_ref:
+            debits[(line.account, line.bank_ref, line.amount)].append(i)
+    if not debits:
+        return {}
+    pairs: dict[int, int] = {}
+    for i, line in enumerate(lines):
+        if line.credit and line.bank_ref:
+            waiting = debits.get((line.account, line.bank_ref, line.amount))
+            while waiting and lines[waiting[0]].booking_date < line.booking_date:
+                waiting.pop(0)
+            if waiting:
+                pairs[i] = waiting.pop(0)
+                pairs[pairs[i]] = -1
+    return pairs
+
+
 def _reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPayment],
                as_of: dt.datetime, settlement_delay: dt.timedelta, window_days: int
                ) -> ReconciliationResult:
@@ -149,16 +173,25 @@ def _reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPaymen
     notes: dict[int, str] = {}
     seen_keys: set[tuple[str, str]] = set()
     pending: list[int] = []
+    reversed_lines = _reversals(lines)
     for li, line in enumerate(lines):
+        if li in reversed_lines:
+            debit = reversed_lines[li]
+            if debit >= 0:  # reported once, on the credit
+                result.items.append(ReconciliationItem(
+                    Outcome.REVERSED, line.amount, (line.key, lines[debit].key),
+                    note="credited and reversed under the same bank reference"))
+            continue
         if not line.credit:
             result.items.append(ReconciliationItem(Outcome.UNEXPLAINED_DEBIT, line.amount,
                                                    (line.key,)))
             continue
-        if (line.account, line.key) in seen_keys:
+        identity = (line.account, line_identity(line.key))
+        if identity in seen_keys:
             result.items.append(ReconciliationItem(Outcome.DUPLICATE, line.amount, (line.key,),
-                                                   note="the same bank reference twice"))
+                                                   note="the same entry twice on the statement"))
             continue
-        seen_keys.add((line.account, line.key))
+        seen_keys.add(identity)
         # 1. bank reference
         hit = by_channel_ref.get(line.bank_ref) if line.bank_ref else None
         if hit is None and line.end_to_end:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from payments.money import format_vnd, local_day_bounds
 from payments.receipts.pdf import Fonts, register_fonts
-from payments.reconcile.matching import Outcome, ReconciliationItem
+from payments.reconcile.matching import MatchMethod, Outcome, ReconciliationItem
 
 __all__ = ["ReportBounds", "report_csv", "report_pdf", "report_xlsx", "summarise"]
 
@@ -25,7 +25,22 @@ _LABELS = {
     Outcome.PAYMENT_WITHOUT_MONEY: "Thanh toán chưa về tiền",
     Outcome.PAID_WITHOUT_RECEIPT: "Đã thu chưa có biên lai",
     Outcome.UNEXPLAINED_DEBIT: "Ghi nợ chưa rõ", Outcome.AWAITING_SETTLEMENT: "Chờ quyết toán",
+    Outcome.REVERSED: "Bút toán đảo",
 }
+# The XLSX detail and exception sheets, for people: Vietnamese headers, amounts as formatted
+# numbers, the bank's references, and how many payments a line paid rather than internal ids
+# (the CSV keeps the machine columns).
+_SHEET_HEADERS = ("Kết quả", "Số tiền (đồng)", "Cách đối chiếu", "Hình thức",
+                  "Số tham chiếu ngân hàng", "Số khoản thu", "Ghi chú")
+_METHODS = {
+    MatchMethod.BANK_REFERENCE: "Theo số tham chiếu ngân hàng",
+    MatchMethod.CREDITOR_REFERENCE: "Theo mã thanh toán (RF)",
+    MatchMethod.CORRECTED_REFERENCE: "Theo mã thanh toán (đã sửa lỗi gõ)",
+    MatchMethod.AMOUNT_AND_DATE: "Theo số tiền và ngày", MatchMethod.NONE: "",
+}
+_SHAPES = {"one_to_one": "Một lần chuyển – một khoản thu",
+           "split": "Nhiều lần chuyển cho một khoản thu",
+           "combined": "Một lần chuyển cho nhiều khoản thu", "": ""}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +107,21 @@ def report_xlsx(items: Sequence[ReconciliationItem], bounds: ReportBounds) -> by
         ws.cell(row=row, column=2, value=outcome.value)
         ws.cell(row=row, column=3, value=count)
         ws.cell(row=row, column=4, value=amount).number_format = "#,##0"
-    detail = wb.create_sheet("Chi tiet")
-    detail.append(list(_COLUMNS))
-    for item in items:
-        detail.append(_row(item))
-    exceptions = wb.create_sheet("Ngoai le")
-    exceptions.append(list(_COLUMNS))
-    for item in items:
-        if item.outcome.is_exception:
-            exceptions.append(_row(item))
+    for title, chosen in (("Chi tiet", items),
+                          ("Ngoai le", [i for i in items if i.outcome.is_exception])):
+        sheet = wb.create_sheet(title)
+        sheet.append(list(_SHEET_HEADERS))
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for item in chosen:
+            sheet.append([_LABELS[item.outcome], item.amount, _METHODS[item.method],
+                          _SHAPES.get(item.shape, item.shape), " ".join(item.line_keys),
+                          len(item.payment_ids), item.note])
+            sheet.cell(row=sheet.max_row, column=2).number_format = "#,##0"
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:G{max(sheet.max_row, 1)}"
+        for letter, width in zip("ABCDEFG", (30, 16, 34, 34, 30, 12, 50), strict=True):
+            sheet.column_dimensions[letter].width = width
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

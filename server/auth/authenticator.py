@@ -44,7 +44,13 @@ class Authenticator:
         self._plaintext_caller = plaintext_caller
         self.bearer = bearer
 
-    def peer_connection(self, peer: str) -> PeerConnection | None:
+    @property
+    def verifier(self) -> ClientCertificateVerifier | None:
+        return self._verifier
+
+    def peer_connection(self, peer: str,
+                        metadata: Mapping[str, str] | None = None) -> PeerConnection | None:
+        """The TLS facts of the call's connection (the TLS front's registry, by peer name)."""
         return self._registry.get(peer) if self._registry is not None else None
 
     def authenticate(self, peer: str, metadata: Mapping[str, str], now: dt.datetime) -> Caller:
@@ -58,15 +64,20 @@ class Authenticator:
             return self.bearer.authenticate(token.strip(), metadata, now)
         if self._plaintext_caller is not None:
             return self._plaintext_caller
-        return self._certificate_caller(peer, now)
+        return self._certificate_caller(peer, metadata, now)
 
-    def _certificate_caller(self, peer: str, now: dt.datetime) -> Caller:
+    def _missing_connection(self, peer: str, metadata: Mapping[str, str]) -> NotAuthenticated:
+        # Not a connection relayed by the TLS front (nothing else can reach the socket, but
+        # never assume).
+        return NotAuthenticated("NOT_THROUGH_TLS_FRONT")
+
+    def _certificate_caller(self, peer: str, metadata: Mapping[str, str],
+                            now: dt.datetime) -> Caller:
         assert self._verifier is not None
-        connection = self.peer_connection(peer)
-        if connection is None:
-            # Not a connection relayed by the TLS front (nothing else can reach the socket, but
-            # never assume).
-            raise NotAuthenticated("NOT_THROUGH_TLS_FRONT")
+        found = self.peer_connection(peer, metadata)
+        if found is None:
+            raise self._missing_connection(peer, metadata)
+        connection = found.owner or found
         cached = connection.auth_cache
         if isinstance(cached, VerifiedCertificate):
             not_after = cached.leaf.not_valid_after_utc

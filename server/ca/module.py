@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -25,12 +26,17 @@ from server.ca.runtime import CaRuntime, load_runtime
 from server.ca.service import CaService, Changes
 from server.ca.settings import CaSettings
 from server.config import Config
+from server.jobs import JobContext, JobInterrupted
 from server.modules import AppContext, GrpcService, Module
+from server.notify import CERTIFICATE_STATUS
 from server.storage.db import Database
 from signing.ca import read_subject_info
 from signing.ca.subject import subject_data_from_certificate
 
-__all__ = ["CaComponents", "CaModule", "bootstrap", "ca_module", "open_ca"]
+__all__ = ["REORGANISATION_JOB", "CaComponents", "CaModule", "bootstrap", "ca_module",
+           "open_ca"]
+
+REORGANISATION_JOB = "ca.reorganisation"
 
 log = logging.getLogger("server.ca")
 
@@ -125,7 +131,6 @@ class CaModule(Module):
         self.ctx = ctx
         self.parts = parts
         self._tasks: list[asyncio.Task[None]] = []
-        self._runs: dict[int, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self.ocsp_counter = Counter("vnegov_ocsp_responses_total",
                                     "OCSP responses, by how they were produced.", ["result"],
@@ -137,6 +142,14 @@ class CaModule(Module):
         parts.service.writer.observe = batches.observe
         self.renewer = ServiceCertificateRenewer(ctx.db, parts.runtime, parts.service)
         ctx.registry["revocation_checker"] = parts.runtime.index
+        if ctx.jobs is not None:
+            ctx.jobs.register(REORGANISATION_JOB, self._reorganisation_job)
+        if ctx.changes is not None:  # a replica revoked, held or released a certificate
+            ctx.changes.subscribe(CERTIFICATE_STATUS, self._status_changed)
+
+    def _status_changed(self, _detail: str) -> None:
+        if self.parts.refresher.poll():
+            self.parts.publisher.load()
 
     def grpc_services(self) -> Sequence[GrpcService]:
         from server.ca.servicer import CertificateAuthorityServicer
@@ -170,23 +183,33 @@ class CaModule(Module):
         await self.ctx.run(self._prepare)
         self._tasks = [asyncio.create_task(self._refresh_loop(), name="ca-refresh"),
                        asyncio.create_task(self._crl_loop(), name="ca-crl")]
+        # Runs left unfinished by a process that stopped (before jobs existed, or whose job was
+        # lost) get their job back; a run whose job is queued or running keeps it.
         for run_id in await self.ctx.run(self.parts.runner.unfinished):
-            self.start_run(Actor.command_line("resume", "server"), run_id)
+            await self.ctx.run(self.start_run, Actor.command_line("resume", "server"), run_id)
 
     def start_run(self, actor: Actor, run_id: int) -> None:
-        """Carry out a reorganisation run in the background (once per run in this process)."""
-        task = self._runs.get(run_id)
-        if task is not None and not task.done():
-            return
+        """Queue a reorganisation run as a durable job (blocking: call it on a worker thread).
+        Whichever replica claims it carries it out; another resumes it if that one dies."""
+        self.ctx.job_runner.submit(REORGANISATION_JOB, {
+            "run": run_id, "actor": {"name": actor.name, "agency_code": actor.agency_code,
+                                     "provinces": sorted(actor.provinces),
+                                     "operator": actor.operator,
+                                     "request_id": actor.request_id}},
+            job_id=f"{REORGANISATION_JOB}:{run_id}", requeue_finished=True)
 
-        async def runner() -> None:
-            try:
-                await self.ctx.run(self.parts.runner.run, actor, run_id,
-                                   should_stop=self._stopping.is_set)
-            except Exception:
-                log.exception("reorganisation run %s stopped with an error", run_id)
-
-        self._runs[run_id] = asyncio.create_task(runner(), name=f"ca-reorg-{run_id}")
+    def _reorganisation_job(self, job: JobContext) -> dict[str, Any]:
+        raw = job.params["actor"]
+        actor = Actor(raw["name"], raw["agency_code"], frozenset(raw["provinces"]),
+                      bool(raw["operator"]), raw["request_id"])
+        run_id = int(job.params["run"])
+        # Items are the checkpoint: each batch marks its items done in its own transaction, so
+        # a resumed run carries out exactly the items still pending.
+        status = self.parts.runner.run(actor, run_id, should_stop=job.should_stop)
+        if not status.finished:
+            raise JobInterrupted("the server is shutting down")
+        return {"run": run_id, "state": status.state, "done": status.done,
+                "failed": status.failed}
 
     async def _refresh_loop(self) -> None:
         interval = self.parts.runtime.settings.status_poll_seconds
@@ -218,7 +241,7 @@ class CaModule(Module):
 
     async def stop(self) -> None:
         self._stopping.set()
-        pending = [*self._tasks, *self._runs.values()]
+        pending = list(self._tasks)
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 30)

@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select
 from server.ca.runtime import CaRuntime
 from server.storage.ca import CaCertificateRow, CaCrlRow, CaIssuerRow, CaStatusLogRow
 from server.storage.db import Database
+from server.storage.locking import locked
 from signing.ca import (
     CertificateStatus,
     CrlChange,
@@ -136,8 +137,8 @@ class CrlPublisher:
         key_id = authority.key_id_hex
         full_name, delta_name = self._names
         with self.db.write() as s:
-            issuer = s.execute(select(CaIssuerRow).where(CaIssuerRow.key_id == key_id)
-                               .with_for_update()).scalar_one()
+            issuer = s.execute(locked(select(CaIssuerRow).where(
+                CaIssuerRow.key_id == key_id))).scalar_one()
             now = self.clock().replace(microsecond=0)
             last_seq = s.execute(select(func.max(CaStatusLogRow.seq)).where(
                 CaStatusLogRow.issuer_key_id == key_id)).scalar_one() or 0

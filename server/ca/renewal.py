@@ -32,6 +32,7 @@ from server.ca.runtime import CaRuntime
 from server.ca.service import CaService
 from server.storage.ca import CaIssuerRow
 from server.storage.db import Database
+from server.storage.locking import locked
 from signing.ca import ResponderIdentity, new_validity
 from signing.ca.subject import subject_data_from_certificate
 
@@ -80,8 +81,8 @@ class ServiceCertificateRenewer:
         profile = self.rt.profiles.get(profile_id)
         subject = subject_data_from_certificate(current, profile)
         with self.db.write() as session:
-            session.execute(select(CaIssuerRow.key_id).where(
-                CaIssuerRow.key_id == authority.key_id_hex).with_for_update()).all()
+            session.execute(locked(select(CaIssuerRow.key_id).where(
+                CaIssuerRow.key_id == authority.key_id_hex))).all()
             on_disk = _first_certificate(path)
             if (on_disk is not None and on_disk != current
                     and on_disk.public_key() == current.public_key()

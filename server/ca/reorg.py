@@ -31,6 +31,7 @@ from server.storage.ca import (
     CaReorganisationRow,
     CaRequestRow,
 )
+from server.storage.locking import locked
 from signing.ca import (
     CertificateStatus,
     PlanAction,
@@ -188,13 +189,13 @@ class ReorganisationRunner:
     def _batch(self, actor: Actor, run_id: int, size: int) -> tuple[bool, RunStatus]:
         changes = Changes()
         with self.db.write() as s:
-            run = s.execute(select(CaReorganisationRow).where(
-                CaReorganisationRow.id == run_id).with_for_update()).scalar_one()
-            items = s.execute(select(CaReorganisationItemRow).where(
+            run = s.execute(locked(select(CaReorganisationRow).where(
+                CaReorganisationRow.id == run_id))).scalar_one()
+            items = s.execute(locked(select(CaReorganisationItemRow).where(
                 CaReorganisationItemRow.reorganisation_id == run_id,
                 CaReorganisationItemRow.state == "pending")
-                .order_by(CaReorganisationItemRow.id).limit(size)
-                .with_for_update(skip_locked=True)).scalars().all()
+                .order_by(CaReorganisationItemRow.id).limit(size), skip_locked=True)
+            ).scalars().all()
             if items and any(i.action == PlanAction.REISSUE.value for i in items):
                 self.service._lock_issuer(s, self.rt.authority.key_id_hex)
             events: list[AuditEvent] = []
@@ -228,8 +229,8 @@ class ReorganisationRunner:
     def _item(self, s: Session, actor: Actor, run: CaReorganisationRow,
               item: CaReorganisationItemRow, changes: Changes) -> list[AuditEvent]:
         service = self.service
-        old = s.execute(select(CaCertificateRow).where(
-            CaCertificateRow.id == item.certificate_id).with_for_update()).scalar_one()
+        old = s.execute(locked(select(CaCertificateRow).where(
+            CaCertificateRow.id == item.certificate_id))).scalar_one()
         now = service.clock()
         held = old.status == CertificateStatus.ON_HOLD.value
         if not (held or old.status == CertificateStatus.VALID.value) or now >= old.not_after \

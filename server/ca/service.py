@@ -39,8 +39,10 @@ from server.ca.records import (
     serial_hex,
 )
 from server.ca.runtime import CaRuntime
+from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaIssuerRow, CaRequestRow, CaStatusLogRow
 from server.storage.db import Database
+from server.storage.locking import for_update, locked
 from signing.ca import (
     CertificateProfile,
     CertificateStatus,
@@ -176,6 +178,8 @@ class CaService:
             held_with_id=None, request_id=request_id, created_at=now)
         s.add(row)
         s.flush()
+        # Other replicas learn of it at once (their mutual-TLS checks and OCSP answers).
+        notify(s, CERTIFICATE_STATUS, "issue")
         return row
 
     def _deny(self, actor: Actor) -> SigningError:
@@ -188,15 +192,15 @@ class CaService:
                              lock: bool = False) -> CaCertificateRow:
         stmt = select(CaCertificateRow).where(CaCertificateRow.id == certificate_id)
         if lock:
-            stmt = stmt.with_for_update()
+            stmt = locked(stmt)
         row = s.execute(stmt).scalar_one_or_none()
         if row is None or not actor.may_manage(row.managing_body, row.province_code):
             raise self._deny(actor)
         return row
 
     def _lock_issuer(self, s: Session, key_id: str) -> CaIssuerRow:
-        return s.execute(select(CaIssuerRow).where(CaIssuerRow.key_id == key_id)
-                         .with_for_update()).scalar_one()
+        return s.execute(locked(select(CaIssuerRow).where(CaIssuerRow.key_id == key_id))
+                         ).scalar_one()
 
     def _check_subject(self, actor: Actor, profile: CertificateProfile, subject: SubjectData,
                        managing_body: str) -> SubjectLayout:
@@ -452,13 +456,13 @@ class CaService:
             return []
         related: list[CaCertificateRow] = []
         if reason is RevocationReason.KEY_COMPROMISE:
-            related = list(s.execute(select(CaCertificateRow).where(
+            related = list(s.execute(locked(select(CaCertificateRow).where(
                 CaCertificateRow.public_key_sha256 == row.public_key_sha256,
                 CaCertificateRow.id != row.id,
                 CaCertificateRow.status.in_((CertificateStatus.VALID.value,
                                              CertificateStatus.ON_HOLD.value)),
-                CaCertificateRow.not_after > now).order_by(CaCertificateRow.id)
-                .with_for_update()).scalars().all())
+                CaCertificateRow.not_after > now).order_by(CaCertificateRow.id))
+                ).scalars().all())
         else:
             # Held ones too: released, they would be valid again with the retired key or fields.
             related = self.renewal_chain(s, row, now, newer=False)
@@ -484,8 +488,7 @@ class CaService:
         def fetch(certificate_id: int | None) -> CaCertificateRow | None:
             if certificate_id is None:
                 return None
-            return s.execute(select(CaCertificateRow).where(
-                CaCertificateRow.id == certificate_id).with_for_update()).scalar_one_or_none()
+            return for_update(s, CaCertificateRow, certificate_id)
 
         def linked(other: CaCertificateRow | None, before: CaCertificateRow,
                    after: CaCertificateRow) -> bool:
@@ -537,14 +540,13 @@ class CaService:
         or on hold in their own name, are not part of it. The caller must be allowed to manage
         each of them (NOT_MANAGING_BODY otherwise)."""
         origin_id = row.held_with_id if row.held_with_id is not None else row.id
-        group = list(s.execute(select(CaCertificateRow).where(
+        group = list(s.execute(locked(select(CaCertificateRow).where(
             CaCertificateRow.held_with_id == origin_id,
             CaCertificateRow.id != row.id,
             CaCertificateRow.status == CertificateStatus.ON_HOLD.value)
-            .order_by(CaCertificateRow.id).with_for_update()).scalars().all())
+            .order_by(CaCertificateRow.id))).scalars().all())
         if row.held_with_id is not None:
-            origin = s.execute(select(CaCertificateRow).where(
-                CaCertificateRow.id == row.held_with_id).with_for_update()).scalar_one_or_none()
+            origin = for_update(s, CaCertificateRow, row.held_with_id)
             if origin is not None and origin.status == CertificateStatus.ON_HOLD.value \
                     and origin.held_with_id is None:
                 group.insert(0, origin)
@@ -579,6 +581,8 @@ class CaService:
         s.add(CaStatusLogRow(issuer_key_id=row.issuer_key_id, certificate_id=row.id,
                              serial_number=row.serial_number, action=action,
                              reason=reason.value if reason else None, at=now))
+        # Every replica re-reads the status log when this commits (polling is the fallback).
+        notify(s, CERTIFICATE_STATUS, action)
 
     # ------------------------------------------------------------------ public operations
     def issue(self, actor: Actor, *, profile_id: str, subject: SubjectData, csr: bytes,
@@ -711,7 +715,7 @@ class CaService:
                          lock: bool = False) -> CaRequestRow:
         stmt = select(CaRequestRow).where(CaRequestRow.id == request_id)
         if lock:
-            stmt = stmt.with_for_update()
+            stmt = locked(stmt)
         row = s.execute(stmt).scalar_one_or_none()
         if row is None or not actor.may_manage(row.managing_body, row.province_code):
             if actor.operator and actor.national:

@@ -355,7 +355,7 @@ class CertificateAuthorityServicer(pb_grpc.CertificateAuthorityServiceServicer):
         actor = self._actor()
         status: RunStatus = await self.run(self.runner.create, actor, reorganisation)
         if not status.finished:
-            self.start_run(actor, status.id)
+            await self.run(self.start_run, actor, status.id)
         return self._operation(status)
 
     async def GetReorganizationOperation(self, request: pb.GetReorganizationOperationRequest,

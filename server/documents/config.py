@@ -10,6 +10,15 @@ Relative paths are resolved against the data directory. Unknown keys are errors 
     token_module = "/usr/lib/softhsm/libsofthsm2.so"
     token_label = "vnegov"
     token_pin_file = "secrets/token-pin"
+    softhsm2_conf = "softhsm/softhsm2.conf"    # SoftHSM2 only: its SOFTHSM2_CONF (vnegov init)
+
+    [documents.budget]               # per document; over budget is INVALID_ARGUMENT naming it
+    max_bytes = 268435456
+    xml_max_bytes = 16777216
+    pdf_objects = 500000
+    xml_elements = 200000
+    max_depth = 64
+    cpu_seconds = 60.0
 
     [[documents.signers]]            # an agency's key: used when that agency's systems call
     name = "ubnd-hcm"
@@ -26,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError, build_section
+from signing.budget import DocumentBudget
 
 __all__ = ["AgencySignerConfig", "DocumentsConfig"]
 
 # Settings that name files: resolved against the data directory.
 _PATHS = frozenset({"trust_roots", "font_file", "token_pin_file", "certificate_file", "key_file",
-                    "key_passphrase_file"})
+                    "key_passphrase_file", "softhsm2_conf"})
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"
 
@@ -55,9 +65,12 @@ class DocumentsConfig:
     token_module: str = ""
     token_label: str = ""
     token_pin_file: str = ""
+    softhsm2_conf: str = ""
     signers: tuple[AgencySignerConfig, ...] = field(default=())
     sad_lifetime_seconds: int = 300
     max_document_mib: int = 256
+    # What one document may cost (signing.budget): bytes, objects or elements, nesting, CPU time.
+    budget: DocumentBudget = field(default_factory=DocumentBudget)
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any], *, base_dir: Path | None = None

@@ -3,6 +3,7 @@ anchors, the TSA transport, the appearance font, the PKCS#11 token and the agenc
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from server.documents.config import DocumentsConfig
 from server.documents.transport import HttpTimeStampTransport
 from signing.ca.keys import load_private_key
-from signing.errors import FailedPrecondition
+from signing.errors import FailedPrecondition, NotFound
 from signing.pkcs11 import Token, TokenConfig
+from signing.sign.errors import SignerMismatch
 from signing.sign.remote import SigningCredential
 from signing.sign.revocation import TrustSettings
 from signing.sign.signers import KeySigner, Signer, TokenSigner
 
-__all__ = ["AgencySigner", "DocumentsRuntime", "DocumentsSetupError", "TokenKeys"]
+__all__ = ["AgencySigner", "DocumentsRuntime", "DocumentsSetupError", "TokenKeys", "open_token"]
 
 
 class DocumentsSetupError(ValueError):
@@ -42,15 +44,38 @@ class TokenKeys:
         self._lock = threading.Lock()
 
     def signer_for(self, credential: SigningCredential) -> TokenSigner:
+        """The credential's signer; a missing token, key or a key that is not the certificate's
+        is FAILED_PRECONDITION (the server's set-up, not the caller's request, is at fault)."""
         if self._token is None:
-            raise DocumentsSetupError("remote signing needs documents.token_module")
+            raise FailedPrecondition("remote signing is not set up on this server: no token is "
+                                     "configured (documents.token_module)",
+                                     reason="TOKEN_NOT_CONFIGURED")
         with self._lock:
             signer = self._cache.get(credential.credential_id)
             if signer is None or signer.certificate != credential.certificate:
-                signer = TokenSigner(self._token, credential.key_label, credential.certificate,
-                                     credential.certificates[1:])
+                try:
+                    signer = TokenSigner(self._token, credential.key_label,
+                                         credential.certificate, credential.certificates[1:])
+                except (NotFound, SignerMismatch) as exc:
+                    raise FailedPrecondition(
+                        f"the credential's key is not usable in the token: {exc}",
+                        reason="CREDENTIAL_KEY_UNAVAILABLE") from None
                 self._cache[credential.credential_id] = signer
             return signer
+
+
+def open_token(config: DocumentsConfig) -> Token | None:
+    """The configured token, or ``None`` when there is none (documents.token_module unset)."""
+    if not config.token_module:
+        return None
+    if config.softhsm2_conf:
+        # SoftHSM2 reads it when the library is initialised, once per process.
+        if not Path(config.softhsm2_conf).is_file():
+            raise DocumentsSetupError(f"cannot read SoftHSM2 configuration {config.softhsm2_conf}")
+        os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf
+    pin = _read(config.token_pin_file, "token PIN file").decode().strip() \
+        if config.token_pin_file else ""
+    return Token(TokenConfig(config.token_module, config.token_label, pin))
 
 
 def _read(path: str, what: str) -> bytes:
@@ -78,11 +103,7 @@ class DocumentsRuntime:
                 roots.extend(x509.load_pem_x509_certificates(_read(path, "trust anchor file")))
             except ValueError:
                 raise DocumentsSetupError(f"{path} holds no PEM certificate") from None
-        token = None
-        if config.token_module:
-            pin = _read(config.token_pin_file, "token PIN file").decode().strip() \
-                if config.token_pin_file else ""
-            token = Token(TokenConfig(config.token_module, config.token_label, pin))
+        token = open_token(config)
         runtime = cls(config=config, trust=TrustSettings(trust_roots=roots,
                                                          allow_fetching=config.allow_fetching),
                       tsa=HttpTimeStampTransport(config.tsa_url)

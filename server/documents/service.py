@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from server.auth.caller import Caller
 from server.documents.approvals import ProviderApprovals
+from server.documents.budgets import run_budgeted
 from server.documents.runtime import DocumentsRuntime
 from server.documents.stores import (
     AuditScope,
@@ -28,9 +29,11 @@ from server.documents.stores import (
 from server.errors import InvalidArgument, PermissionDenied
 from server.modules import AppContext
 from server.rpc.state import current_call, current_caller
+from signing.errors import FailedPrecondition
 from signing.errors import InvalidInput as SigningInvalidInput
 from signing.sign.cms import CadesLevel, sign_detached
 from signing.sign.expected import ExpectedSigner
+from signing.sign.ltv import extend_ltv
 from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, VisibleSignature, sign_pdf
 from signing.sign.remote import (
     ApprovalAuthoriser,
@@ -137,7 +140,11 @@ async def _spool(requests: AsyncIterator[Any], limit: int) -> tuple[Any, IO[byte
                                       metadata={"field": "chunk"})
             if size > SPOOL and isinstance(spool, io.BytesIO):
                 on_disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed by callers
-                on_disk.write(spool.getbuffer())
+                try:
+                    on_disk.write(spool.getbuffer())
+                except BaseException:  # a full disk: the temporary file goes too
+                    on_disk.close()
+                    raise
                 spool.close()
                 spool = on_disk
             spool.write(chunk)
@@ -329,28 +336,60 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                                              current_call().request_id)
             else:
                 signer = self._signer(header, current_caller(), current_call().request_id)
-            result = await self._ctx.run(self._sign, header, source, output, signer)
+            result = await run_budgeted(self._ctx, context, self._rt.config.budget, header.format,
+                                        source, self._sign, header, source, output, signer)
             source.close()
-            output.seek(0)
-            digest = hashlib.sha256()
-            size = 0
-            in_memory = not getattr(output, "_rolled", True)  # small outputs: no thread hop
+            async for response in self._send(output, result, pb.SignDocumentResponse):
+                yield response
+        finally:
+            source.close()
+            output.close()
 
-            async def read() -> bytes:
-                return output.read(CHUNK) if in_memory else await self._ctx.run(output.read, CHUNK)
+    async def _send(self, output: IO[bytes], result: Any, response: Any) -> AsyncIterator[Any]:
+        """``output`` in chunks of ``response`` messages, the last one carrying ``result`` with
+        the size and SHA-256 of what was sent."""
+        output.seek(0)
+        digest = hashlib.sha256()
+        size = 0
+        in_memory = not getattr(output, "_rolled", True)  # small outputs: no thread hop
 
-            # One chunk ahead, so that the last one goes out with the result.
-            chunk = await read()
-            while True:
-                following = await read() if chunk else b""
-                digest.update(chunk)
-                size += len(chunk)
-                if not following:
-                    break
-                yield pb.SignDocumentResponse(chunk=chunk)
-                chunk = following
-            result.size, result.sha256 = size, digest.hexdigest()
-            yield pb.SignDocumentResponse(chunk=chunk, result=result)
+        async def read() -> bytes:
+            return output.read(CHUNK) if in_memory else await self._ctx.run(output.read, CHUNK)
+
+        # One chunk ahead, so that the last one goes out with the result.
+        chunk = await read()
+        while True:
+            following = await read() if chunk else b""
+            digest.update(chunk)
+            size += len(chunk)
+            if not following:
+                break
+            yield response(chunk=chunk)
+            chunk = following
+        result.size, result.sha256 = size, digest.hexdigest()
+        yield response(chunk=chunk, result=result)
+
+    def _extend(self, header: pb.ExtendDocumentHeader, source: IO[bytes],
+                output: IO[bytes]) -> pb.ExtendDocumentResult:
+        if self._rt.tsa is None:
+            raise FailedPrecondition("no time-stamping authority is configured",
+                                     reason="TSA_NOT_CONFIGURED")
+        done = extend_ltv(source, output, timestamps=self._rt.tsa, trust=self._rt.trust,
+                          at=self._ctx.clock(), hash_algorithm=header.hash_algorithm or "sha256")
+        return pb.ExtendDocumentResult(timestamp_time=_timestamp(done.timestamp_time),
+                                       valid_until=_timestamp(done.valid_until),
+                                       signatures=done.signatures)
+
+    async def ExtendDocument(self, request_iterator: AsyncIterator[pb.ExtendDocumentRequest],
+                             context: grpc.aio.ServicerContext
+                             ) -> AsyncIterator[pb.ExtendDocumentResponse]:
+        header, source = await _spool(request_iterator, self._limit)
+        output = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115
+        try:
+            result = await self._ctx.run(self._extend, header, source, output)
+            source.close()
+            async for response in self._send(output, result, pb.ExtendDocumentResponse):
+                yield response
         finally:
             source.close()
             output.close()
@@ -378,7 +417,8 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         header, source = await _spool(request_iterator, self._limit)
         include_signed_data = header.include_signed_data
         try:
-            report = await self._ctx.run(self._verify, header, source)
+            report = await run_budgeted(self._ctx, context, self._rt.config.budget,
+                                        header.format, source, self._verify, header, source)
         finally:
             source.close()
         current_call().audit_extra.update({"indication": report.indication.value,
@@ -402,6 +442,11 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
                 item.signed_data = sig.signed_data
             if sig.signing_time is not None:
                 item.signing_time.CopyFrom(_timestamp(sig.signing_time))
+            if sig.revoked_at is not None:
+                item.revoked_at.CopyFrom(_timestamp(sig.revoked_at))
+            item.changes.extend(pb.DocumentChange(kind=c.kind, name=c.name or "",
+                                                  old_value=c.old or "", new_value=c.new or "")
+                                for c in sig.changes)
             if sig.signer is not None:
                 s = sig.signer
                 item.signer.CopyFrom(pb.SignerIdentity(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,8 +19,9 @@ from server.config import HttpLimits
 from server.http.client import TrustedProxies, resolve_client_address
 from server.http.limits import QUERY_RULES, LimitedRoute, RateLimiter, RouteLimits, route_class
 from server.metrics import Metrics
+from server.telemetry import Telemetry
 
-__all__ = ["DirectRoute", "build_http_app", "route_classes"]
+__all__ = ["DirectRoute", "build_admin_app", "build_http_app", "route_classes"]
 
 Ready = Callable[[], Awaitable[bool]]
 _ERROR = PlainTextResponse("Internal Server Error", status_code=500)
@@ -62,7 +64,9 @@ class _ObservabilityMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics,
                  direct: dict[tuple[str, str], Route] | None = None,
-                 trusted: TrustedProxies | None = None) -> None:
+                 trusted: TrustedProxies | None = None,
+                 telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry
         self.app = app
         self.metrics = metrics
         self.direct = direct or {}
@@ -87,6 +91,14 @@ class _ObservabilityMiddleware:
                 scope["client"] = (address, 0)
         status = 500
         started = False
+        span = token = None
+        if self.telemetry is not None:
+            carrier = {k.decode("latin-1"): v.decode("latin-1")
+                       for k, v in scope.get("headers", ()) if k in (b"traceparent", b"tracestate")}
+            span, token = self.telemetry.start_server_span(
+                f"HTTP {scope.get('method', '')}", carrier, "http", {
+                    "http.request.method": scope.get("method", ""),
+                    "url.path": scope.get("path", ""), "vnegov.request_id": request_id})
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
@@ -119,6 +131,11 @@ class _ObservabilityMiddleware:
             method = scope.get("method", "")
             self.metrics.http_requests.labels(method, path, str(status)).inc()
             self.metrics.http_latency.labels(method, path).observe(time.perf_counter() - started_at)
+            if span is not None and self.telemetry is not None:
+                span.update_name(f"HTTP {method} {path}")
+                self.telemetry.end_server_span(
+                    span, token, error=str(status) if status >= 500 else "",
+                    attributes={"http.route": path, "http.response.status_code": status})
 
 
 def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
@@ -155,7 +172,18 @@ def _limit_routes(routes: Sequence[BaseRoute], limits: HttpLimits,
 
 def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] = (), *,
                    limits: HttpLimits | None = None,
-                   trusted_proxies: TrustedProxies | None = None) -> ASGIApp:
+                   trusted_proxies: TrustedProxies | None = None,
+                   serve_metrics: bool = True, telemetry: Telemetry | None = None) -> ASGIApp:
+    """The public HTTP application. ``serve_metrics`` False: ``/metrics`` is left to the admin
+    listener (:func:`build_admin_app`); ``/healthz`` and ``/readyz`` stay on both."""
+    every: list[BaseRoute] = [*_operations_routes(metrics, ready, serve_metrics), *routes]
+    _limit_routes(every, limits or HttpLimits(), metrics)
+    app: Any = Starlette(routes=every)
+    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies,
+                                    telemetry)
+
+
+def _operations_routes(metrics: Metrics, ready: Ready, serve_metrics: bool) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -165,17 +193,19 @@ def build_http_app(metrics: Metrics, ready: Ready, routes: Sequence[BaseRoute] =
                             status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        await asyncio.to_thread(metrics.refresh)  # domain gauges read the database
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    every: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
-        *routes,
-    ]
-    _limit_routes(every, limits or HttpLimits(), metrics)
-    app: Any = Starlette(routes=every)
-    return _ObservabilityMiddleware(app, metrics, _direct_routes(every), trusted_proxies)
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if serve_metrics:
+        routes.append(Route("/metrics", metrics_endpoint))
+    return routes
+
+
+def build_admin_app(metrics: Metrics, ready: Ready) -> ASGIApp:
+    """The admin listener (``server.admin_port``): ``/metrics``, ``/healthz``, ``/readyz`` only,
+    for operators and the balancer's health checks, never exposed on the public port."""
+    return Starlette(routes=_operations_routes(metrics, ready, True))
 
 
 def route_classes(routes: Sequence[BaseRoute]) -> dict[str, str]:

@@ -5,8 +5,10 @@ the protocol endpoints and the authorization endpoint first try the request on t
 never waits there (see ``IdentityConfig.http_threads``).
 
 Cookies: ``vnid_session`` (the provider session, 24 h at most) and ``vnid_interaction`` (a login in
-progress), both ``HttpOnly``, ``SameSite=Lax``, scoped to the issuer's path, and ``Secure`` when the
-issuer is https. Pages are sent with a strict Content-Security-Policy (no inline script).
+progress), plus ``vnid_device`` (device cookie: the accounts that logged in from this browser, so the
+per-address login limit spares them), all ``HttpOnly``, ``SameSite=Lax``, scoped to the issuer's
+path, and ``Secure`` when the issuer is https. Pages are sent with a strict
+Content-Security-Policy (no inline script).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from server.http.app import DirectRoute
+from server.http.client import client_address
 from server.identity.store import SqlStore, WouldBlock
 from server.identity.texts import language_for, message, texts
 from server.modules import AppContext
@@ -50,6 +53,9 @@ __all__ = ["IdentityHttp"]
 
 SESSION_COOKIE = "vnid_session"
 INTERACTION_COOKIE = "vnid_interaction"
+# Marks this browser as a known device of the accounts that logged in from it (OWASP device
+# cookies): the per-address login limit does not apply to them (vnid/authn/device_cookies.py).
+DEVICE_COOKIE = "vnid_device"
 _HERE = Path(__file__).parent
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self' {form}; frame-ancestors 'none'; base-uri 'none'")
@@ -153,6 +159,9 @@ class IdentityHttp:
                          int(settings.interaction_lifetime.total_seconds()))
         if outcome.clear_interaction:
             response.delete_cookie(INTERACTION_COOKIE, path=self.prefix or "/")
+        if outcome.set_device:
+            self._cookie(response, DEVICE_COOKIE, outcome.set_device, int(
+                self.provider.core.device_cookies.lifetime.total_seconds()))
         return response
 
     async def _form(self, request: StarletteRequest) -> dict[str, str]:
@@ -205,15 +214,16 @@ class IdentityHttp:
             return login.view(cookie(request, interaction), self.now())
 
         def login_submit(request: StarletteRequest, params: dict[str, str]) -> Outcome:
-            remote = request.client.host if request.client else ""
+            # The client's address through the trusted proxy chain (server/http/client.py).
             return login.submit_password(cookie(request, interaction), params.get("csrf", ""),
                                          params.get("identifier", ""), params.get("password", ""),
-                                         remote, self.now())
+                                         client_address(request.scope), self.now(),
+                                         device_cookie=cookie(request, DEVICE_COOKIE))
 
         def otp_submit(request: StarletteRequest, params: dict[str, str]) -> Outcome:
-            remote = request.client.host if request.client else ""
             return login.submit_totp(cookie(request, interaction), params.get("csrf", ""),
-                                     params.get("otp", ""), remote, self.now())
+                                     params.get("otp", ""), client_address(request.scope),
+                                     self.now(), device_cookie=cookie(request, DEVICE_COOKIE))
 
         def qr_complete(request: StarletteRequest, params: dict[str, str]) -> Outcome:
             return login.complete_qr(cookie(request, interaction), params.get("csrf", ""),

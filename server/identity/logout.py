@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from server.audit import AuditEvent, append_events
 from server.storage.db import Database
 from server.storage.identity import ArtifactRow, LogoutDeliveryRow, ReplayRow, TokenRow
+from server.storage.locking import locked
 
 __all__ = ["LogoutDelivery", "purge_expired"]
 
@@ -62,7 +63,7 @@ class LogoutDelivery:
                 LogoutDeliveryRow.attempts < self._attempts).order_by(
                 LogoutDeliveryRow.next_attempt_at).limit(50)
             if self._db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
+                query = locked(query, skip_locked=True)
             rows = session.execute(query).all()
             if rows:
                 session.execute(update(LogoutDeliveryRow).where(

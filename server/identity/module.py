@@ -27,6 +27,7 @@ from server.identity.state import (
 )
 from server.identity.store import SqlStore, TotpSealer
 from server.modules import AppContext, GrpcService, Module
+from server.notify import CLIENTS, IDENTITY_KEYS
 from server.sealing import secret_box
 from server.storage.db import Database
 from vnid.account_admin import AccountAdmin
@@ -115,6 +116,9 @@ class IdentityModule(Module):
         ctx.registry["bearer_authenticator"] = TokenBearerAuthenticator(self.provider)
         ctx.registry["identity_provider"] = self.provider
         ctx.registry["identity_chip"] = self.chip
+        if ctx.changes is not None:  # another replica disabled a client or rotated the keys
+            ctx.changes.subscribe(CLIENTS, lambda _detail: self.clients.invalidate())
+            ctx.changes.subscribe(IDENTITY_KEYS, lambda _detail: self.keys.reload())
 
     def grpc_services(self) -> Sequence[GrpcService]:
         from server.identity.servicer import IdentityServicer

@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from sqlalchemy import insert, select, update
 
 from server.audit import AuditEvent, append_events
+from server.notify import CLIENTS, IDENTITY_KEYS, notify
 from server.sealing import SecretBox, SecretUnavailable, is_sealed
 from server.storage.db import Database
 from server.storage.identity import BreachedPasswordRow, ClientRow, SecretRow
+from server.storage.locking import locked
+from server.storage.rows import insert_missing
 from vnid.jose.keys import KeyRing, RotationPolicy, plan_rotation
 from vnid.oauth2.clients import Client
 
@@ -39,11 +42,15 @@ def load_secrets(db: Database, now: dt.datetime, box: SecretBox | None = None
             context = f"identity/{name}"
             stored = rows.get(name)
             if stored is None:
+                # Replicas starting together on a new database race to create the secrets: the
+                # first one's value is kept, and every replica reads that one back.
                 value = os.urandom(32)
-                session.execute(insert(SecretRow).values(
-                    name=name, value=box.seal(value, context) if box else value,
-                    created_at=now))
-            elif is_sealed(stored):
+                insert_missing(session, SecretRow, {
+                    "name": name, "value": box.seal(value, context) if box else value,
+                    "created_at": now}, ["name"])
+                stored = bytes(session.execute(select(SecretRow.value).where(
+                    SecretRow.name == name)).scalar_one())
+            if is_sealed(stored):
                 if box is None:
                     raise SecretUnavailable(f"the identity secret {name!r} is sealed and no "
                                             "master key is configured (secrets.key_file)")
@@ -77,8 +84,8 @@ class KeyManager:
 
         changes: list[str] = []
         with self._db.write() as session:
-            session.execute(select(SecretRow.name).where(SecretRow.name == "key_passphrase")
-                            .with_for_update()).all()
+            session.execute(locked(select(SecretRow.name).where(
+                SecretRow.name == "key_passphrase"))).all()
             tx = SqlTransaction(session, self._db.dialect)
             records = tx.signing_keys()
             changed, deleted = plan_rotation(records, now=now, policy=self._policy,
@@ -95,6 +102,8 @@ class KeyManager:
                 append_events(session, [AuditEvent(
                     at=now, request_id="-", caller="identity", kind="identity",
                     action="keys.rotate", outcome="OK", details={"changes": ",".join(changes)})])
+            if changes:  # every replica reloads its key ring at once
+                notify(session, IDENTITY_KEYS, ",".join(changes))
             records = tx.signing_keys()
         self._ring = KeyRing(records, self._passphrase)
         return changes
@@ -129,6 +138,10 @@ class ClientDirectory:
             self.refresh()
         return self._stored.get(client_id)
 
+    def invalidate(self) -> None:
+        """Forget the stored clients: the next lookup reads them again (a replica changed one)."""
+        self._loaded_at = -1e9
+
     def refresh(self) -> None:
         with self._lock:
             with self._db.read() as session:
@@ -158,6 +171,7 @@ class ClientDirectory:
                 at=now, request_id="-", caller=actor, kind="identity", action="client.register",
                 outcome="OK", details={"client_id": client.client_id,
                                        "profile": client.profile.value})])
+            notify(session, CLIENTS, client.client_id)
 
     @staticmethod
     def disable(db: Database, client_id: str, now: dt.datetime, *, actor: str) -> bool:
@@ -168,6 +182,7 @@ class ClientDirectory:
                 append_events(session, [AuditEvent(
                     at=now, request_id="-", caller=actor, kind="identity",
                     action="client.disable", outcome="OK", details={"client_id": client_id})])
+                notify(session, CLIENTS, client_id)
             return bool(done.rowcount)  # type: ignore[attr-defined]
 
 

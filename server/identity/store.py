@@ -43,6 +43,8 @@ from server.storage.identity import (
     ThrottleRow,
     TokenRow,
 )
+from server.storage.locking import locked
+from server.storage.rows import upsert
 from vnid.accounts import (
     Account,
     AccountKind,
@@ -373,9 +375,9 @@ class SqlTransaction:
         return [self._device(r) for r in rows]
 
     def add_device(self, device: DeviceKey) -> list[str]:
-        active = self.s.execute(select(DeviceRow.device_id).where(
-            DeviceRow.account_id == device.account_id, DeviceRow.revoked_at.is_(None))
-            .with_for_update()).scalars().all()
+        active = self.s.execute(locked(select(DeviceRow.device_id).where(
+            DeviceRow.account_id == device.account_id, DeviceRow.revoked_at.is_(None)))
+            ).scalars().all()
         if active:
             self.s.execute(update(DeviceRow).where(DeviceRow.device_id.in_(active)).values(
                 revoked_at=device.registered_at))
@@ -462,9 +464,7 @@ class SqlTransaction:
             return
         values = {"failures": state.failures, "last_failure_at": state.last_failure_at,
                   "blocked_until": state.blocked_until}
-        done = self.s.execute(update(ThrottleRow).where(ThrottleRow.key == key).values(**values))
-        if not done.rowcount:  # type: ignore[attr-defined]
-            self.s.execute(insert(ThrottleRow).values(key=key, **values))
+        upsert(self.s, ThrottleRow, {"key": key}, values)
 
     # ---------------------------------------------------------------- artifacts
     def _put_artifact(self, kind: str, handle: str, data: dict[str, Any],
@@ -656,12 +656,7 @@ class SqlTransaction:
     def put_consent(self, account_id: str, client_id: str, scopes: frozenset[str],
                     now: dt.datetime) -> None:
         values = {"scopes": " ".join(sorted(scopes)), "granted_at": now, "withdrawn_at": None}
-        done = self.s.execute(update(ConsentRow).where(
-            ConsentRow.account_id == account_id, ConsentRow.client_id == client_id)
-            .values(**values))
-        if not done.rowcount:  # type: ignore[attr-defined]
-            self.s.execute(insert(ConsentRow).values(account_id=account_id, client_id=client_id,
-                                                     **values))
+        upsert(self.s, ConsentRow, {"account_id": account_id, "client_id": client_id}, values)
 
     def withdraw_consent(self, account_id: str, client_id: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(ConsentRow).where(

@@ -26,6 +26,7 @@ from payments.payments.model import Payer, Payment, PaymentLine
 from payments.payments.states import PaymentState, Transition
 from server.audit import AuditEvent, append_events
 from server.storage.db import Database
+from server.storage.locking import for_update, locked
 from server.storage.payments import (
     IdempotencyRow,
     LedgerPostingRow,
@@ -34,6 +35,7 @@ from server.storage.payments import (
     PaymentRow,
     TransitionRow,
 )
+from server.storage.rows import insert_missing
 
 __all__ = [
     "audit",
@@ -86,11 +88,10 @@ def payment_values(p: Payment, now: dt.datetime) -> dict[str, Any]:
 _RELEASED = frozenset({PaymentState.EXPIRED, PaymentState.CANCELLED, PaymentState.REFUNDED})
 
 
-def lock_payment(session: Session, db: Database, payment_id: str) -> PaymentRow | None:
-    stmt = select(PaymentRow).where(PaymentRow.id == payment_id)
-    if not db.is_sqlite:
-        stmt = stmt.with_for_update()
-    return session.execute(stmt).scalar_one_or_none()
+def lock_payment(session: Session, payment_id: str) -> PaymentRow | None:
+    """The payment row locked for this transaction, with its current values (see
+    :mod:`server.storage.locking`): what every writer of a payment computes from."""
+    return for_update(session, PaymentRow, payment_id)
 
 
 def post_ledger(session: Session, txs: Iterable[LedgerTransaction]) -> None:
@@ -128,12 +129,10 @@ def audit(session: Session, *, at: dt.datetime, request_id: str, actor: str, act
 def enqueue(session: Session, kind: str, ref: str, payload: dict[str, Any], now: dt.datetime
             ) -> None:
     """Add outbox work unless the same (kind, ref) is already queued."""
-    exists = session.execute(select(OutboxRow.id).where(OutboxRow.kind == kind,
-                                                        OutboxRow.ref == ref)).first()
-    if exists is None:
-        session.execute(insert(OutboxRow).values(
-            kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False),
-            state="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now))
+    insert_missing(session, OutboxRow, {
+        "kind": kind, "ref": ref, "payload": json.dumps(payload, ensure_ascii=False),
+        "state": "pending", "attempts": 0, "next_attempt_at": now, "last_error": "",
+        "created_at": now}, ["kind", "ref"])
 
 
 def claim(db: Database, kind: str, *, now: dt.datetime, limit: int,
@@ -146,9 +145,7 @@ def claim(db: Database, kind: str, *, now: dt.datetime, limit: int,
         stmt = select(OutboxRow).where(OutboxRow.kind == kind, OutboxRow.state == "pending",
                                        OutboxRow.next_attempt_at <= now
                                        ).order_by(OutboxRow.id).limit(limit)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(s.execute(stmt).scalars())
+        rows = list(s.execute(locked(stmt, skip_locked=True)).scalars())
         if rows:
             s.execute(update(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows]))
                       .values(next_attempt_at=now + lease))

@@ -28,7 +28,7 @@ class OrganisationConfig:
 
 # Settings that name files: resolved against the data directory.
 _PATHS = frozenset({"key_file", "cert_file", "key_passphrase_file", "catalogue_files",
-                    "font_regular", "font_bold"})
+                    "font_regular", "font_bold", "receipt_qr_roots_file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,12 @@ class PaymentsConfig:
     settlement_delay_days: int = 2
     callback_window_minutes: int = 15
     receipt_template: str = "EBL01"
+    # Receipts' QR codes carry a compact JWS by the collecting body's seal (docs/payments.md,
+    # "Receipt QR codes"). The page they open (empty: this server's /payments/receipts/check) and
+    # the roots that page trusts (empty: the self-signed certificates in the bodies' cert_file).
+    receipt_qr_signed: bool = True
+    receipt_qr_page_url: str = ""
+    receipt_qr_roots_file: str = ""
     # TrueType fonts with Vietnamese glyphs for PDF receipts and reports (Debian fonts-dejavu-core).
     font_regular: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     font_bold: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"

@@ -4,13 +4,17 @@ the receipt status lookup behind the receipts' QR codes, and payment QR images.
     POST /payments/platform/callback      national payment platform confirmation (JSON)
     GET  /payments/gateway/ipn            VNPay-style IPN (query string)
     POST /payments/bank/notification      bank credit notification (JSON, HMAC-SHA256)
-    GET  /payments/receipts/verify        receipt status (k, s, n, h from the QR)
+    GET  /payments/receipts/verify        receipt status (k, s, n and h, the SHA-256 of the signed
+                                          XML, hex: without h nothing is answered)
+    GET  /payments/receipts/check         the offline QR verification page (payments/receipts/
+                                          qr_page.py): the receipts' signed QR codes open it
     GET  /payments/receipts/{id}.pdf      the receipt's PDF rendition (signed XML attached)
     GET  /payments/{id}/qr.png            the VietQR image of a payment
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -108,13 +112,20 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
         return JSONResponse({"code": "00", "outcome": result.outcome.value})
 
     async def verify_receipt(request: Request) -> Response:
+        """The status of the receipt whose signed XML hashes to ``h``: whoever holds the receipt
+        (its QR) learns its status; sequential numbers without the hash learn nothing. The
+        parameters' shapes are checked before this runs (server/http/limits.py QUERY_RULES:
+        a malformed h is 400) and the route class is rate limited per client."""
         q = request.query_params
+        if not q.get("h"):
+            return JSONResponse({"error": "h: the receipt's SHA-256 is required"},
+                                status_code=400)
         try:
             number = int(q.get("n", ""))
         except ValueError:
             return JSONResponse({"status": "unknown"}, status_code=404)
         found = await ctx.run(module.receipts.find, q.get("k", ""), q.get("s", ""), number)
-        if found is None or (q.get("h") and q.get("h") != document_digest(found.xml)):
+        if found is None or not hmac.compare_digest(q["h"], document_digest(found.xml)):
             return JSONResponse({"status": "unknown"}, status_code=404)
         return JSONResponse({"status": found.status, "template": found.data.template,
                              "series": found.data.series, "number": f"{number:07d}",
@@ -128,11 +139,26 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
             found = await ctx.run(module.receipts.get, request.path_params["receipt_id"])
         except pe.PaymentsError:
             return Response(status_code=404)
-        url = ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
+        url = module.qr_page_url() if found.qr_token else \
+            ctx.config.server.public_url.rstrip("/") + "/payments/receipts/verify"
         pdf = await ctx.run(render_receipt_pdf, found.data, found.xml, fonts=module.fonts(),
-                            verify_url=url)
+                            verify_url=url, qr_token=found.qr_token)
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'inline; filename="{found.data.label}.pdf"'})
+
+    page: list[bytes] = []
+
+    async def check_page(request: Request) -> Response:
+        """The static verification page (the same bytes for everyone; it asks nothing back)."""
+        from payments.receipts.qr_page import verifier_page
+
+        if not page:
+            page.append(verifier_page(module.qr_roots, module.seal_certificates))
+        return Response(page[0], media_type="text/html; charset=utf-8", headers={
+            "Cache-Control": "public, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; img-src blob: data:; "
+                                       "connect-src 'none'; form-action 'none'; base-uri 'none'"})
 
     async def payment_qr(request: Request) -> Response:
         pid = request.path_params["payment_id"]
@@ -151,6 +177,7 @@ def routes(module: PaymentsModule) -> list[BaseRoute]:
         Route("/payments/gateway/ipn", gateway_ipn, methods=["GET"]),
         Route("/payments/bank/notification", bank_notification, methods=["POST"]),
         Route("/payments/receipts/verify", verify_receipt, methods=["GET"]),
+        Route("/payments/receipts/check", check_page, methods=["GET"]),
         Route("/payments/receipts/{receipt_id}.pdf", receipt_pdf, methods=["GET"]),
         Route("/payments/{payment_id}/qr.png", payment_qr, methods=["GET"]),
     ]

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ from payments.fees import FeeCatalogue, load_catalogue_csv, load_catalogue_yaml
 from payments.payments import ChannelStatus
 from payments.receipts.model import Organisation
 from payments.receipts.pdf import Fonts
+from payments.receipts.qr_jws import QrSeal
 from payments.receipts.signing import XmlSigner
 from payments.receipts.transmission import TaxAuthoritySimulator, TaxAuthorityTransport
 from payments.webhooks import event_body, sign_webhook
 from server.audit import AuditEvent
+from server.jobs import JobContext, JobInterrupted, LeaseLost
 from server.modules import AppContext, GrpcService, Module
 from server.payments.common import claim
 from server.payments.config import OrganisationConfig, PaymentsConfig
@@ -35,7 +37,9 @@ from server.payments.store import ConfirmOutcome, PaymentsStore
 from signing.ca.keys import load_private_key
 from signing.sign.xmldsig import XmlDsigSigner
 
-__all__ = ["PaymentsModule", "build"]
+__all__ = ["RECONCILE_JOB", "PaymentsModule", "build", "run_reconciliation"]
+
+RECONCILE_JOB = "payments.reconcile"
 
 log = logging.getLogger("server.payments")
 SAMPLE_CATALOGUE = Path(__file__).resolve().parents[2] / "payments" / "fees" / "data" / \
@@ -52,14 +56,24 @@ def _catalogue(files: Sequence[str]) -> FeeCatalogue:
     return catalogue
 
 
-def _signer(org: OrganisationConfig) -> XmlSigner:
+def _signer(org: OrganisationConfig) -> tuple[XmlSigner, QrSeal, list[x509.Certificate]]:
+    """The body's XML signer and QR seal (one key, its organisation certificate) and the
+    certificates of its chain file."""
     if not org.key_file or not org.cert_file:
         raise ValueError(f"payments organisation {org.agency_code} needs key_file and cert_file")
     passphrase = Path(org.key_passphrase_file).read_bytes().strip() \
         if org.key_passphrase_file else None
     key = load_private_key(Path(org.key_file).read_bytes(), passphrase)
     chain = x509.load_pem_x509_certificates(Path(org.cert_file).read_bytes())
-    return XmlDsigSigner(key, chain)  # type: ignore[arg-type]
+    return XmlDsigSigner(key, chain), QrSeal(key, chain[0]), chain  # type: ignore[arg-type]
+
+
+def _unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for cert in certs:
+        if cert not in out:
+            out.append(cert)
+    return out
 
 
 class PaymentsModule(Module):
@@ -81,17 +95,31 @@ class PaymentsModule(Module):
         self.organisations = {o.agency_code: Organisation(o.agency_code, o.name, o.tax_code,
                                                           o.address, o.budget_unit_code)
                               for o in cfg.organisations}
-        self.signers = {o.agency_code: _signer(o) for o in cfg.organisations}
+        keys = {o.agency_code: _signer(o) for o in cfg.organisations}
+        self.signers = {code: signer for code, (signer, _, _) in keys.items()}
+        self.seals = {code: seal for code, (_, seal, _) in keys.items()}
+        # Published for offline QR verification: every body's chain (untrusted), and the roots
+        # the verification page trusts (the configured file, else the self-signed certificates
+        # at the end of the bodies' chain files).
+        self.seal_certificates = _unique(c for _, _, chain in keys.values() for c in chain
+                                         if c.issuer != c.subject)
+        self.qr_roots = _unique(
+            x509.load_pem_x509_certificates(Path(cfg.receipt_qr_roots_file).read_bytes())
+            if cfg.receipt_qr_roots_file else
+            (c for _, _, chain in keys.values() for c in chain if c.issuer == c.subject))
         self.receipts = ReceiptsStore(ctx.db, organisations=self.organisations,
                                       signer_for=self.signer_for,
                                       template=cfg.receipt_template,
-                                      sender_code=cfg.sender_code)
+                                      sender_code=cfg.sender_code,
+                                      seal_for=self.seals.get if cfg.receipt_qr_signed else None)
         self.recon = ReconStore(ctx.db, settlement_delay=dt.timedelta(
             days=cfg.settlement_delay_days))
         self.tax: TaxAuthorityTransport = TaxAuthoritySimulator()
         self.platform = PlatformClient(cfg.platform_url, partner_code=cfg.platform_partner_code,
                                        secret=cfg.platform_secret) if cfg.platform_url else None
         self._fonts: Fonts | None = None
+        if ctx.jobs is not None:
+            ctx.jobs.register(RECONCILE_JOB, self.reconcile_job, exclusive=True)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -114,6 +142,11 @@ class PaymentsModule(Module):
                                         reason="NO_ORGANISATION",
                                         metadata={"agency_code": agency_code})
         return signer
+
+    def qr_page_url(self) -> str:
+        """The verification page the receipts' QR codes open (the token follows a ``#``)."""
+        return self.config.receipt_qr_page_url or (
+            self.ctx.config.server.public_url.rstrip("/") + "/payments/receipts/check")
 
     def fonts(self) -> Fonts:
         if self._fonts is None:
@@ -158,6 +191,24 @@ class PaymentsModule(Module):
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+
+    # ------------------------------------------------------------ jobs
+    def submit_reconciliation(self, *, as_of: dt.datetime, actor: str, now: dt.datetime,
+                              agency: str | None = None) -> str:
+        """Queue a reconciliation run as a durable job; its operation id names it. With
+        ``agency``, the run covers only that agency's collection accounts and payments."""
+        with self.ctx.db.write() as s:  # the operation and its job exist together or not at all
+            op_id = self.recon.start_operation("reconcile", caller=actor, now=now,
+                                               agency=agency or "", session=s)
+            self.ctx.job_runner.submit(RECONCILE_JOB, {
+                "operation": op_id, "as_of": as_of.isoformat(), "actor": actor,
+                "agency": agency},
+                job_id=f"{RECONCILE_JOB}:{op_id}", session=s)
+        self.ctx.job_runner.wake()
+        return op_id
+
+    def reconcile_job(self, job: JobContext) -> dict[str, Any]:
+        return run_reconciliation(self.recon, job, self.ctx.clock)
 
     # ------------------------------------------------------------ workers
     async def _outbox_loop(self) -> None:
@@ -271,6 +322,38 @@ class PaymentsModule(Module):
         if applied:
             self.wake()
         return applied
+
+
+def run_reconciliation(recon: ReconStore, job: JobContext,
+                       clock: Callable[[], dt.datetime]) -> dict[str, Any]:
+    """The durable job of one reconciliation run (any replica may resume it): its progress is
+    saved on the job and on the run's operation with each batch, in the batch's transaction."""
+    from sqlalchemy import update
+
+    from server.storage.payments import OperationRow
+
+    op_id = str(job.params["operation"])
+
+    def save(s: Any, checkpoint: dict[str, Any], done: int, total: int) -> None:
+        if job.should_stop():
+            raise JobInterrupted("the server is shutting down")
+        job.save(s, checkpoint, progress=done, total=total)
+        s.execute(update(OperationRow).where(OperationRow.id == op_id).values(
+            progress=done, total=total))
+
+    try:
+        result = recon.reconcile(as_of=dt.datetime.fromisoformat(job.params["as_of"]),
+                                 actor=str(job.params["actor"]), run_id=op_id,
+                                 agency=job.params.get("agency") or None,
+                                 resume=job.checkpoint or None, save=save)
+    except (LeaseLost, JobInterrupted):
+        raise
+    except Exception as exc:
+        recon.finish_operation(op_id, result=None, error=getattr(
+            exc, "message", type(exc).__name__), now=clock())
+        raise
+    recon.finish_operation(op_id, result=result, error="", now=clock())
+    return result
 
 
 def build(ctx: AppContext) -> Module:

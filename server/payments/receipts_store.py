@@ -31,6 +31,7 @@ from payments.receipts.model import (
     next_number,
     series_for,
 )
+from payments.receipts.qr_jws import QrSeal
 from payments.receipts.report import UsageReport, usage_report
 from payments.receipts.signing import XmlSigner, document_digest, sign_document
 from payments.receipts.transmission import (
@@ -54,6 +55,7 @@ from server.payments.common import (
     payment_from_row,
 )
 from server.storage.db import Database
+from server.storage.locking import for_update, locked
 from server.storage.payments import (
     OutboxRow,
     PaymentRow,
@@ -62,6 +64,7 @@ from server.storage.payments import (
     ReceiptRow,
     TaxSubmissionRow,
 )
+from server.storage.rows import insert_missing
 
 __all__ = ["ReceiptsStore", "StoredReceipt"]
 
@@ -86,13 +89,15 @@ class _Numbering:
             stmt = select(ReceiptCounterRow.last_number).where(
                 ReceiptCounterRow.template == template, ReceiptCounterRow.series == series,
                 ReceiptCounterRow.year == year)
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update()
-            found = self.s.execute(stmt).scalar_one_or_none()
+            found = self.s.execute(locked(stmt)).scalar_one_or_none()
             if found is None:
-                self.s.execute(insert(ReceiptCounterRow).values(
-                    template=template, series=series, year=year, last_number=0))
-                found = 0
+                # A new series' first number: replicas may get here together. One inserts the
+                # counter, the others find it (ON CONFLICT DO NOTHING waits for the inserting
+                # transaction), then all take its lock in turn like any old counter's.
+                insert_missing(self.s, ReceiptCounterRow, {
+                    "template": template, "series": series, "year": year, "last_number": 0},
+                    ["template", "series", "year"])
+                found = self.s.execute(stmt).scalar_one()
             self.last[key] = found
         number = next_number(self.last[key])
         self.last[key] = number
@@ -112,6 +117,7 @@ class StoredReceipt:
     data: ReceiptData
     xml: bytes
     status: str  # valid | replaced | adjusted | cancelled
+    qr_token: str = ""  # the signed QR (BL1); "" on receipts issued without one
 
     @property
     def name(self) -> str:
@@ -121,10 +127,13 @@ class StoredReceipt:
 class ReceiptsStore:
     def __init__(self, db: Database, *, organisations: Mapping[str, Organisation],
                  signer_for: Callable[[str], XmlSigner], template: str = "EBL01",
-                 sender_code: str = "V0000000") -> None:
+                 sender_code: str = "V0000000",
+                 seal_for: Callable[[str], QrSeal | None] | None = None) -> None:
         self.db = db
         self.organisations = dict(organisations)
         self.signer_for = signer_for
+        # The collecting body's seal for the receipts' signed QR codes (None: no QR signature).
+        self.seal_for = seal_for
         self.template = template
         self.sender_code = sender_code
 
@@ -146,17 +155,24 @@ class ReceiptsStore:
         return sign_document(self.signer_for(data.collector.agency_code),
                              build_receipt_xml(data), signing_time=data.issued_at)
 
+    def _qr(self, data: ReceiptData, xml: bytes) -> str | None:
+        seal = self.seal_for(data.collector.agency_code) if self.seal_for else None
+        return seal.sign_receipt(data, xml) if seal is not None else None
+
     def _store(self, s: Session, issued: list[tuple[ReceiptData, int, str | None, str | None,
-                                                    bytes]], *, request_id: str) -> None:
-        """Insert receipts with their tax-transmission outbox rows and audit events, in bulk."""
+                                                    bytes]], *, request_id: str) -> list[str]:
+        """Insert receipts with their signed QR codes, tax-transmission outbox rows and audit
+        events, in bulk; returns the QR tokens ("" where no seal signs QR codes)."""
         if not issued:
-            return
+            return []
+        tokens = [self._qr(d, xml) for d, *_, xml in issued]
         s.execute(insert(ReceiptRow), [{
             "id": d.id, "payment_id": d.payment_id, "kind": d.kind.value,
             "collector": d.collector.agency_code, "template": d.template, "series": d.series,
             "year": year, "number": d.number, "issued_at": d.issued_at, "total": d.total,
             "original_key": key, "related_id": related, "xml": xml,
-            "xml_sha256": document_digest(xml)} for d, year, key, related, xml in issued])
+            "xml_sha256": document_digest(xml), "qr_token": token}
+            for (d, year, key, related, xml), token in zip(issued, tokens, strict=True)])
         s.execute(insert(OutboxRow), [{
             "kind": "tax.send", "ref": d.id, "payload": json.dumps({"receipt": d.id}),
             "state": "pending", "attempts": 0, "next_attempt_at": d.issued_at, "last_error": "",
@@ -166,6 +182,7 @@ class ReceiptsStore:
             action=f"receipt.{d.kind.value}", outcome="OK",
             details={"receipt": d.id, "payment": d.payment_id, "label": d.label,
                      "total": d.total}) for d, *_ in issued])
+        return [t or "" for t in tokens]
 
     def issue_for_payment(self, payment_id: str, *, now: dt.datetime) -> list[str]:
         """Issue the original receipt(s) of a paid payment (idempotent)."""
@@ -181,9 +198,7 @@ class ReceiptsStore:
             stmt = select(OutboxRow).where(OutboxRow.kind == "receipt.issue",
                                            OutboxRow.ref.in_(list(payment_ids)),
                                            OutboxRow.state == "pending")
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            tasks = s.execute(stmt).scalars().all()
+            tasks = s.execute(locked(stmt, skip_locked=True)).scalars().all()
             if not tasks:
                 return []
             payments = {r.id: payment_from_row(r) for r in s.execute(select(PaymentRow).where(
@@ -249,7 +264,7 @@ class ReceiptsStore:
     def _stored(self, s: Session, row: ReceiptRow) -> StoredReceipt:
         return StoredReceipt(row.id, row.payment_id, parse_receipt_xml(row.xml,
                                                                        receipt_id=row.id),
-                             row.xml, self._status(s, row.id))
+                             row.xml, self._status(s, row.id), row.qr_token or "")
 
     def get(self, receipt_id: str) -> StoredReceipt:
         with self.db.read() as s:
@@ -282,10 +297,7 @@ class ReceiptsStore:
         """The receipt to correct or cancel, locked (``FOR UPDATE`` on PostgreSQL; SQLite's
         single writer) so that concurrent corrections of one receipt serialise: the second
         sees the first's document and is refused, rather than both issuing one."""
-        stmt = select(ReceiptRow).where(ReceiptRow.id == receipt_id)
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        row = s.execute(stmt).scalar_one_or_none()
+        row = for_update(s, ReceiptRow, receipt_id)
         if row is None:
             raise pe.NotFound("no such receipt")
         status = self._status(s, receipt_id)
@@ -318,10 +330,10 @@ class ReceiptsStore:
                            RelatedReceipt(row.template, row.series, row.number,
                                           local_date(row.issued_at), reason))
         xml = self._signed(data)
-        self._store(s, [(data, year, None, row.id, xml)], request_id=request_id)
+        [token] = self._store(s, [(data, year, None, row.id, xml)], request_id=request_id)
         audit(s, at=now, request_id=request_id, actor=actor, action="receipt.correct",
               details={"original": row.id, "new": data.id, "kind": kind.value})
-        return StoredReceipt(data.id, data.payment_id, data, xml, "valid")
+        return StoredReceipt(data.id, data.payment_id, data, xml, "valid", token)
 
     def correct_idempotent(self, receipt_id: str, *, kind: ReceiptKind,
                            lines: tuple[ReceiptLine, ...], reason: str, actor: str,

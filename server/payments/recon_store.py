@@ -26,6 +26,7 @@ from payments.reconcile.camt053 import Statement, StatementLine, parse_camt053
 from payments.reconcile.csvfiles import parse_bank_csv, parse_channel_list
 from payments.reconcile.matching import (
     ExpectedPayment,
+    MatchMethod,
     Outcome,
     ReconciliationItem,
     check_continuity,
@@ -43,8 +44,10 @@ from server.payments.common import (
     record_transitions,
 )
 from server.storage.db import Database
+from server.storage.locking import for_update
 from server.storage.payments import (
     ChannelEventRow,
+    CollectionAccountRow,
     ExceptionRow,
     OperationRow,
     PaymentRow,
@@ -59,6 +62,9 @@ __all__ = ["RESOLUTIONS", "ReconStore"]
 RESOLUTIONS = ("apply_to_payment", "refund_to_sender", "refund_paid_out", "write_off",
                "issue_receipt", "dismiss")
 Progress = Callable[[int, int], None]
+# Records a run's checkpoint (and progress done/total) in the transaction of the step it follows.
+SaveStep = Callable[[Session, dict[str, Any], int, int], None]
+RECONCILE_BATCH = 2000
 
 
 class ReconStore:
@@ -69,8 +75,21 @@ class ReconStore:
         self.window_days = window_days
 
     # ------------------------------------------------------------ import
+    def agency_accounts(self, agency: str) -> set[str]:
+        """The collection account numbers of ``agency``."""
+        with self.db.read() as s:
+            return set(s.execute(select(CollectionAccountRow.account_number).where(
+                CollectionAccountRow.agency_code == agency)).scalars())
+
+    def _account_agencies(self, s: Session) -> dict[str, str]:
+        return {n: a for a, n in s.execute(select(CollectionAccountRow.agency_code,
+                                                  CollectionAccountRow.account_number))}
+
     def import_statement(self, data: bytes, *, fmt: str, account: str = "", actor: str,
-                         request_id: str, now: dt.datetime) -> dict[str, int]:
+                         request_id: str, now: dt.datetime, agency: str | None = None
+                         ) -> dict[str, int]:
+        """Import bank statements; with ``agency``, only statements of that agency's collection
+        accounts (anything else is refused before anything is stored)."""
         if fmt == "camt053":
             statements = parse_camt053(data)
         elif fmt == "csv":
@@ -84,9 +103,15 @@ class ReconStore:
                                     to_date=max(days) if days else None, lines=lines)]
         else:
             raise pe.InvalidInput("format must be camt053 or csv", metadata={"field": "format"})
+        if agency is not None:
+            mine = self.agency_accounts(agency)
+            if any(st.account not in mine for st in statements):
+                raise pe.NotPermitted("the statement is not for one of the caller's collection "
+                                      "accounts", reason="OUT_OF_JURISDICTION")
         digest = hashlib.sha256(data).hexdigest()
         totals = {"statements": 0, "lines": 0, "new_lines": 0, "continuity_problems": 0}
         with self.db.write() as s:
+            owners = self._account_agencies(s)
             for st in statements:
                 keys = {line.key for line in st.lines}
                 existing: set[str] = set()
@@ -107,7 +132,7 @@ class ReconStore:
                 problems = self._continuity(s, st) if st.opening is not None else []
                 for problem in problems:
                     self._exception(s, "statement", "statement_discontinuity", st.account, 0,
-                                    [], [], problem, now)
+                                    [], [], problem, now, agency=owners.get(st.account, ""))
                 totals["statements"] += 1
                 totals["lines"] += len(st.lines)
                 totals["new_lines"] += len(fresh)
@@ -133,20 +158,84 @@ class ReconStore:
 
     # ------------------------------------------------------------ run
     def reconcile(self, *, as_of: dt.datetime, actor: str, run_id: str,
-                  progress: Progress | None = None) -> dict[str, Any]:
+                  progress: Progress | None = None, agency: str | None = None,
+                  resume: dict[str, Any] | None = None,
+                  save: SaveStep | None = None) -> dict[str, Any]:
+        """Match unreconciled statement lines against confirmed money and apply the outcome;
+        with ``agency``, only that agency's collection accounts and payments.
+
+        A run has two phases: the plan (what matches what, decided on one snapshot) and its
+        application in batches. With ``save`` (a durable job), the plan is saved as the first
+        checkpoint and each batch saves how far the run has got in the batch's own transaction,
+        so a run resumed from ``resume`` (the last checkpoint) by another process applies each item
+        exactly once and ends with the same result as an uninterrupted run."""
+        if (resume or {}).get("audited"):  # stopped after its last step: nothing left to do
+            return dict(resume["summary"])  # type: ignore[index]
+        plan = (resume or {}).get("plan")
+        applied = int((resume or {}).get("applied", 0))
+        if plan is None:
+            plan = self._plan(as_of, agency)
+            applied = 0
+            if save is not None:
+                with self.db.write() as s:
+                    save(s, {"plan": plan, "applied": 0}, 0, len(plan["items"]))
+        items = [ReconciliationItem(Outcome(o), a, tuple(lk), tuple(pids), MatchMethod(m), sh, n)
+                 for o, a, lk, pids, m, sh, n in plan["items"]]
+        line_ids = {(acc, key): lid for acc, key, lid in plan["line_ids"]}
+        accounts: dict[str, str] = plan["accounts"]
+        channel_of: dict[str, str] = plan["channel_of"]
+        due: dict[str, int] = plan["due"]
+        agency_of: dict[str, str] = plan["agency_of"]
+        if progress:
+            progress(applied, len(items))
+        for start in range(applied, len(items), RECONCILE_BATCH):
+            end = min(start + RECONCILE_BATCH, len(items))
+            with self.db.write() as s:
+                if save is not None:
+                    save(s, {"plan": plan, "applied": end}, end, len(items))
+                for item in items[start:end]:
+                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due,
+                                agency_of)
+            if progress:
+                progress(end, len(items))
+        counts: dict[str, int] = defaultdict(int)
+        amounts: dict[str, int] = defaultdict(int)
+        for item in items:
+            counts[item.outcome.value] += 1
+            amounts[item.outcome.value] += item.amount
+        summary = {"run": run_id, "lines": plan["lines"], "payments": plan["payments"],
+                   "counts": dict(counts), "amounts": dict(amounts)}
+        if not (resume or {}).get("audited"):
+            with self.db.write() as s:
+                if save is not None:
+                    save(s, {"applied": len(items), "audited": True, "summary": summary},
+                         len(items), len(items))
+                audit(s, at=as_of, request_id=run_id, actor=actor, action="reconcile.run",
+                      details={"lines": plan["lines"], "payments": plan["payments"],
+                               "exceptions": sum(1 for i in items if i.outcome.is_exception)})
+        return summary
+
+    def _plan(self, as_of: dt.datetime, agency: str | None = None) -> dict[str, Any]:
+        """What this run will do, decided on one snapshot, as JSON-able data."""
         with self.db.read() as s:
-            line_rows = s.execute(select(StatementLineRow).where(
-                StatementLineRow.reconciled.is_(False)).order_by(StatementLineRow.id)
-            ).scalars().all()
+            owners = self._account_agencies(s)
+            lines_stmt = select(StatementLineRow).where(StatementLineRow.reconciled.is_(False))
+            if agency is not None:
+                lines_stmt = lines_stmt.where(StatementLineRow.account.in_(
+                    [n for n, a in owners.items() if a == agency]))
+            line_rows = s.execute(lines_stmt.order_by(StatementLineRow.id)).scalars().all()
             # Money each payment's channels confirmed, applied or held (the bank shows both),
             # not yet seen on a statement: what the statements should show.
             confirmed = select(ChannelEventRow.payment_id.label("pid"),
                                func.sum(ChannelEventRow.amount).label("total")).where(
                 ChannelEventRow.outcome.in_(("applied", "held"))).group_by(
                 ChannelEventRow.payment_id).subquery()
-            found = s.execute(select(PaymentRow, confirmed.c.total).join(
+            pay_stmt = select(PaymentRow, confirmed.c.total).join(
                 confirmed, confirmed.c.pid == PaymentRow.id).where(
-                confirmed.c.total > PaymentRow.settled).order_by(
+                confirmed.c.total > PaymentRow.settled)
+            if agency is not None:
+                pay_stmt = pay_stmt.where(PaymentRow.agency_code == agency)
+            found = s.execute(pay_stmt.order_by(
                 PaymentRow.created_at, PaymentRow.id)).all()  # the same input, the same run
             pay_rows = [row for row, _ in found]
             due = {row.id: int(total) - row.settled for row, total in found}
@@ -166,39 +255,27 @@ class ReconStore:
         lines = [StatementLine(r.account, r.key, r.amount, r.credit, r.booking_date,
                                r.value_date, r.bank_ref, r.end_to_end, r.remittance,
                                r.counterparty, r.counter_account) for r in line_rows]
-        line_ids = {(r.account, r.key): r.id for r in line_rows}
         expected = [ExpectedPayment(p.id, p.reference, due[p.id],
                                     p.paid_at or p.updated_at,
                                     tuple(tx for _, tx, _ in events.get(p.id, [])),
                                     p.id in receipts or p.paid_at is None) for p in pay_rows]
-        channel_of = {p.id: p.channel for p in pay_rows}
-        if progress:
-            progress(0, len(lines))
         result = reconcile(lines, expected, as_of=as_of, settlement_delay=self.settlement_delay,
                            window_days=self.window_days)
-        accounts = {line.key: line.account for line in lines}
-        counts: dict[str, int] = defaultdict(int)
-        amounts: dict[str, int] = defaultdict(int)
-        items = result.items
-        for start in range(0, len(items), 2000):
-            with self.db.write() as s:
-                for item in items[start:start + 2000]:
-                    counts[item.outcome.value] += 1
-                    amounts[item.outcome.value] += item.amount
-                    self._apply(s, item, run_id, as_of, line_ids, accounts, channel_of, due)
-            if progress:
-                progress(min(start + 2000, len(items)), len(items))
-        summary = {"run": run_id, "lines": len(lines), "payments": len(expected),
-                   "counts": dict(counts), "amounts": dict(amounts)}
-        with self.db.write() as s:
-            audit(s, at=as_of, request_id=run_id, actor=actor, action="reconcile.run",
-                  details={"lines": len(lines), "payments": len(expected),
-                           "exceptions": sum(1 for i in items if i.outcome.is_exception)})
-        return summary
+        return {
+            "items": [[i.outcome.value, i.amount, list(i.line_keys), list(i.payment_ids),
+                       i.method.value, i.shape, i.note] for i in result.items],
+            "line_ids": [[r.account, r.key, r.id] for r in line_rows],
+            "accounts": {line.key: line.account for line in lines},
+            "channel_of": {p.id: p.channel for p in pay_rows},
+            "agency_of": {**{p.id: p.agency_code for p in pay_rows},
+                          **{f"account:{n}": a for n, a in owners.items()}},
+            "due": due, "lines": len(lines), "payments": len(expected),
+        }
 
     def _apply(self, s: Session, item: ReconciliationItem, run_id: str, now: dt.datetime,
                line_ids: dict[tuple[str, str], int], accounts: dict[str, str],
-               channel_of: dict[str, str], due: dict[str, int]) -> None:
+               channel_of: dict[str, str], due: dict[str, int],
+               agency_of: dict[str, str]) -> None:
         s.execute(insert(ReconItemRow).values(
             run_id=run_id, outcome=item.outcome.value, amount=item.amount,
             line_keys=" ".join(item.line_keys), payment_ids=" ".join(item.payment_ids),
@@ -210,6 +287,8 @@ class ReconStore:
         if ids:
             s.execute(update(StatementLineRow).where(StatementLineRow.id.in_(ids))
                       .values(reconciled=True))
+        if item.outcome is Outcome.REVERSED:
+            return  # the bank shows the money in and out: BANK nets to nothing
         key = f"recon:{run_id}:{':'.join(item.line_keys or item.payment_ids)}"[:120]
         if item.outcome is Outcome.MATCHED:
             debits = {Account.bank(account): item.amount}
@@ -242,7 +321,8 @@ class ReconStore:
                 ExceptionRow.payment_ids == " ".join(item.payment_ids))).first()
             if open_same is None:
                 self._exception(s, run_id, item.outcome.value, "", item.amount, [],
-                                list(item.payment_ids), item.note, now)
+                                list(item.payment_ids), item.note, now,
+                                agency=_item_agency(item, "", agency_of))
             return
         # Money on the statement that nothing explains (yet): BANK <- SUSPENSE.
         if item.outcome is Outcome.UNEXPLAINED_DEBIT:
@@ -253,19 +333,20 @@ class ReconStore:
             post_ledger(s, [transaction(key, now, "suspense", {Account.bank(account): item.amount},
                                         {Account.SUSPENSE: item.amount})])
         self._exception(s, run_id, item.outcome.value, account, item.amount,
-                        list(item.line_keys), list(item.payment_ids), item.note, now)
+                        list(item.line_keys), list(item.payment_ids), item.note, now,
+                        agency=_item_agency(item, account, agency_of))
 
     def _exception(self, s: Session, source: str, outcome: str, account: str, amount: int,
                    line_keys: list[str], payment_ids: list[str], note: str,
-                   now: dt.datetime) -> None:
+                   now: dt.datetime, *, agency: str) -> None:
         s.execute(insert(ExceptionRow).values(
-            source=source, outcome=outcome, account=account, amount=amount,
+            source=source, outcome=outcome, account=account, amount=amount, agency_code=agency,
             line_keys=" ".join(line_keys), payment_ids=" ".join(payment_ids), note=note[:300],
             state="open", resolution="", resolved_by="", created_at=now))
 
     def compare_channel_list(self, data: bytes, *, channel: str, first_day: dt.date,
                              last_day: dt.date, actor: str, request_id: str,
-                             now: dt.datetime) -> dict[str, int]:
+                             now: dt.datetime, agency: str | None = None) -> dict[str, int]:
         """Compare a channel's transaction list (CSV) for Vietnamese days ``first_day`` ..
         ``last_day`` with the channel events we applied; differences become exceptions."""
         if channel not in ("platform", "gateway", "vietqr"):
@@ -273,13 +354,23 @@ class ReconStore:
         records = parse_channel_list(data)
         start, end = local_day_bounds(first_day, last_day)
         with self.db.read() as s:
-            ours = [(r, t, a) for r, t, a in s.execute(select(
+            query = select(
                 ChannelEventRow.reference, ChannelEventRow.transaction_id,
                 ChannelEventRow.amount).where(
                 ChannelEventRow.channel == channel,
                 # applied, or received first through a statement line an officer applied
                 ChannelEventRow.outcome.in_(("applied", "statement_first")),
-                ChannelEventRow.at >= start, ChannelEventRow.at < end))]
+                ChannelEventRow.at >= start, ChannelEventRow.at < end)
+            if agency is not None:
+                # Only the caller's payments; another agency's lines are not compared (nor
+                # reported: they are that agency's business).
+                query = query.join(PaymentRow, PaymentRow.id == ChannelEventRow.payment_id
+                                   ).where(PaymentRow.agency_code == agency)
+                others = set(s.execute(select(PaymentRow.reference).where(
+                    PaymentRow.reference.in_([r.reference for r in records]),
+                    PaymentRow.agency_code != agency)).scalars())
+                records = [r for r in records if r.reference not in others]
+            ours = [(r, t, a) for r, t, a in s.execute(query)]
         rows = compare_channel_list(records, ours, day_start=start, day_end=end)
         counts: dict[str, int] = defaultdict(int)
         with self.db.write() as s:
@@ -289,32 +380,34 @@ class ReconStore:
                     self._exception(s, f"channel-list:{channel}", f"channel_{row.outcome}", "",
                                     row.channel_amount or row.our_amount, [row.transaction_id],
                                     [], f"reference {row.reference}: channel "
-                                    f"{row.channel_amount}, ours {row.our_amount}", now)
+                                    f"{row.channel_amount}, ours {row.our_amount}", now,
+                                    agency=agency or "")
             audit(s, at=now, request_id=request_id, actor=actor, action="channel_list.compare",
                   details={"channel": channel, **counts})
         return dict(counts)
 
     # ------------------------------------------------------------ exceptions queue
-    def exceptions(self, *, state: str = "open", after: int = 0, size: int = 100
-                   ) -> list[ExceptionRow]:
+    def exceptions(self, *, state: str = "open", after: int = 0, size: int = 100,
+                   agency: str | None = None) -> list[ExceptionRow]:
         with self.db.read() as s:
             stmt = select(ExceptionRow).where(ExceptionRow.id > after)
+            if agency is not None:
+                stmt = stmt.where(ExceptionRow.agency_code == agency)
             if state:
                 stmt = stmt.where(ExceptionRow.state == state)
             return list(s.execute(stmt.order_by(ExceptionRow.id).limit(size + 1)).scalars())
 
     def resolve(self, exception_id: int, *, action: str, payment_id: str = "", actor: str,
-                request_id: str, now: dt.datetime) -> ExceptionRow:
-        """Resolve an exception; money-moving actions post their ledger entries."""
+                request_id: str, now: dt.datetime, agency: str | None = None) -> ExceptionRow:
+        """Resolve an exception; money-moving actions post their ledger entries. With
+        ``agency``, only that agency's exceptions, applied only to its payments (another
+        agency's look absent)."""
         if action not in RESOLUTIONS:
             raise pe.InvalidInput(f"action must be one of {', '.join(RESOLUTIONS)}",
                                   metadata={"field": "action"})
         with self.db.write() as s:
-            stmt = select(ExceptionRow).where(ExceptionRow.id == exception_id)
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update()
-            exc = s.execute(stmt).scalar_one_or_none()
-            if exc is None:
+            exc = for_update(s, ExceptionRow, exception_id)
+            if exc is None or (agency is not None and exc.agency_code != agency):
                 raise pe.NotFound("no such exception")
             if exc.state != "open":
                 raise pe.FailedPrecondition("the exception is already resolved",
@@ -330,8 +423,8 @@ class ReconStore:
                 named = exc.payment_ids.split()
                 target = payment_id or (named[0] if named else "")
                 if exc.source.startswith("channel:"):
-                    row = lock_payment(s, self.db, target) if target else None
-                    if row is None:
+                    row = lock_payment(s, target) if target else None
+                    if row is None or not _in_scope(row, agency):
                         raise pe.NotFound("no such payment", metadata={"payment": target})
                     # Money a channel confirmed and we held: the payment has not received it.
                     fx = apply_credit(payment_from_row(row), exc.amount,
@@ -346,7 +439,8 @@ class ReconStore:
                         outcome="applied", payment_id=row.id))
                 else:
                     fx = self._apply_statement_money(s, exc, target, named, key=key, now=now,
-                                                     actor=actor, details=details)
+                                                     actor=actor, details=details,
+                                                     agency=agency)
                 values = payment_values(fx.payment, now)
                 if values["dossier_key"] is not None:
                     # A late payment re-opened: its dossier may have been given a new payment
@@ -383,7 +477,7 @@ class ReconStore:
                                                 {other: exc.amount})])
                 elif exc.outcome == "payment_without_money" and action == "write_off":
                     pid = exc.payment_ids.split(" ")[0]
-                    row = lock_payment(s, self.db, pid)
+                    row = lock_payment(s, pid)
                     if row is not None:
                         # Only what no statement has shown since: a line that came after the
                         # run settled CLEARING for the rest.
@@ -410,16 +504,17 @@ class ReconStore:
 
     def _apply_statement_money(self, s: Session, exc: ExceptionRow, target: str,
                                named: list[str], *, key: str, now: dt.datetime, actor: str,
-                               details: dict[str, str | int | bool | None]) -> Effects:
+                               details: dict[str, str | int | bool | None],
+                               agency: str | None) -> Effects:
         """Statement money on SUSPENSE applied to ``target``: it first shows the channel money
         not yet seen on a statement of the payments the line is for (the one the officer names,
         or those the reconciliation named, the target first), which settles their CLEARING;
         only the rest is credited to the target (see ``apply_statement_money``)."""
         shown = named if not named or target in named else [target]
         order = [target] + [pid for pid in shown if pid != target]
-        rows = {pid: lock_payment(s, self.db, pid) for pid in sorted(set(order) - {""})}
+        rows = {pid: lock_payment(s, pid) for pid in sorted(set(order) - {""})}
         row = rows.get(target)
-        if row is None:
+        if row is None or not _in_scope(row, agency):
             raise pe.NotFound("no such payment", metadata={"payment": target})
         unsettled = [Unsettled(pid, Account.clearing(r.channel), self._unsettled(s, r))
                      for pid in order if (r := rows.get(pid)) is not None]
@@ -441,7 +536,7 @@ class ReconStore:
         named = exc.payment_ids.strip()
         if not named or named == target.id:
             return
-        source = lock_payment(s, self.db, named)
+        source = lock_payment(s, named)
         if source is None:
             return
         confirmed = s.execute(select(func.coalesce(func.sum(ChannelEventRow.amount), 0)).where(
@@ -463,12 +558,17 @@ class ReconStore:
         return max(0, int(confirmed) - row.settled)
 
     # ------------------------------------------------------------ operations
-    def start_operation(self, kind: str, *, caller: str, now: dt.datetime) -> str:
+    def start_operation(self, kind: str, *, caller: str, now: dt.datetime,
+                        agency: str = "", session: Session | None = None) -> str:
+        """A new operation, running (in ``session``'s transaction when given)."""
         op_id = new_id()
+        values = dict(id=op_id, kind=kind, caller=caller, agency_code=agency, state="running",
+                      progress=0, total=0, result_json="{}", error="", created_at=now)
+        if session is not None:
+            session.execute(insert(OperationRow).values(**values))
+            return op_id
         with self.db.write() as s:
-            s.execute(insert(OperationRow).values(
-                id=op_id, kind=kind, caller=caller, state="running", progress=0, total=0,
-                result_json="{}", error="", created_at=now))
+            s.execute(insert(OperationRow).values(**values))
         return op_id
 
     def progress(self, op_id: str, done: int, total: int) -> None:
@@ -483,16 +583,14 @@ class ReconStore:
                 state="failed" if error else "done", error=error[:300],
                 result_json=json.dumps(result or {}), done_at=now))
 
-    def operation(self, op_id: str) -> OperationRow:
+    def operation(self, op_id: str, *, agency: str | None = None) -> OperationRow:
         with self.db.read() as s:
             row = s.get(OperationRow, op_id)
-        if row is None:
+        if row is None or (agency is not None and row.agency_code != agency):
             raise pe.NotFound("no such operation")
         return row
 
     def items(self, run_id: str) -> list[ReconciliationItem]:
-        from payments.reconcile.matching import MatchMethod
-
         with self.db.read() as s:
             rows = s.execute(select(ReconItemRow).where(ReconItemRow.run_id == run_id)
                              .order_by(ReconItemRow.id)).scalars().all()
@@ -504,6 +602,18 @@ class ReconStore:
         with self.db.read() as s:
             return int(s.execute(select(func.count()).select_from(StatementLineRow).where(
                 StatementLineRow.reconciled.is_(False))).scalar_one())
+
+
+def _in_scope(row: PaymentRow, agency: str | None) -> bool:
+    return agency is None or row.agency_code == agency
+
+
+def _item_agency(item: ReconciliationItem, account: str, agency_of: dict[str, str]) -> str:
+    """Whose money an item is: the agency of the payment it names, else of the account."""
+    for pid in item.payment_ids:
+        if pid in agency_of:
+            return agency_of[pid]
+    return agency_of.get(f"account:{account}", "")
 
 
 def _line_values(statement_pk: int, line: StatementLine) -> dict[str, Any]:

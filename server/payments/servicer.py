@@ -1,7 +1,12 @@
 """``vnegov.payments.v1.PaymentsService``: converts proto <-> domain and calls the stores.
 
 Callers act for their own agency: a payment belongs to the caller's agency code, and a caller
-sees only its agency's payments (others look absent: NOT_FOUND, never a hint)."""
+sees only its agency's payments in the provinces it may act in (others look absent: the same
+PERMISSION_DENIED as a payment that does not exist, never a hint). Statements, reconciliation
+runs, their operations and the exceptions queue are the agency's too: a statement for another
+agency's account is refused, a run considers only the caller's accounts and payments, and
+another agency's exceptions and operations are NOT_FOUND. National callers (every province)
+see every agency's."""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from payments.channels.vietqr import vietqr_for_payment
 from payments.fees import FeeKind, Quote
 from payments.money import local_date
 from payments.payments import Payer, Payment, PaymentState
-from payments.receipts import ReceiptKind, ReceiptLine
+from payments.receipts import ReceiptKind, ReceiptLine, qr_text
+from server.auth.caller import ALL_PROVINCES
 from server.errors import InvalidArgument, PermissionDenied
 from server.modules import GrpcService
 from server.payments.receipts_store import StoredReceipt
@@ -77,6 +83,22 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             refunded=p.refunded, reference=p.reference, channel=p.channel,
             vietqr_payload=payload, create_time=_ts(p.created_at), expire_time=_ts(p.expires_at))
 
+    @staticmethod
+    def _scope() -> str | None:
+        """The agency the caller acts within, or None for a national caller."""
+        caller = current_caller()
+        return None if ALL_PROVINCES in caller.provinces else caller.agency_code
+
+    async def _require_account(self) -> None:
+        """A scoped caller's agency needs a collection account for statements, channel lists
+        and reconciliation runs: it has no money otherwise (NOT_FOUND, like the account)."""
+        if self._scope() is None:
+            return
+        try:
+            await self.ctx.run(self.m.store.account, current_caller().agency_code)
+        except pe.FailedPrecondition:
+            raise pe.NotFound("the agency has no registered collection account") from None
+
     async def _own(self, name: str) -> Payment:
         """The caller's own payment (or any, for a national caller). A payment of another agency
         and a payment that does not exist get the same PERMISSION_DENIED (AIP-211): no hint
@@ -86,7 +108,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             p = await self.ctx.run(self.m.store.get, _payment_id(name))
         except pe.NotFound:
             p = None
-        if p is None or (p.agency_code != caller.agency_code and "*" not in caller.provinces):
+        if p is None or (self._scope() is not None and (
+                p.agency_code != caller.agency_code or not caller.may_act_in(p.province_code))):
             raise PermissionDenied("the caller may not access this payment",
                                    reason="OUT_OF_JURISDICTION")
         return p
@@ -104,8 +127,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         caller = current_caller()
         a = request.account
         if a.agency_code and a.agency_code != caller.agency_code:
-            raise InvalidArgument("an agency registers its own account",
-                                  metadata={"field": "account.agency_code"})
+            raise PermissionDenied("an agency registers its own account",
+                                   reason="OUT_OF_JURISDICTION")
         try:
             kind = AccountKind(a.kind or "bank")
         except ValueError:
@@ -121,7 +144,11 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def GetCollectionAccount(self, request: pb.GetCollectionAccountRequest,
                                    context: grpc.aio.ServicerContext) -> pb.CollectionAccount:
         caller = current_caller()
-        return self._account(await self.ctx.run(self.m.store.account, caller.agency_code))
+        try:
+            account = await self.ctx.run(self.m.store.account, caller.agency_code)
+        except pe.FailedPrecondition:
+            raise pe.NotFound("the agency has no registered collection account") from None
+        return self._account(account)
 
     async def QuoteFees(self, request: pb.QuoteFeesRequest, context: grpc.aio.ServicerContext
                         ) -> pb.Quote:
@@ -220,7 +247,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             name=r.name, template=r.data.template, series=r.data.series,
             number=f"{r.data.number:07d}", issue_time=_ts(r.data.issued_at), total=r.data.total,
             collector=r.data.collector.agency_code, kind=r.data.kind.value, status=r.status,
-            xml=r.xml)
+            xml=r.xml, qr_text=qr_text(r.qr_token, self.m.qr_page_url()) if r.qr_token else "")
 
     async def _own_receipt(self, name: str) -> StoredReceipt:
         parts = name.split("/")
@@ -268,10 +295,12 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def ImportStatement(self, request: pb.ImportStatementRequest,
                               context: grpc.aio.ServicerContext) -> pb.ImportStatementResponse:
         caller = current_caller()
+        await self._require_account()
         totals = await self.ctx.run(self.m.recon.import_statement, request.content,
                                     fmt=request.format, account=request.account,
                                     actor=caller.audit_name,
-                                    request_id=current_call().request_id, now=self.ctx.clock())
+                                    request_id=current_call().request_id, now=self.ctx.clock(),
+                                    agency=self._scope())
         return pb.ImportStatementResponse(**totals)
 
     async def CompareChannelList(self, request: pb.CompareChannelListRequest,
@@ -284,10 +313,12 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         except ValueError:
             raise InvalidArgument("days must be YYYY-MM-DD",
                                   metadata={"field": "first_day"}) from None
+        await self._require_account()
         counts = await self.ctx.run(self.m.recon.compare_channel_list, request.content,
                                     channel=request.channel, first_day=first, last_day=last,
                                     actor=caller.audit_name,
-                                    request_id=current_call().request_id, now=self.ctx.clock())
+                                    request_id=current_call().request_id, now=self.ctx.clock(),
+                                    agency=self._scope())
         return pb.CompareChannelListResponse(**counts)
 
     async def Reconcile(self, request: pb.ReconcileRequest, context: grpc.aio.ServicerContext
@@ -295,24 +326,11 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         caller = current_caller()
         as_of = request.as_of.ToDatetime(dt.UTC) if request.HasField("as_of") else \
             self.ctx.clock()
-        op_id = await self.ctx.run(self.m.recon.start_operation, "reconcile",
-                                   caller=caller.audit_name, now=self.ctx.clock())
-
-        async def work() -> None:
-            result: dict[str, Any] | None = None
-            error = ""
-            try:
-                result = await self.ctx.run(
-                    self.m.recon.reconcile, as_of=as_of, actor=caller.audit_name, run_id=op_id,
-                    progress=lambda done, total: self.m.recon.progress(op_id, done, total))
-            except Exception as exc:  # noqa: BLE001 - recorded on the operation
-                error = getattr(exc, "message", type(exc).__name__)
-            await self.ctx.run(self.m.recon.finish_operation, op_id, result=result, error=error,
-                               now=self.ctx.clock())
-
-        task = asyncio.create_task(work(), name=f"reconcile-{op_id}")
-        self._ops.add(task)
-        task.add_done_callback(self._ops.discard)
+        scope = self._scope()
+        await self._require_account()
+        # A durable job: any replica runs it, and another resumes it if that one dies.
+        op_id = await self.ctx.run(self.m.submit_reconciliation, as_of=as_of,
+                                   actor=caller.audit_name, now=self.ctx.clock(), agency=scope)
         return pb.Operation(name=f"operations/{op_id}", done=False)
 
     async def GetOperation(self, request: pb.GetOperationRequest,
@@ -320,7 +338,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         prefix, _, op_id = request.name.partition("/")
         if prefix != "operations" or not op_id:
             raise InvalidArgument("operation names look like operations/{id}")
-        row = await self.ctx.run(self.m.recon.operation, op_id)
+        row = await self.ctx.run(self.m.recon.operation, op_id, agency=self._scope())
         return pb.Operation(name=request.name, done=row.state != "running",
                             progress=row.progress, total=row.total,
                             result_json=row.result_json, error=row.error)
@@ -334,11 +352,12 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def ListExceptions(self, request: pb.ListExceptionsRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListExceptionsResponse:
         size = page_size(request.page_size)
-        digest = query_digest("ListExceptions", request.state)
+        scope = self._scope()
+        digest = query_digest("ListExceptions", request.state, scope or "*")
         cursor = decode_page_token(request.page_token, digest)
         after = int.from_bytes(cursor, "big") if cursor else 0
         rows = await self.ctx.run(self.m.recon.exceptions, state=request.state or "open",
-                                  after=after, size=size)
+                                  after=after, size=size, agency=scope)
         response = pb.ListExceptionsResponse(exceptions=[self._exception(r) for r in rows[:size]])
         if len(rows) > size:
             response.next_page_token = encode_page_token(rows[size - 1].id.to_bytes(8, "big"),
@@ -354,7 +373,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         payment = _payment_id(request.payment) if request.payment else ""
         row = await self.ctx.run(self.m.recon.resolve, int(raw), action=request.action,
                                  payment_id=payment, actor=caller.audit_name,
-                                 request_id=current_call().request_id, now=self.ctx.clock())
+                                 request_id=current_call().request_id, now=self.ctx.clock(),
+                                 agency=self._scope())
         return self._exception(row)
 
 

@@ -163,7 +163,7 @@ class PaymentsStore:
              now: dt.datetime) -> Payment:
         """created -> awaiting_payment once the channel knows of the payment."""
         with self.db.write() as s:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None:
                 raise pe.NotFound("no such payment")
             p = payment_from_row(row)
@@ -256,11 +256,12 @@ class PaymentsStore:
                         payment_id=None, amount=amount, at=at, outcome="unknown_reference"))
                     if success:
                         self._hold(s, channel, transaction_id, amount, "", now,
-                                   "money for an unknown reference", request_id)
+                                   "money for an unknown reference", request_id, agency="")
                     return ConfirmResult(ConfirmOutcome.UNKNOWN_REFERENCE)
-                if not self.db.is_sqlite:
-                    row = lock_payment(s, self.db, row.id)
-                    assert row is not None
+                # The payment as it is now, under its row lock: the row read above may have
+                # changed since (a concurrent transfer), and the session would return it as read.
+                row = lock_payment(s, row.id)
+                assert row is not None
                 event = {"channel": channel, "transaction_id": transaction_id,
                          "reference": reference, "payment_id": row.id, "amount": amount,
                          "at": at}
@@ -293,7 +294,7 @@ class PaymentsStore:
                 if problem:
                     s.execute(insert(ChannelEventRow).values(**event, outcome="held"))
                     self._hold(s, channel, transaction_id, amount, p.id, now, problem,
-                               request_id)
+                               request_id, agency=p.agency_code)
                     return ConfirmResult(ConfirmOutcome.HELD, p.id)
                 s.execute(insert(ChannelEventRow).values(**event, outcome="applied"))
                 fx = apply_credit(p, amount, source=Account.clearing(channel),
@@ -310,12 +311,13 @@ class PaymentsStore:
             return ConfirmResult(ConfirmOutcome.ALREADY_CONFIRMED, known[0] or "")
 
     def _hold(self, s: Session, channel: str, transaction_id: str, amount: int, payment_id: str,
-              now: dt.datetime, note: str, request_id: str) -> None:
+              now: dt.datetime, note: str, request_id: str, *, agency: str) -> None:
         post_ledger(s, [transaction(f"{channel}:{transaction_id}:held", now, "held",
                                     {Account.clearing(channel): amount},
                                     {Account.SUSPENSE: amount}, payment=payment_id, memo=note)])
         s.execute(insert(ExceptionRow).values(
             source=f"channel:{channel}", outcome="held_channel_money", account="",
+            agency_code=agency,
             amount=amount, line_keys=transaction_id, payment_ids=payment_id, note=note[:300],
             state="open", resolution="", resolved_by="", created_at=now))
         audit(s, at=now, request_id=request_id, actor=f"channel:{channel}",
@@ -329,7 +331,7 @@ class PaymentsStore:
         fields = {"payment": payment_id, "amount": amount, "reason": reason}
 
         def action(s: Session) -> str:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None or (agency_code is not None and row.agency_code != agency_code):
                 raise pe.NotFound("no such payment", metadata={"payment": payment_id})
             p = payment_from_row(row)
@@ -350,7 +352,7 @@ class PaymentsStore:
     def cancel(self, payment_id: str, *, actor: str, request_id: str, now: dt.datetime
                ) -> Payment:
         with self.db.write() as s:
-            row = lock_payment(s, self.db, payment_id)
+            row = lock_payment(s, payment_id)
             if row is None:
                 raise pe.NotFound("no such payment")
             fx = cancel_payment(payment_from_row(row), now=now, actor=actor)
@@ -365,7 +367,7 @@ class PaymentsStore:
         done = 0
         for pid in ids:
             with self.db.write() as s:
-                row = lock_payment(s, self.db, pid)
+                row = lock_payment(s, pid)
                 if row is None or S(row.state) not in OPEN_STATES or row.expires_at > now:
                     continue
                 fx = expire_payment(payment_from_row(row), now=now)

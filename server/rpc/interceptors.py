@@ -61,6 +61,7 @@ from server.rpc.limits import GuardedDeserializer, Rejected, message_limit
 from server.rpc.rules import MethodRule
 from server.rpc.state import CallState, reset_current, set_current
 from server.rpc.validation import RequestValidator
+from server.telemetry import Telemetry
 
 __all__ = ["CallInterceptor"]
 
@@ -122,7 +123,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, *, authenticator: Authenticator, rules: Mapping[str, MethodRule],
                  metrics: Metrics, audit: AuditWriter,
                  clock: Callable[[], dt.datetime] | None = None,
-                 limits: GrpcLimits | None = None) -> None:
+                 limits: GrpcLimits | None = None,
+                 telemetry: Telemetry | None = None) -> None:
+        self._telemetry = telemetry
         self._limits = limits or GrpcLimits()
         self._validator = RequestValidator() if self._limits.validate_requests else None
         self._authenticator = authenticator
@@ -245,6 +248,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         state = CallState(request_id, method)
         state.metadata = metadata
+        if self._telemetry is not None:
+            service, _, name = method.lstrip("/").rpartition("/")
+            state.span, state.span_token = self._telemetry.start_server_span(
+                method.lstrip("/"), metadata, "grpc", {
+                    "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
+                    "vnegov.request_id": request_id})
         self._metrics.grpc_started.labels(*labels).inc()
         self._audit.call_started()
         # Sent with the status (no extra write per call); a failure re-adds it to its trailers.
@@ -259,7 +268,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             caller = self._authenticator.authenticate(peer, state.metadata, self._clock())
         except NotAuthenticated as exc:
             self._metrics.auth_failures.labels(exc.detail).inc()
-            connection = self._authenticator.peer_connection(peer)
+            connection = self._authenticator.peer_connection(peer, state.metadata)
             if connection is not None:
                 state.audit_extra.update(describe_certificate(connection.leaf))
                 state.audit_extra["remote"] = connection.remote
@@ -333,8 +342,23 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             unavailable = self._map(Unavailable("the server cannot record the call: try again",
                                                 reason="AUDIT_UNAVAILABLE"), state)
             assert isinstance(unavailable, _Failure)
+            self._end_span(state)
             return unavailable
+        self._end_span(state)
         return None
+
+    def _end_span(self, state: CallState) -> None:
+        if self._telemetry is None or state.span is None:
+            return
+        failed = state.code != grpc.StatusCode.OK
+        attributes = {"rpc.grpc.status_code": state.code.value[0], "vnegov.caller":
+                      state.caller.audit_name if state.caller is not None else "anonymous"}
+        if state.reason:
+            attributes["vnegov.reason"] = state.reason
+        self._telemetry.end_server_span(state.span, state.span_token,
+                                        error=state.code.name if failed else "",
+                                        attributes=attributes)
+        state.span = None
 
 
 async def _answer_failure(failed: BaseException | None,

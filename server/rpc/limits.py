@@ -25,6 +25,7 @@ __all__ = ["METHOD_CLASSES", "GuardedDeserializer", "Rejected", "grpc_server_opt
 METHOD_CLASSES: dict[str, str] = {
     "/vnegov.signing.v1.SigningService/SignDocument": "document",
     "/vnegov.signing.v1.SigningService/VerifyDocument": "document",
+    "/vnegov.signing.v1.SigningService/ExtendDocument": "document",
     "/vnegov.payments.v1.PaymentsService/ImportStatement": "bulk",
     "/vnegov.payments.v1.PaymentsService/CompareChannelList": "bulk",
 }

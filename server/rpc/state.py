@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -26,6 +27,9 @@ class CallState:
     audit_extra: dict[str, str] = field(default_factory=dict)
     # The call's text metadata (authorization, x-request-id, ...).
     metadata: dict[str, str] = field(default_factory=dict)
+    # The call's trace span and its context token, when traces are on (server/telemetry.py).
+    span: Any = None
+    span_token: Any = None
 
 
 _CURRENT: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(

@@ -2,6 +2,12 @@
 
 The branches live in ``migrations/versions/<domain>/``; each domain's first revision carries its
 branch label and depends on the core branch, so domains evolve without merge revisions between them.
+
+Any number of replicas may migrate at once: on PostgreSQL the upgrade runs under a transaction-level
+advisory lock (``pg_advisory_xact_lock``), so the first one applies the revisions and the others wait,
+then find the schema at its heads and do nothing. Alembic's DDL is transactional on PostgreSQL, so the
+lock is released exactly when the revisions are committed (or rolled back). SQLite serialises writers
+itself.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from server.storage.db import Database
 
-__all__ = ["alembic_config", "current_heads", "pending", "upgrade"]
+__all__ = ["MIGRATION_LOCK_KEY", "alembic_config", "current_heads", "pending", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The advisory lock that serialises migrations: a fixed 64-bit key (the bytes of "vnegovMG").
+MIGRATION_LOCK_KEY = int.from_bytes(b"vnegovMG", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def alembic_config() -> Config:
@@ -33,6 +42,11 @@ def alembic_config() -> Config:
 def upgrade(db: Database, target: str = "heads") -> None:
     cfg = alembic_config()
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends: concurrent migrators queue here, and each reads
+            # alembic_version only after the one before it has committed.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, target)
 

@@ -215,6 +215,9 @@ class ReceiptRow(Base):
     related_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     xml: Mapped[bytes] = mapped_column(LargeBinary)
     xml_sha256: Mapped[str] = mapped_column(String(64))
+    # The signed QR (compact JWS, format BL1: payments/receipts/qr_jws.py); NULL on receipts
+    # issued before receipts carried one, or by a body without a seal for QR codes.
+    qr_token: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ReceiptCancellationRow(Base):
@@ -298,6 +301,9 @@ class ExceptionRow(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(40))  # run id, or "channel:<name>"
+    # The agency whose money it is ("" when nobody knows yet: national callers only).
+    agency_code: Mapped[str] = mapped_column(String(40), index=True, default="",
+                                             server_default="")
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     account: Mapped[str] = mapped_column(String(40))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -319,6 +325,8 @@ class OperationRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
     caller: Mapped[str] = mapped_column(String(200))
+    agency_code: Mapped[str] = mapped_column(String(40), default="",
+                                             server_default="")  # "" for national runs
     state: Mapped[str] = mapped_column(String(12))
     progress: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)

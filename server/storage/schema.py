@@ -8,6 +8,7 @@ from server.storage import (  # noqa: F401 - imported for their tables
     ca,
     documents,
     identity,
+    jobs,
     payments,
 )
 from server.storage.base import Base

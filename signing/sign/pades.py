@@ -33,11 +33,16 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
-from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.fields import (
+    FieldMDPAction,
+    FieldMDPSpec,
+    MDPPerm,
+    SigFieldSpec,
+    SigSeedSubFilter,
+)
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
 from pyhanko.sign.validation.dss import async_add_validation_info
-from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
@@ -50,6 +55,7 @@ from signing.sign.errors import (
     SigningRefused,
     TimestampUnavailable,
 )
+from signing.sign.ltv import cover_signatures
 from signing.sign.revocation import TrustSettings, require_revocation_data
 from signing.sign.signers import Signer, hash_for, signature_size
 from signing.sign.timestamps import PortTimeStamper, TimeStampTransport
@@ -109,6 +115,9 @@ class PadesOptions:
     certify: DocMdp | None = None
     hash_algorithm: str = "sha256"
     appearance: VisibleSignature | None = None
+    # Lock the form fields that exist when signing (FieldMDP, ISO 32000-1 §12.8.2.4): a later
+    # change to one of them fails this signature; fields added later stay fillable.
+    lock_fields: bool = True
 
     def __post_init__(self) -> None:
         hash_for(self.hash_algorithm)
@@ -153,44 +162,18 @@ async def _add_long_term_data(signed: IO[bytes], output: IO[bytes], field_name: 
     # signing time (EN 319 102-1 "grace period"); responders answer in whole seconds.
     await asyncio.sleep(trust.grace_period)
     context = trust.context(at)
-    with contextlib.ExitStack() as spools:
-        current = await _cover_earlier_signatures(signed, field_name, trust, at, spools)
-        current.seek(0)
-        reader = PdfFileReader(current, strict=False)
-        embedded = next(s for s in reader.embedded_regular_signatures
-                        if s.field_name == field_name)
-        if options.level is PadesLevel.B_LT:
-            await async_add_validation_info(embedded, context, output=output, force_write=True)
-            return
-        with_dss = spools.enter_context(_spool())
+    signed.seek(0)
+    reader = PdfFileReader(signed, strict=False)
+    embedded = next(s for s in reader.embedded_regular_signatures if s.field_name == field_name)
+    if options.level is PadesLevel.B_LT:
+        await async_add_validation_info(embedded, context, output=output, force_write=True)
+        return
+    with _spool() as with_dss:
         await async_add_validation_info(embedded, context, output=with_dss, force_write=True)
         with_dss.seek(0)
         await PdfTimeStamper(timestamper).async_timestamp_pdf(
             IncrementalPdfFileWriter(with_dss, strict=False), options.hash_algorithm,
             validation_context=context, output=output)
-
-
-async def _cover_earlier_signatures(signed: IO[bytes], field_name: str, trust: TrustSettings,
-                                    at: dt.datetime, spools: contextlib.ExitStack) -> IO[bytes]:
-    """Best effort: the validation data of the document's earlier signatures goes into the DSS
-    too, so that the new document time-stamp also vouches for them. Someone else's broken
-    signature is left as it is; it does not stop this one."""
-    signed.seek(0)
-    others = [s.field_name for s in PdfFileReader(signed, strict=False).embedded_regular_signatures
-              if s.field_name != field_name]
-    current = signed
-    soft = trust.context(at, hard_fail=False)
-    for name in others:
-        current.seek(0)
-        embedded = next(s for s in PdfFileReader(current, strict=False)
-                        .embedded_regular_signatures if s.field_name == name)
-        following = spools.enter_context(_spool())
-        try:
-            await async_add_validation_info(embedded, soft, output=following, force_write=True)
-        except (PathError, ValidationError, SignatureValidationError, PdfError, ValueError):
-            continue
-        current = following
-    return current
 
 
 def _reserve(signer: Signer, timestamped: bool) -> int:
@@ -211,6 +194,13 @@ def _open(source: IO[bytes]) -> IncrementalPdfFileWriter:
     if writer.prev.encrypted:
         raise DocumentInvalid("encrypted PDFs cannot be signed here")
     return writer
+
+
+def _form_fields(writer: IncrementalPdfFileWriter) -> list[str]:
+    """Fully qualified names of the document's form fields other than signature fields."""
+    from signing.validate.changes import form_field_names
+
+    return form_field_names(writer.prev.root)
 
 
 def _next_field_name(writer: IncrementalPdfFileWriter) -> str:
@@ -268,7 +258,10 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
         signer_key_usage={"non_repudiation"},
     )
     appearance = options.appearance
+    locked = _form_fields(writer) if options.lock_fields else []
     spec = SigFieldSpec(sig_field_name=field_name,
+                        field_mdp_spec=FieldMDPSpec(FieldMDPAction.INCLUDE, fields=locked)
+                        if locked else None,
                         on_page=appearance.page if appearance else 0,
                         box=tuple(round(v) for v in appearance.box)  # type: ignore[arg-type]
                         if appearance else None)
@@ -276,20 +269,16 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
                                  stamp_style=appearance.style if appearance else None,
                                  new_field_spec=spec, at=at)
     try:
-        reserved = _reserve(signer, options.level.timestamped)
-        if not options.level.long_term:
-            await pdf_signer.async_sign_pdf(
-                writer, output=output, bytes_reserved=reserved,
-                appearance_text_params=dict(appearance.text_params) if appearance else None)
-        else:
-            assert trust is not None and timestamper is not None
-            with _spool() as signed:
-                await pdf_signer.async_sign_pdf(
-                    writer, output=signed, bytes_reserved=reserved,
-                    appearance_text_params=dict(appearance.text_params)
-                    if appearance else None)
-                await _add_long_term_data(signed, output, field_name, options, trust, at,
-                                          timestamper)
+        with contextlib.ExitStack() as spools:
+            if options.level.long_term:
+                assert trust is not None
+                # The earlier signatures' validation data first, in its own revision: the new
+                # signature covers it, so nothing is added for them after it.
+                covered = await cover_signatures(source, trust, at, spools)
+                if covered is not None:
+                    writer = _open(covered)
+            return await _sign_opened(writer, output, pdf_signer, signer, options, field_name,
+                                      warnings, at, trust, timestamper)
     except (TimestampUnavailable, RevocationUnavailable, SigningRefused):
         raise
     except (PathError, ValidationError) as exc:
@@ -300,6 +289,28 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
         raise SigningRefused(f"the document could not be signed: {exc}") from exc
     except PdfError as exc:
         raise DocumentInvalid(f"the document could not be signed: {exc}") from exc
+
+
+async def _sign_opened(writer: IncrementalPdfFileWriter, output: IO[bytes],
+                       pdf_signer: _TimedPdfSigner, signer: Signer, options: PadesOptions,
+                       field_name: str, warnings: list[str], at: dt.datetime,
+                       trust: TrustSettings | None,
+                       timestamper: PortTimeStamper | None) -> SignedPdf:
+    appearance = options.appearance
+    reserved = _reserve(signer, options.level.timestamped)
+    if not options.level.long_term:
+        await pdf_signer.async_sign_pdf(
+            writer, output=output, bytes_reserved=reserved,
+            appearance_text_params=dict(appearance.text_params) if appearance else None)
+    else:
+        assert trust is not None and timestamper is not None
+        with _spool() as signed:
+            await pdf_signer.async_sign_pdf(
+                writer, output=signed, bytes_reserved=reserved,
+                appearance_text_params=dict(appearance.text_params)
+                if appearance else None)
+            await _add_long_term_data(signed, output, field_name, options, trust, at,
+                                      timestamper)
     return SignedPdf(field_name=field_name, level=options.level, signing_time=at,
                      warnings=tuple(warnings))
 

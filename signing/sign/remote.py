@@ -486,6 +486,7 @@ class RemoteSigningService:
         bound = _check_hashes(hashes, hash_algorithm, credential.multisign)
         if len(bound) != len(hashes):
             raise InvalidInput("a hash is listed twice", reason="BAD_DIGEST")
+        self.keys.signer_for(credential)  # before the second factor (or approval) is used up
         if not self.authoriser.authorise(owner, credential, factor, at=at, hashes=bound,
                                          hash_algorithm=hash_algorithm):
             raise AuthorisationFailed("the second factor was not accepted")
@@ -507,6 +508,7 @@ class RemoteSigningService:
         bound = _check_hashes(hashes, hash_algorithm, credential.multisign)
         if len(bound) != len(hashes):
             raise InvalidInput("a hash is listed twice", reason="BAD_DIGEST")
+        self.keys.signer_for(credential)  # no approval for a key the server cannot use
         return self.approvals.start(owner, credential, bound, hash_algorithm, at=at)
 
     def sign_hash(self, owner: str, credential_id: str, sad: str, hashes: Sequence[bytes],
@@ -514,6 +516,10 @@ class RemoteSigningService:
         """Sign ``hashes`` if ``sad`` was issued for exactly these, to this owner, and is fresh.
         The SAD is used up whatever the outcome."""
         credential = self._own(owner, credential_id)
+        if credential.enabled:
+            # The server's own set-up (token, key) is checked before the SAD is used up: a
+            # refusal the official cannot cause must not cost an authorisation.
+            self.keys.signer_for(credential)
         record = self.sads.take(hashlib.sha256(sad.encode()).digest())
         if (record is None or record.credential_id != credential_id or record.owner != owner
                 or record.hash_algorithm != hash_algorithm or at >= record.expires_at

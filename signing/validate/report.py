@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from signing.sign.xmldsig import SignedElement
+from signing.validate.changes import DocumentChange
 
 __all__ = [
     "Indication",
@@ -76,6 +77,11 @@ class SignatureResult:
     # read instead of the document they passed in (not part of the JSON/text report).
     signed_elements: tuple[SignedElement, ...] = ()
     signed_data: bytes | None = field(default=None, repr=False, compare=False)
+    # The signer's certificate was revoked at this time, after the signature's proof of
+    # existence (a revocation before it fails the signature).
+    revoked_at: dt.datetime | None = None
+    # PDFs: what changed after this signature (allowed changes; a forbidden one fails it)
+    changes: tuple[DocumentChange, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -149,7 +155,13 @@ class ValidationReport:
                 lines.append(f"  Signed element: {element.path}"
                              + (f" (Id {element.id})" if element.id else " (whole document)")
                              + f", canonical SHA-256 {element.sha256}")
-            lines.extend(f"  Note: {m}" for m in sig.messages)
+            for change in sig.changes:
+                lines.append(f"  Changed after signing: {change.describe()}")
+            if sig.revoked_at is not None:
+                lines.append(f"  Certificate revoked: {_vn(sig.revoked_at)} (after the "
+                             "signature's proof of existence)")
+            if not sig.passed:  # pyHanko's notes explain failures; a passed one needs none
+                lines.extend(f"  Note: {m}" for m in sig.messages)
         return "\n".join(lines) + "\n"
 
 

@@ -35,8 +35,10 @@ def test_we_read_othr_id_accounts_that_pycamt_drops() -> None:
     data = (FIXTURES / "camt053_day1.xml").read_bytes()
     [statement] = parse_camt053(data)
     assert statement.account == "113000012345" and statement.bank_id == "970415"
-    assert [line.key for line in statement.lines] == ["FT25213000001", "FT25213000002",
-                                                      "FT25213000003"]
+    assert [line.bank_ref for line in statement.lines] == ["FT25213000001", "FT25213000002",
+                                                           "FT25213000003"]
+    assert [line.key.split("/")[0] for line in statement.lines] == [
+        line.bank_ref for line in statement.lines]
     assert statement.lines[0].remittance.startswith("RF60P8K3M2Q9X7")
     assert statement.lines[0].counterparty == "NGUYEN VAN A"
     assert (statement.opening, statement.closing) == (5_000_000, 5_136_000)

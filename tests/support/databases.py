@@ -73,6 +73,24 @@ class PostgresTemplates:
         self.created.append(name)
         return self.admin_url.set(database=name).render_as_string(False)
 
+    def new_empty_database(self) -> str:
+        """A database with no schema at all (for tests of migrating itself)."""
+        self.require()
+        name = f"vnegov_empty_{uuid.uuid4().hex[:12]}"
+        with self._admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self.admin_url.set(database=name).render_as_string(False)
+
+    def clone(self, url: str) -> str:
+        """A copy of the database at ``url`` (which must have no open connections)."""
+        source = make_url(url).database
+        name = f"vnegov_clone_{uuid.uuid4().hex[:12]}"
+        with self._admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+        self.created.append(name)
+        return self.admin_url.set(database=name).render_as_string(False)
+
     def drop(self, url: str) -> None:
         name = make_url(url).database
         with self._admin().connect() as conn:

@@ -6,6 +6,13 @@ failure blocks the key for a delay that doubles from ``base_delay`` up to ``max_
 ``lockout_after`` consecutive failures the key is locked out for ``lockout``. A success clears the
 account's counter; failures older than ``forget_after`` are forgotten.
 
+A source address is shared (a commune kiosk, a carrier's CGNAT address), so its counter is fair to
+the people behind it: it counts *distinct accounts* that failed from it (one citizen's typos are the
+account counter's business), each account that logs in successfully from it takes
+``success_credit`` failures off it, and it applies only to attempts from unknown devices (see
+:mod:`vnid.authn.device_cookies`). Password spraying — many accounts, few attempts each, from one
+address — still fills it.
+
 A temporary lockout (rather than a permanent one) keeps an attacker who knows someone's ID number
 from locking them out for good; an official can still lock an account explicitly.
 """
@@ -51,16 +58,20 @@ class ThrottlePolicy:
     lockout_after: int = 10
     lockout: dt.timedelta = dt.timedelta(minutes=30)
     forget_after: dt.timedelta = dt.timedelta(hours=24)
+    # Failures taken off the counter by a successful login (source addresses; once per account).
+    success_credit: int = 0
 
     @classmethod
-    def from_config(cls, data: Mapping[str, Any]) -> ThrottlePolicy:
+    def from_config(cls, data: Mapping[str, Any], base: ThrottlePolicy | None = None
+                    ) -> ThrottlePolicy:
+        """A policy from a configuration table; settings it leaves out come from ``base``."""
         fields = {"free_attempts", "base_delay_seconds", "max_delay_seconds", "lockout_after",
-                  "lockout_seconds", "forget_after_seconds"}
+                  "lockout_seconds", "forget_after_seconds", "success_credit"}
         unknown = set(data) - fields
         if unknown:
             raise InvalidInput(f"unknown throttle setting {sorted(unknown)[0]!r}",
                                reason="INVALID_SETTING")
-        d = cls()
+        d = base or cls()
         policy = cls(
             free_attempts=int(data.get("free_attempts", d.free_attempts)),
             base_delay=_seconds(data, "base_delay_seconds", d.base_delay),
@@ -68,7 +79,11 @@ class ThrottlePolicy:
             lockout_after=int(data.get("lockout_after", d.lockout_after)),
             lockout=_seconds(data, "lockout_seconds", d.lockout),
             forget_after=_seconds(data, "forget_after_seconds", d.forget_after),
+            success_credit=int(data.get("success_credit", d.success_credit)),
         )
+        if policy.success_credit < 0:
+            raise InvalidInput("throttle: success_credit must not be negative",
+                               reason="INVALID_SETTING")
         if policy.free_attempts < 0 or policy.lockout_after <= policy.free_attempts:
             raise InvalidInput("throttle: lockout_after must exceed free_attempts",
                                reason="INVALID_SETTING")
@@ -102,6 +117,17 @@ class ThrottlePolicy:
         if locked_out:
             failures = self.lockout_after  # each failure after the lockout starts another one
         return ThrottleState(failures, now, blocked), locked_out
+
+
+    def success(self, state: ThrottleState, now: dt.datetime) -> ThrottleState:
+        """The state after a successful login: ``success_credit`` failures fewer, and no longer
+        blocked once back within the free attempts."""
+        state = self.current(state, now)
+        failures = max(0, state.failures - self.success_credit)
+        if failures == 0:
+            return ThrottleState()
+        blocked = state.blocked_until if failures > self.free_attempts else None
+        return ThrottleState(failures, state.last_failure_at, blocked)
 
 
 def _seconds(data: Mapping[str, Any], key: str, default: dt.timedelta) -> dt.timedelta:

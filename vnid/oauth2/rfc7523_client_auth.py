@@ -5,8 +5,10 @@ assertion must:
 
 * be signed with an algorithm the client's profile allows (never ``none``, never HMAC) by a key the
   client registered;
-* have ``iss`` = ``sub`` = the client id, and the issuer identifier as ``aud`` (FAPI 2.0 §5.3.2.1;
-  classic clients may also name the endpoint's URL);
+* have ``iss`` = ``sub`` = the client id, and the issuer identifier as ``aud``, a single string
+  (FAPI 2.0 §5.3.2.1: an array, even one that holds the issuer, is refused, so an assertion made
+  for several servers cannot be replayed at this one; classic clients may name the endpoint's URL
+  instead, OIDC Core §9, still as a single string);
 * live at most :data:`MAX_ASSERTION_LIFETIME` (``exp`` − ``iat``, or ``exp`` − now);
 * carry a ``jti`` never seen before: the :class:`ReplayGuard` remembers it until it expires.
 
@@ -112,9 +114,10 @@ def _private_key_jwt(request: Request, assertion: str, *, lookup: ClientLookup, 
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise _fail("iss and sub must be the client id")
     aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not isinstance(aud, str):
+        raise _fail("aud is not a single string")
     accepted = {issuer} if client.is_fapi else {issuer, request.url}
-    if not any(a in accepted for a in audiences):
+    if aud not in accepted:
         raise _fail("audience is not this provider")
     exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
     if not _number(exp):

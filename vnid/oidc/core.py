@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from vnid.authn.device_cookies import DeviceCookies
 from vnid.authn.passwords import BreachedPasswords, PasswordHasher
 from vnid.jose.keys import KeyRing
 from vnid.oauth2.clients import Client
@@ -35,6 +36,7 @@ class Outcome:
     clear_session: bool = False
     set_interaction: str = ""  # new interaction cookie value
     clear_interaction: bool = False
+    set_device: str = ""  # new device cookie value (vnid/authn/device_cookies.py)
 
 
 class ProviderCore:
@@ -47,6 +49,7 @@ class ProviderCore:
         self._keyring = keyring
         self.pairwise_salt = pairwise_salt
         self.nonces = DpopNonces(nonce_secret)
+        self.device_cookies = DeviceCookies(nonce_secret)
         self.hasher = PasswordHasher(time_cost=settings.argon2_time_cost,
                                      memory_cost_kib=settings.argon2_memory_kib,
                                      parallelism=settings.argon2_parallelism)

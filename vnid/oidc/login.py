@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
@@ -50,6 +51,12 @@ from vnid.oidc.records import (
 from vnid.oidc.sessions import current_session, establish_session, issue_code, needs_consent
 
 __all__ = ["LoginFlow"]
+
+
+def _pair_key(kind: str, remote: str, who: str) -> str:
+    """A throttle key for one (address, account) pair, short enough for any store."""
+    digest = hashlib.sha256(f"{remote}|{who}".encode()).hexdigest()[:40]
+    return f"{kind}:{digest}"
 
 
 def normalize_identifier(text: str) -> str:
@@ -242,14 +249,19 @@ class LoginFlow:
         return failure
 
     def submit_password(self, cookie: str, csrf: str, identifier: str, password: str,
-                        remote: str, now: dt.datetime) -> Outcome:
+                        remote: str, now: dt.datetime, *, device_cookie: str = "") -> Outcome:
+        """Check the password. ``device_cookie`` (the browser's device cookie) marks a known
+        device, to which the per-address limit does not apply; the outcome of a successful login
+        carries the device cookie to set."""
         core = self.core
 
         def step(tx: StoreTransaction, interaction: Interaction) -> Outcome:
             ident = normalize_identifier(identifier)
             account = tx.account_by_identifier(ident) if ident else None
-            keys = [f"account:{account.account_id if account else ident}", f"address:{remote}"]
-            policies = [core.settings.throttle_account, core.settings.throttle_address]
+            who = account.account_id if account else ident
+            known = account is not None and core.device_cookies.recognises(
+                device_cookie, account.account_id, now)
+            keys, policies = self._limits(who, remote, known)
             self._check_throttle(tx, keys, policies, account, interaction, now, remote,
                                  "login.password")
             encoded = tx.password_hash(account.account_id) if account else None
@@ -259,10 +271,12 @@ class LoginFlow:
             else:
                 ok = core.hasher.verify(encoded, password)
             if not ok:
-                self._failure(tx, keys, policies, account, now, remote, "login.password")
+                self._failure(tx, keys, policies, account, now, remote, "login.password",
+                              who=who)
                 raise _StepFailed("invalid_credentials")
             assert account is not None
             tx.set_throttle(keys[0], ThrottleState())
+            self._address_success(tx, who, remote, now)
             if encoded is not None and core.hasher.needs_rehash(encoded):
                 tx.set_password_hash(account.account_id, core.hasher.hash(password), now)
             if interaction.account_id and interaction.account_id != account.account_id \
@@ -270,14 +284,26 @@ class LoginFlow:
                 raise _StepFailed("different_account")
             tx.record(IdentityEvent(action="login.password", account_id=account.account_id,
                                     client_id=interaction.request.client_id,
-                                    details={"remote": remote}))
-            return self._progress(tx, dataclasses.replace(
+                                    details={"remote": remote, "known_device": known}))
+            outcome = self._progress(tx, dataclasses.replace(
                 interaction, account_id=account.account_id, from_session=False,
                 methods=(Amr.PWD,) if interaction.account_id != account.account_id
                 or interaction.force_login else tuple(set(interaction.methods) | {Amr.PWD})),
                 now, fresh_login=True)
+            outcome.set_device = core.device_cookies.add(device_cookie, account.account_id, now)
+            return outcome
 
         return self._run(cookie, csrf, now, step)
+
+    def _limits(self, who: str, remote: str, known_device: bool
+                ) -> tuple[list[str], list[ThrottlePolicy]]:
+        """The throttle keys an attempt counts against: its account always, its source address
+        only from an unknown device."""
+        settings = self.core.settings
+        if known_device:
+            return [f"account:{who}"], [settings.throttle_account]
+        return [f"account:{who}", f"address:{remote}"], [settings.throttle_account,
+                                                         settings.throttle_address]
 
     @staticmethod
     def _check_throttle(tx: StoreTransaction, keys: list[str], policies: list[ThrottlePolicy],
@@ -296,8 +322,17 @@ class LoginFlow:
                 raise _StepFailed("too_many_attempts", retry_after=exc.retry_after) from None
 
     def _failure(self, tx: StoreTransaction, keys: list[str], policies: list[ThrottlePolicy],
-                 account: Account | None, now: dt.datetime, remote: str, action: str) -> None:
+                 account: Account | None, now: dt.datetime, remote: str, action: str, *,
+                 who: str) -> None:
         for key, policy in zip(keys, policies, strict=True):
+            if key.startswith("address:"):
+                # An address counts accounts, not typos: only this account's first failure from
+                # it (within the address's memory) adds to its counter.
+                marker = _pair_key("address-failed", remote, who)
+                seen = policy.current(tx.throttle(marker), now)
+                tx.set_throttle(marker, ThrottleState(seen.failures + 1, now, None))
+                if seen.failures:
+                    continue
             state, locked = policy.failure(tx.throttle(key), now)
             tx.set_throttle(key, state)
             if locked:
@@ -309,8 +344,25 @@ class LoginFlow:
                                 account_id=account.account_id if account else "",
                                 details={"remote": remote}))
 
+    def _address_success(self, tx: StoreTransaction, who: str, remote: str,
+                         now: dt.datetime) -> None:
+        """A successful login takes ``success_credit`` failures off its source address, once per
+        account (within the address's memory), so an attacker with one account of their own
+        cannot wash the counter clean by logging in again and again."""
+        policy = self.core.settings.throttle_address
+        if not policy.success_credit:
+            return
+        marker = _pair_key("address-ok", remote, who)
+        if policy.current(tx.throttle(marker), now).failures:
+            return
+        tx.set_throttle(marker, ThrottleState(1, now, None))
+        key = f"address:{remote}"
+        state = policy.current(tx.throttle(key), now)
+        if state.failures:
+            tx.set_throttle(key, policy.success(state, now))
+
     def submit_totp(self, cookie: str, csrf: str, code: str, remote: str,
-                    now: dt.datetime) -> Outcome:
+                    now: dt.datetime, *, device_cookie: str = "") -> Outcome:
         core = self.core
 
         def step(tx: StoreTransaction, interaction: Interaction) -> Outcome:
@@ -318,15 +370,16 @@ class LoginFlow:
                 raise _StepFailed("login_first")
             account = tx.account(interaction.account_id)
             assert account is not None
-            keys = [f"account:{account.account_id}", f"address:{remote}"]
-            policies = [core.settings.throttle_account, core.settings.throttle_address]
+            known = core.device_cookies.recognises(device_cookie, account.account_id, now)
+            keys, policies = self._limits(account.account_id, remote, known)
             self._check_throttle(tx, keys, policies, account, interaction, now, remote,
                                  "login.totp")
             stored = tx.totp(account.account_id)
             step_ok = verify_totp(stored[0], code, now=now, last_step=stored[1],
                                   settings=core.settings.totp) if stored else None
             if step_ok is None:
-                self._failure(tx, keys, policies, account, now, remote, "login.totp")
+                self._failure(tx, keys, policies, account, now, remote, "login.totp",
+                              who=account.account_id)
                 raise _StepFailed("invalid_code")
             tx.set_totp_step(account.account_id, step_ok)
             tx.set_throttle(keys[0], ThrottleState())

@@ -40,6 +40,12 @@ def _secs(name: str) -> dt.timedelta:
     return dt.timedelta(seconds=_SECONDS[name])
 
 
+# Per source address: fair to shared addresses (distinct accounts, credited by successes, unknown
+# devices only; vnid/authn/throttle.py), forgotten after an hour without a failure.
+ADDRESS_THROTTLE = ThrottlePolicy(free_attempts=20, lockout_after=100,
+                                  forget_after=dt.timedelta(hours=1), success_credit=2)
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
     issuer: str
@@ -68,8 +74,7 @@ class ProviderSettings:
     acr: AcrNames = field(default_factory=AcrNames)
     password: PasswordPolicy = field(default_factory=PasswordPolicy)
     throttle_account: ThrottlePolicy = field(default_factory=ThrottlePolicy)
-    throttle_address: ThrottlePolicy = field(default_factory=lambda: ThrottlePolicy(
-        free_attempts=20, lockout_after=100))
+    throttle_address: ThrottlePolicy = field(default_factory=lambda: ADDRESS_THROTTLE)
     totp: TotpSettings = field(default_factory=TotpSettings)
     keys: RotationPolicy = field(default_factory=RotationPolicy)
     personal_id: PersonalIdRules = field(default_factory=PersonalIdRules)
@@ -123,7 +128,8 @@ class ProviderSettings:
         tables = {
             "acr": AcrNames.from_config, "password": PasswordPolicy.from_config,
             "throttle_account": ThrottlePolicy.from_config,
-            "throttle_address": ThrottlePolicy.from_config, "totp": TotpSettings.from_config,
+            "throttle_address": lambda table: ThrottlePolicy.from_config(table, ADDRESS_THROTTLE),
+            "totp": TotpSettings.from_config,
             "keys": RotationPolicy.from_config, "personal_id": PersonalIdRules.from_config,
             "account_type_codes": AccountTypeCodes.from_config,
         }

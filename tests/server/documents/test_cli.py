@@ -140,7 +140,7 @@ def test_errors_are_messages_and_leave_no_file(doc_pki: DocumentPki, tmp_path: P
     key, cert = files(doc_pki, tmp_path, "orphan")
     assert main(["sign", str(tmp_path / "decision.pdf"), "--key", key, "--cert", cert,
                  "--level", "B-LT", "--tsa", doc_pki.tsa_url,
-                 "--trust", str(tmp_path / "root.pem")], env) == 1
+                 "--trust", str(tmp_path / "root.pem")], env) == 3  # UNAVAILABLE, as over gRPC
     assert "Không có OCSP" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.glob("decision*")) == ["decision.pdf"]
 
@@ -163,10 +163,19 @@ def test_credential_linked_to_the_owners_identity_account(
         out = capsys.readouterr()
         return code, out.out + out.err
 
+    # The credential as `documents credential-add` stores it (that command also checks the key
+    # in the token: tests/test_examples.py runs it against the data directory's SoftHSM2 token).
+    import datetime as dt
+
+    from cryptography import x509
+
+    from server.documents.stores import add_credential
+    from signing.sign.remote import SigningCredential
+
     _, cert = files(doc_pki, tmp_path, "official")
-    assert run("documents", "credential-add", "--credential-id", "an-2025", "--owner",
-               "079084000123", "--agency-code", "000.00.00.H29", "--key-label", "an-2025",
-               "--cert-file", cert)[0] == 0
+    chain = tuple(x509.load_pem_x509_certificates(Path(cert).read_bytes()))
+    add_credential(sqlite_db, SigningCredential("an-2025", "079084000123", "an-2025", chain),
+                   "000.00.00.H29", at=dt.datetime.now(dt.UTC), actor="test")
     code, out = run("documents", "credential-link", "--credential-id", "an-2025")
     assert code == 2 and "no identity account" in out
     monkeypatch.setattr("sys.stdin", io.StringIO("Mot-mat-khau-du-dai-2025\n"))
@@ -201,3 +210,52 @@ def test_verify_with_the_responders_down_says_try_later(
     out = capsys.readouterr().out
     assert code == 3  # unavailable: try again later
     assert "INDETERMINATE / TRY_LATER" in out and "CERTIFICATE_CHAIN_GENERAL_FAILURE" not in out
+
+
+def test_ltv_status_extend_and_verify_two_years_later(doc_pki: DocumentPki, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A B-LTA document whose TSA certificate expires tomorrow: `ltv status` lists it, `ltv
+    extend` renews it, and `verify --at` two years later passes from the embedded data only;
+    the copy that was not renewed is INDETERMINATE then."""
+    import datetime as dt
+    import shutil
+
+    env = {"VNEGOV_DATA_DIR": str(tmp_path / "no-data-dir")}
+    root = tmp_path / "root.pem"
+    root.write_bytes(doc_pki.pem("root"))
+    archive = tmp_path / "archive" / "2026"
+    archive.mkdir(parents=True)
+    (tmp_path / "decision.pdf").write_bytes(decision_pdf())
+    key, cert = files(doc_pki, tmp_path, "official")
+    assert main(["sign", str(tmp_path / "decision.pdf"), "--key", key, "--cert", cert,
+                 "--level", "B-LTA", "--tsa", doc_pki.short_tsa_url, "--trust", str(root),
+                 "--out", str(archive / "qd-123.pdf")], env) == 0
+    shutil.copy(archive / "qd-123.pdf", tmp_path / "not-renewed.pdf")
+    (archive / "notes.txt").write_text("not a PDF")
+    capsys.readouterr()
+    assert main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"],
+                env) == 1
+    out = capsys.readouterr().out
+    assert "expiring" in out and "qd-123.pdf" in out
+    assert main(["ltv", "extend", str(archive / "qd-123.pdf"), "--tsa", doc_pki.tsa_url,
+                 "--trust", str(root)], env) == 0
+    assert "extended" in capsys.readouterr().out
+    assert main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"],
+                env) == 0
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=730)).isoformat()
+    capsys.readouterr()
+    assert main(["verify", str(archive / "qd-123.pdf"), "--trust", str(root), "--offline",
+                 "--at", later], env) == 0
+    assert "TOTAL-PASSED" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "not-renewed.pdf"), "--trust", str(root),
+                 "--offline", "--at", later], env) == 1
+    assert "OUT_OF_BOUNDS_NO_POE" in capsys.readouterr().out
+    # the document as the official signed it
+    assert main(["verify", str(archive / "qd-123.pdf"), "--signed-revision", "1", "-o",
+                 str(tmp_path / "as-signed.pdf")], env) == 0
+    signed = (tmp_path / "as-signed.pdf").read_bytes()
+    assert (archive / "qd-123.pdf").read_bytes().startswith(signed)
+    assert main(["verify", str(archive / "qd-123.pdf"), "--signed-revision", "5", "-o",
+                 str(tmp_path / "none.pdf")], env) == 2
+    assert "NO_SUCH_SIGNATURE" in capsys.readouterr().err
+    assert not (tmp_path / "none.pdf").exists()

@@ -37,7 +37,8 @@ OWNER = "079084000123"
 SECRET = pyotp.random_base32()
 CALLERS = [
     {"agency_code": "000.00.00.H29", "name": "dvc-hcm", "provinces": ["79"],
-     "scopes": ["documents.sign", "documents.verify", "documents.remote_sign"]},
+     "scopes": ["documents.sign", "documents.verify", "documents.remote_sign",
+                "documents.archive"]},
     {"agency_code": "000.00.00.H26", "scopes": ["documents.sign", "documents.verify"],
      "provinces": ["01"]},
     {"agency_code": "000.00.00.G22", "scopes": ["documents.verify", "audit.read"],
@@ -155,6 +156,51 @@ async def test_sign_pdf_as_agency_and_verify_streamed(srv: RunningServer,
     assert sig.signer.agency_code == AGENCY_CODE
     assert sig.signing_time_source == "signature-timestamp"
     assert report.etsi_reports and '"indication": "TOTAL-PASSED"' in report.report_json
+
+
+async def extend(s: documents_pb2_grpc.SigningServiceStub,
+                 data: bytes) -> tuple[bytes, pb.ExtendDocumentResult]:
+    async def requests() -> AsyncIterator[pb.ExtendDocumentRequest]:
+        parts = chunks(data)
+        yield pb.ExtendDocumentRequest(header=pb.ExtendDocumentHeader(), chunk=next(parts, b""))
+        for chunk in parts:
+            yield pb.ExtendDocumentRequest(chunk=chunk)
+
+    out = bytearray()
+    result = None
+    async for response in s.ExtendDocument(requests()):
+        out += response.chunk
+        if response.HasField("result"):
+            result = response.result
+    assert result is not None
+    assert result.size == len(out) and result.sha256 == hashlib.sha256(out).hexdigest()
+    return bytes(out), result
+
+
+async def test_extend_document_renews_the_archive_and_lists_the_changes(
+        srv: RunningServer) -> None:
+    data, _ = await sign(stub(srv), pb.SignDocumentHeader(
+        format=pb.PDF, level=pb.B_LTA, agency_signer="ubnd-hcm"), decision_pdf())
+    extended, result = await extend(stub(srv), data)
+    assert extended.startswith(data)  # an incremental update: nothing signed is rewritten
+    assert result.signatures == 2  # the signature and its document time-stamp
+    assert result.valid_until.ToDatetime(dt.UTC) > dt.datetime.now(dt.UTC)
+    report = await verify(stub(srv), pb.VerifyDocumentHeader(format=pb.PDF), extended)
+    assert report.indication == pb.TOTAL_PASSED, report.report_text
+    [sig] = report.signatures
+    assert sig.format == "PAdES-B-LTA"
+    assert {c.kind for c in sig.changes} == {"document-timestamp", "validation-data"}
+    assert not sig.HasField("revoked_at")
+    # the portal may verify, not renew; a file that is not a PDF is refused, nothing returned
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await extend(stub(srv, "portal"), data)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await extend(stub(srv), b"not a pdf")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # unsigned: nothing to keep verifiable
+        await extend(stub(srv), decision_pdf())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_cms_and_xml_round_trip(srv: RunningServer, tmp_path: Path,

@@ -116,7 +116,10 @@ class IdentityServer:
                  extra_identity: dict[str, Any] | None = None,
                  clients: Callable[[IdentityServer], list[dict[str, Any]]] | None = None,
                  callers: list[dict[str, Any]] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 sections: dict[str, Any] | None = None,
+                 extra_server: dict[str, Any] | None = None,
+                 extra_config: dict[str, Any] | None = None) -> None:
         self.http_port = free_port()
         self.clock = clock
         self.base = f"http://127.0.0.1:{self.http_port}"
@@ -128,9 +131,11 @@ class IdentityServer:
                     "argon2_parallelism": 1, "worker_interval_seconds": 0.2,
                     "clients": client_meta, **(extra_identity or {})}
         extra: dict[str, Any] = {"identity": identity}
-        extra["server"] = {"public_url": self.base}
+        extra["server"] = {"public_url": self.base, **(extra_server or {})}
+        extra.update(extra_config or {})
         if callers is not None:
             extra["auth"] = {"callers": callers, "plaintext_caller": "000.00.00.G22"}
+        extra.update(sections or {})  # other modules' sections (payments, documents)
         data = server_config_dict(pki, directory, database_url, http_port=self.http_port,
                                   extra=extra)
         self.config = Config.from_config(data)

@@ -30,10 +30,10 @@ class RawClient:
         self.http.close()
 
     def assertion(self, *, jti: str | None = None, alg: str = "ES256", lifetime: int = 60,
-                  aud: str | None = None, key: Any = None, iss: str | None = None) -> str:
+                  aud: object = None, key: Any = None, iss: str | None = None) -> str:
         now = int(time.time() + self.offset.total_seconds())
         claims = {"iss": iss or self.c.client_id, "sub": iss or self.c.client_id,
-                  "aud": aud or self.idp.issuer, "iat": now, "exp": now + lifetime,
+                  "aud": self.idp.issuer if aud is None else aud, "iat": now, "exp": now + lifetime,
                   "jti": jti or secrets.token_urlsafe(16)}
         return jwt.encode(claims, self.c.key if key is None else key, algorithm=alg,
                           headers={"kid": self.c.kid})

@@ -226,6 +226,39 @@ def test_client_assertion_for_another_audience_is_refused(hcm: RawClient) -> Non
     assert error_of(r) == "invalid_client"
 
 
+AUDIENCE_ENDPOINTS = {
+    "/par": {"response_type": "code"},
+    "/token": {"grant_type": "authorization_code", "code": "x", "code_verifier": "x" * 43},
+    "/introspect": {"token": "x"},
+    "/revoke": {"token": "x"},
+    "/bc-authorize": {"scope": "openid", "login_hint": "x"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(AUDIENCE_ENDPOINTS))
+@pytest.mark.parametrize("shape", ["issuer-in-array", "issuer-and-another", "another-in-array",
+                                   "endpoint-url", "issuer-with-slash", "number"])
+def test_client_assertion_aud_other_than_the_issuer_string_is_refused_everywhere(
+        idp: IdentityServer, path: str, shape: str) -> None:
+    """FAPI 2.0 §5.3.2.1: ``aud`` is the issuer, as a single string, at every endpoint that
+    authenticates clients. The same request with ``aud`` = the issuer gets past authentication."""
+    client = RawClient(idp, "ciba-signer" if path == "/bc-authorize" else "dvc-hcm")
+    try:
+        aud = {"issuer-in-array": [idp.issuer],
+               "issuer-and-another": [idp.issuer, "https://other.example/id"],
+               "another-in-array": ["https://other.example/id"],
+               "endpoint-url": idp.issuer + path,
+               "issuer-with-slash": idp.issuer + "/",
+               "number": 1}[shape]
+        form = AUDIENCE_ENDPOINTS[path]
+        refused = client.post(path, {**form, **client.auth(aud=aud)}, dpop=None)
+        assert refused.status_code == 401 and error_of(refused) == "invalid_client", refused.text
+        accepted = client.post(path, {**form, **client.auth()}, dpop=None)
+        assert accepted.status_code != 401, accepted.text
+    finally:
+        client.close()
+
+
 def _unsigned(claims: dict[str, object], header: dict[str, object]) -> str:
     def part(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
 from payments.payments import Payer
+from payments.receipts import QrSeal
 from server.payments.receipts_store import ReceiptsStore
 from server.payments.recon_store import ReconStore
 from server.payments.store import PaymentsStore
@@ -20,6 +21,7 @@ class World:
     payments: PaymentsStore
     receipts: ReceiptsStore
     recon: ReconStore
+    seals: dict[str, QrSeal] = field(default_factory=dict)  # receipts' QR seals per body
 
     def paid_payment(self, *, channel: str = "platform", at: dt.datetime = T0,
                      procedure: str = "1.000494", request_id: str | None = None) -> str:
@@ -37,13 +39,14 @@ class World:
 
 def make_world(db: Database, pki: TestPki) -> World:
     sig = signers(pki)
+    seals = {code: QrSeal(i.key, i.cert) for code, i in sig.issued.items()}
     store = PaymentsStore(db, catalogue=catalogue(), ttl=dt.timedelta(minutes=30))
     for account in ACCOUNTS.values():
         store.register_account(account, actor="test", request_id="setup", now=T0)
     return World(db, store,
                  ReceiptsStore(db, organisations=ORGANISATIONS, signer_for=sig.signer_for,
-                               sender_code="V0301234567"),
-                 ReconStore(db, settlement_delay=dt.timedelta(days=2)))
+                               sender_code="V0301234567", seal_for=seals.get),
+                 ReconStore(db, settlement_delay=dt.timedelta(days=2)), seals)
 
 
 @pytest.fixture

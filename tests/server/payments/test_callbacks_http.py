@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 import subprocess
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from payments.channels import PlatformSimulator
 from payments.channels.simulators import _PlatformPayment
-from payments.receipts import document_digest
+from payments.receipts import document_digest, verify_qr
 from server.payments.module import PaymentsModule
 from server.storage.db import Database
 from server.storage.payments import ChannelEventRow, OutboxRow, ReceiptRow, TransitionRow
@@ -76,7 +76,10 @@ async def test_100_identical_callbacks_over_http_pay_once(pki: TestPki, tmp_path
 
 async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path: Path,
                                                           sqlite_db: Database) -> None:
-    extra = {"payments": payments_section(pki, tmp_path, interval=0.1)}
+    (tmp_path / "roots.pem").write_bytes(pem(pki.root.cert))
+    extra = {"payments": {**payments_section(pki, tmp_path, interval=0.1),
+                          "receipt_qr_roots_file": str(tmp_path / "roots.pem")},
+             "limits": {"http": {"receipt_lookup": {"rate_per_second": 0.01, "burst": 12}}}}
     async with running_server(pki, tmp_path, db_url(sqlite_db), extra=extra) as server:
         stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
         payment = await stub.CreatePayment(pb.CreatePaymentRequest(
@@ -98,8 +101,22 @@ async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path
                             str(tmp_path / "page")], check=True)
             [qr] = zxingcpp.read_barcodes(Image.open(next(tmp_path.glob("page*.png"))))
             url = urlsplit(qr.text)
-            assert url.path == "/payments/receipts/verify"
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            assert url.path == "/payments/receipts/check" and url.fragment.count(".") == 2
+            assert receipt.qr_text == qr.text  # what gRPC callers print is what the PDF shows
+            module: PaymentsModule = next(m for m in server.app._modules  # type: ignore[assignment]
+                                          if m.name == "payments")
+            # Offline from the QR alone: the seal's signature, its path to the root, its body.
+            verified = verify_qr(qr.text, roots=[pki.root.cert],
+                                 certificates=module.seal_certificates)
+            claims = verified.claims
+            assert (claims.label, claims.total) == (f"EBL01-{receipt.series}-{receipt.number}",
+                                                    payment.amount_due)
+            query = {"k": claims.template, "s": claims.series, "n": f"{claims.number:07d}",
+                     "h": claims.xml_sha256_hex}
+            # The page the QR opens is served with the root and the seals inside it.
+            check = await http.get(url.path)
+            assert check.status_code == 200 and b'id="trust"' in check.content
+            assert "connect-src 'none'" in check.headers["content-security-policy"]
             # Offline: the attached XML is the receipt, its digest is the QR's, xmlsec1 trusts it.
             attached = tmp_path / "attached"
             attached.mkdir()
@@ -115,14 +132,21 @@ async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path
             done = subprocess.run([*verify, str(xml_file)], capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
             # Online: the QR's URL answers the status; a paper with another digest is unknown.
-            status = (await http.get(url.path, params=query)).json()
+            lookup = "/payments/receipts/verify"
+            status = (await http.get(lookup, params=query)).json()
             assert (status["status"], status["total"]) == ("valid", payment.amount_due)
-            forged = await http.get(url.path, params={**query, "h": "0" * 64})
-            assert forged.status_code == 404
-            module: PaymentsModule = next(m for m in server.app._modules  # type: ignore[assignment]
-                                          if m.name == "payments")
+            forged = await http.get(lookup, params={**query, "h": "0" * 64})
+            assert forged.status_code == 404 and forged.json() == {"status": "unknown"}
+            # Without the hash, a sequential number answers nothing; a malformed hash is 400.
+            bare = await http.get(lookup, params={k: query[k] for k in "ksn"})
+            assert bare.status_code == 400 and "total" not in bare.text
+            bad = await http.get(lookup, params={**query, "h": "zz"})
+            assert bad.status_code == 400
             await asyncio.to_thread(module.receipts.cancel, receipt_id, reason="Thu nhầm",
                                     actor="finance", request_id="pdf-qr-cancel",
                                     now=dt.datetime.now(dt.UTC))
-            after = (await http.get(url.path, params=query)).json()
+            after = (await http.get(lookup, params=query)).json()
             assert after["status"] == "cancelled"
+            # Rate limited per client: the burst (12) is spent, the next lookups are refused.
+            answers = [(await http.get(lookup, params=query)).status_code for _ in range(8)]
+            assert 429 in answers and answers[-1] == 429

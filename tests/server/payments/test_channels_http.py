@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -168,5 +169,6 @@ async def test_channels_webhooks_and_tax(pki: TestPki, tmp_path: Path,
             async with httpx.AsyncClient() as http:
                 verify = await http.get(f"{server.http_url}/payments/receipts/verify", params={
                     "k": "EBL01", "s": receipt_list.receipts[0].series,
-                    "n": receipt_list.receipts[0].number})
+                    "n": receipt_list.receipts[0].number,
+                    "h": hashlib.sha256(receipt_list.receipts[0].xml).hexdigest()})
             assert verify.json()["status"] == "valid"

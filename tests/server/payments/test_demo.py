@@ -63,5 +63,25 @@ async def test_demo_setup_serves_payments_with_signed_receipts(tmp_path: Path) -
                                "--untrusted-pem", str(pki / "issuing-ca.pem"),
                                str(tmp_path / "receipt.xml")], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        # Its QR verifies offline against the development root, and the check page the QR opens
+        # trusts that root.
+        import base64
+        import json
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from payments.receipts import verify_qr
+
+        [root] = x509.load_pem_x509_certificates((pki / "root-ca.pem").read_bytes())
+        bundle = [c for f in (pki / "agencies").glob("*.pem") if not f.name.endswith(".key.pem")
+                  for c in x509.load_pem_x509_certificates(f.read_bytes())]
+        verified = verify_qr(receipt.qr_text, roots=[root], certificates=bundle)
+        assert verified.claims.agency_code == "000.00.00.H29"
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"http://127.0.0.1:{http_port}/payments/receipts/check")
+        trust = json.loads(page.text.split('id="trust">', 1)[1].split("</script>", 1)[0])
+        assert trust["roots"] == [base64.b64encode(
+            root.public_bytes(serialization.Encoding.DER)).decode()]
     finally:
         await app.stop(1.0)

@@ -6,11 +6,12 @@ import pytest
 
 import payments.errors as pe
 from payments.payments import Payer, PaymentState
-from payments.receipts import check_gapless
+from payments.receipts import check_gapless, document_digest
 from server.payments.common import trial_balance
 from server.payments.store import ConfirmOutcome
 from tests.payments.support import HCM, T0, WARD
 from tests.server.payments.conftest import World
+from tests.support.pki import TestPki
 
 
 def test_paid_payment_gets_one_receipt_per_collecting_body(world: World) -> None:
@@ -120,7 +121,8 @@ def test_ledger_rows_cannot_be_changed(world: World) -> None:
         s.execute(text("UPDATE payments_ledger_postings SET debit = debit + 1"))
 
 
-def test_corrections_are_new_documents_and_the_original_never_changes(world: World) -> None:
+def test_corrections_are_new_documents_and_the_original_never_changes(world: World,
+                                                                      pki: TestPki) -> None:
     from payments.fees import FeeKind
     from payments.receipts import ReceiptKind, ReceiptLine
 
@@ -158,6 +160,15 @@ def test_corrections_are_new_documents_and_the_original_never_changes(world: Wor
     [line] = report.lines
     assert (line.first_number, line.last_number, line.used, line.cancelled) == (1, 4, 4, 1)
     assert line.total_collected == 100000 + 120000 - 20000
+    # Every receipt, corrections included, carries a QR sealed by its own collecting body.
+    from payments.receipts import verify_qr
+
+    bundle = [pki.issuing.cert, *(s.certificate for s in world.seals.values())]
+    for r in (*originals, replacement, adjustment):
+        verified = verify_qr(r.qr_token, roots=[pki.root.cert], certificates=bundle, at=pki.now)
+        assert (verified.claims.number, verified.claims.total) == (r.data.number, r.data.total)
+        assert verified.claims.agency_code == r.data.collector.agency_code
+        assert verified.claims.xml_sha256_hex == document_digest(r.xml)
 
 
 def test_a_typo_in_the_transfer_text_still_finds_the_payment(world: World) -> None:

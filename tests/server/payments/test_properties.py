@@ -21,12 +21,14 @@ from sqlalchemy import select
 import payments.errors as pe
 from payments.payments import PAID_STATES, Payer
 from payments.receipts import check_gapless, group_lines
+from server.payments.checks import check_database
 from server.payments.common import trial_balance
 from server.storage import migrate
 from server.storage.db import Database
 from server.storage.payments import ChannelEventRow, ReceiptRow
 from tests.payments.support import HCM, T0
 from tests.server.payments.conftest import World, make_world
+from tests.support.databases import PostgresTemplates
 from tests.support.pki import TestPki
 
 PROCEDURES = ["1.000494", "2.000815", "1.001612"]
@@ -125,6 +127,22 @@ def test_money_is_counted_once_over_random_sequences(tmp_path_factory: pytest.Te
         run(make_world(db, pki), sequence)
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=money_sequences)
+def test_money_is_counted_once_on_postgresql(postgres_templates: PostgresTemplates,
+                                            pki: TestPki, sequence: list[tuple]) -> None:
+    """The same sequences and the same checker on PostgreSQL (a fresh database each)."""
+    url = postgres_templates.new_database()
+    db = Database(url)
+    try:
+        run(make_world(db, pki), sequence)
+    finally:
+        db.dispose()
+        postgres_templates.drop(url)
 
 
 # Receipts under corrections: fewer kinds of operation, so that paid payments, their receipts,
@@ -348,4 +366,6 @@ def run(world: World, sequence: list[tuple]) -> None:
         assert len(originals) == expected
     for numbers in world.receipts.numbers().values():
         assert check_gapless(numbers)
+    # The per-payment invariants, proved by the checker ``vnegov payments check`` runs.
+    assert [str(v) for v in check_database(world.db)] == []
     event(f"corrections: {min(sum(r.kind != 'original' for r in receipts), 2)}+")

@@ -230,11 +230,13 @@ async def test_grpc_refund_import_reconcile_and_resolve(
                 break
             await asyncio.sleep(0.05)
     today = now.date()
-    statement = write_camt053([Statement("S1", "113000012345", from_date=today, to_date=today,
+    # The statement of the account the agency registers below (only an agency's own accounts'
+    # statements import).
+    statement = write_camt053([Statement("S1", "0071001234567", from_date=today, to_date=today,
                                          opening=0, lines=[
-        StatementLine("113000012345", "FT-1", payment.amount_due, True, today, today, "FT-1", "",
-                      f"{payment.reference} le phi"),
-        StatementLine("113000012345", "FT-2", 30000, True, today, today, "FT-2", "", "??")])],
+        StatementLine("0071001234567", "FT-1", payment.amount_due, True, today, today, "FT-1",
+                      "", f"{payment.reference} le phi"),
+        StatementLine("0071001234567", "FT-2", 30000, True, today, today, "FT-2", "", "??")])],
         message_id="M1", created=now)
     finance = {**support.CALLERS[0],
                "scopes": ["payments.collect", "payments.refund", "payments.reconcile",

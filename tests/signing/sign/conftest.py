@@ -1,3 +1,3 @@
-from tests.signing.sign.fixtures import artifacts, doc_pki, font, trust, tsa
+from tests.signing.sign.fixtures import artifacts, doc_pki, font, nssdb, trust, tsa
 
-__all__ = ["artifacts", "doc_pki", "font", "trust", "tsa"]
+__all__ = ["artifacts", "doc_pki", "font", "nssdb", "trust", "tsa"]

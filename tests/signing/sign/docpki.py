@@ -54,7 +54,13 @@ SIGNERS: dict[str, dict[str, str]] = {
                 "organization-name": "UBND Thành phố Hồ Chí Minh"},
     "orphan": {"common-name": "Không có OCSP", "title": "Chuyên viên",
                "organization-name": "UBND Thành phố Hồ Chí Minh"},
+    # revoked ten days from now (key compromise found later): for long-term validation
+    "revoked-later": {"common-name": "Đỗ Văn Giang", "title": "Chuyên viên",
+                      "organization-name": "UBND Thành phố Hồ Chí Minh"},
 }
+
+REVOKED_LATER_AFTER = dt.timedelta(days=10)
+SHORT_TSA_LIFETIME = dt.timedelta(days=1)
 
 
 def _utc(value: dt.datetime) -> str:
@@ -77,7 +83,7 @@ def _subject_info_der() -> bytes:
 
 
 def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, object]:
-    key_names = ["root", "interm", "interm-ocsp", "tsa", "untrusted-root", *SIGNERS]
+    key_names = ["root", "interm", "interm-ocsp", "tsa", "tsa-short", "untrusted-root", *SIGNERS]
     keys = {n: {"path": _key_file(directory, n, "rsa" if n == "official" else "ec")}
             for n in key_names}
     long = {"valid-from": _utc(now - dt.timedelta(days=365)),
@@ -120,6 +126,17 @@ def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, objec
                      "smart-value": {"schema": "key-usage", "params": ["digital_signature"]}},
                     {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
                     root_crl]},
+        # a TSA whose certificate expires tomorrow (archive renewal must outlive it)
+        "tsa-short": {"subject": "tsa-short", "issuer": "root",
+                      "validity": {"valid-from": _utc(now - dt.timedelta(days=30)),
+                                   "valid-to": _utc(now + SHORT_TSA_LIFETIME)},
+                      "extensions": [
+                          {"id": "key_usage", "critical": True,
+                           "smart-value": {"schema": "key-usage",
+                                           "params": ["digital_signature"]}},
+                          {"id": "extended_key_usage", "critical": True,
+                           "value": ["time_stamping"]},
+                          root_crl]},
         "untrusted-root": {"subject": "untrusted-root", "issuer": "untrusted-root",
                            "validity": long, "extensions": ca_ext},
     }
@@ -128,6 +145,9 @@ def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, objec
                                    "extensions": signer_ext}
         if name == "revoked":
             spec["revocation"] = {"revoked-since": _utc(now - dt.timedelta(days=1)),
+                                  "reason": "key_compromise"}
+        if name == "revoked-later":
+            spec["revocation"] = {"revoked-since": _utc(now + REVOKED_LATER_AFTER),
                                   "reason": "key_compromise"}
         if name == "expired":
             spec["validity"] = {"valid-from": _utc(now - dt.timedelta(days=400)),
@@ -140,6 +160,7 @@ def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, objec
         "interm": {"common-name": "CA phục vụ các cơ quan Nhà nước (thử nghiệm)"},
         "interm-ocsp": {"common-name": "OCSP CA phục vụ các cơ quan Nhà nước (thử nghiệm)"},
         "tsa": {"common-name": "Dịch vụ cấp dấu thời gian (thử nghiệm)"},
+        "tsa-short": {"common-name": "Dịch vụ cấp dấu thời gian sắp hết hạn (thử nghiệm)"},
         "untrusted-root": {"common-name": "Untrusted Root", "organization-name": "Elsewhere"},
         **SIGNERS,
     }
@@ -161,7 +182,9 @@ def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, objec
                     "interm": {"for-issuer": "interm", "signing-key": "interm",
                                "simulated-update-schedule": "P30D"},
                 },
-                "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"}},
+                "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"},
+                                  "tsa-short": {"signing-key": "tsa-short",
+                                                "signing-cert": "tsa-short"}},
             },
         }},
     }
@@ -244,6 +267,16 @@ class DocumentPki:
     @property
     def tsa_url(self) -> str:
         return f"{self.url}/{ARCH}/tsa/tsa"
+
+    @property
+    def short_tsa_url(self) -> str:
+        """The TSA whose certificate expires a day after :attr:`now`."""
+        return f"{self.url}/{ARCH}/tsa/tsa-short"
+
+    def crl(self, issuer: str, at: dt.datetime) -> bytes:
+        """The CRL of ``issuer`` ("interm" or "root") as the CA would publish it at ``at``."""
+        data: bytes = self.arch.service_registry.get_crl(issuer, at_time=at).dump()
+        return data
 
     def cert(self, label: str) -> x509.Certificate:
         return _crypto(self.arch.get_cert(label))

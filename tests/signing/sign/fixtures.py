@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +49,16 @@ def font() -> bytes:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def nssdb(doc_pki: DocumentPki, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An NSS database (for pdfsig) trusting the test PKI's root."""
+    directory = tmp_path_factory.mktemp("nssdb")
+    root = directory / "root.pem"
+    root.write_bytes(doc_pki.pem("root"))
+    subprocess.run(["certutil", "-N", "-d", f"sql:{directory}", "--empty-password"],
+                   check=True, capture_output=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{directory}", "-n", "root", "-t", "CT,C,C",
+                    "-a", "-i", str(root)], check=True, capture_output=True)
+    return f"sql:{directory}"

@@ -47,3 +47,48 @@ def decision_pdf(pages: int = 1) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def form_pdf(fields: dict[str, str]) -> bytes:
+    """A one-page decision with text form fields (name -> value), e.g. an application form."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(decision_pdf()))
+    page_ref = writer.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    refs = []
+    for n, (name, value) in enumerate(fields.items()):
+        field = generic.DictionaryObject({
+            generic.NameObject("/FT"): generic.NameObject("/Tx"),
+            generic.NameObject("/T"): generic.TextStringObject(name),
+            generic.NameObject("/V"): generic.TextStringObject(value),
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Widget"),
+            generic.NameObject("/F"): generic.NumberObject(4),
+            generic.NameObject("/Rect"): generic.ArrayObject(
+                [generic.NumberObject(x) for x in (60, 400 - 30 * n, 300, 420 - 30 * n)]),
+        })
+        refs.append(writer.add_object(field))
+    page[generic.NameObject("/Annots")] = generic.ArrayObject(refs)
+    writer.update_container(page)
+    writer.root[generic.NameObject("/AcroForm")] = generic.DictionaryObject({
+        generic.NameObject("/Fields"): generic.ArrayObject(refs)})
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def fill(data: bytes, name: str, value: str) -> bytes:
+    """``data`` with form field ``name`` set to ``value`` in an incremental update."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if str(field.get("/T")) == name:
+            field[generic.NameObject("/V")] = generic.TextStringObject(value)
+            writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -502,6 +502,7 @@ class Receipt(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     XML_FIELD_NUMBER: _builtins.int
+    QR_TEXT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"payments/{id}/receipts/{receipt}"."""
     template: _builtins.str
@@ -515,6 +516,11 @@ class Receipt(_message.Message):
     """valid | replaced | adjusted | cancelled"""
     xml: _builtins.bytes
     """The signed XML."""
+    qr_text: _builtins.str
+    """What the receipt's QR code holds, to print it: the verification page's URL, "#", and a
+    compact JWS by the collecting body's seal over the receipt's identifying fields (format BL1,
+    docs/payments.md "Receipt QR codes"). Empty on receipts issued without one.
+    """
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -530,10 +536,11 @@ class Receipt(_message.Message):
         kind: _builtins.str = ...,
         status: _builtins.str = ...,
         xml: _builtins.bytes = ...,
+        qr_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector", b"collector", "issue_time", b"issue_time", "kind", b"kind", "name", b"name", "number", b"number", "series", b"series", "status", b"status", "template", b"template", "total", b"total", "xml", b"xml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector", b"collector", "issue_time", b"issue_time", "kind", b"kind", "name", b"name", "number", b"number", "qr_text", b"qr_text", "series", b"series", "status", b"status", "template", b"template", "total", b"total", "xml", b"xml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -672,6 +672,8 @@ class SignatureResult(_message.Message):
     SIGNING_TIME_SOURCE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
     SIGNED_ELEMENTS_FIELD_NUMBER: _builtins.int
     SIGNED_DATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -688,6 +690,16 @@ class SignatureResult(_message.Message):
     def signing_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def messages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentChange]:
+        """PDFs: what changed after this signature (allowed changes; a forbidden one fails it)."""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """The signer's certificate was revoked at this time, after the signature's proof of
+        existence (the signature stays valid); unset otherwise.
+        """
+
     @_builtins.property
     def signed_elements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedElement]:
         """XML: the element(s) the signature covers, and (with include_signed_data) the canonical data
@@ -707,12 +719,14 @@ class SignatureResult(_message.Message):
         signing_time_source: _builtins.str = ...,
         format: _builtins.str = ...,
         messages: _abc.Iterable[_builtins.str] | None = ...,
+        changes: _abc.Iterable[Global___DocumentChange] | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
         signed_elements: _abc.Iterable[Global___SignedElement] | None = ...,
         signed_data: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["signer", b"signer", "signing_time", b"signing_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at", "signer", b"signer", "signing_time", b"signing_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "indication", b"indication", "messages", b"messages", "signed_data", b"signed_data", "signed_elements", b"signed_elements", "signer", b"signer", "signing_time", b"signing_time", "signing_time_source", b"signing_time_source", "sub_indication", b"sub_indication"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "format", b"format", "id", b"id", "indication", b"indication", "messages", b"messages", "revoked_at", b"revoked_at", "signed_data", b"signed_data", "signed_elements", b"signed_elements", "signer", b"signer", "signing_time", b"signing_time", "signing_time_source", b"signing_time_source", "sub_indication", b"sub_indication"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -758,6 +772,39 @@ class SignedElement(_message.Message):
 Global___SignedElement: _TypeAlias = SignedElement  # noqa: Y015
 
 @_typing.final
+class DocumentChange(_message.Message):
+    """A change made to a PDF after a signature."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OLD_VALUE_FIELD_NUMBER: _builtins.int
+    NEW_VALUE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"form-field", "signature", "document-timestamp" or "validation-data"."""
+    name: _builtins.str
+    """The form field's or signature field's fully qualified name."""
+    old_value: _builtins.str
+    """form-field: the value the signer saw and the value now (empty: no value)."""
+    new_value: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        old_value: _builtins.str = ...,
+        new_value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "new_value", b"new_value", "old_value", b"old_value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentChange: _TypeAlias = DocumentChange  # noqa: Y015
+
+@_typing.final
 class VerifyDocumentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -793,6 +840,114 @@ class VerifyDocumentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyDocumentResponse: _TypeAlias = VerifyDocumentResponse  # noqa: Y015
+
+@_typing.final
+class ExtendDocumentHeader(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HASH_ALGORITHM_FIELD_NUMBER: _builtins.int
+    hash_algorithm: _builtins.str
+    """Digest of the new document time-stamp (default sha256)."""
+    def __init__(
+        self,
+        *,
+        hash_algorithm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash_algorithm", b"hash_algorithm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendDocumentHeader: _TypeAlias = ExtendDocumentHeader  # noqa: Y015
+
+@_typing.final
+class ExtendDocumentRequest(_message.Message):
+    """As SignDocumentRequest: the header in the first message, which may carry the first chunk."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    @_builtins.property
+    def header(self) -> Global___ExtendDocumentHeader: ...
+    def __init__(
+        self,
+        *,
+        header: Global___ExtendDocumentHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendDocumentRequest: _TypeAlias = ExtendDocumentRequest  # noqa: Y015
+
+@_typing.final
+class ExtendDocumentResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMESTAMP_TIME_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    signatures: _builtins.int
+    """Signatures and earlier time-stamps the new validation data covers."""
+    size: _builtins.int
+    sha256: _builtins.str
+    @_builtins.property
+    def timestamp_time(self) -> _timestamp_pb2.Timestamp:
+        """genTime of the new document time-stamp, and when its TSA certificate chain expires (renew
+        before then).
+        """
+
+    @_builtins.property
+    def valid_until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        timestamp_time: _timestamp_pb2.Timestamp | None = ...,
+        valid_until: _timestamp_pb2.Timestamp | None = ...,
+        signatures: _builtins.int = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp_time", b"timestamp_time", "valid_until", b"valid_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256", "signatures", b"signatures", "size", b"size", "timestamp_time", b"timestamp_time", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendDocumentResult: _TypeAlias = ExtendDocumentResult  # noqa: Y015
+
+@_typing.final
+class ExtendDocumentResponse(_message.Message):
+    """The extended PDF in chunks; the last message carries the result beside the last chunk."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    @_builtins.property
+    def result(self) -> Global___ExtendDocumentResult: ...
+    def __init__(
+        self,
+        *,
+        chunk: _builtins.bytes = ...,
+        result: Global___ExtendDocumentResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendDocumentResponse: _TypeAlias = ExtendDocumentResponse  # noqa: Y015
 
 @_typing.final
 class ListCredentialsRequest(_message.Message):

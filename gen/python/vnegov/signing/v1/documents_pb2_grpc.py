@@ -49,6 +49,11 @@ class SigningServiceStub:
                 request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentRequest.SerializeToString,
                 response_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentResponse.FromString,
                 _registered_method=True)
+        self.ExtendDocument = channel.stream_stream(
+                '/vnegov.signing.v1.SigningService/ExtendDocument',
+                request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentRequest.SerializeToString,
+                response_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentResponse.FromString,
+                _registered_method=True)
         self.ListCredentials = channel.unary_unary(
                 '/vnegov.signing.v1.SigningService/ListCredentials',
                 request_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.ListCredentialsRequest.SerializeToString,
@@ -94,6 +99,15 @@ class SigningServiceServicer:
 
     def VerifyDocument(self, request_iterator, context):
         """Verify every signature of a document; answers with EN 319 102-1 indications and reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendDocument(self, request_iterator, context):
+        """Archive renewal of a signed PDF (B-LT/B-LTA): fresh validation data for every signature
+        and time-stamp, then a document time-stamp, so the document stays verifiable after the
+        last TSA certificate expires. Streams like SignDocument; earlier signatures stay valid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,6 +165,11 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.VerifyDocument,
                     request_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentRequest.FromString,
                     response_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentResponse.SerializeToString,
+            ),
+            'ExtendDocument': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExtendDocument,
+                    request_deserializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentRequest.FromString,
+                    response_serializer=vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentResponse.SerializeToString,
             ),
             'ListCredentials': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCredentials,
@@ -237,6 +256,33 @@ class SigningService:
             '/vnegov.signing.v1.SigningService/VerifyDocument',
             vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentRequest.SerializeToString,
             vnegov_dot_signing_dot_v1_dot_documents__pb2.VerifyDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendDocument(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/vnegov.signing.v1.SigningService/ExtendDocument',
+            vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentRequest.SerializeToString,
+            vnegov_dot_signing_dot_v1_dot_documents__pb2.ExtendDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

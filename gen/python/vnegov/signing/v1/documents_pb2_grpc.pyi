@@ -44,6 +44,11 @@ class SigningServiceStub:
     """
     VerifyDocument: _grpc.StreamUnaryMultiCallable[_documents_pb2.VerifyDocumentRequest, _documents_pb2.VerifyDocumentResponse]
     """Verify every signature of a document; answers with EN 319 102-1 indications and reports."""
+    ExtendDocument: _grpc.StreamStreamMultiCallable[_documents_pb2.ExtendDocumentRequest, _documents_pb2.ExtendDocumentResponse]
+    """Archive renewal of a signed PDF (B-LT/B-LTA): fresh validation data for every signature
+    and time-stamp, then a document time-stamp, so the document stays verifiable after the
+    last TSA certificate expires. Streams like SignDocument; earlier signatures stay valid.
+    """
     ListCredentials: _grpc.UnaryUnaryMultiCallable[_documents_pb2.ListCredentialsRequest, _documents_pb2.ListCredentialsResponse]
     """CSC credentials/list: the credentials of an official, within the caller's agency."""
     GetCredentialInfo: _grpc.UnaryUnaryMultiCallable[_documents_pb2.GetCredentialInfoRequest, _documents_pb2.CredentialInfo]
@@ -78,6 +83,11 @@ class SigningServiceAsyncStub(SigningServiceStub):
     """
     VerifyDocument: _aio.StreamUnaryMultiCallable[_documents_pb2.VerifyDocumentRequest, _documents_pb2.VerifyDocumentResponse]  # type: ignore[assignment]
     """Verify every signature of a document; answers with EN 319 102-1 indications and reports."""
+    ExtendDocument: _aio.StreamStreamMultiCallable[_documents_pb2.ExtendDocumentRequest, _documents_pb2.ExtendDocumentResponse]  # type: ignore[assignment]
+    """Archive renewal of a signed PDF (B-LT/B-LTA): fresh validation data for every signature
+    and time-stamp, then a document time-stamp, so the document stays verifiable after the
+    last TSA certificate expires. Streams like SignDocument; earlier signatures stay valid.
+    """
     ListCredentials: _aio.UnaryUnaryMultiCallable[_documents_pb2.ListCredentialsRequest, _documents_pb2.ListCredentialsResponse]  # type: ignore[assignment]
     """CSC credentials/list: the credentials of an official, within the caller's agency."""
     GetCredentialInfo: _aio.UnaryUnaryMultiCallable[_documents_pb2.GetCredentialInfoRequest, _documents_pb2.CredentialInfo]  # type: ignore[assignment]
@@ -121,6 +131,17 @@ class SigningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_documents_pb2.VerifyDocumentResponse, _abc.Awaitable[_documents_pb2.VerifyDocumentResponse]]:
         """Verify every signature of a document; answers with EN 319 102-1 indications and reports."""
+
+    @_abc_1.abstractmethod
+    def ExtendDocument(
+        self,
+        request_iterator: _MaybeAsyncIterator[_documents_pb2.ExtendDocumentRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_documents_pb2.ExtendDocumentResponse], _abc.AsyncIterator[_documents_pb2.ExtendDocumentResponse]]:
+        """Archive renewal of a signed PDF (B-LT/B-LTA): fresh validation data for every signature
+        and time-stamp, then a document time-stamp, so the document stays verifiable after the
+        last TSA certificate expires. Streams like SignDocument; earlier signatures stay valid.
+        """
 
     @_abc_1.abstractmethod
     def ListCredentials(
