@@ -179,7 +179,9 @@ def archive_status(source: IO[bytes]) -> ArchiveStatus:
         except (KeyError, ValueError, TypeError, IndexError, AttributeError):
             continue
         expires = _chain_expiry(certs, signer)
-        if expires is not None and (last is None or gen_time > last[0]):
+        # The newest time-stamp; of several from the same second (gen_time has second precision:
+        # signed and renewed at once), the one that proves longest.
+        if expires is not None and (last is None or (gen_time, expires) > last):
             last = (gen_time, expires)
     return ArchiveStatus(signatures=len(signatures), document_timestamps=len(stamps),
                          last_timestamp=last[0] if last else None,

@@ -240,8 +240,8 @@ def test_ltv_status_extend_and_verify_two_years_later(doc_pki: DocumentPki, tmp_
     assert main(["ltv", "extend", str(archive / "qd-123.pdf"), "--tsa", doc_pki.tsa_url,
                  "--trust", str(root)], env) == 0
     assert "extended" in capsys.readouterr().out
-    assert main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"],
-                env) == 0
+    code = main(["ltv", "status", str(tmp_path / "archive"), "--within", "30", "--quiet"], env)
+    assert code == 0, capsys.readouterr()
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=730)).isoformat()
     capsys.readouterr()
     assert main(["verify", str(archive / "qd-123.pdf"), "--trust", str(root), "--offline",

@@ -32,13 +32,13 @@ from typing import Any
 import click
 import yaml
 
-from server.cli_kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+from server.cli.kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
 
 __all__ = ["COMMANDS"]
 
 
 def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from server.cli import load_config_for as load  # the entry point reads the configuration
+    from server.cli.commands import load_config_for as load  # the entry point reads the configuration
 
     return load(args, environ)
 
@@ -87,7 +87,7 @@ def _print_request(view: Any) -> int:
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str], action: Any) -> int:
     """Run ``action(parts, actor)`` on the CA; a refusal (SigningError) ends the command with
-    ``vnegov: <message> [REASON]`` and its exit code (:mod:`server.cli_kit`)."""
+    ``vnegov: <message> [REASON]`` and its exit code (:mod:`server.cli.kit`)."""
     db, parts = _open(args, environ)
     try:
         return int(action(parts, _actor()) or 0)

@@ -1,6 +1,6 @@
 """The ``vnegov`` command: the server's entry point, and the only code that reads configuration
 files and environment variables. One command tree (click), built here from the domain modules'
-groups (``server/cli_<domain>.py``):
+groups (``server/cli/<domain>.py``):
 
     vnegov init [--data-dir DIR] [--force]   create a data directory: config, SQLite, development PKI
     vnegov serve [--migrate]                 serve gRPC and HTTP until SIGTERM/SIGINT
@@ -10,7 +10,7 @@ groups (``server/cli_<domain>.py``):
 
 The configuration file is ``--config PATH``, else ``$VNEGOV_CONFIG``, else ``<data-dir>/vnegov.toml``
 with the data directory from ``--data-dir``, ``$VNEGOV_DATA_DIR`` or ``./data``. Errors and exit
-codes: :mod:`server.cli_kit`.
+codes: :mod:`server.cli.kit`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from server.cli_kit import (
+from server.cli.kit import (
     EXIT_REFUSED,
     EXIT_USAGE,
     Arg,
@@ -427,17 +427,17 @@ def completion_command(shell: str) -> int:
 
 
 def _register_groups() -> None:
-    from server import cli_ca, cli_documents, cli_identity, cli_payments
+    from server.cli import ca, documents, identity, payments
 
-    for module in (cli_ca, cli_documents, cli_identity, cli_payments):
+    for module in (ca, documents, identity, payments):
         for command in module.COMMANDS:
             cli.add_command(command)
 
 
-# Command groups contributed by the domain modules: each ``server/cli_<domain>.py`` lists its
-# click commands and groups in ``COMMANDS``; adding a module here adds its commands to the tree.
-COMMAND_GROUPS = ("server.cli_ca", "server.cli_documents", "server.cli_identity",
-                  "server.cli_payments")
+# Command groups contributed per domain: each ``server/cli/<domain>.py`` lists its click
+# commands and groups in ``COMMANDS``; adding a module here adds its commands to the tree.
+COMMAND_GROUPS = ("server.cli.ca", "server.cli.documents", "server.cli.identity",
+                  "server.cli.payments")
 _register_groups()
 
 

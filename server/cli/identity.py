@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from server.cli_kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+from server.cli.kit import Arg, CliError, VnegovCommand, emit, handler, json_option, progress
 
 __all__ = ["COMMANDS"]
 
@@ -36,7 +36,7 @@ Handler = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
 
 def _parts(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.identity.module import assemble
     from server.storage.db import Database
 
@@ -47,7 +47,7 @@ def _parts(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
 
 def _run(fn: Callable[[Any, argparse.Namespace], int]) -> Handler:
     """``fn(parts, args)`` on the assembled identity provider; a refusal (VnidError) ends the
-    command as ``vnegov: <message> [REASON]`` with its exit code (:mod:`server.cli_kit`)."""
+    command as ``vnegov: <message> [REASON]`` with its exit code (:mod:`server.cli.kit`)."""
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

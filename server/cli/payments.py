@@ -6,8 +6,8 @@
     vnegov receipts cancel ID --reason R       cancel a receipt with a signed notice
     vnegov receipts issue-pending              issue receipts still queued in the outbox
     vnegov receipts verify FILE | --qr IMAGE   verify a signed receipt or its QR offline
-    vnegov receipts verifier-page -o FILE      the offline verification page (server/cli_receipts)
-    vnegov reconcile-report --agency A ...     the finance unit's papers (server/cli_receipts.py)
+    vnegov receipts verifier-page -o FILE      the offline verification page (server/cli/receipts.py)
+    vnegov reconcile-report --agency A ...     the finance unit's papers (server/cli/receipts.py)
     vnegov payments check [--payment ID]...    prove the money invariants per payment (exit 1
                                                naming every payment that breaks one)
     vnegov reconcile STATEMENT... [--format camt053|csv] [--account A] [--as-of T]
@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from server.cli_kit import EXIT_REFUSED, Arg, CliError, VnegovCommand, emit, handler, json_option, progress
+from server.cli.kit import EXIT_REFUSED, Arg, CliError, VnegovCommand, emit, handler, json_option, progress
 
 __all__ = ["COMMANDS"]
 
@@ -41,7 +41,7 @@ Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     from types import SimpleNamespace
 
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.payments.module import PaymentsModule
     from server.storage.db import Database
 
@@ -187,7 +187,7 @@ def cmd_reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from payments.payments.invariants import payments_named
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.payments.checks import check_database, payment_facts
     from server.storage.db import Database
 
@@ -316,7 +316,7 @@ def reconcile(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return cmd_reconcile(args, environ)
 
 
-from server.cli_receipts import reconcile_report, verifier_page, verify_command  # noqa: E402
+from server.cli.receipts import reconcile_report, verifier_page, verify_command  # noqa: E402
 
 receipts.add_command(verify_command)  # receipts verify FILE | --qr IMAGE | --text TEXT
 receipts.add_command(verifier_page)

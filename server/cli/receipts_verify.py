@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.cli_kit import EXIT_USAGE, CliError
+from server.cli.kit import EXIT_USAGE, CliError
 
 __all__ = ["cmd_receipts_verify"]
 
@@ -35,7 +35,7 @@ def cmd_receipts_verify(args: argparse.Namespace, environ: Mapping[str, str]) ->
     from payments.errors import PaymentsError
     from payments.money import format_vnd
     from payments.receipts.verification import ReceiptNotVerified, verify_receipt
-    from server.cli_documents import _runtime
+    from server.cli.documents import _runtime
     from signing.errors import SigningError
 
     if not args.file:

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 if TYPE_CHECKING:
     from signing.sign.expected import ExpectedSigner
 
-from server.cli_kit import (
+from server.cli.kit import (
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -91,7 +91,7 @@ class _Parsed(click.ParamType[Any]):
 
 
 def _documents_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.config import ConfigError
     from server.documents.config import DocumentsConfig
 
@@ -524,7 +524,7 @@ def cmd_ltv_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def cmd_key_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Generate an official's key in the configured token (never leaving it) and, with
     --cert-out, certify it with the development CA of the data directory (demo only)."""
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.devpki import DevPki, issue_dev_certificate
     from signing.ca import KeyAlgorithm, SubjectData
 
@@ -561,7 +561,7 @@ def cmd_key_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> in
 def cmd_credential_add(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Register a token key and its certificate as an official's credential, after checking that
     the configured token holds that key and that it is the certificate's."""
-    from server.cli import _check_database, load_config_for
+    from server.cli.commands import _check_database, load_config_for
     from server.documents.stores import add_credential
     from server.storage.db import Database
     from signing.errors import SigningError
@@ -600,7 +600,7 @@ def cmd_credential_link(args: argparse.Namespace, environ: Mapping[str, str]) ->
     ID number is the credential's owner): that account's app approvals then authorise it."""
     from sqlalchemy import select
 
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.documents.stores import link_identity_account
     from server.storage.db import Database
     from server.storage.documents import SigningCredentialRow
@@ -635,7 +635,7 @@ def cmd_credential_link(args: argparse.Namespace, environ: Mapping[str, str]) ->
 def cmd_totp(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import pyotp
 
-    from server.cli import load_config_for
+    from server.cli.commands import load_config_for
     from server.documents.stores import set_totp_secret
     from server.sealing import secret_box
     from server.storage.db import Database

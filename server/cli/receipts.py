@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from server.cli_kit import (
+from server.cli.kit import (
     EXIT_REFUSED,
     Arg,
     CliError,
@@ -114,7 +114,7 @@ def cmd_verify_any(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         args.root = args.trust
         args.xml = args.xml or args.file
         return cmd_verify(args, environ)
-    from server.cli_receipts_verify import cmd_receipts_verify
+    from server.cli.receipts_verify import cmd_receipts_verify
 
     if not args.file:
         raise CliError("name the signed receipt FILE, or give --qr or --text", "USAGE")
@@ -184,7 +184,7 @@ def cmd_reconcile_report(args: argparse.Namespace, environ: Mapping[str, str]) -
 
     from payments.money import local_date
     from payments.reconcile.papers import paper_pdf, paper_xlsx
-    from server.cli_payments import _stores
+    from server.cli.payments import _stores
     from server.payments.papers import paper_for
 
     now = dt.datetime.now(dt.UTC)
