@@ -56,7 +56,8 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
 
     config = load_config_for(args, environ)
     db = Database(config.storage.url)
-    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC))
+    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC), jobs=None,
+                          changes=None)
     module = PaymentsModule(ctx)  # type: ignore[arg-type]  # config, db and clock suffice
     return module, db
 
