@@ -154,7 +154,7 @@ def _quiet() -> None:
 def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from signing.errors import SigningError
     from signing.sign.cms import CadesLevel, sign_detached
-    from signing.sign.pades import PadesLevel, PadesOptions, sign_pdf
+    from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, sign_pdf
     from signing.sign.xmldsig import XmlDsigSigner
 
     _quiet()
@@ -171,8 +171,13 @@ def cmd_sign(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             part = out.with_name(out.name + ".part")
             try:
                 with source.open("rb") as src, part.open("w+b") as dst:
+                    profile = runtime.signers.get(args.signer) if args.signer else None
                     result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
                         level=PadesLevel(args.level), reason=args.reason,
+                        certify=DocMdp(args.certify) if args.certify else None,
+                        certify_if_first=DocMdp(profile.certify_first)
+                        if profile is not None and profile.certify_first else None,
+                        lock_fields=not args.no_lock_fields,
                         location=args.location, appearance=_appearance(args, runtime, at, src)),
                         timestamps=runtime.tsa, trust=runtime.trust)
                 part.replace(out)
@@ -585,6 +590,11 @@ def register(sub: Any) -> None:
     p.add_argument("--person-box", type=_box)
     p.add_argument("--signature-size", type=_size, help="pixel size of the signature image, WxH")
     p.add_argument("--copy-of", help="sign as an electronic copy made by this body")
+    p.add_argument("--certify", type=int, choices=[1, 2, 3], nargs="?", const=2,
+                   help="certify (first signature only): DocMDP P, 2 by default (form filling "
+                        "and signing allowed); 1 forbids even LTV maintenance")
+    p.add_argument("--no-lock-fields", action="store_true",
+                   help="leave the existing form fields fillable after this signature")
     p.add_argument("--reference-id")
     p.add_argument("--signature-id", default="signature")
     p.add_argument("--signature-parent", default="")
