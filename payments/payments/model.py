@@ -309,8 +309,11 @@ def _close(p: Payment, to: PaymentState, now: dt.datetime, reason: str, actor: s
         key = f"{p.id}:{to.value}:{p.expires_at:%Y%m%dT%H%M%S%f}"
         txs.append(transaction(key, now, to.value, debits,
                                {Account.RECEIVABLES: p.amount_due}, payment=p.id))
-        if p.collected - p.held > 0:
-            moved = p.collected - p.held
+        # What was applied to the fees moves to OVERPAYMENTS: collected less what is held
+        # already and less what was refunded (a payment re-opened after an expiry may have
+        # had part of its held money refunded; that money is gone, not held again).
+        moved = p.collected - p.refunded - p.held
+        if moved > 0:
             txs.append(transaction(f"{key}:hold", now, "hold",
                                    {Account.RECEIVABLES: moved}, {Account.OVERPAYMENTS: moved},
                                    payment=p.id))

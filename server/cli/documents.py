@@ -192,7 +192,7 @@ def _sign_one(args: argparse.Namespace, runtime: Any, signer: Any, source: Path,
               out_arg: str | None) -> dict[str, Any]:
     """Sign one file; the result (file, out, format, level, field, warnings)."""
     from signing.sign.cms import CadesLevel, sign_detached
-    from signing.sign.pades import PadesLevel, PadesOptions, sign_pdf
+    from signing.sign.pades import DocMdp, PadesLevel, PadesOptions, sign_pdf
     from signing.sign.xmldsig import XmlDsigSigner
 
     at = dt.datetime.now(dt.UTC)
@@ -204,8 +204,13 @@ def _sign_one(args: argparse.Namespace, runtime: Any, signer: Any, source: Path,
         part = out.with_name(out.name + ".part")
         try:
             with source.open("rb") as src, part.open("w+b") as dst:
+                profile = runtime.signers.get(args.signer) if args.signer else None
                 result = sign_pdf(src, dst, signer, at=at, options=PadesOptions(
                     level=PadesLevel(args.level), reason=args.reason,
+                    certify=DocMdp(args.certify) if args.certify else None,
+                    certify_if_first=DocMdp(profile.certify_first)
+                    if profile is not None and profile.certify_first else None,
+                    lock_fields=not args.no_lock_fields,
                     location=args.location, appearance=_appearance(args, runtime, at, src)),
                     timestamps=runtime.tsa, trust=runtime.trust)
             part.replace(out)
@@ -702,6 +707,11 @@ FORMATS = click.Choice(["pdf", "cms", "xml"])
 @click.option("--person-box", type=BOX, help="box of the person's signature the seal overlaps")
 @click.option("--signature-size", type=SIZE, help="pixel size of the signature image, WxH")
 @click.option("--copy-of", help="sign as an electronic copy made by this body")
+@click.option("--certify", type=click.IntRange(1, 3), is_flag=False, flag_value=2,
+              help="certify (first signature only): DocMDP P, 2 when given alone (form filling "
+                   "and signing allowed); 1 forbids even LTV maintenance")
+@click.option("--no-lock-fields", is_flag=True,
+              help="leave the existing form fields fillable after this signature")
 @click.option("--reference-id", help="XML: sign the element with this Id (default the document)")
 @click.option("--signature-id", default="signature", show_default=True,
               help="XML: Id of the Signature element")

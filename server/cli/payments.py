@@ -48,7 +48,8 @@ def _stores(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     config = load_config_for(args, environ)
     db = Database(config.storage.url)
     # No job runner: the command does its work itself (the server's jobs are not started).
-    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC), jobs=None)
+    ctx = SimpleNamespace(config=config, db=db, clock=lambda: dt.datetime.now(dt.UTC), jobs=None,
+                          changes=None)
     module = PaymentsModule(ctx)  # type: ignore[arg-type]  # config, db and clock suffice
     return module, db
 

@@ -25,6 +25,7 @@ Relative paths are resolved against the data directory. Unknown keys are errors 
     agency_code = "000.00.00.H29"
     certificate_file = "pki/ubnd-hcm.pem"      # chain, signer first
     key_label = "ubnd-hcm"                     # in the token; or key_file (+ passphrase file)
+    certify_first = 2      # certify documents this key signs first (DocMDP P=2); 0: never
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class AgencySignerConfig:
     key_label: str = ""
     key_file: str = ""
     key_passphrase_file: str = ""
+    certify_first: int = 0  # DocMDP P (1-3) of a certification when it signs first; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class DocumentsConfig:
             if bool(signer.key_label) == bool(signer.key_file):
                 key = f"documents.signers[{i}]"
                 raise ConfigError(f"{key} needs exactly one of key_label and key_file", key)
+            if signer.certify_first not in (0, 1, 2, 3):
+                key = f"documents.signers[{i}].certify_first"
+                raise ConfigError(f"{key} must be 0 (never) or a DocMDP permission 1, 2 or 3", key)
         if config.sad_lifetime_seconds < 10 or config.sad_lifetime_seconds > 3600:
             raise ConfigError("documents.sad_lifetime_seconds must be between 10 and 3600",
                               "documents.sad_lifetime_seconds")

@@ -33,6 +33,7 @@ class AgencySigner:
     name: str
     agency_code: str
     signer: Signer
+    certify_first: int = 0  # DocMDP P of a certification when it signs a document first
 
 
 class TokenKeys:
@@ -127,7 +128,8 @@ class DocumentsRuntime:
                 if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
                     raise DocumentsSetupError(f"signer {entry.name}: only RSA and ECDSA keys")
                 signer = KeySigner(key, chain[0], chain[1:])  # parsed once, here
-            runtime.signers[entry.name] = AgencySigner(entry.name, entry.agency_code, signer)
+            runtime.signers[entry.name] = AgencySigner(entry.name, entry.agency_code, signer,
+                                                       entry.certify_first)
         return runtime
 
     @property

@@ -293,9 +293,13 @@ class SigningServicer(documents_pb2_grpc.SigningServiceServicer):
         if fmt == pb.PDF:
             level = _PADES[header.level]
             certify = DocMdp(header.certification) if header.certification else None
+            profile = self._rt.signers.get(header.agency_signer) \
+                if header.WhichOneof("signer") == "agency_signer" else None
+            first = DocMdp(profile.certify_first) if profile and profile.certify_first else None
             result = sign_pdf(source, output, signer, at=at, options=PadesOptions(
                 level=level, reason=header.reason or None, location=header.location or None,
-                certify=certify, appearance=self._appearance(header, at, source)),
+                certify=certify, certify_if_first=first,
+                appearance=self._appearance(header, at, source)),
                 timestamps=self._rt.tsa, trust=self._rt.trust)
             return pb.SignDocumentResult(signature_id=result.field_name,
                                          level=_LEVEL_OUT[result.level],

@@ -107,6 +107,9 @@ class PaymentsModule(Module):
             x509.load_pem_x509_certificates(Path(cfg.receipt_qr_roots_file).read_bytes())
             if cfg.receipt_qr_roots_file else
             (c for _, _, chain in keys.values() for c in chain if c.issuer == c.subject))
+        if keys and cfg.receipt_qr_signed and not self.qr_roots:
+            log.warning("no root for the receipt QR check page (payments.receipt_qr_roots_file): "
+                        "the page at /payments/receipts/check will trust no seal")
         self.receipts = ReceiptsStore(ctx.db, organisations=self.organisations,
                                       signer_for=self.signer_for,
                                       template=cfg.receipt_template,

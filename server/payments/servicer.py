@@ -292,6 +292,36 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self.m.wake()
         return self._receipt(await self.ctx.run(self.m.receipts.get, original.id))
 
+    async def VerifyReceipt(self, request: pb.VerifyReceiptRequest,
+                            context: grpc.aio.ServicerContext) -> pb.VerifyReceiptResponse:
+        from payments.receipts.verification import ReceiptNotVerified, verify_receipt
+
+        at = request.validation_time.ToDatetime(dt.UTC) \
+            if request.HasField("validation_time") else self.ctx.clock()
+        roots = list(self.m.qr_roots)
+        if not roots:
+            raise pe.FailedPrecondition("no national root is configured for receipts "
+                                     "(payments.receipt_qr_roots_file)",
+                                     reason="NO_TRUST_ANCHORS")
+
+        def work() -> pb.VerifyReceiptResponse:
+            try:
+                verified = verify_receipt(request.xml, trust=roots, at=at)
+            except ReceiptNotVerified as exc:
+                return pb.VerifyReceiptResponse(valid=False, reason=exc.reason,
+                                                message=exc.message)
+            r = verified.receipt
+            return pb.VerifyReceiptResponse(
+                valid=True, template=r.template, series=r.series, number=f"{r.number:07d}",
+                issue_time=_ts(r.issued_at), total=r.total,
+                collector_agency_code=r.collector.agency_code,
+                collector_tax_code=r.collector.tax_code, collector_name=r.collector.name,
+                payer_name=r.payer.name, payment_id=r.payment_id,
+                signer_subject=verified.signer_subject,
+                document_sha256=verified.document_sha256)
+
+        return await self.ctx.run(work)
+
     async def ImportStatement(self, request: pb.ImportStatementRequest,
                               context: grpc.aio.ServicerContext) -> pb.ImportStatementResponse:
         caller = current_caller()

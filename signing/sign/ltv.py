@@ -166,11 +166,15 @@ def archive_status(source: IO[bytes]) -> ArchiveStatus:
     reader = _reader(source)
     signatures = list(reader.embedded_regular_signatures)
     stamps = list(reader.embedded_timestamp_signatures)
-    tokens: list[cms.SignedData] = [t.signed_data for t in stamps]
+    # The newest time-stamp is the one in the latest revision (time-stamps made in the same
+    # second are ordered by the document, not by their genTime).
+    tokens: list[tuple[int, cms.SignedData]] = [(t.signed_revision, t.signed_data)
+                                                for t in stamps]
     for sig in signatures:
-        tokens.extend(extract_tst_data_iter(sig.signer_info, signed=False))
+        tokens.extend((sig.signed_revision, tst)
+                      for tst in extract_tst_data_iter(sig.signer_info, signed=False))
     last: tuple[dt.datetime, dt.datetime] | None = None
-    for token in tokens:
+    for _, token in sorted(tokens, key=lambda item: item[0]):
         try:
             gen_time: dt.datetime = token["encap_content_info"]["content"].parsed[
                 "gen_time"].native
@@ -179,9 +183,7 @@ def archive_status(source: IO[bytes]) -> ArchiveStatus:
         except (KeyError, ValueError, TypeError, IndexError, AttributeError):
             continue
         expires = _chain_expiry(certs, signer)
-        # The newest time-stamp; of several from the same second (gen_time has second precision:
-        # signed and renewed at once), the one that proves longest.
-        if expires is not None and (last is None or (gen_time, expires) > last):
+        if expires is not None:
             last = (gen_time, expires)
     return ArchiveStatus(signatures=len(signatures), document_timestamps=len(stamps),
                          last_timestamp=last[0] if last else None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import tempfile
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ class PadesOptions:
     reason: str | None = None
     location: str | None = None
     certify: DocMdp | None = None
+    # Certify (with these DocMDP permissions) when this is the document's first signature, as a
+    # signer's profile may ask: the agency that issues a document certifies it, later signers
+    # approve. Ignored when ``certify`` is set.
+    certify_if_first: DocMdp | None = None
     hash_algorithm: str = "sha256"
     appearance: VisibleSignature | None = None
     # Lock the form fields that exist when signing (FieldMDP, ISO 32000-1 §12.8.2.4): a later
@@ -196,6 +201,10 @@ def _open(source: IO[bytes]) -> IncrementalPdfFileWriter:
     return writer
 
 
+def _signed(writer: IncrementalPdfFileWriter) -> bool:
+    return any(True for _ in fields.enumerate_sig_fields(writer.prev, filled_status=True))
+
+
 def _form_fields(writer: IncrementalPdfFileWriter) -> list[str]:
     """Fully qualified names of the document's form fields other than signature fields."""
     from signing.validate.changes import form_field_names
@@ -238,6 +247,13 @@ async def _sign(source: IO[bytes], output: IO[bytes], signer: Signer, at: dt.dat
     writer = _open(source)
     field_name = options.field_name or _next_field_name(writer)
     warnings: list[str] = []
+    certify = options.certify
+    if certify is None and options.certify_if_first is not None and not _signed(writer):
+        certify = options.certify_if_first
+    if certify is not None and _signed(writer):
+        raise InvalidInput("only the first signature of a document can certify it",
+                           reason="ALREADY_SIGNED")
+    options = dataclasses.replace(options, certify=certify)
     if options.certify is DocMdp.NO_CHANGES:
         warnings.append("certification with DocMDP P=1 forbids any later change, including the "
                         "validation data and document time-stamps that keep B-LT/B-LTA "

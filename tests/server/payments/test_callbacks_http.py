@@ -23,6 +23,7 @@ from server.payments.module import PaymentsModule
 from server.storage.db import Database
 from server.storage.payments import ChannelEventRow, OutboxRow, ReceiptRow, TransitionRow
 from tests.server.payments.test_server import PARTNER, SECRET, db_url, payments_section
+from tests.support.databases import PostgresTemplates, fresh_database
 from tests.support.pki import TestPki, pem
 from tests.support.server import running_server
 from vnegov.payments.v1 import payments_pb2 as pb
@@ -150,3 +151,70 @@ async def test_receipt_pdf_qr_verifies_offline_and_online(pki: TestPki, tmp_path
             # Rate limited per client: the burst (12) is spent, the next lookups are refused.
             answers = [(await http.get(lookup, params=query)).status_code for _ in range(8)]
             assert 429 in answers and answers[-1] == 429
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_a_thousand_mixed_callbacks_over_http_on_postgresql(
+        pki: TestPki, tmp_path: Path, postgres_templates: PostgresTemplates) -> None:
+    """A real server on PostgreSQL: 1,000 platform callbacks mixed across 10 payments (20
+    different transfers of the full amount each, every one delivered five times, shuffled), 50
+    in flight. Each payment is paid exactly once by one transfer; the other 19 are held as
+    exceptions (money for a paid payment); every repeat is "already confirmed"; every transfer
+    is accounted once by the per-payment checker."""
+    import random
+
+    from server.payments.checks import check_database
+
+    with fresh_database("postgresql", postgres_templates, tmp_path) as db:
+        extra = {"payments": payments_section(pki, tmp_path, interval=0.1)}
+        async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
+            stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hcm))
+            platform = PlatformSimulator(PARTNER, SECRET)
+            payments = []
+            for i in range(10):
+                p = await stub.CreatePayment(pb.CreatePaymentRequest(
+                    request_id=f"http-storm-{i:04d}", procedure_code="2.000815",
+                    province_code="79", dossier_code=f"H29-STORM-{i}",
+                    payer=pb.Payer(name="Lê Văn C"), channel="platform"))
+                platform.payments[p.reference] = _PlatformPayment(
+                    {"MaThamChieu": p.reference, "SoTien": p.amount_due})
+                payments.append(p)
+            now = dt.datetime.now(dt.UTC)
+            transfers = []
+            for p in payments:
+                for _ in range(20):
+                    platform.payments[p.reference].transaction_id = ""  # a new transfer
+                    transfers.append(platform.pay(p.reference, now=now))
+            callbacks = [c for c in transfers for _ in range(5)]
+            random.Random(7).shuffle(callbacks)
+            gate = asyncio.Semaphore(50)
+            # A fresh connection per callback, as channels send them (no keep-alive races).
+            limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=server.http_url, limits=limits,
+                                         timeout=120) as http:
+
+                async def send(callback: dict[str, object]) -> tuple[str, str]:
+                    async with gate:
+                        answer = await http.post("/payments/platform/callback", json=callback)
+                    return str(callback["MaGiaoDich"]), platform.check_answer(answer.json())
+
+                answers = await asyncio.gather(*[send(c) for c in callbacks])
+            per_transfer: dict[str, list[str]] = {}
+            for tx, code in answers:
+                per_transfer.setdefault(tx, []).append(code)
+            assert len(per_transfer) == 200
+            # One first answer per transfer (applied or held), four "already confirmed".
+            assert all(sorted(codes).count("02") == 4 for codes in per_transfer.values())
+            assert sum(codes.count("00") for codes in per_transfer.values()) == 10
+            for p in payments:
+                got = await stub.GetPayment(pb.GetPaymentRequest(name=p.name))
+                assert (got.state, got.collected) == ("paid", p.amount_due)
+        with db.read() as s:
+            paid = s.execute(select(TransitionRow.payment_id, func.count()).where(
+                TransitionRow.to_state == "paid").group_by(TransitionRow.payment_id)).all()
+            outcomes = dict(s.execute(select(ChannelEventRow.outcome, func.count()).group_by(
+                ChannelEventRow.outcome)).all())
+        assert sorted(n for _, n in paid) == [1] * 10
+        assert outcomes == {"applied": 10, "held": 190}
+        assert check_database(db) == []

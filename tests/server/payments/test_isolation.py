@@ -22,7 +22,7 @@ from server.storage.db import Database
 from tests.payments.support import HCM, T0, WARD
 from tests.server.payments.conftest import make_world
 from tests.server.payments.test_server import db_url, payments_section
-from tests.support.pki import TestPki
+from tests.support.pki import TestPki, pem
 from tests.support.server import running_server
 from vnegov.payments.v1 import payments_pb2 as pb
 from vnegov.payments.v1 import payments_pb2_grpc
@@ -47,6 +47,9 @@ OWN_SCOPE: dict[tuple[str, str], grpc.StatusCode] = {
     ("ListPayments", "hanoi"): grpc.StatusCode.OK,
     ("ListExceptions", "ward"): grpc.StatusCode.OK,
     ("ListExceptions", "hanoi"): grpc.StatusCode.OK,
+    # verifying a receipt the caller holds reads no stored data: anyone may verify any receipt
+    ("VerifyReceipt", "ward"): grpc.StatusCode.OK,
+    ("VerifyReceipt", "hanoi"): grpc.StatusCode.OK,
 }
 
 
@@ -87,7 +90,8 @@ def owner_data(db: Database, pki: TestPki) -> dict[str, Any]:
     world.recon.finish_operation(op_id, result=result, error="", now=T0)
     exceptions = world.recon.exceptions()
     assert len(exceptions) >= 2 and {e.agency_code for e in exceptions} == {HCM}
-    return {"payment": f"payments/{pid}", "receipt": receipt.name, "statement": statement,
+    return {"payment": f"payments/{pid}", "receipt": receipt.name, "receipt_xml": receipt.xml,
+            "statement": statement,
             "exception": f"exceptions/{exceptions[0].id}", "operation": f"operations/{op_id}",
             "reference": world.payments.get(pid).reference, "transaction": f"TX{pid}"}
 
@@ -125,6 +129,7 @@ def requests(t: dict[str, Any]) -> dict[str, Message]:
         "GetOperation": pb.GetOperationRequest(name=t["operation"]),
         "ListExceptions": pb.ListExceptionsRequest(state=""),
         "ResolveException": pb.ResolveExceptionRequest(name=t["exception"], action="dismiss"),
+        "VerifyReceipt": pb.VerifyReceiptRequest(xml=t["receipt_xml"]),
     }
 
 
@@ -148,7 +153,10 @@ async def test_every_method_as_another_agency_and_another_province(
     targets = owner_data(db, pki)
     aimed = requests(targets)
     assert sorted(aimed) == sorted(METHODS)  # a new method needs its row in the matrix
-    extra = {"payments": {**payments_section(pki, tmp_path), "workers_enabled": False}}
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(pem(pki.root.cert))
+    extra = {"payments": {**payments_section(pki, tmp_path), "workers_enabled": False,
+                          "receipt_qr_roots_file": str(roots)}}
     async with running_server(pki, tmp_path, db_url(db), extra=extra) as server:
         callers = {"ward": server.channel(ward_cert), "hanoi": server.channel(pki.hanoi)}
         before = dump(db)
@@ -166,6 +174,8 @@ async def test_every_method_as_another_agency_and_another_province(
                 assert list(answer.payments) == []
             elif key[0] == "ListExceptions":
                 assert list(answer.exceptions) == []
+            elif key[0] == "VerifyReceipt":  # what the receipt says, nothing the database holds
+                assert answer.valid and answer.collector_agency_code == HCM, answer
         assert dump(db) == before  # nothing changed, nothing added
         # A foreign resource and a missing one get the same answer.
         ward = payments_pb2_grpc.PaymentsServiceStub(callers["ward"])

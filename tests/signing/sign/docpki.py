@@ -192,9 +192,16 @@ def build_config(directory: Path, url: str, now: dt.datetime) -> dict[str, objec
 
 def _ocsp_get(app: Any) -> Any:
     """Certomancer answers OCSP over POST only; RFC 6960 A.1 also allows GET (base64 request in
-    the path), which NSS (so pdfsig) uses. Turn such a GET into the equivalent POST."""
+    the path), which NSS (so pdfsig) uses. Turn such a GET into the equivalent POST. Requests
+    are answered one at a time: certomancer's responders share parsed certificates, and two
+    time-stamps built at once (signers in parallel threads) corrupted each other."""
+    lock = threading.Lock()
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:
+            return list(serve(environ, start_response))
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
         parts = environ.get("PATH_INFO", "").split("/")
         if environ.get("REQUEST_METHOD") == "GET" and len(parts) >= 5 and parts[2] == "ocsp":
             body = base64.b64decode(unquote("/".join(parts[4:])))

@@ -85,3 +85,21 @@ def test_the_signed_revision_shows_what_the_signer_saw(doc_pki: DocumentPki,
     with pytest.raises(InvalidInput) as caught:
         extract_signed_revision(io.BytesIO(data), io.BytesIO(), 2)
     assert caught.value.reason == "NO_SUCH_SIGNATURE"
+
+
+def test_a_profile_certifies_only_a_first_signature(doc_pki: DocumentPki,
+                                                    trust: TrustSettings) -> None:
+    from signing.sign.pades import DocMdp
+
+    first = signed(doc_pki, form_pdf(FIELDS), "agency",
+                   certify_if_first=DocMdp.FILL_FORMS_AND_SIGN)
+    perms = PdfFileReader(io.BytesIO(first)).root["/Perms"]
+    assert "/DocMDP" in perms
+    both = signed(doc_pki, first, "official", certify_if_first=DocMdp.FILL_FORMS_AND_SIGN)
+    reader = PdfFileReader(io.BytesIO(both))
+    assert reader.root["/Perms"]["/DocMDP"].get_object()["/Contents"] == \
+        PdfFileReader(io.BytesIO(first)).root["/Perms"]["/DocMDP"].get_object()["/Contents"]
+    assert report_of(both, trust).indication is Indication.TOTAL_PASSED
+    with pytest.raises(InvalidInput) as caught:
+        signed(doc_pki, first, "official", certify=DocMdp.FILL_FORMS_AND_SIGN)
+    assert caught.value.reason == "ALREADY_SIGNED"

@@ -982,3 +982,97 @@ class ResolveExceptionRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveExceptionRequest: _TypeAlias = ResolveExceptionRequest  # noqa: Y015
+
+@_typing.final
+class VerifyReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    XML_FIELD_NUMBER: _builtins.int
+    VALIDATION_TIME_FIELD_NUMBER: _builtins.int
+    xml: _builtins.bytes
+    """The signed receipt XML."""
+    @_builtins.property
+    def validation_time(self) -> _timestamp_pb2.Timestamp:
+        """The validation time (default: now)."""
+
+    def __init__(
+        self,
+        *,
+        xml: _builtins.bytes = ...,
+        validation_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["validation_time", b"validation_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["validation_time", b"validation_time", "xml", b"xml"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyReceiptRequest: _TypeAlias = VerifyReceiptRequest  # noqa: Y015
+
+@_typing.final
+class VerifyReceiptResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUE_TIME_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    COLLECTOR_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    COLLECTOR_TAX_CODE_FIELD_NUMBER: _builtins.int
+    COLLECTOR_NAME_FIELD_NUMBER: _builtins.int
+    PAYER_NAME_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    SIGNER_SUBJECT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    valid: _builtins.bool
+    reason: _builtins.str
+    """When not valid: NOT_A_RECEIPT, SIGNATURE_INVALID, SIGNATURE_WRAPPING, SIGNER_NOT_EXPECTED
+    (sealed by another body than the one it names), UNTRUSTED_SIGNER, RECEIPT_INCONSISTENT.
+    """
+    message: _builtins.str
+    template: _builtins.str
+    """When valid, read from the signed data:"""
+    series: _builtins.str
+    number: _builtins.str
+    total: _builtins.int
+    collector_agency_code: _builtins.str
+    collector_tax_code: _builtins.str
+    collector_name: _builtins.str
+    payer_name: _builtins.str
+    payment_id: _builtins.str
+    signer_subject: _builtins.str
+    """The seal's certificate subject (RFC 4514)."""
+    document_sha256: _builtins.str
+    """Hex SHA-256 of the XML verified (the QR's "h")."""
+    @_builtins.property
+    def issue_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        valid: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        template: _builtins.str = ...,
+        series: _builtins.str = ...,
+        number: _builtins.str = ...,
+        issue_time: _timestamp_pb2.Timestamp | None = ...,
+        total: _builtins.int = ...,
+        collector_agency_code: _builtins.str = ...,
+        collector_tax_code: _builtins.str = ...,
+        collector_name: _builtins.str = ...,
+        payer_name: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        signer_subject: _builtins.str = ...,
+        document_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_agency_code", b"collector_agency_code", "collector_name", b"collector_name", "collector_tax_code", b"collector_tax_code", "document_sha256", b"document_sha256", "issue_time", b"issue_time", "message", b"message", "number", b"number", "payer_name", b"payer_name", "payment_id", b"payment_id", "reason", b"reason", "series", b"series", "signer_subject", b"signer_subject", "template", b"template", "total", b"total", "valid", b"valid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyReceiptResponse: _TypeAlias = VerifyReceiptResponse  # noqa: Y015

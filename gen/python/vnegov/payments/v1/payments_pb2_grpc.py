@@ -88,6 +88,11 @@ class PaymentsServiceStub:
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.SerializeToString,
                 response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
                 _registered_method=True)
+        self.VerifyReceipt = channel.unary_unary(
+                '/vnegov.payments.v1.PaymentsService/VerifyReceipt',
+                request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptRequest.SerializeToString,
+                response_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptResponse.FromString,
+                _registered_method=True)
         self.ImportStatement = channel.unary_unary(
                 '/vnegov.payments.v1.PaymentsService/ImportStatement',
                 request_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.ImportStatementRequest.SerializeToString,
@@ -194,6 +199,19 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyReceipt(self, request, context):
+        """Verify a signed e-receipt (its XML) as anyone holding it can: the seal's signature, that
+        nothing outside the signed data imitates it, that the seal belongs to the collecting body the
+        receipt names (agency code or tax code), and the seal's certificate path to the national
+        roots this server publishes for receipts, at the given time (offline: path and validity).
+        Every field of the answer is read from the signed data. A receipt that does not verify is an
+        answer (valid = false, with the reason), not an error. No stored data is read: any caller
+        with the scope may verify any receipt it holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportStatement(self, request, context):
         """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing.
         """
@@ -287,6 +305,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.CancelReceipt,
                     request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.FromString,
                     response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.SerializeToString,
+            ),
+            'VerifyReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyReceipt,
+                    request_deserializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptRequest.FromString,
+                    response_serializer=vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptResponse.SerializeToString,
             ),
             'ImportStatement': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportStatement,
@@ -593,6 +616,33 @@ class PaymentsService:
             '/vnegov.payments.v1.PaymentsService/CancelReceipt',
             vnegov_dot_payments_dot_v1_dot_payments__pb2.CancelReceiptRequest.SerializeToString,
             vnegov_dot_payments_dot_v1_dot_payments__pb2.Receipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.payments.v1.PaymentsService/VerifyReceipt',
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptRequest.SerializeToString,
+            vnegov_dot_payments_dot_v1_dot_payments__pb2.VerifyReceiptResponse.FromString,
             options,
             channel_credentials,
             insecure,

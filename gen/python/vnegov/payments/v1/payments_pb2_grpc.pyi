@@ -55,6 +55,15 @@ class PaymentsServiceStub:
     """
     CancelReceipt: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CancelReceiptRequest, _payments_pb2.Receipt]
     """Cancel a receipt with a signed cancellation notice that references it."""
+    VerifyReceipt: _grpc.UnaryUnaryMultiCallable[_payments_pb2.VerifyReceiptRequest, _payments_pb2.VerifyReceiptResponse]
+    """Verify a signed e-receipt (its XML) as anyone holding it can: the seal's signature, that
+    nothing outside the signed data imitates it, that the seal belongs to the collecting body the
+    receipt names (agency code or tax code), and the seal's certificate path to the national
+    roots this server publishes for receipts, at the given time (offline: path and validity).
+    Every field of the answer is read from the signed data. A receipt that does not verify is an
+    answer (valid = false, with the reason), not an error. No stored data is read: any caller
+    with the scope may verify any receipt it holds.
+    """
     ImportStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
     CompareChannelList: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CompareChannelListRequest, _payments_pb2.CompareChannelListResponse]
@@ -95,6 +104,15 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """
     CancelReceipt: _aio.UnaryUnaryMultiCallable[_payments_pb2.CancelReceiptRequest, _payments_pb2.Receipt]  # type: ignore[assignment]
     """Cancel a receipt with a signed cancellation notice that references it."""
+    VerifyReceipt: _aio.UnaryUnaryMultiCallable[_payments_pb2.VerifyReceiptRequest, _payments_pb2.VerifyReceiptResponse]  # type: ignore[assignment]
+    """Verify a signed e-receipt (its XML) as anyone holding it can: the seal's signature, that
+    nothing outside the signed data imitates it, that the seal belongs to the collecting body the
+    receipt names (agency code or tax code), and the seal's certificate path to the national
+    roots this server publishes for receipts, at the given time (offline: path and validity).
+    Every field of the answer is read from the signed data. A receipt that does not verify is an
+    answer (valid = false, with the reason), not an error. No stored data is read: any caller
+    with the scope may verify any receipt it holds.
+    """
     ImportStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]  # type: ignore[assignment]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
     CompareChannelList: _aio.UnaryUnaryMultiCallable[_payments_pb2.CompareChannelListRequest, _payments_pb2.CompareChannelListResponse]  # type: ignore[assignment]
@@ -192,6 +210,21 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.Receipt, _abc.Awaitable[_payments_pb2.Receipt]]:
         """Cancel a receipt with a signed cancellation notice that references it."""
+
+    @_abc_1.abstractmethod
+    def VerifyReceipt(
+        self,
+        request: _payments_pb2.VerifyReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.VerifyReceiptResponse, _abc.Awaitable[_payments_pb2.VerifyReceiptResponse]]:
+        """Verify a signed e-receipt (its XML) as anyone holding it can: the seal's signature, that
+        nothing outside the signed data imitates it, that the seal belongs to the collecting body the
+        receipt names (agency code or tax code), and the seal's certificate path to the national
+        roots this server publishes for receipts, at the given time (offline: path and validity).
+        Every field of the answer is read from the signed data. A receipt that does not verify is an
+        answer (valid = false, with the reason), not an error. No stored data is read: any caller
+        with the scope may verify any receipt it holds.
+        """
 
     @_abc_1.abstractmethod
     def ImportStatement(
