@@ -398,3 +398,22 @@ def test_an_unreachable_server_is_unavailable(path: str, setup: Setup,
                 f"http://127.0.0.1:{setup.closed_port}/tsa"]
     code, err = run(capsys, ["--config", str(setup.config), *args], environ)
     assert_one_error_line(code, err, 3, f"{path} with the server unreachable")
+
+
+def test_progress_is_a_bar_on_a_terminal_and_one_line_otherwise(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli.kit import progress
+
+    with progress("signing", 3) as bar:
+        for _ in range(3):
+            bar.update(advance=1)
+    assert capsys.readouterr().err == "signing: 3/3\n"
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stderr is a terminal
+    with progress("signing", 3) as bar:
+        for _ in range(3):
+            bar.update(advance=1, failed=0)
+    drawn = capsys.readouterr().err
+    assert "signing" in drawn and "3/3" in drawn and "━" in drawn and "failed=0" in drawn
+    with progress("signing", 3, enabled=False) as bar:
+        bar.update(advance=3)
+    assert capsys.readouterr().err == ""
