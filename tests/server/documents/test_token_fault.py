@@ -50,7 +50,7 @@ def own_token(directory: Path) -> tuple[Path, Path, bytes]:
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
                     "log.level = ERROR\n")
     env = {**os.environ, "SOFTHSM2_CONF": str(conf),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "fault",
                     "--pin", USER_PIN, "--so-pin", SO_PIN], check=True, capture_output=True,
                    env=env)
