@@ -80,9 +80,10 @@ class WorkStopped(SigningError):
 
 # ---------------------------------------------------------------------------------- PDF
 
-# Tokens that matter for the structure outside streams; ``endstream`` first so that it is not
-# read as ``stream``.
-_PDF_TOKENS = re.compile(rb"endstream|stream\r?\n|<<|>>|\[|\]|\sobj\b")
+# Tokens that matter for the structure outside streams (a stream's contents are jumped over to
+# its ``endstream``).
+_PDF_TOKENS = re.compile(rb"(?<!end)stream\r?\n|<<|>>|\[|\]|\sobj\b")
+_ENDSTREAM = re.compile(rb"endstream")
 _OBJSTM = re.compile(rb"/Type\s*/ObjStm\b")
 _OBJSTM_COUNT = re.compile(rb"/N\s+(\d{1,9})\b")
 
@@ -128,14 +129,11 @@ def check_pdf(source: IO[bytes], budget: DocumentBudget) -> None:
             objects += int(count.group(1)) if count else 0
         if objects > budget.pdf_objects:
             raise BudgetExceeded("pdf_objects", budget.pdf_objects)
-        depth = 0
-        in_stream = False
-        for match in _PDF_TOKENS.finditer(data):
-            token = match.group()
-            if in_stream:
-                if token == b"endstream":
-                    in_stream = False
-                continue
+        depth = position = 0
+        search = _PDF_TOKENS.search
+        while (found := search(data, position)) is not None:
+            token = found.group()
+            position = found.end()
             first = token[:1]
             if first == b"<" or first == b"[":
                 depth += 1
@@ -143,10 +141,11 @@ def check_pdf(source: IO[bytes], budget: DocumentBudget) -> None:
                     raise BudgetExceeded("max_depth", budget.max_depth)
             elif first == b">" or first == b"]":
                 depth = max(0, depth - 1)
-            elif first == b"s":
-                in_stream = True
-                depth = 0  # a stream's dictionary is closed by now, whatever came before
-            elif first != b"e":
+            elif first == b"s":  # a stream's contents are skipped whole
+                end = _ENDSTREAM.search(data, position)
+                position = end.end() if end is not None else len(data)
+                depth = 0  # its dictionary is closed by now, whatever came before
+            else:
                 depth = 0  # a new object: nothing of the last one is open
                 objects += 1
                 if objects > budget.pdf_objects:
