@@ -243,7 +243,7 @@ class Application:
     async def _listen_http(self) -> None:
         cfg = self.config
         routes = [r for m in self._modules for r in m.http_routes()]
-        limits = cfg.limits.http
+        limits = cfg.limits.http.per_worker(cfg.server.workers)
         app = build_http_app(self.metrics, self._ready, routes, limits=limits,
                              trusted_proxies=TrustedProxies(cfg.server.trusted_proxies))
         head = HeadLimits(max_head_bytes=limits.max_head_bytes, max_headers=limits.max_headers,

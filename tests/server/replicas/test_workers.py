@@ -27,8 +27,6 @@ from tests.support.pki import TestPki, pem
 from tests.support.server import ServerProcess, free_port, server_config_dict
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
 
 def clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -51,6 +49,8 @@ async def get_caller(pki: TestPki, port: int) -> None:
         assert caller.agency_code == "000.00.00.H29"
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 async def test_two_workers_share_the_ports_restart_when_killed_and_run_each_job_once(
         pki: TestPki, postgres_templates: PostgresTemplates, tmp_path: Path) -> None:
     url = postgres_templates.new_database()
@@ -124,3 +124,19 @@ async def test_two_workers_share_the_ports_restart_when_killed_and_run_each_job_
     assert sum(e["message"] == "server stopped" for e in logs) == 2
     assert any(e["message"] == "worker exited; starting it again" and e["worker"] == 0
                for e in logs)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_each_worker_enforces_its_share_of_the_per_address_rates(workers: int) -> None:
+    """The kernel spreads a client's connections over the workers and each limits in memory:
+    each enforces 1/N of the configured rate and burst, so the host allows what is configured."""
+    from server.config import HttpLimits
+
+    limits = HttpLimits()
+    share = limits.per_worker(workers)
+    for name, configured in limits.classes().items():
+        mine = share.classes()[name]
+        assert mine.rate_per_second * workers == pytest.approx(configured.rate_per_second)
+        assert mine.burst == (max(1, configured.burst // workers) if configured.burst else 0)
+        assert mine.body_bytes == configured.body_bytes
+    assert share.max_connections == limits.max_connections
