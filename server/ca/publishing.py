@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, or_, select
 
 from server.ca.runtime import CaRuntime
+from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaCrlRow, CaIssuerRow, CaStatusLogRow
 from server.storage.db import Database
 from signing.ca import (
@@ -92,6 +93,17 @@ class CrlPublisher:
             if current is None or current.number < delta_row.number:
                 self._remember(delta_name, delta_row)
         return True
+
+    def load_if_newer(self) -> bool:
+        """Load the CRLs if another process published newer ones (one small query otherwise);
+        True if it loaded."""
+        with self.db.read() as s:
+            number = s.execute(select(CaIssuerRow.crl_number).where(
+                CaIssuerRow.key_id == self.rt.authority.key_id_hex)).scalar_one_or_none()
+        held = self.crls.get(self._names[1])
+        if not number or (held is not None and held.number >= number):
+            return False
+        return self.load()
 
     def scheduled(self) -> bool:
         """The schedule: a new base (full CRL) every ``crl_refresh_seconds``, and new CRLs
@@ -193,6 +205,7 @@ class CrlPublisher:
             rows = [self._row(key_id, full, number, None),
                     self._row(key_id, delta, number + 1, issuer.last_full_number)]
             s.add_all(rows)
+            notify(s, CERTIFICATE_STATUS, "crl")  # other replicas serve them at once
         with self._lock:
             self._remember(full_name, rows[0])
             self._remember(delta_name, rows[1])
