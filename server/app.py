@@ -25,7 +25,6 @@ import grpc
 import uvicorn
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
 from server.audit import AuditWriter
@@ -40,6 +39,7 @@ from server.jobs import JobRunner
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, Module
 from server.notify import ChangeListener
+from server.rpc import reflection
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.limits import grpc_server_options
 from server.rpc.rules import load_rules
@@ -151,7 +151,7 @@ class Application:
         authenticator = self._authenticator()
         services = [s for m in self._modules for s in m.grpc_services()]
         service_names = [s.name for s in services]
-        builtin = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        builtin = [health.SERVICE_NAME, *reflection.SERVICE_NAMES]
         try:
             rules = load_rules(service_names + builtin)
         except (ValueError, KeyError) as exc:

@@ -19,7 +19,7 @@ from tests.support.server import ROOT, server_config_dict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 
 
 def test_several_migrate_commands_at_once_on_an_empty_database_all_succeed(

@@ -39,7 +39,7 @@ from tests.support.server import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 ACCOUNT = "113000012345"
 
 
