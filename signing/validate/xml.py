@@ -38,6 +38,7 @@ __all__ = ["validate_xml"]
 
 def validate_xml(document: bytes, *, trust: TrustSettings, at: dt.datetime,
                  id_attribute: str = "Id") -> ValidationReport:
+    """Validate the XML signatures (XAdES/XMLDSig) of ``document`` at ``at`` against ``trust``."""
     digest = hashlib.sha256(document).hexdigest()
     try:
         verified = verify_xml(document, id_attribute=id_attribute)
