@@ -68,7 +68,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     try:
         for _ in range(300):
             log.seek(0)
-            banner = next((line for line in log if line.startswith("vnegov: serving")), "")
+            banner = next((line for line in log if "serving gRPC" in line), "")
             if banner or server.poll() is not None:
                 break
             time.sleep(0.1)
