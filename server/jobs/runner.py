@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
-from server.storage.locking import locked
 from server.storage.db import Database
 from server.storage.jobs import JobRow
+from server.storage.locking import locked
 
 __all__ = ["Handler", "JobContext", "JobInterrupted", "JobRunner", "LeaseLost", "default_owner"]
 
