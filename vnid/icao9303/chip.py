@@ -65,8 +65,10 @@ def verify_chip(*, sod: bytes, data_groups: Mapping[int, bytes], trust: CscaTrus
     mrz = parse_dg1(data_groups[1])
     personal = parse_dg13(data_groups[13])
     notes: list[str] = []
-    if 15 in data_groups:
-        if challenge is None or not aa_signature:
+    if 15 in data_groups or 15 in verified.lds.hashes:
+        # A chip whose SOD lists DG15 can answer the challenge: leaving DG15 or the answer out
+        # (a copy of its data cannot answer) must not turn it into weak evidence.
+        if 15 not in data_groups or challenge is None or not aa_signature:
             raise ChipError("the chip holds an active-authentication key but no answer to the "
                             "challenge was presented", reason="CHIP_AA_FAILED")
         verify_active_authentication(parse_dg15(data_groups[15]), challenge, aa_signature)
@@ -118,6 +120,11 @@ def check_consistency(evidence: ChipEvidence, *, personal_id: str, full_name: st
         raise mismatch("name (DG13 and account)")
     if _fold(_ascii(data.full_name)).replace(" ", "") != _fold(mrz.name).replace(" ", ""):
         raise mismatch("name (MRZ and DG13)")
+    if data.date_of_expiry is not None and data.date_of_expiry != mrz.date_of_expiry:
+        raise mismatch("date of expiry (MRZ and DG13)")
+    dg13_sex = {"Nam": "M", "Nữ": "F"}.get(data.sex)
+    if dg13_sex is not None and mrz.sex in "MF" and dg13_sex != mrz.sex:
+        raise mismatch("sex (MRZ and DG13)")
     if data.date_of_birth is None or data.date_of_birth != mrz.date_of_birth:
         raise mismatch("date of birth (MRZ and DG13)")
     if date_of_birth is not None and date_of_birth != data.date_of_birth:

@@ -112,14 +112,16 @@ def _expect(data: bytes, dg: int) -> Tlv:
 def parse_dg1(data: bytes) -> Td1:
     """The machine-readable zone stored in DG1, with every check digit verified."""
     outer = _expect(data, 1)
-    for item in _children(outer.value):
-        if item.tag == 0x5F1F:
-            try:
-                text = item.value.decode("ascii")
-            except UnicodeDecodeError:
-                raise ChipError("the MRZ in DG1 is not ASCII") from None
-            return parse_td1(text)
-    raise ChipError("DG1 holds no machine-readable zone (tag 5F1F)")
+    zones = [item for item in _children(outer.value) if item.tag == 0x5F1F]
+    if not zones:
+        raise ChipError("DG1 holds no machine-readable zone (tag 5F1F)")
+    if len(zones) > 1:
+        raise ChipError("DG1 holds more than one machine-readable zone")
+    try:
+        text = zones[0].value.decode("ascii")
+    except UnicodeDecodeError:
+        raise ChipError("the MRZ in DG1 is not ASCII") from None
+    return parse_td1(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,10 @@ def _fields(item: Tlv, out: dict[int, list[str]], depth: int) -> None:
         values: list[str] = []
         for kid in kids[1:]:
             values.extend(_strings(kid, depth + 1))
-        out.setdefault(number, values)
+        if number in out:
+            # Two values for one field (two ID numbers, two names) are ambiguous: refuse.
+            raise ChipError(f"DG13 holds field {number} more than once")
+        out[number] = values
         return
     for kid in kids:
         if kid.constructed:

@@ -272,10 +272,14 @@ def verify_sod(data: bytes, trust: CscaTrustList, data_groups: Mapping[int, byte
     try:
         lso = _LdsSecurityObject.load(econtent)
         algorithm = lso["hash_algorithm"]["algorithm"].native
-        listed = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
-                  for h in lso["data_group_hash_values"]}
+        pairs = [(int(h["data_group_number"].native), bytes(h["data_group_hash_value"].native))
+                 for h in lso["data_group_hash_values"]]
     except (ValueError, TypeError, KeyError) as exc:
         raise ChipError("the LDS security object cannot be decoded") from exc
+    listed = dict(pairs)
+    if len(listed) != len(pairs):
+        # Two hashes for one data group make "the" data group ambiguous.
+        raise ChipError("the SOD lists a data group more than once", reason="CHIP_SOD_INVALID")
     if algorithm not in _HASHES:
         raise ChipError(f"unsupported data-group hash {algorithm}", reason="CHIP_SOD_INVALID")
     ds = _verify_signed_data(signed, econtent)

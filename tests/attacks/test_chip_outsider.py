@@ -1,0 +1,136 @@
+"""An outsider's attacks on level-2 proofing from the chip ID card (vnid/icao9303, the library
+checks the gRPC flow relies on). Each test shows the attack failing."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+
+import pytest
+
+from tests.support.icao import (
+    NOW,
+    Person,
+    _field,
+    _signed,
+    _utf8,
+    dg1,
+    dg13,
+    make_chip,
+    make_csca,
+    make_ds,
+    td1,
+    tlv,
+)
+from vnid.icao9303 import ChipError, CscaTrustList, check_consistency, verify_chip
+from vnid.icao9303.lds import parse_dg1, parse_dg13
+from vnid.icao9303.sod import _LdsSecurityObject
+
+CHALLENGE = bytes.fromhex("0102030405060708")
+
+
+@pytest.fixture(scope="module")
+def pki() -> tuple[CscaTrustList, object]:
+    csca = make_csca()
+    return CscaTrustList.from_pem(csca.pem), make_ds(csca)
+
+
+def test_stripping_dg15_does_not_downgrade_a_chip_with_active_authentication(pki) -> None:
+    """A copy of a chip's data (read from someone else's card) cannot answer the challenge, so the
+    attacker leaves DG15 out: the SOD still lists it, and the chip must then answer."""
+    trust, ds = pki
+    chip = make_chip(ds, aa="rsa")
+    groups = {n: v for n, v in chip.groups.items() if n != 15}
+    with pytest.raises(ChipError) as err:
+        verify_chip(sod=chip.sod, data_groups=groups, trust=trust, at=NOW, challenge=CHALLENGE)
+    assert err.value.reason == "CHIP_AA_FAILED"
+    # ... and claiming chip authentication instead does not help either.
+    with pytest.raises(ChipError) as err:
+        verify_chip(sod=chip.sod, data_groups=groups, trust=trust, at=NOW, challenge=CHALLENGE,
+                    chip_authentication_reported=True)
+    assert err.value.reason == "CHIP_AA_FAILED"
+    # The genuine chip still passes.
+    ok = verify_chip(sod=chip.sod, data_groups=chip.groups, trust=trust, at=NOW,
+                     challenge=CHALLENGE, aa_signature=chip.answer(CHALLENGE))
+    assert ok.strength == "strong"
+
+
+def _sod_listing(ds: object, listed: list[tuple[int, bytes]]) -> bytes:
+    lso = _LdsSecurityObject({
+        "version": 0, "hash_algorithm": {"algorithm": "sha256"},
+        "data_group_hash_values": [
+            {"data_group_number": n, "data_group_hash_value": hashlib.sha256(v).digest()}
+            for n, v in listed]}).dump()
+    return tlv(0x77, _signed(ds, lso, "2.23.136.1.1.1", "sha256"))  # type: ignore[arg-type]
+
+
+def test_a_sod_listing_a_data_group_twice_is_refused(pki) -> None:
+    """Two hashes for DG13 make "the" DG13 ambiguous: whichever one the verifier keeps decides
+    which personal data is accepted. Such a SOD is malformed, whatever order the hashes come in."""
+    trust, ds = pki
+    person = Person()
+    other = dataclasses.replace(person, full_name="Lê Thị Mai", sex="F")
+    for first, second in ((dg13(person), dg13(other)), (dg13(other), dg13(person))):
+        sod = _sod_listing(ds, [(1, dg1(person)), (13, first), (13, second)])
+        for presented in (first, second):
+            with pytest.raises(ChipError) as err:
+                verify_chip(sod=sod, data_groups={1: dg1(person), 13: presented}, trust=trust,
+                            at=NOW)
+            assert err.value.reason == "CHIP_SOD_INVALID"
+
+
+def test_a_dg13_with_a_field_twice_is_refused() -> None:
+    """DG13 naming two personal ID numbers (or two names) is ambiguous: a reader that keeps the
+    first and one that keeps the last see different people."""
+    person = Person()
+    base = dg13(person)
+    inner = base[2:] if base[1] < 0x80 else base[2 + (base[1] & 0x7F):]
+    extra = _field(1, _utf8("079090000001"))
+    seq = inner[2:] if inner[1] < 0x80 else inner[2 + (inner[1] & 0x7F):]
+    doubled = tlv(0x6D, tlv(0x30, seq + extra))
+    with pytest.raises(ChipError) as err:
+        parse_dg13(doubled)
+    assert err.value.reason == "CHIP_MALFORMED"
+    assert parse_dg13(base).personal_id == person.personal_id
+
+
+def test_a_dg1_with_two_zones_is_refused() -> None:
+    person = Person()
+    other = dataclasses.replace(person, personal_id="079090000001")
+    zone = td1(person).replace("\n", "").encode()
+    zone2 = td1(other).replace("\n", "").encode()
+    with pytest.raises(ChipError) as err:
+        parse_dg1(tlv(0x61, tlv(0x5F1F, zone) + tlv(0x5F1F, zone2)))
+    assert err.value.reason == "CHIP_MALFORMED"
+    assert parse_dg1(dg1(person)).personal_id == person.personal_id
+
+
+def _evidence(pki, person: Person, dg13_person: Person):  # type: ignore[no-untyped-def]
+    trust, ds = pki
+    groups = {1: dg1(person), 13: dg13(dg13_person)}
+    from tests.support.icao import make_sod
+
+    return verify_chip(sod=make_sod(ds, groups), data_groups=groups, trust=trust, at=NOW)
+
+
+def test_mrz_and_dg13_must_agree_on_expiry_and_sex(pki) -> None:
+    """The MRZ says the card expired; DG13 says it runs to 2099: the card's validity (which
+    bounds the level-2 account) must not come from whichever says more."""
+    person = Person(date_of_expiry=dt.date(2021, 1, 1))
+    longer = dataclasses.replace(person, date_of_expiry=dt.date(2099, 12, 31))
+    evidence = _evidence(pki, person, longer)
+    with pytest.raises(ChipError) as err:
+        check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                          date_of_birth=person.date_of_birth)
+    assert err.value.reason == "CHIP_DATA_MISMATCH"
+    # The MRZ says M, DG13 says Nữ.
+    evidence = _evidence(pki, person, dataclasses.replace(person, sex="F"))
+    with pytest.raises(ChipError) as err:
+        check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                          date_of_birth=person.date_of_birth)
+    assert err.value.reason == "CHIP_DATA_MISMATCH"
+    # A consistent card passes.
+    evidence = _evidence(pki, person, person)
+    check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                      date_of_birth=person.date_of_birth)
