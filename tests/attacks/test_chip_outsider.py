@@ -134,3 +134,37 @@ def test_mrz_and_dg13_must_agree_on_expiry_and_sex(pki) -> None:
     evidence = _evidence(pki, person, person)
     check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
                       date_of_birth=person.date_of_birth)
+
+
+def _foreign_csca(country: str):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.support.icao import Authority
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+                         x509.NameAttribute(NameOID.COMMON_NAME, f"CSCA {country}")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=365))
+            .not_valid_after(NOW + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA384()))
+    return Authority(cert, key)
+
+
+def test_another_countrys_document_signer_cannot_issue_a_vietnamese_card() -> None:
+    """A trust list made from an ICAO master list holds the CSCAs of many countries. A document
+    signer of any of them must not be able to sign a chip that claims to be a Vietnamese ID card
+    (ICAO 9303-11: the CSCA's country is the document's issuing state)."""
+    viet_nam, foreign = make_csca(), _foreign_csca("UT")
+    trust = CscaTrustList((viet_nam.cert, foreign.cert))
+    forged = make_chip(make_ds(foreign, "DS of another state"), aa=None)
+    with pytest.raises(ChipError) as err:
+        verify_chip(sod=forged.sod, data_groups=forged.groups, trust=trust, at=NOW)
+    assert err.value.reason == "CHIP_DS_UNTRUSTED"
+    genuine = make_chip(make_ds(viet_nam), aa=None)
+    assert verify_chip(sod=genuine.sod, data_groups=genuine.groups, trust=trust, at=NOW)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from vnid.icao9303.aa import verify_active_authentication
 from vnid.icao9303.errors import ChipError
@@ -20,6 +21,11 @@ from vnid.icao9303.sod import CscaTrustList, verify_sod
 from vnid.personal_id import InvalidPersonalId, Sex, check_personal_id
 
 __all__ = ["ChipEvidence", "Genuineness", "check_consistency", "verify_chip"]
+
+
+# The issuing state (ICAO 9303-3 three-letter code, as the MRZ writes it) of the CSCAs' countries
+# (the two-letter countryName of their subjects) whose cards this project accepts.
+_ISSUING_STATE = {"VN": "VNM"}
 
 
 class Genuineness(StrEnum):
@@ -63,6 +69,14 @@ def verify_chip(*, sod: bytes, data_groups: Mapping[int, bytes], trust: CscaTrus
     """
     verified = verify_sod(sod, trust, data_groups, at=at, required=(1, 13))
     mrz = parse_dg1(data_groups[1])
+    # The CSCA that vouches for the chip must be the issuing state's own (ICAO 9303-11, passive
+    # authentication): a trust list from a master list holds many states' CSCAs, and another
+    # state's document signer must not issue a card in Viet Nam's name.
+    countries = {a.value for cert in (verified.csca_certificate, verified.ds_certificate)
+                 for a in cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)}
+    if len(countries) != 1 or _ISSUING_STATE.get(str(countries.pop())) != mrz.issuing_state:
+        raise ChipError("the document signer's country is not the card's issuing state",
+                        reason="CHIP_DS_UNTRUSTED", metadata={"issuing_state": mrz.issuing_state})
     personal = parse_dg13(data_groups[13])
     notes: list[str] = []
     if 15 in data_groups or 15 in verified.lds.hashes:
