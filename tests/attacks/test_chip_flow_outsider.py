@@ -4,6 +4,7 @@ two submissions of one challenge at once give one winner."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 
@@ -24,6 +25,8 @@ from tests.support import icao
 from tests.support.pki import TestPki
 from vnegov.identity.v1 import identity_pb2 as pb
 from vnegov.identity.v1 import identity_pb2_grpc
+from vnid.icao9303 import CscaTrustList
+from vnid.proofing import ChipProofing
 
 
 def test_weak_chip_evidence_is_not_released_as_verified_claims(
@@ -113,3 +116,28 @@ def test_two_submissions_of_one_challenge_at_once_have_one_winner(
         evidence = stub.ListChipEvidence(pb.ListChipEvidenceRequest(name=name)).evidence
         assert len(evidence) == 1
         assert json.dumps(dict(evidence[0].data_group_hashes))
+
+
+def test_a_revoked_document_signer_that_has_since_expired_still_lowers_the_account(
+        idp: IdentityServer, pki: TestPki, csca: icao.Authority) -> None:  # noqa: F811
+    """A document signer's key leaks; forged chips raise accounts to level 2; by the time the
+    CSCA revokes it and the evidence is re-checked, its certificate has also expired. Expiry must
+    not hide the revocation: the evidence is re-checked as of the time the chip was read."""
+    short = icao.make_ds(csca, "DS soon expired", not_after=icao.NOW + dt.timedelta(days=2))
+    citizen, phone, person = citizen_with_phone(idp, pki)
+    name = f"accounts/{citizen.account_id}"
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        challenge = stub.CreateChipChallenge(pb.CreateChipChallengeRequest(name=name))
+        stub.SubmitChipProofing(pb.SubmitChipProofingRequest(
+            statement=submission(phone, icao.make_chip(short, person), challenge)))
+        assert stub.GetAccount(pb.GetAccountRequest(name=name)).level == pb.LEVEL_2
+    assert idp.app is not None
+    service: ChipProofing = idp.app.context.registry["identity_chip"]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
+    trust = CscaTrustList.from_pem(csca.pem, [icao.make_crl(csca, [(short.cert, icao.NOW)])])
+    (outcome,) = service.reverify(citizen.account_id, later, trust=trust)
+    assert outcome.reason == "CHIP_DS_REVOKED" and outcome.level_lowered
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        assert stub.GetAccount(pb.GetAccountRequest(name=name)).level == pb.LEVEL_1
