@@ -168,3 +168,27 @@ def test_another_countrys_document_signer_cannot_issue_a_vietnamese_card() -> No
     assert err.value.reason == "CHIP_DS_UNTRUSTED"
     genuine = make_chip(make_ds(viet_nam), aa=None)
     assert verify_chip(sod=genuine.sod, data_groups=genuine.groups, trust=trust, at=NOW)
+
+
+def test_an_mrz_without_a_document_number_does_not_match_every_account(pki) -> None:
+    """A zone whose document number is all fillers (and with no ID in its optional data) "ends"
+    every personal ID number: the MRZ must name the account's number, not nothing."""
+    from vnid.icao9303.mrz import check_digit
+
+    trust, ds = pki
+    person = Person()
+    line1 = "IDVNM" + "<" * 9 + check_digit("<" * 9) + "<" * 15
+    dob = person.date_of_birth.strftime("%y%m%d")
+    exp = person.date_of_expiry.strftime("%y%m%d")
+    line2 = dob + check_digit(dob) + "M" + exp + check_digit(exp) + "VNM" + "<" * 11
+    line2 += check_digit(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29])
+    line3 = td1(person).split("\n")[2]
+    groups = {1: dg1(person, mrz=line1 + line2 + line3), 13: dg13(person)}
+    from tests.support.icao import make_sod
+
+    evidence = verify_chip(sod=make_sod(ds, groups), data_groups=groups, trust=trust, at=NOW)
+    assert evidence.mrz.document_number == ""
+    with pytest.raises(ChipError) as err:
+        check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                          date_of_birth=person.date_of_birth)
+    assert err.value.reason == "CHIP_DATA_MISMATCH"

@@ -128,7 +128,7 @@ def check_consistency(evidence: ChipEvidence, *, personal_id: str, full_name: st
         raise mismatch("personal ID number (DG13 and account)")
     if mrz.personal_id is not None and mrz.personal_id != personal_id:
         raise mismatch("personal ID number (MRZ and DG13)")
-    if not personal_id.endswith(mrz.document_number):
+    if len(personal_id) < 9 or mrz.document_number != personal_id[-9:]:
         raise mismatch("document number (MRZ)")
     if _fold(_ascii(data.full_name)) != _fold(_ascii(full_name)):
         raise mismatch("name (DG13 and account)")
