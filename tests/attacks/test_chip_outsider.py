@@ -192,3 +192,36 @@ def test_an_mrz_without_a_document_number_does_not_match_every_account(pki) -> N
         check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
                           date_of_birth=person.date_of_birth)
     assert err.value.reason == "CHIP_DATA_MISMATCH"
+
+
+def _nested(depth: int) -> bytes:
+    value = b"\x05\x00"
+    for _ in range(depth):
+        value = tlv(0x30, value)
+    return value
+
+
+def test_a_deeply_nested_sod_is_a_clear_error(pki) -> None:
+    """A few kilobytes of nested SEQUENCEs in a signed attribute (read before the signature is
+    checked) exhausted the recursion limit: RecursionError, not a chip error."""
+    from asn1crypto import cms
+    from asn1crypto import core as asn1
+
+    from vnid.icao9303.lds import read_tlv
+
+    trust, ds = pki
+    chip = make_chip(ds, aa=None)
+    info = cms.ContentInfo.load(read_tlv(chip.sod).value)
+    signer = info["content"]["signer_infos"][0]
+    deep = cms.CMSAttribute({"type": "1.2.3.4", "values": [asn1.Any.load(_nested(3000))]})
+    signer["signed_attrs"] = cms.CMSAttributes([*signer["signed_attrs"], deep])
+    hostile = tlv(0x77, info.dump(force=True))
+    with pytest.raises(ChipError) as err:
+        verify_chip(sod=hostile, data_groups=chip.groups, trust=trust, at=NOW)
+    assert err.value.reason == "CHIP_MALFORMED"
+    # The same in a master list.
+    with pytest.raises(ChipError) as err:
+        CscaTrustList.from_master_list(_nested(3000))
+    assert err.value.reason == "CHIP_MALFORMED"
+    # The chip as issued still verifies.
+    assert verify_chip(sod=chip.sod, data_groups=chip.groups, trust=trust, at=NOW)

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from vnid.icao9303.errors import ChipError
 from vnid.icao9303.mrz import Td1, parse_td1
 
-__all__ = ["DG_TAGS", "Dg13", "Tlv", "chip_authentication_key", "parse_dg1", "parse_dg13",
-           "parse_dg15", "read_tlv"]
+__all__ = ["DG_TAGS", "Dg13", "Tlv", "check_nesting", "chip_authentication_key", "parse_dg1",
+           "parse_dg13", "parse_dg15", "read_tlv"]
 
 # The outer tag of each data group this project knows (ICAO 9303-10, table 34).
 DG_TAGS = {1: 0x61, 2: 0x75, 13: 0x6D, 14: 0x6E, 15: 0x6F}
@@ -90,6 +90,25 @@ def read_tlv(data: bytes) -> Tlv:
     if pos != len(data):
         raise ChipError("bytes after the end of the data group")
     return item
+
+
+def check_nesting(data: bytes, max_depth: int = 32) -> None:
+    """Refuse BER-TLV data nested deeper than ``max_depth`` (before a recursive decoder sees it:
+    a few kilobytes of nested SEQUENCEs exhaust Python's recursion limit). Elements that do not
+    parse as definite-length TLV are left to the decoder."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise ChipError("the data is nested too deeply")
+        pos = 0
+        while pos < len(value):
+            try:
+                item, pos = _one(value, pos)
+            except ChipError:
+                break
+            if item.constructed:
+                stack.append((item.value, depth + 1))
 
 
 def _children(value: bytes) -> Iterator[Tlv]:
