@@ -141,3 +141,45 @@ def test_a_revoked_document_signer_that_has_since_expired_still_lowers_the_accou
     with channel(idp, pki, pki.hcm) as ch:
         stub = identity_pb2_grpc.IdentityServiceStub(ch)
         assert stub.GetAccount(pb.GetAccountRequest(name=name)).level == pb.LEVEL_1
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100000, b'{"challenge":' * 50000])
+def test_a_deeply_nested_submission_is_a_clear_error(idp: IdentityServer, pki: TestPki,  # noqa: F811
+                                                     payload: bytes) -> None:
+    """The submission's payload is read (to find the challenge) before its signature is checked:
+    JSON nested deeper than the parser's recursion limit must be refused, not crash the call."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(b'{"alg":"ES256"}')
+    statement = f"{header}.{b64(payload)}.{b64(b'x' * 64)}"
+    with channel(idp, pki, pki.hcm) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            identity_pb2_grpc.IdentityServiceStub(ch).SubmitChipProofing(
+                pb.SubmitChipProofingRequest(statement=statement))
+    assert err.value.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                grpc.StatusCode.FAILED_PRECONDITION), err.value.details()
+    assert "Traceback" not in (err.value.details() or "")
+
+
+def test_a_deeply_nested_header_for_a_real_challenge_is_a_clear_error(
+        idp: IdentityServer, pki: TestPki) -> None:  # noqa: F811
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    citizen, _phone, _person = citizen_with_phone(idp, pki)
+    name = f"accounts/{citizen.account_id}"
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        challenge = stub.CreateChipChallenge(pb.CreateChipChallengeRequest(name=name))
+        header = b64(b'{"alg":"ES256","x":' + b"[" * 100000 + b"]" * 100000 + b"}")
+        payload = b64(json.dumps({"challenge": challenge.challenge_id}).encode())
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SubmitChipProofing(pb.SubmitChipProofingRequest(
+                statement=f"{header}.{payload}.{b64(b'x' * 64)}"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert reason(err.value) == "DEVICE_SIGNATURE_INVALID"

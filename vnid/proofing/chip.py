@@ -84,7 +84,7 @@ def _unverified_claims(token: str) -> Mapping[str, Any]:
         raise InvalidInput("the submission is not a compact JWS", reason="CHIP_MALFORMED")
     try:
         claims = json.loads(_b64(parts[1], "the payload"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         raise InvalidInput("the submission's payload is not JSON", reason="CHIP_MALFORMED") \
             from None
     if not isinstance(claims, dict):
@@ -147,7 +147,7 @@ class ChipProofing:
             verified = verify_device_statement(statement, device.public_jwk, typ=STATEMENT_TYPE,
                                                audience=self.audience, now=now,
                                                required=("challenge", "sod"))
-        except VnidError:
+        except (VnidError, RecursionError):  # RecursionError: a header nested too deeply
             self._audit_failure(challenge, "DEVICE_SIGNATURE_INVALID", actor)
             raise InvalidInput("the submission is not signed by the account's device key",
                                reason="DEVICE_SIGNATURE_INVALID") from None
