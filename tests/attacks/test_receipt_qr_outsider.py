@@ -32,3 +32,15 @@ def test_hostile_headers_are_one_opaque_error(alg: Any, thumb: Any) -> None:
     with pytest.raises(ReceiptQrInvalid) as err:
         verify_qr(token, roots=[], certificates=[])
     assert err.value.detail == "UNSUPPORTED_HEADER"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_deeply_nested_json_fitting_in_a_qr_is_malformed(where: str) -> None:
+    """1 100 brackets fit in a QR's 2 048 characters and exceed the JSON parser's recursion
+    limit: RecursionError escaped the verifier."""
+    deep = _b64(b"[" * 1100)
+    header = _b64(json.dumps({"typ": "BL1", "alg": "ES256", "x5t#S256": "x"}).encode())
+    token = f"{deep}.{_b64(CLAIMS.to_json())}.AA" if where == "header" else f"{header}.{deep}.AA"
+    with pytest.raises(ReceiptQrInvalid) as err:
+        verify_qr(token, roots=[], certificates=[])
+    assert err.value.detail == "MALFORMED"
