@@ -225,3 +225,20 @@ def test_a_deeply_nested_sod_is_a_clear_error(pki) -> None:
     assert err.value.reason == "CHIP_MALFORMED"
     # The chip as issued still verifies.
     assert verify_chip(sod=chip.sod, data_groups=chip.groups, trust=trust, at=NOW)
+
+
+def test_the_issuer_cache_cleared_by_another_thread_is_not_a_crash(pki) -> None:
+    """Anyone can submit SODs carrying made-up DS certificates; each fills the trust list's issuer
+    cache, which is cleared when full. A clear by another thread between storing an entry and
+    reading it back raised KeyError (an internal error) instead of an answer."""
+
+    class ClearedByAnotherThread(dict):  # type: ignore[type-arg]
+        def __setitem__(self, key: object, value: object) -> None:
+            super().__setitem__(key, value)
+            self.clear()  # another submission filled the cache meanwhile
+
+    trust, ds = pki
+    fresh = CscaTrustList(trust.certificates)
+    fresh.__dict__["_issuers"] = ClearedByAnotherThread()
+    chip = make_chip(ds, aa=None)  # type: ignore[arg-type]
+    assert verify_chip(sod=chip.sod, data_groups=chip.groups, trust=fresh, at=NOW)

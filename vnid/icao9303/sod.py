@@ -124,12 +124,17 @@ class CscaTrustList:
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The trusted CSCA that issued ``cert`` (its signature checked), or None."""
         key = cert.fingerprint(hashes.SHA256())
-        cache = self.__dict__.setdefault("_issuers", {})
-        if key not in cache:
-            cache[key] = next((ca for ca in self.certificates if _issued_by(cert, ca)), None)
-            if len(cache) > 4096:
-                cache.clear()
-        found: x509.Certificate | None = cache[key]
+        cache: dict[bytes, x509.Certificate | None] = self.__dict__.setdefault("_issuers", {})
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        # Computed and returned without reading the cache back: another thread may clear it
+        # in between (many distinct, untrusted DS certificates fill it).
+        found = next((ca for ca in self.certificates if _issued_by(cert, ca)), None)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[key] = found
         return found
 
     def revoked(self, cert: x509.Certificate, ca: x509.Certificate) -> dt.datetime | None:
