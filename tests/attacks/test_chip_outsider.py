@@ -242,3 +242,19 @@ def test_the_issuer_cache_cleared_by_another_thread_is_not_a_crash(pki) -> None:
     fresh.__dict__["_issuers"] = ClearedByAnotherThread()
     chip = make_chip(ds, aa=None)  # type: ignore[arg-type]
     assert verify_chip(sod=chip.sod, data_groups=chip.groups, trust=fresh, at=NOW)
+
+
+def test_a_citizen_over_a_hundred_is_not_refused_for_the_mrz_century(pki) -> None:
+    """The MRZ writes the birth year with two digits; a citizen born in 1925 reads as 2025 there.
+    DG13 has the full date: the two must be compared without the century the MRZ lacks (and
+    still refused when the day, month or year digits differ)."""
+    person = Person(personal_id="001025012345", date_of_birth=dt.date(1925, 3, 1))
+    evidence = _evidence(pki, person, person)
+    check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                      date_of_birth=person.date_of_birth)
+    other_day = dataclasses.replace(person, date_of_birth=dt.date(1925, 3, 2))
+    evidence = _evidence(pki, person, other_day)
+    with pytest.raises(ChipError) as err:
+        check_consistency(evidence, personal_id=person.personal_id, full_name=person.full_name,
+                          date_of_birth=other_day.date_of_birth)
+    assert err.value.reason == "CHIP_DATA_MISMATCH"

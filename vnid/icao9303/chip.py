@@ -139,7 +139,11 @@ def check_consistency(evidence: ChipEvidence, *, personal_id: str, full_name: st
     dg13_sex = {"Nam": "M", "Nữ": "F"}.get(data.sex)
     if dg13_sex is not None and mrz.sex in "MF" and dg13_sex != mrz.sex:
         raise mismatch("sex (MRZ and DG13)")
-    if data.date_of_birth is None or data.date_of_birth != mrz.date_of_birth:
+    # The MRZ's birth year has two digits (a centenarian's reads as this century): compare
+    # without the century it does not carry.
+    if data.date_of_birth is None or (data.date_of_birth.year % 100, data.date_of_birth.month,
+                                      data.date_of_birth.day) != (
+            mrz.date_of_birth.year % 100, mrz.date_of_birth.month, mrz.date_of_birth.day):
         raise mismatch("date of birth (MRZ and DG13)")
     if date_of_birth is not None and date_of_birth != data.date_of_birth:
         raise mismatch("date of birth (DG13 and account)")
