@@ -26,6 +26,11 @@ def local(data_dir: Path | str | None = None) -> Local:
     from server.cli import load_config
 
     directory = Path(data_dir or os.environ.get("VNEGOV_DATA_DIR") or "data").resolve()
+    if not (directory / "vnegov.toml").exists():
+        # A directory with only the certificates (copied from a server): the defaults, which
+        # --target and --http override.
+        return Local(directory, "localhost:50051", "http://127.0.0.1:8080",
+                     "http://127.0.0.1:8080/pki/tsa")
     config = load_config(directory / "vnegov.toml", os.environ)
     host = config.server.grpc_host
     host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::", "") else host

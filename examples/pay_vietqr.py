@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A citizen pays a dossier's fees by VietQR, and gets a signed e-receipt.
 
-    .venv/bin/python examples/pay_vietqr.py [OUTPUT_DIR]
+    .venv/bin/python examples/pay_vietqr.py [OUTPUT_DIR]      # default ./pay-vietqr, recreated
 
 Runs on a throwaway SQLite database with the sample fee catalogue: quote, create the payment,
 render its VietQR (PNG), let a simulated bank app scan it and transfer, verify the bank's signed
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -63,8 +62,12 @@ def organisation_signer() -> XmlDsigSigner:
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="pay-"))
+    # Everything goes into OUTPUT_DIR (default: ./pay-vietqr); its scratch database is recreated,
+    # so the example runs again into the same folder.
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("pay-vietqr")
     out.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (out / f"demo.db{suffix}").unlink(missing_ok=True)
     now = dt.datetime.now(dt.UTC)
     db = Database(f"sqlite:///{out / 'demo.db'}")
     migrate.upgrade(db)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A finance officer reconciles a day of fee collection against the bank statement.
 
-    .venv/bin/python examples/reconcile_day.py [OUTPUT_DIR]
+    .venv/bin/python examples/reconcile_day.py [OUTPUT_DIR]      # default ./reconcile-day, recreated
 
 On a throwaway SQLite database: payments are made during 1 August 2025 over the national payment
 platform and by VietQR (one payer mistypes the reference, a stranger transfers money with no
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -68,8 +67,12 @@ def signer() -> XmlDsigSigner:
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="recon-"))
+    # Everything goes into OUTPUT_DIR (default: ./reconcile-day); its scratch database is recreated,
+    # so the example runs again into the same folder.
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("reconcile-day")
     out.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (out / f"demo.db{suffix}").unlink(missing_ok=True)
     db = Database(f"sqlite:///{out / 'demo.db'}")
     migrate.upgrade(db)
     store = PaymentsStore(db, catalogue=load_catalogue_yaml(

@@ -1,7 +1,7 @@
 """Sign an official decision as Decree 30/2020 shows it: first the official (title, blue signature,
 full name), then the agency (its red seal over the left third of that signature); then verify.
 
-    .venv/bin/python examples/sign_decision.py [--tsa http://127.0.0.1:8080/pki/tsa] [decision.pdf]
+    .venv/bin/python examples/sign_decision.py [--tsa local] [decision.pdf] [--out signed.pdf]
 
 Without a PDF a sample decision is made; without --tsa the signatures are PAdES B-B (with a TSA:
 B-T; the time-stamp authority of the server `scripts/dev.sh serve` runs is at /pki/tsa, and its
@@ -16,8 +16,8 @@ import argparse
 import datetime as dt
 import io
 import logging
+import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +48,26 @@ def tsa_roots(path: Path) -> list[x509.Certificate]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdf", nargs="?", type=Path)
-    parser.add_argument("--tsa")
-    parser.add_argument("--tsa-root", type=Path, default=ROOT / "data" / "pki" / "root-ca.pem",
-                        help="the root the time-stamp authority's certificate chains to")
+    parser.add_argument("--tsa", help='a time-stamping URL, or "local": the server\'s own (from '
+                        "the data directory's configuration)")
+    parser.add_argument("--tsa-root", type=Path,
+                        help="the root the time-stamp authority's certificate chains to "
+                        "(default: the data directory's pki/root-ca.pem)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the server's data directory (default $VNEGOV_DATA_DIR or ./data)")
     parser.add_argument("--out", type=Path,
-                        default=Path(tempfile.gettempdir()) / "vnegov-examples" /
-                        "decision-signed.pdf")
+                        help="the signed PDF (default: beside the input, or "
+                        "./decision-signed.pdf for the sample)")
     args = parser.parse_args()
+    data_dir = Path(args.data_dir or os.environ.get("VNEGOV_DATA_DIR") or "data")
+    if args.tsa == "local":
+        from _local import local
+
+        args.tsa = local(data_dir).tsa_url
+    args.tsa_root = args.tsa_root or data_dir / "pki" / "root-ca.pem"
+    if args.out is None:
+        args.out = (args.pdf.with_name(args.pdf.stem + "-signed.pdf") if args.pdf
+                    else Path("decision-signed.pdf"))
     logging.basicConfig(level=logging.ERROR)
 
     # The TSA's root is needed to verify the time stamps: checked before anything is signed.

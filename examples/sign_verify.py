@@ -1,7 +1,10 @@
 """Verify the signatures of a PDF, an XML document or a file with its .p7s, and print the
 EN 319 102-1 report (text, JSON, or the ETSI TS 119 102-2 XML report).
 
-    .venv/bin/python examples/sign_verify.py out/decision-signed.pdf --trust out/demo-root.pem
+    # what examples/sign_decision.py --tsa local wrote: its signers' root (a throw-away demo PKI
+    # that publishes no revocation data), and the server's root for the time stamps
+    .venv/bin/python examples/sign_verify.py decision-signed.pdf --trust demo-root.pem \
+        --trust data/pki/root-ca.pem --no-revocation
     .venv/bin/python examples/sign_verify.py hoso.zip --signature hoso.zip.p7s --trust root.pem
     .venv/bin/python examples/sign_verify.py receipt.xml --trust root.pem --json
 """

@@ -25,12 +25,15 @@ _AGENCY = re.compile(r"^(?:\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}|[A-Z0-9]+(?:\.[A-Z0-9
 
 
 class AccountKind(StrEnum):
+    """Where a collection account is held: a commercial bank or the State Treasury (Kho bạc Nhà nước)."""
     BANK = "bank"
     STATE_TREASURY = "state_treasury"
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionAccount:
+    """An agency's account that receives fees and charges: the bank's BIN (NAPAS) and account number, or a
+    State Treasury account with its office code."""
     agency_code: str
     bank_bin: str
     account_number: str

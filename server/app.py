@@ -306,7 +306,7 @@ class Application:
     async def _listen_http(self) -> None:
         cfg = self.config
         routes = [r for m in self._modules for r in m.http_routes()]
-        limits = cfg.limits.http
+        limits = cfg.limits.http.per_worker(cfg.server.workers)
         app = build_http_app(self.metrics, self._ready, routes, limits=limits,
                              trusted_proxies=TrustedProxies(cfg.server.trusted_proxies),
                              serve_metrics=cfg.server.admin_port < 0, telemetry=self.telemetry)

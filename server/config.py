@@ -178,6 +178,19 @@ class HttpLimits:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if isinstance(getattr(self, f.name), RouteClassLimits)}
 
+    def per_worker(self, workers: int) -> HttpLimits:
+        """The limits one of ``workers`` processes sharing the port enforces: rates and bursts
+        per client address are divided among them (the kernel spreads a client's connections
+        over the workers), so the host as a whole allows what is configured."""
+        if workers <= 1:
+            return self
+        shares: dict[str, Any] = {
+            name: dataclasses.replace(
+                c, rate_per_second=c.rate_per_second / workers,
+                burst=max(1, c.burst // workers) if c.burst else 0)
+            for name, c in self.classes().items()}
+        return dataclasses.replace(self, **shares)
+
 
 @dataclass(frozen=True, slots=True)
 class GrpcLimits:

@@ -24,12 +24,13 @@ import ctypes.util
 import io
 import mmap
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -79,9 +80,10 @@ class WorkStopped(SigningError):
 
 # ---------------------------------------------------------------------------------- PDF
 
-# Tokens that matter for the structure outside streams; ``endstream`` first so that it is not
-# read as ``stream``.
-_PDF_TOKENS = re.compile(rb"endstream|stream\r?\n|<<|>>|\[|\]|\sobj\b")
+# Tokens that matter for the structure outside streams (a stream's contents are jumped over to
+# its ``endstream``).
+_PDF_TOKENS = re.compile(rb"(?<!end)stream\r?\n|<<|>>|\[|\]|\sobj\b")
+_ENDSTREAM = re.compile(rb"endstream")
 _OBJSTM = re.compile(rb"/Type\s*/ObjStm\b")
 _OBJSTM_COUNT = re.compile(rb"/N\s+(\d{1,9})\b")
 
@@ -127,14 +129,11 @@ def check_pdf(source: IO[bytes], budget: DocumentBudget) -> None:
             objects += int(count.group(1)) if count else 0
         if objects > budget.pdf_objects:
             raise BudgetExceeded("pdf_objects", budget.pdf_objects)
-        depth = 0
-        in_stream = False
-        for match in _PDF_TOKENS.finditer(data):
-            token = match.group()
-            if in_stream:
-                if token == b"endstream":
-                    in_stream = False
-                continue
+        depth = position = 0
+        search = _PDF_TOKENS.search
+        while (found := search(data, position)) is not None:
+            token = found.group()
+            position = found.end()
             first = token[:1]
             if first == b"<" or first == b"[":
                 depth += 1
@@ -142,10 +141,11 @@ def check_pdf(source: IO[bytes], budget: DocumentBudget) -> None:
                     raise BudgetExceeded("max_depth", budget.max_depth)
             elif first == b">" or first == b"]":
                 depth = max(0, depth - 1)
-            elif first == b"s":
-                in_stream = True
-                depth = 0  # a stream's dictionary is closed by now, whatever came before
-            elif first != b"e":
+            elif first == b"s":  # a stream's contents are skipped whole
+                end = _ENDSTREAM.search(data, position)
+                position = end.end() if end is not None else len(data)
+                depth = 0  # its dictionary is closed by now, whatever came before
+            else:
                 depth = 0  # a new object: nothing of the last one is open
                 objects += 1
                 if objects > budget.pdf_objects:
@@ -200,12 +200,19 @@ class _Guard:
     deadline: float | None
     cancelled: threading.Event | None
     why: str = ""
+    again_at: float = 0.0  # when to deliver the stop again if the work has not ended
+    deliveries: int = 0
 
 
 _lock = threading.Lock()
 _guards: dict[int, _Guard] = {}
 _watchdog: threading.Thread | None = None
 _TICK = 0.05
+# A stop that lands in a finalizer or a weakref callback running in the worker thread is
+# swallowed by Python (printed as "Exception ignored in ..."): it is delivered again after this,
+# a few times at most (each delivery interrupts whatever the thread is doing, cleanup included).
+_AGAIN = 0.2
+_DELIVERIES = 4
 
 
 def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -220,6 +227,10 @@ def _watch() -> None:
         with _lock:
             for guard in _guards.values():
                 if guard.why:
+                    if now >= guard.again_at and guard.deliveries < _DELIVERIES:
+                        guard.again_at = now + _AGAIN
+                        guard.deliveries += 1
+                        _raise_in(guard.thread_id, _Stop)
                     continue
                 if guard.cancelled is not None and guard.cancelled.is_set():
                     guard.why = "cancelled"
@@ -228,7 +239,24 @@ def _watch() -> None:
                 elif time.clock_gettime(guard.clock) > guard.cpu_limit:
                     guard.why = "cpu_seconds"
                 if guard.why:
+                    guard.again_at = now + _AGAIN
+                    guard.deliveries = 1
                     _raise_in(guard.thread_id, _Stop)
+
+
+def _quiet_swallowed_stops() -> None:
+    """Keep stops swallowed by a finalizer out of the "Exception ignored" reports (the watchdog
+    delivers them again); every other unraisable exception goes to the hook as before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_vnegov_budget", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not _Stop:
+            previous(unraisable)
+
+    hook._vnegov_budget = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def _withdraw(guard: _Guard) -> None:
@@ -254,6 +282,7 @@ def guarded(budget: DocumentBudget, *, deadline: float | None = None,
                    cancelled)
     with _lock:
         if _watchdog is None or not _watchdog.is_alive():
+            _quiet_swallowed_stops()
             _watchdog = threading.Thread(target=_watch, name="document-budget", daemon=True)
             _watchdog.start()
         _guards[thread_id] = guard

@@ -51,6 +51,7 @@ class TokenError(FailedPrecondition):
 
 @dataclass(frozen=True, slots=True)
 class TokenConfig:
+    """How to open a PKCS#11 token: the library, the token's label and the user PIN (never printed)."""
     module: str  # path of the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
     token_label: str
     pin: str

@@ -55,7 +55,10 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     base = tmp_path_factory.mktemp("demo")
     grpc_port, http_port = free_port(), free_port()
-    env = {**os.environ, "VNEGOV_DATA_DIR": str(base / "data"),
+    # Not the SOFTHSM2_CONF of the test session's own token (tests/support/softhsm.py): a set
+    # one wins over the data directory's, and the demo's token is in the data directory.
+    inherited = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    env = {**inherited, "VNEGOV_DATA_DIR": str(base / "data"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
            "VNEGOV__SERVER__HTTP_PORT": str(http_port)}
     done = subprocess.run([VNEGOV, "init", "--grpc-port", str(grpc_port)], capture_output=True,
@@ -68,7 +71,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     try:
         for _ in range(300):
             log.seek(0)
-            banner = next((line for line in log if line.startswith("vnegov: serving")), "")
+            banner = next((line for line in log if "serving gRPC" in line), "")
             if banner or server.poll() is not None:
                 break
             time.sleep(0.1)
@@ -156,3 +159,29 @@ def test_remote_signing_works_after_the_serve_command(demo: Demo, tmp_path: Path
     assert signed.read_bytes().startswith(b"%PDF") and signed.stat().st_size > len(decision_pdf())
     verified = demo.vnegov("verify", str(signed))
     assert "Nguyễn Văn An" in verified.stdout, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize(("example", "folder"), [("pay_vietqr.py", "pay-vietqr"),
+                                                  ("reconcile_day.py", "reconcile-day")])
+def test_payments_examples_write_only_their_folder_and_run_twice(demo: Demo, tmp_path: Path,
+                                                                 example: str, folder: str) -> None:
+    for _ in range(2):
+        done = demo.example(example, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [folder]
+    assert any(p.suffix == ".pdf" for p in (tmp_path / folder).iterdir())
+
+
+def test_sign_decision_with_the_servers_tsa_writes_beside_and_runs_twice(demo: Demo,
+                                                                         tmp_path: Path) -> None:
+    for _ in range(2):
+        done = demo.example("sign_decision.py", "--tsa", "local", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("PAdES-B-T: TOTAL-PASSED") == 2, done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decision-signed.pdf", "demo-root.pem"]
+    # Then examples/sign_verify.py as its docstring says.
+    done = demo.example("sign_verify.py", "decision-signed.pdf", "--trust", "demo-root.pem",
+                        "--trust", str(demo.data / "pki" / "root-ca.pem"), "--no-revocation",
+                        cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Overall: TOTAL-PASSED" in done.stdout and "Traceback" not in done.stderr

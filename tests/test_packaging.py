@@ -67,7 +67,7 @@ def test_wheel_installs_and_serves_from_a_clean_environment(tmp_path: Path) -> N
     try:
         for _ in range(900):
             log.seek(0)
-            if "vnegov: serving" in log.read() or server.poll() is not None:
+            if "serving gRPC" in log.read() or server.poll() is not None:
                 break
             time.sleep(0.1)
         log.seek(0)

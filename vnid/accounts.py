@@ -92,12 +92,14 @@ _FOREIGN_ID = re.compile(r"^[A-Z0-9]{8,20}$")
 
 
 class AccountKind(StrEnum):
+    """Who an account belongs to."""
     CITIZEN = "citizen"
     FOREIGN_RESIDENT = "foreign_resident"
     ORGANISATION = "organisation"
 
 
 class AccountStatus(StrEnum):
+    """Whether an account can sign in."""
     ACTIVE = "active"
     LOCKED = "locked"
     EXPIRED = "expired"  # derived: a level-2 person whose card validity has passed
@@ -138,6 +140,8 @@ class ProofingRecord:
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """An identity account: a citizen, a foreign resident or an organisation, its assurance level, status and
+    proofing record."""
     account_id: str  # internal, stable; never shown to relying parties (they get a ``sub``)
     kind: AccountKind
     identifier: str  # personal ID number, foreigner's ID number, or tax code

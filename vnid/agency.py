@@ -23,6 +23,7 @@ _QD20 = re.compile(r"^[A-Z0-9]+(?:\.[A-Z0-9]+)*$")
 
 
 class AgencyCodeForm(StrEnum):
+    """The two forms of agency codes: QCVN 102:2016 (``000.00.00.H29``) and Decision 20/2020 (``H29``)."""
     QCVN102 = "QCVN102"
     QD20 = "QD20"
 

@@ -64,6 +64,7 @@ BIRTH_PROVINCE_CODES: Mapping[str, str] = MappingProxyType(
 
 
 class Sex(StrEnum):
+    """Sex as the personal identification number encodes it."""
     MALE = "male"
     FEMALE = "female"
 
@@ -100,6 +101,8 @@ DEFAULT_RULES = PersonalIdRules()
 
 @dataclass(frozen=True, slots=True)
 class PersonalId:
+    """A 12-digit personal identification number and what it encodes: the place of birth registration, sex,
+    century and year of birth."""
     number: str
     birth_place_code: str
     birth_place: str

@@ -27,6 +27,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Province:
+    """A province-level unit: its code and name."""
     code: str
     name: str
 

@@ -86,6 +86,8 @@ def decode_tlv(data: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class VietQr:
+    """A VietQR (NAPAS EMVCo) payload: the account to pay, and optionally the amount and the reference to
+    quote."""
     bank_bin: str
     account: str
     amount: int | None = None

@@ -52,6 +52,8 @@ def create_reference(body: str) -> str:
 
 
 def is_valid_reference(reference: str) -> bool:
+    """Whether ``reference`` is an ISO 11649 creditor reference (``RF`` and valid check digits), spaces and
+    case ignored."""
     ref = reference.replace(" ", "").upper()
     if not REFERENCE_PATTERN.fullmatch(ref):
         return False
@@ -59,6 +61,8 @@ def is_valid_reference(reference: str) -> bool:
 
 
 def validate_reference(reference: str) -> str:
+    """``reference`` normalised (no spaces, upper case) if it is a valid ISO 11649 creditor reference;
+    :class:`InvalidReference` otherwise."""
     ref = reference.replace(" ", "").upper()
     if not is_valid_reference(ref):
         raise InvalidReference("not a valid ISO 11649 creditor reference")

@@ -28,6 +28,7 @@ __all__ = ["BankSimulator", "BankTransfer", "GatewaySimulator", "PlatformSimulat
 
 @dataclass(frozen=True, slots=True)
 class BankTransfer:
+    """A transfer the bank simulator made (what a bank app would send after scanning a VietQR code)."""
     transaction_id: str
     bank_bin: str
     account_number: str

@@ -62,6 +62,7 @@ def qr_png(payload: str, *, scale: int = 6) -> bytes:
 
 
 def qr_svg(payload: str, *, scale: int = 4) -> bytes:
+    """``payload`` as a QR code in SVG (error correction level M)."""
     out = io.BytesIO()
     segno.make_qr(payload, error="m", boost_error=False).save(out, kind="svg", scale=scale,
                                                                border=4, xmldecl=False)
@@ -70,6 +71,7 @@ def qr_svg(payload: str, *, scale: int = 4) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class BankNotification:
+    """A bank's signed notice of a credit to a collection account (a VietQR transfer arriving)."""
     transaction_id: str
     bank_bin: str
     account_number: str
@@ -91,6 +93,7 @@ class BankNotification:
 
 
 def sign_bank_notification(body: bytes, secret: bytes) -> str:
+    """The ``sha256=`` HMAC signature of a bank notification ``body`` with the shared ``secret``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 

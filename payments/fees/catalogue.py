@@ -46,6 +46,8 @@ _PROVINCE = re.compile(r"^\d{2}$")
 
 
 class FeeKind(StrEnum):
+    """Phí (a fee for a service) or lệ phí (a charge for a state act): they are accounted and receipted
+    separately."""
     PHI = "phi"  # fee (phí)
     LE_PHI = "le_phi"  # charge (lệ phí)
 
@@ -100,6 +102,8 @@ class FeeLevel:
 
 @dataclass(frozen=True, slots=True)
 class FeeItem:
+    """One fee or charge of a procedure: its amounts by province and date (``levels``) and the body that
+    collects it."""
     code: str
     name: str
     kind: FeeKind
@@ -118,6 +122,8 @@ class FeeItem:
 
 @dataclass(frozen=True, slots=True)
 class Procedure:
+    """An administrative procedure (by its national code, e.g. ``1.000494``) and the fee items a dossier for
+    it owes."""
     code: str  # national code, e.g. "1.000494"
     name: str
     items: tuple[FeeItem, ...]
@@ -158,6 +164,7 @@ class Reduction:
 
 @dataclass(frozen=True, slots=True)
 class QuoteLine:
+    """One priced item of a quote: the base amount, and the amount after reductions and quantity."""
     item_code: str
     name: str
     kind: FeeKind
@@ -170,6 +177,7 @@ class QuoteLine:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
+    """What a dossier costs on a date in a province: one line per fee item, and the total."""
     procedure_code: str
     procedure_name: str
     on: dt.date
@@ -189,6 +197,8 @@ class Quote:
 
 @dataclass(frozen=True)
 class FeeCatalogue:
+    """The fees and charges of every administrative procedure, with the reductions that apply; ``quote``
+    prices a dossier from it."""
     procedures: Mapping[str, Procedure] = field(default_factory=dict)
     reductions: tuple[Reduction, ...] = ()
 

@@ -68,6 +68,7 @@ ACCOUNT_KINDS = frozenset({"RECEIVABLES", "OVERPAYMENTS", "REFUNDS_PAYABLE", "SU
 
 @dataclass(frozen=True, slots=True)
 class Posting:
+    """One side of a ledger entry: an amount debited or credited to an account (in đồng)."""
     account: str
     debit: int = 0
     credit: int = 0
@@ -147,6 +148,8 @@ class TrialBalance:
 
 
 def trial_balance(postings: Iterable[Posting]) -> TrialBalance:
+    """Each account's balance (debits minus credits) and the totals of ``postings``; the two totals agree when
+    the ledger balances."""
     balances: dict[str, int] = defaultdict(int)
     debits = credits = 0
     for p in postings:

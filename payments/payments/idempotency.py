@@ -24,6 +24,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
 def check_request_id(request_id: str) -> str:
+    """``request_id`` if it is 8-64 characters of ``A-Z a-z 0-9 . _ : -``;
+    :class:`~payments.errors.InvalidInput` otherwise."""
     if not _REQUEST_ID.fullmatch(request_id):
         raise InvalidInput("request_id must be 8-64 characters of A-Z a-z 0-9 . _ : -",
                            metadata={"field": "request_id"})
@@ -39,6 +41,8 @@ def request_hash(method: str, fields: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoredOutcome:
+    """The recorded outcome of a mutation under a request id, replayed when the same request comes again (and
+    refused for a different request under the same id)."""
     request_hash: str
     ok: bool
     result: str = ""  # the resource name the mutation produced (on success)

@@ -64,6 +64,7 @@ _ID = re.compile(r"^[a-z0-9]{8,40}$")
 
 @dataclass(frozen=True, slots=True)
 class Payer:
+    """Who pays: a name, and optionally a tax code, address, personal ID number and e-mail for the receipt."""
     name: str
     tax_code: str = ""
     address: str = ""
@@ -73,6 +74,7 @@ class Payer:
 
 @dataclass(frozen=True, slots=True)
 class PaymentLine:
+    """One fee item of a payment, with the body that collects it."""
     item_code: str
     name: str
     kind: FeeKind
@@ -82,6 +84,8 @@ class PaymentLine:
 
 @dataclass(frozen=True)
 class Payment:
+    """A payment of a dossier's fees: what is due (its lines), through which channel, the ISO 11649 reference
+    every channel carries, what was collected or refunded, and its state."""
     id: str
     agency_code: str
     province_code: str
@@ -133,6 +137,7 @@ class Effects:
 def new_payment(payment_id: str, quote: Quote, *, agency_code: str, dossier_code: str,
                 payer: Payer, reference: str, channel: str, now: dt.datetime,
                 ttl: dt.timedelta) -> Payment:
+    """A new payment for ``quote``: validated, due in full, awaiting payment until ``now + ttl``."""
     if not _ID.fullmatch(payment_id):
         raise InvalidInput("payment id must be 8-40 lower-case letters and digits")
     if not payer.name.strip():
@@ -329,6 +334,7 @@ def expire_payment(p: Payment, *, now: dt.datetime, actor: str = "system") -> Ef
 
 
 def cancel_payment(p: Payment, *, now: dt.datetime, actor: str) -> Effects:
+    """Cancel an unpaid payment: the new state and the ledger and audit effects."""
     return _close(p, S.CANCELLED, now, "cancelled", actor)
 
 

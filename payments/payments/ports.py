@@ -11,6 +11,7 @@ __all__ = ["ChannelStatus", "PaymentChannel", "StatusQuery"]
 
 
 class ChannelStatus(StrEnum):
+    """What a payment channel answers when asked about a payment."""
     PENDING = "pending"
     PAID = "paid"
     FAILED = "failed"

@@ -36,6 +36,7 @@ __all__ = [
 
 
 class PaymentState(StrEnum):
+    """The life of a payment; ``check_transition`` says which changes are allowed."""
     CREATED = "created"
     AWAITING_PAYMENT = "awaiting_payment"
     PARTIALLY_PAID = "partially_paid"
@@ -82,6 +83,8 @@ class Transition:
 
 def check_transition(current: PaymentState, target: PaymentState, *,
                      resolution: bool = False) -> None:
+    """Raise :class:`~payments.errors.InvalidTransition` unless a payment may go from ``current`` to
+    ``target`` (some changes only through a resolved reconciliation exception)."""
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"a payment cannot go from {current} to {target}",
                                 metadata={"from": current.value, "to": target.value})

@@ -43,12 +43,15 @@ _TEMPLATE = re.compile(r"^EBL0[12]$")
 
 
 class ReceiptKind(StrEnum):
+    """An original receipt, a replacement for one, or an adjustment to one."""
     ORIGINAL = "original"
     REPLACEMENT = "replacement"
     ADJUSTMENT = "adjustment"
 
 
 def validate_template(template: str) -> str:
+    """``template`` if it is a receipt template symbol (``EBL01`` or ``EBL02``);
+    :class:`~payments.errors.InvalidInput` otherwise."""
     if not _TEMPLATE.fullmatch(template):
         raise InvalidInput("receipt template symbol must be EBL01 or EBL02")
     return template
@@ -63,12 +66,14 @@ def series_for(at: dt.datetime, *, suffix: str = "T") -> tuple[str, int]:
 
 
 def next_number(last: int) -> int:
+    """The number after ``last`` in a series; :class:`ReceiptNumberingError` once the series is exhausted."""
     if last >= MAX_NUMBER:
         raise ReceiptNumberingError("the receipt series is exhausted for this year")
     return last + 1
 
 
 def format_number(number: int) -> str:
+    """A receipt number as printed: seven digits (``0000001`` to ``9999999``)."""
     if not 1 <= number <= MAX_NUMBER:
         raise ReceiptNumberingError("receipt numbers run from 0000001 to 9999999")
     return f"{number:07d}"
@@ -92,6 +97,7 @@ class Organisation:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptLine:
+    """One item of a receipt (negative on an adjustment that lowers the original)."""
     item_code: str
     name: str
     kind: FeeKind
@@ -111,6 +117,8 @@ class RelatedReceipt:
 
 @dataclass(frozen=True)
 class ReceiptData:
+    """Everything an e-receipt states: its template, series and number, the collecting organisation, the
+    payer, the lines and totals, and what it replaces or adjusts."""
     id: str
     kind: ReceiptKind
     template: str

@@ -284,10 +284,12 @@ def verify_qr(text: str, *, roots: Sequence[x509.Certificate],
         header: Any = json.loads(_unb64(head64))
         claims = QrClaims.from_json(_unb64(body64))
         signature = _unb64(sig64)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, UnicodeDecodeError, binascii.Error, RecursionError):
+        # RecursionError: JSON nested deeper than the parser allows (fits in a QR)
         raise ReceiptQrInvalid("MALFORMED") from None
     if not isinstance(header, dict) or header.get("typ") != QR_FORMAT or \
-            set(header) != {"typ", "alg", "x5t#S256"} or header.get("alg") not in _ALGS:
+            set(header) != {"typ", "alg", "x5t#S256"} or not isinstance(header["alg"], str) \
+            or header["alg"] not in _ALGS or not isinstance(header["x5t#S256"], str):
         raise ReceiptQrInvalid("UNSUPPORTED_HEADER")
     thumb = header["x5t#S256"]
     seal = next((c for c in certificates if _thumbprint(c) == thumb), None)

@@ -16,6 +16,7 @@ __all__ = ["UsageLine", "UsageReport", "usage_report"]
 
 @dataclass(frozen=True, slots=True)
 class UsageLine:
+    """The receipt numbers of one template and series used (and cancelled) in a period."""
     template: str
     series: str
     first_number: int
@@ -27,6 +28,7 @@ class UsageLine:
 
 @dataclass(frozen=True)
 class UsageReport:
+    """The report of receipt numbers used in a period, one line per template and series."""
     period_start: dt.date  # Vietnam calendar days, inclusive
     period_end: dt.date
     lines: tuple[UsageLine, ...]

@@ -46,12 +46,14 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
 
 
 def new_message_id(sender: str, *, make_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A new message id: the sender's code followed by a random UUID in upper-case hex."""
     return sender + make_uuid().hex.upper()
 
 
 def build_envelope(documents: Sequence[bytes], *, sender: str, tax_code: str, message_id: str,
                    message_type: str = RECEIPT_MESSAGE_TYPE, refers_to: str = "",
                    receiver: str = TAX_AUTHORITY_CODE) -> bytes:
+    """The XML message (``TDiep``) carrying signed receipt ``documents`` to the tax authority."""
     if not documents:
         raise InvalidInput("a message carries at least one document")
     root = etree.Element("TDiep")
@@ -72,6 +74,7 @@ def build_envelope(documents: Sequence[bytes], *, sender: str, tax_code: str, me
 
 @dataclass(frozen=True, slots=True)
 class Acknowledgement:
+    """The tax authority's technical acknowledgement of a message: accepted or not, and why."""
     message_id: str  # the acknowledgement's own id
     refers_to: str  # the message acknowledged
     accepted: bool
@@ -79,6 +82,8 @@ class Acknowledgement:
 
 
 def parse_acknowledgement(data: bytes) -> Acknowledgement:
+    """Read the tax authority's technical acknowledgement; :class:`TransmissionError` if
+    ``data`` is not one."""
     try:
         root = etree.fromstring(data, parser=_PARSER)
     except etree.XMLSyntaxError:

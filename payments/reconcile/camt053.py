@@ -59,6 +59,7 @@ class StatementLine(NamedTuple):
 
 @dataclass
 class Statement:
+    """A bank statement (ISO 20022 camt.053, or a CSV export): the account, the period, balances and lines."""
     id: str
     account: str
     currency: str = "VND"

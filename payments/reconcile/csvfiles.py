@@ -28,6 +28,7 @@ __all__ = ["BankCsvProfile", "ChannelRecord", "parse_bank_csv", "parse_channel_l
 
 @dataclass(frozen=True, slots=True)
 class BankCsvProfile:
+    """The column names (and delimiter) of a bank's CSV statement export."""
     booking_date: str = "booking_date"
     value_date: str = "value_date"
     reference: str = "reference"
@@ -58,6 +59,7 @@ def _whole(text: str, line: int) -> int:
 
 def parse_bank_csv(data: bytes, *, account: str, profile: BankCsvProfile | None = None
                    ) -> list[StatementLine]:
+    """Statement lines from a bank's CSV export (UTF-8), read with ``profile``'s column names."""
     p = profile or BankCsvProfile()
     try:
         text = data.decode("utf-8-sig")
@@ -99,6 +101,7 @@ def parse_bank_csv(data: bytes, *, account: str, profile: BankCsvProfile | None 
 
 @dataclass(frozen=True, slots=True)
 class ChannelRecord:
+    """One payment as a channel's own list reports it."""
     reference: str
     transaction_id: str
     amount: int
@@ -107,6 +110,7 @@ class ChannelRecord:
 
 
 def parse_channel_list(data: bytes) -> list[ChannelRecord]:
+    """A channel's list of payments from CSV (``reference, transaction_id, amount, paid_at, status``)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -56,6 +56,7 @@ __all__ = [
 
 
 class Outcome(StrEnum):
+    """The result of reconciling one statement line or payment."""
     MATCHED = "matched"
     AMOUNT_MISMATCH = "amount_mismatch"
     DUPLICATE = "duplicate"
@@ -74,6 +75,7 @@ class Outcome(StrEnum):
 
 
 class MatchMethod(StrEnum):
+    """How a statement line was matched to payments."""
     BANK_REFERENCE = "bank_reference"
     CREDITOR_REFERENCE = "creditor_reference"
     CORRECTED_REFERENCE = "corrected_reference"
@@ -82,6 +84,7 @@ class MatchMethod(StrEnum):
 
 
 class ExpectedPayment(NamedTuple):
+    """A payment a channel confirmed, which the bank statement should show."""
     payment_id: str
     reference: str
     amount: int  # money the channel confirmed and the bank should show
@@ -91,6 +94,8 @@ class ExpectedPayment(NamedTuple):
 
 
 class ReconciliationItem(NamedTuple):
+    """One finding of a reconciliation: its outcome, the amount, the statement lines and payments involved and
+    how they were matched."""
     outcome: Outcome
     amount: int
     line_keys: tuple[str, ...] = ()
@@ -102,6 +107,7 @@ class ReconciliationItem(NamedTuple):
 
 @dataclass
 class ReconciliationResult:
+    """All findings of a reconciliation run."""
     items: list[ReconciliationItem] = field(default_factory=list)
 
     def by_outcome(self) -> dict[Outcome, list[ReconciliationItem]]:
@@ -131,6 +137,8 @@ def paused_gc() -> Iterator[None]:
 def reconcile(lines: Sequence[StatementLine], expected: Sequence[ExpectedPayment], *,
               as_of: dt.datetime, settlement_delay: dt.timedelta = dt.timedelta(days=2),
               window_days: int = 3) -> ReconciliationResult:
+    """Match bank statement ``lines`` against the ``expected`` payments: by bank reference, creditor reference
+    (also corrected for typing errors), then amount and date; everything else is an exception to resolve."""
     with paused_gc():
         return _reconcile(lines, expected, as_of, settlement_delay, window_days)
 

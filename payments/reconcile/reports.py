@@ -45,6 +45,7 @@ _SHAPES = {"one_to_one": "Một lần chuyển – một khoản thu",
 
 @dataclass(frozen=True, slots=True)
 class ReportBounds:
+    """The period a reconciliation report covers, when it was produced and for which unit."""
     first_day: dt.date
     last_day: dt.date
     produced_at: dt.datetime
@@ -62,6 +63,7 @@ class ReportBounds:
 
 
 def summarise(items: Sequence[ReconciliationItem]) -> list[tuple[Outcome, int, int]]:
+    """Per outcome: how many items and their total amount."""
     counts: dict[Outcome, list[int]] = {o: [0, 0] for o in Outcome}
     for item in items:
         counts[item.outcome][0] += 1
@@ -75,6 +77,7 @@ def _row(item: ReconciliationItem) -> list[str | int]:
 
 
 def report_csv(items: Sequence[ReconciliationItem], bounds: ReportBounds) -> bytes:
+    """The reconciliation report as CSV (UTF-8), headed by the report's bounds."""
     out = io.StringIO(newline="")
     for text in bounds.lines():
         if text:
@@ -87,6 +90,7 @@ def report_csv(items: Sequence[ReconciliationItem], bounds: ReportBounds) -> byt
 
 
 def report_xlsx(items: Sequence[ReconciliationItem], bounds: ReportBounds) -> bytes:
+    """The reconciliation report as an Excel workbook: a summary sheet and the items."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -129,6 +133,7 @@ def report_xlsx(items: Sequence[ReconciliationItem], bounds: ReportBounds) -> by
 
 def report_pdf(items: Sequence[ReconciliationItem], bounds: ReportBounds, *, fonts: Fonts
                ) -> bytes:
+    """The reconciliation report as a PDF with a summary chart, in ``fonts`` (Vietnamese glyphs)."""
     from reportlab.graphics.charts.barcharts import HorizontalBarChart
     from reportlab.graphics.shapes import Drawing
     from reportlab.lib import colors

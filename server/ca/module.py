@@ -148,8 +148,8 @@ class CaModule(Module):
             ctx.changes.subscribe(CERTIFICATE_STATUS, self._status_changed)
 
     def _status_changed(self, _detail: str) -> None:
-        if self.parts.refresher.poll():
-            self.parts.publisher.load()
+        self.parts.refresher.poll()
+        self.parts.publisher.load_if_newer()
 
     def grpc_services(self) -> Sequence[GrpcService]:
         from server.ca.servicer import CertificateAuthorityServicer
@@ -219,8 +219,10 @@ class CaModule(Module):
             if self._stopping.is_set():
                 return
             try:
-                if await self.ctx.run(self.parts.refresher.poll):
-                    await self.ctx.run(self.parts.publisher.load)
+                # Status first, then the CRLs: another process publishes its CRLs after the
+                # status change they carry has committed, so they may come a poll later.
+                await self.ctx.run(self.parts.refresher.poll)
+                await self.ctx.run(self.parts.publisher.load_if_newer)
             except Exception:
                 log.exception("certificate status refresh failed")
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, or_, select
 
 from server.ca.runtime import CaRuntime
+from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaCrlRow, CaIssuerRow, CaStatusLogRow
 from server.storage.db import Database
 from server.storage.locking import locked
@@ -94,6 +95,17 @@ class CrlPublisher:
                 self._remember(delta_name, delta_row)
         return True
 
+    def load_if_newer(self) -> bool:
+        """Load the CRLs if another process published newer ones (one small query otherwise);
+        True if it loaded."""
+        with self.db.read() as s:
+            number = s.execute(select(CaIssuerRow.crl_number).where(
+                CaIssuerRow.key_id == self.rt.authority.key_id_hex)).scalar_one_or_none()
+        held = self.crls.get(self._names[1])
+        if not number or (held is not None and held.number >= number):
+            return False
+        return self.load()
+
     def scheduled(self) -> bool:
         """The schedule: a new base (full CRL) every ``crl_refresh_seconds``, and new CRLs
         whenever the published ones are half-way to their nextUpdate. Also picks up CRLs that
@@ -103,14 +115,19 @@ class CrlPublisher:
         now = self.clock()
         with self.db.read() as s:
             issuer = s.get(CaIssuerRow, key_id)
+            seen = issuer.crl_number if issuer is not None else None
             base = None
             if issuer is not None and issuer.last_full_number:
                 base = s.execute(select(CaCrlRow.this_update).where(
                     CaCrlRow.issuer_key_id == key_id,
                     CaCrlRow.number == issuer.last_full_number)).scalar_one_or_none()
+        # Replicas and workers all run this schedule: a publication is skipped when another
+        # process published after this one looked (the CRL number moved on).
         if base is None or now - base >= dt.timedelta(seconds=settings.crl_refresh_seconds):
-            self.publish(rebase=True)
-            return True
+            if self.publish(rebase=True, unless_moved_from=seen):
+                return True
+            self.load()
+            return False
         self.load()
         full_name, delta_name = self._names
         full, delta = self.crls.get(full_name), self.crls.get(delta_name)
@@ -119,18 +136,23 @@ class CrlPublisher:
                     seconds=settings.delta_crl_validity_seconds / 2)
                 or full.next_update - now <= dt.timedelta(
                     seconds=settings.crl_validity_seconds / 2)):
-            self.publish()
-            return True
+            if self.publish(unless_moved_from=seen):
+                return True
+            self.load()
+            return False
         self._publish_root(now.replace(microsecond=0))
         return False
 
-    def publish(self, *, rebase: bool = False) -> None:
+    def publish(self, *, rebase: bool = False, unless_moved_from: int | None = None) -> bool:
         """Write a full CRL and a delta CRL (and the root's CRL if its key is here).
 
         The delta lists every change since the *base*: the full CRL of the last ``rebase``
         (the scheduled one), so a relying party that keeps the large base CRL only fetches
         deltas. Every publication also writes a complete full CRL, so a relying party that does
         not use deltas sees a revocation at once.
+
+        With ``unless_moved_from`` (the CRL number the caller saw), nothing is published if
+        another process has published since (the caller's schedule is met): returns False.
         """
         authority = self.rt.authority
         settings = self.rt.settings
@@ -139,6 +161,8 @@ class CrlPublisher:
         with self.db.write() as s:
             issuer = s.execute(locked(select(CaIssuerRow).where(
                 CaIssuerRow.key_id == key_id))).scalar_one()
+            if unless_moved_from is not None and issuer.crl_number != unless_moved_from:
+                return False
             now = self.clock().replace(microsecond=0)
             last_seq = s.execute(select(func.max(CaStatusLogRow.seq)).where(
                 CaStatusLogRow.issuer_key_id == key_id)).scalar_one() or 0
@@ -182,10 +206,12 @@ class CrlPublisher:
             rows = [self._row(key_id, full, number, None),
                     self._row(key_id, delta, number + 1, issuer.last_full_number)]
             s.add_all(rows)
+            notify(s, CERTIFICATE_STATUS, "crl")  # other replicas serve them at once
         with self._lock:
             self._remember(full_name, rows[0])
             self._remember(delta_name, rows[1])
         self._publish_root(now)
+        return True
 
     def _row(self, key_id: str, crl: x509.CertificateRevocationList, number: int,
              base: int | None) -> CaCrlRow:

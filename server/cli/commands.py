@@ -242,12 +242,19 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def _announce(app: Any) -> None:
-    """What is served, from the ports actually bound (not the ones asked for)."""
+    """What is served, from the ports actually bound (not the ones asked for): a line for a
+    person at a terminal, else a log record like every other line of the log."""
     server = app.config.server
     mode = "plaintext" if server.plaintext else "mutual TLS"
-    print(f"vnegov: serving gRPC ({mode}) on {_url_host(server.grpc_host)}:{app.grpc_port}, "
-          f"HTTP on {_url_host(server.http_host)}:{app.http_port} (public URL "
-          f"{server.public_url}); Ctrl-C stops", file=sys.stderr, flush=True)
+    text = (f"serving gRPC ({mode}) on {_url_host(server.grpc_host)}:{app.grpc_port}, "
+            f"HTTP on {_url_host(server.http_host)}:{app.http_port} (public URL "
+            f"{server.public_url})")
+    if sys.stderr.isatty():
+        print(f"vnegov: {text}; Ctrl-C stops", file=sys.stderr, flush=True)
+    else:
+        logging.getLogger("server").info(text, extra={
+            "grpc_port": app.grpc_port, "http_port": app.http_port,
+            "public_url": server.public_url})
 
 
 def _check_database(config: Config) -> None:

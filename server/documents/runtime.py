@@ -3,6 +3,7 @@ anchors, the TSA transport, the appearance font, the PKCS#11 token and the agenc
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -15,11 +16,13 @@ from server.documents.config import DocumentsConfig
 from server.documents.transport import HttpTimeStampTransport
 from signing.ca.keys import load_private_key
 from signing.errors import FailedPrecondition, NotFound
-from signing.pkcs11 import Token, TokenConfig
+from signing.pkcs11 import Token, TokenConfig, TokenError
 from signing.sign.errors import SignerMismatch
 from signing.sign.remote import SigningCredential
 from signing.sign.revocation import TrustSettings
 from signing.sign.signers import KeySigner, Signer, TokenSigner
+
+log = logging.getLogger("server")
 
 __all__ = ["AgencySigner", "DocumentsRuntime", "DocumentsSetupError", "TokenKeys", "open_token"]
 
@@ -39,14 +42,18 @@ class AgencySigner:
 class TokenKeys:
     """:class:`signing.sign.remote.KeyResolver` on the token; signers are made once per key."""
 
-    def __init__(self, token: Token | None) -> None:
+    def __init__(self, token: Token | None, *, unavailable: str = "") -> None:
         self._token = token
+        self._unavailable = unavailable  # why the configured token could not be opened
         self._cache: dict[str, TokenSigner] = {}
         self._lock = threading.Lock()
 
     def signer_for(self, credential: SigningCredential) -> TokenSigner:
         """The credential's signer; a missing token, key or a key that is not the certificate's
         is FAILED_PRECONDITION (the server's set-up, not the caller's request, is at fault)."""
+        if self._token is None and self._unavailable:
+            raise FailedPrecondition(f"remote signing is unavailable: {self._unavailable}",
+                                     reason="TOKEN_UNAVAILABLE")
         if self._token is None:
             raise FailedPrecondition("remote signing is not set up on this server: no token is "
                                      "configured (documents.token_module)",
@@ -70,10 +77,11 @@ def open_token(config: DocumentsConfig) -> Token | None:
     if not config.token_module:
         return None
     if config.softhsm2_conf:
-        # SoftHSM2 reads it when the library is initialised, once per process.
+        # SoftHSM2 reads it when the library is initialised, once per process; a SOFTHSM2_CONF
+        # already in the environment wins (SoftHSM's own convention).
         if not Path(config.softhsm2_conf).is_file():
             raise DocumentsSetupError(f"cannot read SoftHSM2 configuration {config.softhsm2_conf}")
-        os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf
+        os.environ.setdefault("SOFTHSM2_CONF", config.softhsm2_conf)
     pin = _read(config.token_pin_file, "token PIN file").decode().strip() \
         if config.token_pin_file else ""
     return Token(TokenConfig(config.token_module, config.token_label, pin))
@@ -104,11 +112,22 @@ class DocumentsRuntime:
                 roots.extend(x509.load_pem_x509_certificates(_read(path, "trust anchor file")))
             except ValueError:
                 raise DocumentsSetupError(f"{path} holds no PEM certificate") from None
-        token = open_token(config)
+        unavailable = ""
+        try:
+            token = open_token(config)
+        except TokenError as exc:
+            # The server still serves (agencies' file keys, verification); remote signing says
+            # why it cannot work, as FAILED_PRECONDITION, instead of the server not starting.
+            if any(entry.key_label for entry in config.signers):
+                raise DocumentsSetupError(f"the token cannot be opened: {exc}") from None
+            log.warning("documents: the token cannot be opened, remote signing is unavailable: %s",
+                        exc)
+            token, unavailable = None, str(exc)
         runtime = cls(config=config, trust=TrustSettings(trust_roots=roots,
                                                          allow_fetching=config.allow_fetching),
                       tsa=HttpTimeStampTransport(config.tsa_url)
-                      if config.tsa_url else None, token=token, keys=TokenKeys(token))
+                      if config.tsa_url else None, token=token,
+                      keys=TokenKeys(token, unavailable=unavailable))
         for entry in config.signers:
             try:
                 chain = x509.load_pem_x509_certificates(

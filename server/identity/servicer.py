@@ -86,7 +86,7 @@ def _peek_challenge(statement: str) -> str:
         return ""
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         return ""
     value = payload.get("challenge") if isinstance(payload, dict) else None
     return value if isinstance(value, str) and len(value) <= 64 else ""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.storage.db import Database
 from server.storage.jobs import JobRow
+from server.storage.locking import locked
 
 __all__ = ["Handler", "JobContext", "JobInterrupted", "JobRunner", "LeaseLost", "default_owner"]
 
@@ -165,7 +166,7 @@ class JobRunner:
                     (JobRow.state == "running") & (JobRow.lease_until < now)),
             ).order_by(JobRow.not_before, JobRow.created_at, JobRow.id).limit(8)
             if not self.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
+                stmt = locked(stmt, skip_locked=True)
             for row in s.execute(stmt).scalars():
                 if row.id in self._running:
                     continue

@@ -296,8 +296,13 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                             context: grpc.aio.ServicerContext) -> pb.VerifyReceiptResponse:
         from payments.receipts.verification import ReceiptNotVerified, verify_receipt
 
-        at = request.validation_time.ToDatetime(dt.UTC) \
-            if request.HasField("validation_time") else self.ctx.clock()
+        at = self.ctx.clock()
+        if request.HasField("validation_time"):
+            try:
+                at = request.validation_time.ToDatetime(dt.UTC)
+            except (ValueError, OverflowError, OSError):
+                raise InvalidArgument("validation_time is not a valid time",
+                                      metadata={"field": "validation_time"}) from None
         roots = list(self.m.qr_roots)
         if not roots:
             raise pe.FailedPrecondition("no national root is configured for receipts "

@@ -55,6 +55,8 @@ class AuthorityUrls:
 
 @dataclass(frozen=True)
 class IssuingAuthority:
+    """An issuing CA: its certificate and key, and the URLs (CRL, OCSP, CA issuers) it writes into what it
+    issues."""
     name: str  # short, URL-safe: "issuing-ca"
     certificate: x509.Certificate
     key: CertificateIssuerPrivateKeyTypes

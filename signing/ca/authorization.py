@@ -23,6 +23,7 @@ __all__ = ["NotManagingBody", "is_parent_or_same", "require_managing_body"]
 
 
 class NotManagingBody(NotPermitted):
+    """The caller is not the managing body of the certificate it acts on."""
     reason = "NOT_MANAGING_BODY"
 
 

@@ -43,6 +43,7 @@ class InvalidCsr(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class KeyUsages:
+    """The key usage bits of a certificate."""
     digital_signature: bool = False
     content_commitment: bool = False
     key_encipherment: bool = False

@@ -64,6 +64,8 @@ def build_full_crl(issuer: x509.Certificate, key: CertificateIssuerPrivateKeyTyp
                    entries: Iterable[RevocationEntry], number: int, this_update: dt.datetime,
                    next_update: dt.datetime, delta_url: str | None = None
                    ) -> x509.CertificateRevocationList:
+    """A full CRL signed by ``key`` for ``issuer``, listing ``entries``, with its number and update times (and
+    a pointer to the delta CRL)."""
     builder = _base(issuer, number, this_update, next_update)
     if delta_url:
         builder = builder.add_extension(x509.FreshestCRL([x509.DistributionPoint(

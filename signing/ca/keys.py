@@ -43,6 +43,7 @@ class WeakKey(InvalidInput):
 
 
 class KeyAlgorithm(StrEnum):
+    """The key algorithms the CA generates and certifies."""
     RSA_2048 = "rsa-2048"
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
@@ -57,6 +58,7 @@ _CURVES: dict[KeyAlgorithm, ec.EllipticCurve] = {
 
 
 def generate_private_key(algorithm: KeyAlgorithm) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """A new private key of ``algorithm`` (in memory; keys in a token come from :mod:`signing.pkcs11`)."""
     if algorithm in _CURVES:
         return ec.generate_private_key(_CURVES[algorithm])
     bits = int(algorithm.value.split("-")[1])

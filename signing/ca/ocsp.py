@@ -66,6 +66,7 @@ StatusLookup = Callable[[bytes, int], CertificateState | None]
 
 
 class OcspResponseStatus(IntEnum):
+    """The status of an OCSP response (RFC 6960)."""
     SUCCESSFUL = 0
     MALFORMED_REQUEST = 1
     INTERNAL_ERROR = 2

@@ -60,6 +60,7 @@ class SubscriberKind(StrEnum):
 
 
 class SubjectField(StrEnum):
+    """A field of a subscriber's subject a profile can require or allow."""
     FULL_NAME = "full_name"
     TITLE = "title"
     UNIT = "unit"
@@ -115,6 +116,8 @@ class RenewalRules:
 
 @dataclass(frozen=True, slots=True)
 class CertificateProfile:
+    """A certificate profile: the kind of subscriber, the subject fields required and allowed, the key usages,
+    validity and renewal limits."""
     id: str
     version: int
     kind: SubscriberKind

@@ -79,6 +79,8 @@ class UnitChange:
 
 @dataclass(frozen=True, slots=True)
 class Reorganisation:
+    """An administrative reorganisation (merged or renamed units, by a legal act in force from a date) whose
+    certificates are re-issued in bulk."""
     reference: str  # the legal act, e.g. "Nghị quyết 202/2025/QH15"
     effective_date: dt.date
     changes: tuple[UnitChange, ...]
@@ -153,6 +155,8 @@ def load_reorganisation(data: bytes) -> Reorganisation:
 
 
 class PlanAction(StrEnum):
+    """What a reorganisation does to a certificate: re-issue it with the new subject, or reassign its managing
+    body."""
     REISSUE = "reissue"
     REASSIGN = "reassign"
 
@@ -176,6 +180,7 @@ class CertificateFacts:
 
 @dataclass(frozen=True, slots=True)
 class PlannedChange:
+    """One certificate's change in a reorganisation plan."""
     certificate_id: int
     action: PlanAction
     old_subject: SubjectData

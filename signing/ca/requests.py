@@ -36,6 +36,7 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class RequestKind(StrEnum):
+    """What a certificate request asks for."""
     ISSUE = "issue"
     RENEW = "renew"
     REKEY = "rekey"
@@ -46,6 +47,7 @@ class RequestKind(StrEnum):
 
 
 class RequestState(StrEnum):
+    """Where a certificate request is in its review."""
     SUBMITTED = "submitted"
     APPROVED = "approved"
     COMPLETED = "completed"
@@ -98,6 +100,7 @@ def working_days_between(start: dt.datetime, end: dt.datetime,
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
+    """When a request was submitted, approved, completed or rejected (for the service-time targets)."""
     submitted_at: dt.datetime
     approved_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None

@@ -64,6 +64,7 @@ _CODES = {
 
 
 class CertificateStatus(StrEnum):
+    """A certificate's revocation status."""
     VALID = "valid"
     ON_HOLD = "on_hold"
     REVOKED = "revoked"

@@ -37,6 +37,7 @@ class RenewalRefused(FailedPrecondition):
 
 @dataclass(frozen=True, slots=True)
 class Validity:
+    """A certificate's validity period (UTC)."""
     not_before: dt.datetime
     not_after: dt.datetime
 

@@ -27,6 +27,7 @@ CHUNK = 1 << 20
 
 
 class CadesLevel(StrEnum):
+    """The level of a detached CMS (CAdES) signature: basic, or with a signature time stamp."""
     B_B = "B-B"
     B_T = "B-T"
 

@@ -74,6 +74,8 @@ __all__ = [
 
 
 class PadesLevel(StrEnum):
+    """The PAdES baseline level: B-B, B-T (time-stamped), B-LT (with validation data), B-LTA (with a document
+    time stamp)."""
     B_B = "B-B"
     B_T = "B-T"
     B_LT = "B-LT"
@@ -109,6 +111,8 @@ class VisibleSignature:
 
 @dataclass(frozen=True, slots=True)
 class PadesOptions:
+    """How to sign a PDF: the level, the field, reason and location, certification (DocMDP), the hash and the
+    visible appearance."""
     level: PadesLevel = PadesLevel.B_B
     field_name: str | None = None
     reason: str | None = None
@@ -133,6 +137,7 @@ class PadesOptions:
 
 @dataclass(frozen=True, slots=True)
 class SignedPdf:
+    """The result of signing a PDF: the field signed, the level reached, the signing time and any warnings."""
     field_name: str
     level: PadesLevel
     signing_time: dt.datetime

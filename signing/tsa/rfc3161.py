@@ -74,6 +74,7 @@ _FAILURE_NAMES = {
 
 
 class SerialSource(Protocol):
+    """Where a time-stamping unit gets unique serial numbers."""
     def next_serial(self) -> int: ...
 
 
@@ -94,6 +95,7 @@ class TimeCounterSerials:
 
 @dataclass(frozen=True, slots=True)
 class TsaSettings:
+    """A time-stamping unit's policy, accuracy and accepted hash algorithms."""
     policy_oid: str = TSA_POLICY.dotted_string
     accuracy_seconds: int = 1
     accuracy_millis: int = 0
@@ -112,6 +114,7 @@ class TsaSettings:
 
 @dataclass(frozen=True, slots=True)
 class TimeStampAnswer:
+    """A time-stamping unit's answer: the DER response, and whether a token was granted."""
     body: bytes
     granted: bool
     serial_number: int | None = None

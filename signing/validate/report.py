@@ -32,6 +32,7 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Indication(StrEnum):
+    """The overall result of validating a signature (ETSI EN 319 102-1)."""
     TOTAL_PASSED = "TOTAL-PASSED"
     TOTAL_FAILED = "TOTAL-FAILED"
     INDETERMINATE = "INDETERMINATE"
@@ -48,6 +49,7 @@ class TimeSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SignerIdentity:
+    """Who signed, as the signing certificate says (name, title, organisation, agency code)."""
     name: str
     title: str | None
     organisation: str | None
@@ -90,6 +92,8 @@ class SignatureResult:
 
 @dataclass(frozen=True, slots=True)
 class ValidationReport:
+    """The validation report of a document: each signature's result, with the ETSI TS 119 102-2
+    XML reports."""
     document_kind: str  # pdf / cms / xml
     document_sha256: str
     validation_time: dt.datetime

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from vnid.icao9303.aa import verify_active_authentication
 from vnid.icao9303.errors import ChipError
@@ -20,6 +21,11 @@ from vnid.icao9303.sod import CscaTrustList, verify_sod
 from vnid.personal_id import InvalidPersonalId, Sex, check_personal_id
 
 __all__ = ["ChipEvidence", "Genuineness", "check_consistency", "verify_chip"]
+
+
+# The issuing state (ICAO 9303-3 three-letter code, as the MRZ writes it) of the CSCAs' countries
+# (the two-letter countryName of their subjects) whose cards this project accepts.
+_ISSUING_STATE = {"VN": "VNM"}
 
 
 class Genuineness(StrEnum):
@@ -63,10 +69,20 @@ def verify_chip(*, sod: bytes, data_groups: Mapping[int, bytes], trust: CscaTrus
     """
     verified = verify_sod(sod, trust, data_groups, at=at, required=(1, 13))
     mrz = parse_dg1(data_groups[1])
+    # The CSCA that vouches for the chip must be the issuing state's own (ICAO 9303-11, passive
+    # authentication): a trust list from a master list holds many states' CSCAs, and another
+    # state's document signer must not issue a card in Viet Nam's name.
+    countries = {a.value for cert in (verified.csca_certificate, verified.ds_certificate)
+                 for a in cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)}
+    if len(countries) != 1 or _ISSUING_STATE.get(str(countries.pop())) != mrz.issuing_state:
+        raise ChipError("the document signer's country is not the card's issuing state",
+                        reason="CHIP_DS_UNTRUSTED", metadata={"issuing_state": mrz.issuing_state})
     personal = parse_dg13(data_groups[13])
     notes: list[str] = []
-    if 15 in data_groups:
-        if challenge is None or not aa_signature:
+    if 15 in data_groups or 15 in verified.lds.hashes:
+        # A chip whose SOD lists DG15 can answer the challenge: leaving DG15 or the answer out
+        # (a copy of its data cannot answer) must not turn it into weak evidence.
+        if 15 not in data_groups or challenge is None or not aa_signature:
             raise ChipError("the chip holds an active-authentication key but no answer to the "
                             "challenge was presented", reason="CHIP_AA_FAILED")
         verify_active_authentication(parse_dg15(data_groups[15]), challenge, aa_signature)
@@ -112,13 +128,22 @@ def check_consistency(evidence: ChipEvidence, *, personal_id: str, full_name: st
         raise mismatch("personal ID number (DG13 and account)")
     if mrz.personal_id is not None and mrz.personal_id != personal_id:
         raise mismatch("personal ID number (MRZ and DG13)")
-    if not personal_id.endswith(mrz.document_number):
+    if len(personal_id) < 9 or mrz.document_number != personal_id[-9:]:
         raise mismatch("document number (MRZ)")
     if _fold(_ascii(data.full_name)) != _fold(_ascii(full_name)):
         raise mismatch("name (DG13 and account)")
     if _fold(_ascii(data.full_name)).replace(" ", "") != _fold(mrz.name).replace(" ", ""):
         raise mismatch("name (MRZ and DG13)")
-    if data.date_of_birth is None or data.date_of_birth != mrz.date_of_birth:
+    if data.date_of_expiry is not None and data.date_of_expiry != mrz.date_of_expiry:
+        raise mismatch("date of expiry (MRZ and DG13)")
+    dg13_sex = {"Nam": "M", "Nữ": "F"}.get(data.sex)
+    if dg13_sex is not None and mrz.sex in "MF" and dg13_sex != mrz.sex:
+        raise mismatch("sex (MRZ and DG13)")
+    # The MRZ's birth year has two digits (a centenarian's reads as this century): compare
+    # without the century it does not carry.
+    if data.date_of_birth is None or (data.date_of_birth.year % 100, data.date_of_birth.month,
+                                      data.date_of_birth.day) != (
+            mrz.date_of_birth.year % 100, mrz.date_of_birth.month, mrz.date_of_birth.day):
         raise mismatch("date of birth (MRZ and DG13)")
     if date_of_birth is not None and date_of_birth != data.date_of_birth:
         raise mismatch("date of birth (DG13 and account)")

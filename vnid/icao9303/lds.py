@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from vnid.icao9303.errors import ChipError
 from vnid.icao9303.mrz import Td1, parse_td1
 
-__all__ = ["DG_TAGS", "Dg13", "Tlv", "chip_authentication_key", "parse_dg1", "parse_dg13",
-           "parse_dg15", "read_tlv"]
+__all__ = ["DG_TAGS", "Dg13", "Tlv", "check_nesting", "chip_authentication_key", "parse_dg1",
+           "parse_dg13", "parse_dg15", "read_tlv"]
 
 # The outer tag of each data group this project knows (ICAO 9303-10, table 34).
 DG_TAGS = {1: 0x61, 2: 0x75, 13: 0x6D, 14: 0x6E, 15: 0x6F}
@@ -92,6 +92,25 @@ def read_tlv(data: bytes) -> Tlv:
     return item
 
 
+def check_nesting(data: bytes, max_depth: int = 32) -> None:
+    """Refuse BER-TLV data nested deeper than ``max_depth`` (before a recursive decoder sees it:
+    a few kilobytes of nested SEQUENCEs exhaust Python's recursion limit). Elements that do not
+    parse as definite-length TLV are left to the decoder."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise ChipError("the data is nested too deeply")
+        pos = 0
+        while pos < len(value):
+            try:
+                item, pos = _one(value, pos)
+            except ChipError:
+                break
+            if item.constructed:
+                stack.append((item.value, depth + 1))
+
+
 def _children(value: bytes) -> Iterator[Tlv]:
     pos, count = 0, 0
     while pos < len(value):
@@ -112,14 +131,16 @@ def _expect(data: bytes, dg: int) -> Tlv:
 def parse_dg1(data: bytes) -> Td1:
     """The machine-readable zone stored in DG1, with every check digit verified."""
     outer = _expect(data, 1)
-    for item in _children(outer.value):
-        if item.tag == 0x5F1F:
-            try:
-                text = item.value.decode("ascii")
-            except UnicodeDecodeError:
-                raise ChipError("the MRZ in DG1 is not ASCII") from None
-            return parse_td1(text)
-    raise ChipError("DG1 holds no machine-readable zone (tag 5F1F)")
+    zones = [item for item in _children(outer.value) if item.tag == 0x5F1F]
+    if not zones:
+        raise ChipError("DG1 holds no machine-readable zone (tag 5F1F)")
+    if len(zones) > 1:
+        raise ChipError("DG1 holds more than one machine-readable zone")
+    try:
+        text = zones[0].value.decode("ascii")
+    except UnicodeDecodeError:
+        raise ChipError("the MRZ in DG1 is not ASCII") from None
+    return parse_td1(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +226,10 @@ def _fields(item: Tlv, out: dict[int, list[str]], depth: int) -> None:
         values: list[str] = []
         for kid in kids[1:]:
             values.extend(_strings(kid, depth + 1))
-        out.setdefault(number, values)
+        if number in out:
+            # Two values for one field (two ID numbers, two names) are ambiguous: refuse.
+            raise ChipError(f"DG13 holds field {number} more than once")
+        out[number] = values
         return
     for kid in kids:
         if kid.constructed:

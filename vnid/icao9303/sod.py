@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from vnid.icao9303.errors import ChipError
-from vnid.icao9303.lds import read_tlv
+from vnid.icao9303.lds import check_nesting, read_tlv
 
 __all__ = ["CscaTrustList", "LdsSecurityObject", "SodVerification", "parse_sod", "verify_sod"]
 
@@ -101,6 +101,7 @@ class CscaTrustList:
         after checking the list's signature by its signer, whose certificate must have been issued
         by one of the CSCAs the list holds (a master list signer is issued by its country's
         CSCA)."""
+        check_nesting(data)
         try:
             info = cms.ContentInfo.load(data)
             signed = info["content"]
@@ -112,7 +113,7 @@ class CscaTrustList:
             listed = _CscaMasterList.load(raw)
             certs = tuple(x509.load_der_x509_certificate(c.dump())
                           for c in listed["cert_list"])
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise ChipError("the master list cannot be decoded") from exc
         signer = _verify_signed_data(signed, raw)
         if not any(_issued_by(signer, ca) for ca in certs):
@@ -123,12 +124,17 @@ class CscaTrustList:
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The trusted CSCA that issued ``cert`` (its signature checked), or None."""
         key = cert.fingerprint(hashes.SHA256())
-        cache = self.__dict__.setdefault("_issuers", {})
-        if key not in cache:
-            cache[key] = next((ca for ca in self.certificates if _issued_by(cert, ca)), None)
-            if len(cache) > 4096:
-                cache.clear()
-        found: x509.Certificate | None = cache[key]
+        cache: dict[bytes, x509.Certificate | None] = self.__dict__.setdefault("_issuers", {})
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        # Computed and returned without reading the cache back: another thread may clear it
+        # in between (many distinct, untrusted DS certificates fill it).
+        found = next((ca for ca in self.certificates if _issued_by(cert, ca)), None)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[key] = found
         return found
 
     def revoked(self, cert: x509.Certificate, ca: x509.Certificate) -> dt.datetime | None:
@@ -163,6 +169,7 @@ def parse_sod(data: bytes) -> cms.SignedData:
     outer = read_tlv(data)
     if outer.tag != 0x77:
         raise ChipError("the SOD does not start with tag 77")
+    check_nesting(outer.value)
     try:
         info = cms.ContentInfo.load(outer.value)
         if info["content_type"].native != "signed_data":
@@ -175,7 +182,7 @@ def parse_sod(data: bytes) -> cms.SignedData:
             signer["signed_attrs"].native  # noqa: B018
         for cert in signed["certificates"] or []:
             cert.chosen.dump()
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ChipError("the SOD cannot be decoded") from exc
     return signed
 
@@ -269,13 +276,18 @@ def verify_sod(data: bytes, trust: CscaTrustList, data_groups: Mapping[int, byte
     with the reason of the first check that fails."""
     signed = parse_sod(data)
     econtent = _econtent(signed, LDS_SECURITY_OBJECT)
+    check_nesting(econtent)
     try:
         lso = _LdsSecurityObject.load(econtent)
         algorithm = lso["hash_algorithm"]["algorithm"].native
-        listed = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
-                  for h in lso["data_group_hash_values"]}
-    except (ValueError, TypeError, KeyError) as exc:
+        pairs = [(int(h["data_group_number"].native), bytes(h["data_group_hash_value"].native))
+                 for h in lso["data_group_hash_values"]]
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ChipError("the LDS security object cannot be decoded") from exc
+    listed = dict(pairs)
+    if len(listed) != len(pairs):
+        # Two hashes for one data group make "the" data group ambiguous.
+        raise ChipError("the SOD lists a data group more than once", reason="CHIP_SOD_INVALID")
     if algorithm not in _HASHES:
         raise ChipError(f"unsupported data-group hash {algorithm}", reason="CHIP_SOD_INVALID")
     ds = _verify_signed_data(signed, econtent)

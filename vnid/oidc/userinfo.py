@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from vnid.assurance import AssuranceLevel
 from vnid.oauth2.errors import InsufficientScope, InvalidDpopProof, InvalidToken, OAuthError
 from vnid.oauth2.http import Request, Response
 from vnid.oauth2.rfc9449_dpop import DpopProof
@@ -100,10 +101,21 @@ def userinfo(core: ProviderCore, request: Request, now: dt.datetime) -> Response
 
 
 def chip_claims(tx: StoreTransaction, account_id: str) -> ChipClaims | None:
-    """The account's latest valid chip evidence, as claims (None without any)."""
+    """The account's latest valid chip evidence, as claims (None without any).
+
+    Only evidence that binds the card to its holder counts: strong evidence (the chip answered
+    the server's challenge), or any evidence of an account already proven at level 2 (in
+    person). Weak evidence (the data could be a copy of someone's chip) is never released as
+    verified claims."""
+    account = None
     for record in tx.chip_evidence(account_id):
-        if record.status == "valid":
-            return ChipClaims(claims=record.claims, verified_at=record.verified_at,
-                              document_expires=record.document_expires,
-                              genuineness=record.genuineness)
+        if record.status != "valid":
+            continue
+        if record.strength != "strong":
+            account = account or tx.account(account_id)
+            if account is None or account.level < AssuranceLevel.LOA2:
+                continue
+        return ChipClaims(claims=record.claims, verified_at=record.verified_at,
+                          document_expires=record.document_expires,
+                          genuineness=record.genuineness)
     return None

@@ -84,7 +84,7 @@ def _unverified_claims(token: str) -> Mapping[str, Any]:
         raise InvalidInput("the submission is not a compact JWS", reason="CHIP_MALFORMED")
     try:
         claims = json.loads(_b64(parts[1], "the payload"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         raise InvalidInput("the submission's payload is not JSON", reason="CHIP_MALFORMED") \
             from None
     if not isinstance(claims, dict):
@@ -147,7 +147,7 @@ class ChipProofing:
             verified = verify_device_statement(statement, device.public_jwk, typ=STATEMENT_TYPE,
                                                audience=self.audience, now=now,
                                                required=("challenge", "sod"))
-        except VnidError:
+        except (VnidError, RecursionError):  # RecursionError: a header nested too deeply
             self._audit_failure(challenge, "DEVICE_SIGNATURE_INVALID", actor)
             raise InvalidInput("the submission is not signed by the account's device key",
                                reason="DEVICE_SIGNATURE_INVALID") from None
@@ -258,7 +258,8 @@ class ChipProofing:
     def reverify(self, account_id: str, now: dt.datetime, *,
                  trust: CscaTrustList | None = None, actor: str = "") -> list[Reverification]:
         """Re-check an account's stored evidence against today's trust list and CRLs (the SOD's
-        signature, its document signer's chain and revocation, the recorded hashes). Evidence
+        signature, its document signer's chain and revocation, the recorded hashes), with the
+        certificates' validity as of when the chip was read. Evidence
         whose document signer was revoked is marked so, and an account raised by it goes back to
         level 1; every outcome is audited."""
         trust = trust or self.trust
@@ -266,7 +267,9 @@ class ChipProofing:
         for record in self.evidence(account_id):
             reason = ""
             try:
-                verified = verify_sod(record.sod, trust, {}, at=now, required=())
+                # Validity as of when the chip was read (a certificate that has expired since
+                # must not hide a revocation); the trust list and CRLs are today's.
+                verified = verify_sod(record.sod, trust, {}, at=record.verified_at, required=())
                 listed = {str(k): v.hex() for k, v in verified.lds.hashes.items()}
                 if any(listed.get(k) != v for k, v in record.data_group_hashes.items()):
                     raise ChipError("the recorded hashes are not the SOD's",

@@ -28,12 +28,15 @@ _MAX_AGE = dt.timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class LogoutRequest:
+    """A validated back-channel logout: the subject and session to end."""
     sub: str
     sid: str
     jti: str
 
 
 class BackchannelLogoutReceiver:
+    """Receives the provider's back-channel logout tokens: checks their signature, issuer, audience and
+    freshness, and refuses a replay."""
     def __init__(self, *, issuer: str, client_id: str, jwks: JwksCache,
                  seen: Callable[[str, dt.datetime], bool]) -> None:
         """``seen(jti, expires_at)`` remembers a token id and answers whether it was known."""

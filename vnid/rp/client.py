@@ -45,6 +45,8 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @dataclass(frozen=True, slots=True)
 class RpSettings:
+    """A relying party's registration: issuer, client id, redirect URI, signing key id and
+    algorithm, scope."""
     issuer: str
     client_id: str
     redirect_uri: str
@@ -86,6 +88,8 @@ class PendingLogin:
 
 @dataclass(slots=True)
 class TokenSet:
+    """The tokens of a login: the DPoP-bound access token, the ID token and its claims, and the
+    refresh token."""
     access_token: str
     token_type: str
     expires_at: dt.datetime
@@ -102,6 +106,8 @@ def _b64(data: bytes) -> str:
 
 
 class RelyingParty:
+    """A FAPI 2.0 relying party: pushed authorisation requests with PKCE, private_key_jwt, DPoP-bound tokens,
+    ID token validation, userinfo and logout."""
     def __init__(self, settings: RpSettings, transport: HttpTransport,
                  signing_key: PrivateKeyTypes, *, metadata: Mapping[str, Any] | None = None,
                  acr: AcrNames | None = None) -> None:

@@ -51,6 +51,7 @@ def unverified_header(token: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class ValidatedIdToken:
+    """An ID token that passed validation: its claims and assurance level."""
     claims: Mapping[str, Any]
     level: AssuranceLevel
 
@@ -64,6 +65,8 @@ class ValidatedIdToken:
 
 
 class IdTokenValidator:
+    """Validates ID tokens: signature by the provider's keys, issuer, audience, times, nonce and the assurance
+    level."""
     def __init__(self, *, issuer: str, client_id: str, jwks: JwksCache,
                  algorithms: Sequence[str] = ALLOWED_ALGS,
                  leeway: dt.timedelta = dt.timedelta(seconds=30),

@@ -21,6 +21,8 @@ __all__ = ["JwksCache"]
 
 
 class JwksCache:
+    """The provider's signing keys, fetched and cached, refreshed when an unknown key id appears (at most
+    every ``min_refresh``)."""
     def __init__(self, transport: HttpTransport, jwks_uri: str, *,
                  ttl: dt.timedelta = dt.timedelta(minutes=10),
                  min_refresh: dt.timedelta = dt.timedelta(seconds=30)) -> None:

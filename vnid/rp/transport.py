@@ -14,6 +14,7 @@ __all__ = ["HttpResponse", "HttpTransport"]
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
+    """An HTTP response as the relying party needs it."""
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
@@ -23,6 +24,7 @@ class HttpResponse:
 
 
 class HttpTransport(Protocol):
+    """How the relying-party library sends HTTP requests (bring your own client)."""
     def request(self, method: str, url: str, *, headers: Mapping[str, str],
                 form: Mapping[str, str] | None = None) -> HttpResponse:
         """Send one request (``form`` as application/x-www-form-urlencoded); never follow

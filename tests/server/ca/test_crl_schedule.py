@@ -92,3 +92,38 @@ def test_crls_are_republished_half_way_and_rebased_on_schedule(
         assert numbers == sorted(set(numbers))
     finally:
         parts.runtime.close()
+
+
+def test_two_processes_on_one_schedule_publish_once(pki: TestPki, tmp_path: Path,
+                                                     db: Database) -> None:
+    """Replicas (or workers) all run the schedule: when one publishes between another's look at
+    the schedule and its publication, the other publishes nothing and serves the new CRLs."""
+    from sqlalchemy import func, select
+
+    from server.storage.ca import CaCrlRow
+
+    now = [dt.datetime.now(dt.UTC).replace(microsecond=0)]
+    section = write_ca_files(pki, tmp_path / "ca", "http://127.0.0.1:8080")
+    config = Config.from_config(server_config_dict(
+        pki, tmp_path, db.url.render_as_string(hide_password=False), extra={"ca": section}))
+    first = open_ca(config, db, lambda: now[0])
+    second = open_ca(config, db, lambda: now[0])
+    try:
+        first.service.ensure_issuer()
+        assert first.publisher.scheduled()  # the first base
+        second.publisher.load()
+        with db.read() as s:
+            before = s.execute(select(func.count()).select_from(CaCrlRow)).scalar_one()
+            seen = s.execute(select(func.max(CaCrlRow.number))).scalar_one()
+        # Both decided to publish having seen the same CRL number; the first one does.
+        assert first.publisher.publish(unless_moved_from=seen)
+        assert not second.publisher.publish(unless_moved_from=seen)
+        second.publisher.load()
+        with db.read() as s:
+            after = s.execute(select(func.count()).select_from(CaCrlRow)).scalar_one()
+        assert after == before + 2  # one full CRL and one delta, not two of each
+        name = first.runtime.authority.name
+        assert second.publisher.crls[name].der == first.publisher.crls[name].der
+    finally:
+        first.runtime.close()
+        second.runtime.close()

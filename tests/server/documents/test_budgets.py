@@ -128,8 +128,13 @@ async def test_a_document_within_budget_still_signs(srv: RunningServer) -> None:
 SLOW_PDF = pdf([], b"".join(b"/K%d %d " % (i, i) for i in range(600_000)))
 
 
-def _cpu_now() -> float:
-    return time.process_time()
+def _workers_cpu(srv: RunningServer) -> float:
+    """Processor time used so far by the server's worker threads (where documents are parsed)."""
+    total = 0.0
+    for thread in list(srv.app.executor._threads):  # noqa: SLF001 - the pool's own threads
+        if thread.ident is not None and thread.is_alive():
+            total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
 
 
 async def test_processor_time_is_bounded(srv: RunningServer) -> None:
@@ -154,9 +159,9 @@ async def patient(pki: TestPki, tmp_path: Path, sqlite_db: Database, doc_pki: Do
 @pytest.mark.parametrize("how", ["deadline", "caller-goes-away"])
 async def test_work_stops_when_the_caller_stops_waiting(patient: RunningServer, how: str
                                                         ) -> None:
-    """The worker thread stops too: once the call has ended, the server (this process) uses a
-    fraction of the processor time it used while the parse ran, where without the stop the parse
-    would go on at the same pace for its whole budget."""
+    """The worker thread stops too: once the call has ended, the server's worker threads use a
+    fraction of the processor time they used while the parse ran, where without the stop the
+    parse would go on at the same pace for its whole budget."""
     s = stub(patient)
 
     async def requests() -> AsyncIterator[pb.VerifyDocumentRequest]:
@@ -166,16 +171,16 @@ async def test_work_stops_when_the_caller_stops_waiting(patient: RunningServer, 
 
     call = s.VerifyDocument(requests(), timeout=2.5 if how == "deadline" else None)
     await asyncio.sleep(1.0)  # the document is spooled and the worker is parsing it
-    start = _cpu_now()
+    start = _workers_cpu(patient)
     await asyncio.sleep(1.0)
-    busy = _cpu_now() - start
+    busy = _workers_cpu(patient) - start
     if how == "caller-goes-away":
         call.cancel()
     with pytest.raises((grpc.aio.AioRpcError, asyncio.CancelledError)):
         await call
     await asyncio.sleep(0.5)  # the watchdog's tick, and the parser's next instruction
-    start = _cpu_now()
+    start = _workers_cpu(patient)
     await asyncio.sleep(1.0)
-    idle = _cpu_now() - start
+    idle = _workers_cpu(patient) - start
     # Relative, not absolute: on a loaded machine the parser gets only part of a core.
-    assert busy > 0.1 and idle < busy / 3, (busy, idle)
+    assert busy > 0.1 and idle < busy / 5, (busy, idle)

@@ -17,6 +17,7 @@ from tests.signing.sign.pdfs import decision_pdf
 from tests.signing.stamp.images import seal_png, signature_png
 from tests.support.pki import TestPki
 from tests.support.server import server_config_dict
+from tests.support.softhsm import USER_PIN, SoftHsm
 
 
 def files(doc_pki: DocumentPki, directory: Path, label: str) -> tuple[str, str]:
@@ -146,15 +147,24 @@ def test_errors_are_messages_and_leave_no_file(doc_pki: DocumentPki, tmp_path: P
 
 
 def test_credential_linked_to_the_owners_identity_account(
-        pki: TestPki, doc_pki: DocumentPki, tmp_path: Path, sqlite_db: Database,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        pki: TestPki, doc_pki: DocumentPki, softhsm: SoftHsm, tmp_path: Path,
+        sqlite_db: Database, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from cryptography import x509
     from sqlalchemy import select
 
     from server.storage.documents import SigningCredentialRow
+    from signing.ca import CertificateSpec, KeyAlgorithm, KeyUsages, SubjectInfo, issue_certificate
+    from signing.pkcs11 import Token, TokenConfig
 
+    (tmp_path / "pin").write_text(USER_PIN)
     data = server_config_dict(pki, tmp_path, sqlite_db.url.render_as_string(False), extra={
         "identity": {"argon2_time_cost": 1, "argon2_memory_kib": 1024,
-                     "argon2_parallelism": 1}})
+                     "argon2_parallelism": 1},
+        "documents": {"token_module": softhsm.module, "token_label": softhsm.token_label,
+                      "token_pin_file": str(tmp_path / "pin")}})
     config = tmp_path / "vnegov.toml"
     config.write_text(tomli_w.dumps(data), encoding="utf-8")
 
@@ -163,19 +173,35 @@ def test_credential_linked_to_the_owners_identity_account(
         out = capsys.readouterr()
         return code, out.out + out.err
 
-    # The credential as `documents credential-add` stores it (that command also checks the key
-    # in the token: tests/test_examples.py runs it against the data directory's SoftHSM2 token).
-    import datetime as dt
-
-    from cryptography import x509
-
-    from server.documents.stores import add_credential
-    from signing.sign.remote import SigningCredential
-
-    _, cert = files(doc_pki, tmp_path, "official")
-    chain = tuple(x509.load_pem_x509_certificates(Path(cert).read_bytes()))
-    add_credential(sqlite_db, SigningCredential("an-2025", "079084000123", "an-2025", chain),
-                   "000.00.00.H29", at=dt.datetime.now(dt.UTC), actor="test")
+    # The official's key is in the token; its certificate from the CA.
+    label = softhsm.unique_label("an")
+    key = Token(TokenConfig(softhsm.module, softhsm.token_label, USER_PIN)).generate_key(
+        label, KeyAlgorithm.EC_P256)
+    now = dt.datetime.now(dt.UTC)
+    issued = issue_certificate(CertificateSpec(
+        subject=x509.Name.from_rfc4514_string("CN=Nguyễn Văn An,O=UBND Thành phố Hồ Chí Minh,C=VN"),
+        not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=30),
+        key_usages=KeyUsages(digital_signature=True, content_commitment=True),
+        subject_info=SubjectInfo(agency_code="000.00.00.H29", personal_id="079084000123")),
+        key.public_key(), doc_pki.key("interm"), doc_pki.interm)  # type: ignore[arg-type]
+    cert = str(tmp_path / "an-chain.pem")
+    Path(cert).write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
+                                    for c in (issued, doc_pki.interm)))
+    # A label the token does not hold, or another key's certificate: refused, nothing stored.
+    code, out = run("documents", "credential-add", "--credential-id", "an-2025", "--owner",
+                    "079084000123", "--agency-code", "000.00.00.H29", "--key-label",
+                    "not-in-the-token", "--cert-file", cert)
+    assert code == 2 and "[TOKEN_KEY_NOT_FOUND]" in out, out
+    _, other = files(doc_pki, tmp_path, "official")
+    code, out = run("documents", "credential-add", "--credential-id", "an-2025", "--owner",
+                    "079084000123", "--agency-code", "000.00.00.H29", "--key-label", label,
+                    "--cert-file", other)
+    assert code == 2 and "[SIGNER_KEY_MISMATCH]" in out, out
+    with sqlite_db.read() as s:
+        assert s.execute(select(SigningCredentialRow)).first() is None
+    assert run("documents", "credential-add", "--credential-id", "an-2025", "--owner",
+               "079084000123", "--agency-code", "000.00.00.H29", "--key-label", label,
+               "--cert-file", cert)[0] == 0
     code, out = run("documents", "credential-link", "--credential-id", "an-2025")
     assert code == 2 and "no identity account" in out
     monkeypatch.setattr("sys.stdin", io.StringIO("Mot-mat-khau-du-dai-2025\n"))

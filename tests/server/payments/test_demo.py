@@ -17,12 +17,17 @@ from server.app import Application
 from server.cli import main
 from server.config import load_config
 from tests.support.server import free_port
+from tests.support.softhsm import SoftHsm
 from vnegov.payments.v1 import payments_pb2 as pb
 from vnegov.payments.v1 import payments_pb2_grpc
 
 
 @pytest.mark.slow
-async def test_demo_setup_serves_payments_with_signed_receipts(tmp_path: Path) -> None:
+async def test_demo_setup_serves_payments_with_signed_receipts(tmp_path: Path,
+                                                               softhsm: SoftHsm) -> None:
+    # softhsm: this server runs in the test process, and SoftHSM2 reads its configuration once
+    # per process: the session's test tokens are set up first (the demo's own token is then
+    # not seen here, and remote signing, not used by this test, reports it unavailable).
     data = tmp_path / "data"
     grpc_port, http_port = free_port(), free_port()
     assert main(["--data-dir", str(data), "init", "--grpc-port", str(grpc_port),

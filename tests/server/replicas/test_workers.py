@@ -27,8 +27,6 @@ from tests.support.pki import TestPki, pem
 from tests.support.server import ServerProcess, free_port, server_config_dict
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
 
 def clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -43,14 +41,25 @@ def worker_pids(proc: ServerProcess) -> dict[int, int]:
     return {e["worker"]: e["pid"] for e in entries(proc) if e["message"] == "worker started"}
 
 
-async def get_caller(pki: TestPki, port: int) -> None:
+async def get_caller(pki: TestPki, port: int, *, retries: int = 0) -> int:
+    """GetCaller on a new connection; returns how many times it had to retry UNAVAILABLE."""
     creds = grpc.ssl_channel_credentials(pem(pki.root.cert), pki.hcm.key_pem, pki.hcm.chain_pem)
-    async with grpc.aio.secure_channel(f"localhost:{port}", creds) as ch:  # a new connection
-        caller = await admin_pb2_grpc.AdminServiceStub(ch).GetCaller(
-            admin_pb2.GetCallerRequest(), timeout=10)
-        assert caller.agency_code == "000.00.00.H29"
+    for attempt in range(retries + 1):
+        async with grpc.aio.secure_channel(f"localhost:{port}", creds) as ch:
+            try:
+                caller = await admin_pb2_grpc.AdminServiceStub(ch).GetCaller(
+                    admin_pb2.GetCallerRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == retries:
+                    raise
+                continue
+            assert caller.agency_code == "000.00.00.H29"
+            return attempt
+    raise AssertionError("unreachable")
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 async def test_two_workers_share_the_ports_restart_when_killed_and_run_each_job_once(
         pki: TestPki, postgres_templates: PostgresTemplates, tmp_path: Path) -> None:
     url = postgres_templates.new_database()
@@ -100,13 +109,17 @@ async def test_two_workers_share_the_ports_restart_when_killed_and_run_each_job_
         print(f"jobs done by {sorted({j.lease_owner.split(':')[1] for j in jobs})} "
               f"(worker pids {sorted(first_pids.values())})")
 
-        # A worker killed outright is started again; the other serves meanwhile.
+        # A worker killed outright is started again; the other serves meanwhile. Connections
+        # the kernel had queued on the killed worker's socket are reset: clients retry them
+        # (as the published service config tells them to).
         os.kill(first_pids[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
+        retried = 0
         while worker_pids(proc).get(0) == first_pids[0]:
             assert time.monotonic() < deadline, proc.logs()
-            await get_caller(pki, proc.grpc_port)
+            retried += await get_caller(pki, proc.grpc_port, retries=3)
             await asyncio.sleep(0.05)
+        print(f"calls retried while a worker was down: {retried}")
         while sum(e["message"] == "server started" for e in entries(proc)) < 3:
             assert time.monotonic() < deadline, proc.logs()
             await asyncio.sleep(0.1)
@@ -124,3 +137,19 @@ async def test_two_workers_share_the_ports_restart_when_killed_and_run_each_job_
     assert sum(e["message"] == "server stopped" for e in logs) == 2
     assert any(e["message"] == "worker exited; starting it again" and e["worker"] == 0
                for e in logs)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_each_worker_enforces_its_share_of_the_per_address_rates(workers: int) -> None:
+    """The kernel spreads a client's connections over the workers and each limits in memory:
+    each enforces 1/N of the configured rate and burst, so the host allows what is configured."""
+    from server.config import HttpLimits
+
+    limits = HttpLimits()
+    share = limits.per_worker(workers)
+    for name, configured in limits.classes().items():
+        mine = share.classes()[name]
+        assert mine.rate_per_second * workers == pytest.approx(configured.rate_per_second)
+        assert mine.burst == (max(1, configured.burst // workers) if configured.burst else 0)
+        assert mine.body_bytes == configured.body_bytes
+    assert share.max_connections == limits.max_connections
