@@ -27,7 +27,7 @@ class BenchServer:
         self.tmp = tempfile.TemporaryDirectory(prefix="vnegov-bench-")
         self.data = Path(self.tmp.name) / "data"
         self.grpc_port, self.http_port = free_port(), free_port()
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")]),
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
                     "VNEGOV__LOGGING__LEVEL": "WARNING", **(extra_env or {})}
         if database_url:
             self.env["VNEGOV__STORAGE__URL"] = database_url

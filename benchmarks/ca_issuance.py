@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent),
-                str(Path(__file__).resolve().parent.parent / "proto")]
+                str(Path(__file__).resolve().parent.parent / "gen" / "python")]
 
 import grpc  # noqa: E402
 from cryptography import x509  # noqa: E402

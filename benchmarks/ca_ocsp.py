@@ -28,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent),
-                str(Path(__file__).resolve().parent.parent / "proto")]
+                str(Path(__file__).resolve().parent.parent / "gen" / "python")]
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402

@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100)
     args = parser.parse_args()
-    sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
+    sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
     import logging
 
     from tests.signing.sign.docpki import DocumentPki

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
+sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
 import grpc  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402

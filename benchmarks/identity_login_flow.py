@@ -278,7 +278,7 @@ def start_ours(tmp: Path, key: ec.EllipticCurvePrivateKey) -> tuple[subprocess.P
         config["identity"]["http_threads"] = HTTP_THREADS  # type: ignore[index]
     path = tmp / "vnegov.toml"
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
     cli = [sys.executable, "-m", "server", "--config", str(path)]
     subprocess.run([*cli, "migrate"], check=True, env=env, cwd=ROOT, capture_output=True)
     subprocess.run([*cli, "identity", "account", "create", "--kind", "citizen", "--identifier",

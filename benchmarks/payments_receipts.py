@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1]
-                                                              / "proto")]
+                                                              / "gen" / "python")]
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402

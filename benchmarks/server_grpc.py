@@ -37,14 +37,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
+sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
 from tests.support.pki import TestPki, pem  # noqa: E402
 from tests.support.server import free_port, server_config_dict  # noqa: E402
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
 
 BASE = "baseline: bare grpc.aio Health.Check, native mTLS"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 
 BASELINE = textwrap.dedent("""
     import asyncio, sys, grpc

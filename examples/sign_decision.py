@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "proto"), str(ROOT / "examples")]
+sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python"), str(ROOT / "examples")]
 
 from _demo import FONT, demo_pki, seal_png, signature_png  # noqa: E402
 from cryptography import x509  # noqa: E402

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
+sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
 import grpc  # noqa: E402
 from google.rpc import error_details_pb2  # noqa: E402

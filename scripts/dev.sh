@@ -12,7 +12,10 @@ ROOT=$PWD
 
 APT_PACKAGES=(python3-venv python3-dev build-essential openssl softhsm2 opensc haproxy
               poppler-utils xmlsec1 qpdf libnss3-tools nghttp2-client chromium
-              fonts-dejavu-core fonts-liberation fonts-liberation2)
+              fonts-dejavu-core fonts-liberation fonts-liberation2
+              # The API contract: Debian's protoc and the Java client built without Maven.
+              protobuf-compiler libprotobuf-dev openjdk-17-jdk-headless libgrpc-java
+              protobuf-compiler-grpc-java-plugin libprotobuf-java)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -75,16 +78,18 @@ install_tools() {
 }
 
 install_npm_packages() {
-  local dir=tests/interop/node
-  [ -f "$dir/package.json" ] || return 0
-  local stamp="$dir/node_modules/.vnegov-installed"
-  local want
-  want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing npm packages for the interoperability tests"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" > "$stamp"
-  fi
+  # tests/interop/node: the peers the interoperability tests use; tools/buf: the buf CLI.
+  local dir stamp want
+  for dir in tests/interop/node tools/buf; do
+    [ -f "$dir/package.json" ] || continue
+    stamp="$dir/node_modules/.vnegov-installed"
+    want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      say "installing npm packages in $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$want" > "$stamp"
+    fi
+  done
 }
 
 setup() {
@@ -113,6 +118,9 @@ case "${1:-}" in
     .venv/bin/mypy
     say "generated protobuf code"
     .venv/bin/python scripts/gen_proto.py --check
+    say "buf lint and breaking-change check"
+    tools/buf/node_modules/.bin/buf lint
+    tools/buf/node_modules/.bin/buf breaking --against api/v0.1.0.binpb
     say "pytest"
     exec .venv/bin/python -m pytest "$@"
     ;;

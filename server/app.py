@@ -24,7 +24,6 @@ import grpc
 import uvicorn
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
 from server.audit import AuditWriter
@@ -39,6 +38,7 @@ from server.http.client import TrustedProxies
 from server.http.protocol import HeadLimits, limited_protocol
 from server.metrics import Metrics
 from server.modules import MODULES, AppContext, GrpcService, Module
+from server.rpc import reflection
 from server.rpc.interceptors import CallInterceptor
 from server.rpc.limits import grpc_server_options
 from server.rpc.rules import MethodRule, load_rules
@@ -132,7 +132,7 @@ class Application:
         authenticator = self._authenticator()
         services = [s for m in self._modules for s in m.grpc_services()]
         service_names = [s.name for s in services]
-        builtin = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        builtin = [health.SERVICE_NAME, *reflection.SERVICE_NAMES]
         try:
             rules = load_rules(service_names + builtin)
         except (ValueError, KeyError) as exc:

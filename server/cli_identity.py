@@ -181,6 +181,29 @@ def account_enrol_device(parts: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def evidence_verify(parts: Any, args: argparse.Namespace) -> int:
+    """Re-check chip evidence against today's trust list and CRLs (identity.chip)."""
+    from vnid.errors import FailedPrecondition
+
+    if parts.chip is None:
+        raise FailedPrecondition("chip proofing is not configured (identity.chip.csca_file or "
+                                 "master_list_file)", reason="CHIP_PROOFING_DISABLED")
+    if args.all == bool(args.account):
+        print("vnegov: name one ACCOUNT or give --all [USAGE]", file=sys.stderr)
+        return 2
+    outcomes = parts.chip.reverify_all(_now(), actor="cli") if args.all else \
+        parts.chip.reverify(args.account, _now(), actor="cli")
+    failed = 0
+    for o in outcomes:
+        failed += not o.ok
+        line = f"{o.account_id}  evidence {o.evidence_id}  {'valid' if o.ok else o.reason}"
+        if o.level_lowered:
+            line += "  (account lowered to level 1)"
+        print(line)
+    print(f"{len(outcomes)} evidence record(s) checked, {failed} no longer valid")
+    return 1 if failed else 0
+
+
 def passwords_import(parts: Any, args: argparse.Namespace) -> int:
     from server.identity.state import SqlBreachedPasswords
 
@@ -269,6 +292,16 @@ def register(subparsers: Any) -> None:
     p = passwords.add_parser("import-breached", help="import a Pwned Passwords SHA-1 file")
     p.add_argument("file")
     p.set_defaults(func=_run(passwords_import))
+
+    evidence = groups.add_parser("evidence", help="level-2 evidence from chip ID cards") \
+        .add_subparsers(dest="evidence_command", required=True)
+    p = evidence.add_parser(
+        "verify", help="re-check an account's chip evidence (or every account's, with --all) "
+        "against today's CSCA trust list and CRLs; a revoked document signer marks the evidence "
+        "revoked and lowers the accounts it raised to level 2; exit 1 when any is not valid")
+    p.add_argument("account", nargs="?", default="", help="the account id")
+    p.add_argument("--all", action="store_true", help="every account holding chip evidence")
+    p.set_defaults(func=_run(evidence_verify))
 
     keys = groups.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True)

@@ -112,6 +112,9 @@ class EvidenceType(StrEnum):
 class ProofingMethod(StrEnum):
     IN_PERSON_CHIP_AND_FACE = "in_person_chip_and_face"  # chip read (NFC) + face match at the police
     IN_PERSON_CHIP_FACE_AND_FINGERPRINT = "in_person_chip_face_and_fingerprint"
+    # The chip read over NFC by the citizen app, verified by the server (passive and active
+    # authentication), the submission signed with the app's registered device key.
+    REMOTE_CHIP_NFC = "remote_chip_nfc"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from vnid.oidc.settings import ProviderSettings
 __all__ = ["IdentityConfig"]
 
 _SERVER_KEYS = {"enabled", "clients", "key_passphrase", "worker_interval_seconds", "http_threads",
-                "client_cache_seconds", "logout_delivery_attempts"}
+                "client_cache_seconds", "logout_delivery_attempts", "chip"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,39 @@ class _ServerSettings:
     http_threads: int = -1
     client_cache_seconds: float = 30.0
     logout_delivery_attempts: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ChipConfig:
+    """``[identity.chip]``: level-2 proofing from the chip ID card read by the citizen app.
+
+    ``csca_file`` is a PEM bundle of the trusted country signing CAs, or ``master_list_file`` an
+    ICAO master list; ``crl_files`` their CRLs (PEM or DER); ``policy`` is ``chip_and_device``
+    (the default: a genuine chip plus the registered device key reaches level 2) or
+    ``chip_and_in_person`` (the chip fills the verified profile; the level comes from an in-person
+    record). Without a trust list the chip methods answer FAILED_PRECONDITION."""
+
+    csca_file: str = ""
+    master_list_file: str = ""
+    crl_files: tuple[str, ...] = ()
+    policy: str = "chip_and_device"
+
+    @classmethod
+    def from_config(cls, data: Any) -> ChipConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError("identity.chip must be a table")
+        unknown = set(data) - {"csca_file", "master_list_file", "crl_files", "policy"}
+        if unknown:
+            raise ConfigError(f"identity.chip: unknown key {sorted(unknown)[0]!r}")
+        crls = data.get("crl_files", ())
+        if isinstance(crls, str):
+            crls = [c for c in crls.split(",") if c]
+        policy = str(data.get("policy", "chip_and_device"))
+        if policy not in ("chip_and_device", "chip_and_in_person"):
+            raise ConfigError("identity.chip.policy must be chip_and_device or chip_and_in_person")
+        return cls(csca_file=str(data.get("csca_file", "")),
+                   master_list_file=str(data.get("master_list_file", "")),
+                   crl_files=tuple(str(c) for c in crls), policy=policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +100,7 @@ class IdentityConfig:
     client_cache_seconds: float = 30.0
     logout_delivery_attempts: int = 8
     extra: Mapping[str, Any] = field(default_factory=dict)
+    chip: ChipConfig = field(default_factory=lambda: ChipConfig())
 
     @property
     def path_prefix(self) -> str:
@@ -93,7 +127,8 @@ class IdentityConfig:
             raise ConfigError("identity.issuer needs a path (e.g. .../id) so that its routes do "
                               "not collide with other modules")
         server = build_section(
-            _ServerSettings, {k: v for k, v in data.items() if k in _SERVER_KEYS and k != "clients"},
+            _ServerSettings, {k: v for k, v in data.items()
+                              if k in _SERVER_KEYS and k not in ("clients", "chip")},
             "identity", base_dir=Path("."))
         return cls(
             provider=provider, clients=clients, enabled=server.enabled,
@@ -101,4 +136,5 @@ class IdentityConfig:
             worker_interval_seconds=server.worker_interval_seconds,
             http_threads=server.http_threads, client_cache_seconds=server.client_cache_seconds,
             logout_delivery_attempts=server.logout_delivery_attempts,
+            chip=ChipConfig.from_config(data.get("chip", {})),
         )

@@ -10,10 +10,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.routing import BaseRoute
 
-from server.config import Config
+from server.config import Config, ConfigError
 from server.identity.bearer import TokenBearerAuthenticator
 from server.identity.config import IdentityConfig
 from server.identity.http import IdentityHttp
@@ -29,7 +30,10 @@ from server.modules import AppContext, GrpcService, Module
 from server.sealing import secret_box
 from server.storage.db import Database
 from vnid.account_admin import AccountAdmin
+from vnid.errors import VnidError
+from vnid.icao9303 import CscaTrustList
 from vnid.oidc.provider import OpenIDProvider
+from vnid.proofing import ChipPolicy, ChipProofing
 
 __all__ = ["IdentityModule", "IdentityParts", "assemble", "identity_module"]
 
@@ -49,6 +53,7 @@ class IdentityParts:
     store: SqlStore
     provider: OpenIDProvider
     admin: AccountAdmin
+    chip: ChipProofing | None = None
 
 
 def assemble(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> IdentityParts:
@@ -65,7 +70,27 @@ def assemble(config: Config, db: Database, clock: Callable[[], dt.datetime]) -> 
                               pairwise_salt=secrets["pairwise_salt"],
                               nonce_secret=secrets["dpop_nonce"],
                               breached=SqlBreachedPasswords(db))
-    return IdentityParts(identity, keys, clients, store, provider, AccountAdmin(provider.core))
+    return IdentityParts(identity, keys, clients, store, provider, AccountAdmin(provider.core),
+                         chip_proofing(identity, store))
+
+
+def chip_proofing(identity: IdentityConfig, store: SqlStore) -> ChipProofing | None:
+    """The chip-proofing service, when a CSCA trust list is configured."""
+    chip = identity.chip
+    if not chip.csca_file and not chip.master_list_file:
+        return None
+    try:
+        crls = [Path(p).read_bytes() for p in chip.crl_files]
+        if chip.master_list_file:
+            trust = CscaTrustList.from_master_list(Path(chip.master_list_file).read_bytes(), crls)
+        else:
+            trust = CscaTrustList.from_pem(Path(chip.csca_file).read_bytes(), crls)
+    except (OSError, ValueError, VnidError) as exc:
+        raise ConfigError(f"identity.chip: the CSCA trust list cannot be read: {exc}") from None
+    if not trust.certificates:
+        raise ConfigError("identity.chip: the CSCA trust list holds no certificate")
+    return ChipProofing(store, trust, audience=identity.provider.issuer,
+                        policy=ChipPolicy(chip.policy))
 
 
 class IdentityModule(Module):
@@ -80,6 +105,7 @@ class IdentityModule(Module):
         self.store = parts.store
         self.provider = parts.provider
         self.admin = parts.admin
+        self.chip = parts.chip
         self.delivery = LogoutDelivery(ctx.db, attempts=self.config.logout_delivery_attempts,
                                        clock=ctx.clock)
         self._wake = asyncio.Event()
@@ -88,13 +114,14 @@ class IdentityModule(Module):
         self._task: asyncio.Task[None] | None = None
         ctx.registry["bearer_authenticator"] = TokenBearerAuthenticator(self.provider)
         ctx.registry["identity_provider"] = self.provider
+        ctx.registry["identity_chip"] = self.chip
 
     def grpc_services(self) -> Sequence[GrpcService]:
         from server.identity.servicer import IdentityServicer
         from vnegov.identity.v1 import identity_pb2_grpc
 
         servicer = IdentityServicer(self.ctx, self.provider, self.admin, self.clients,
-                                    self.store)
+                                    self.store, chip=self.chip)
         return [GrpcService("vnegov.identity.v1.IdentityService", servicer,
                             identity_pb2_grpc.add_IdentityServiceServicer_to_server)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,10 +36,13 @@ from vnid.accounts import (
     ProofingRecord,
 )
 from vnid.authn.device import DeviceKey
-from vnid.errors import NotFound
+from vnid.errors import FailedPrecondition, NotFound
 from vnid.oidc.claims import release_claims
+from vnid.oidc.ports import ChipEvidenceRecord
 from vnid.oidc.provider import OpenIDProvider
+from vnid.oidc.userinfo import chip_claims
 from vnid.personal_id import Sex
+from vnid.proofing import ChipProofing
 
 __all__ = ["IdentityServicer"]
 
@@ -71,6 +75,23 @@ def _date(text: str, field: str) -> dt.date | None:
         raise InvalidArgument(f"{field} must be YYYY-MM-DD", metadata={"field": field}) from None
 
 
+def _peek_challenge(statement: str) -> str:
+    """The challenge id a chip submission names (read before its signature is checked, only to
+    find the account and the device key that must have signed it)."""
+    import base64
+    import json
+
+    parts = statement.split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return ""
+    value = payload.get("challenge") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else ""
+
+
 def _account_id(name: str, field: str = "name") -> str:
     parts = name.split("/")
     if len(parts) < 2 or parts[0] != "accounts" or not parts[1]:
@@ -80,8 +101,10 @@ def _account_id(name: str, field: str = "name") -> str:
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, ctx: AppContext, provider: OpenIDProvider, admin: AccountAdmin,
-                 clients: ClientDirectory, store: SqlStore) -> None:
+                 clients: ClientDirectory, store: SqlStore,
+                 chip: ChipProofing | None = None) -> None:
         self.ctx = ctx
+        self.chip = chip
         self.provider = provider
         self.admin = admin
         self.clients = clients
@@ -202,20 +225,79 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 account_id = tx.account_for_subject(client.client_id, request.subject)
                 account = tx.account(account_id) if account_id else None
                 consents = tx.consents(account_id) if account_id else []
+                chip = chip_claims(tx, account_id) if account_id else None
             granted = [(scopes, at) for cid, scopes, at in consents if cid == client.client_id]
             if account is None or not granted:
                 raise NotFound("no consented profile for this subject",
                                reason="PROFILE_NOT_FOUND")
             scopes, at = granted[0]
             claims = release_claims(account, client.claim_profile, scopes,
-                                    self.provider.settings.account_type_codes)
+                                    self.provider.settings.account_type_codes, chip)
             return pb.CitizenProfile(
                 client_id=client.client_id, subject=request.subject,
                 level=pb.AssuranceLevel.ValueType(int(account.level)),
-                consented_scopes=sorted(scopes), claims={k: str(v) for k, v in claims.items()},
+                consented_scopes=sorted(scopes),
+                claims={k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                        for k, v in claims.items()},
                 consent_time=_ts(at))
 
         return await self.ctx.run(lookup)
+
+    # ------------------------------------------------------------------ chip proofing
+    def _chip(self) -> ChipProofing:
+        if self.chip is None:
+            raise FailedPrecondition("chip proofing is not configured here (identity.chip)",
+                                     reason="CHIP_PROOFING_DISABLED")
+        return self.chip
+
+    @staticmethod
+    def _evidence_pb(r: ChipEvidenceRecord) -> pb.ChipEvidence:
+        return pb.ChipEvidence(
+            evidence_id=r.evidence_id, verify_time=_ts(r.verified_at), genuineness=r.genuineness,
+            strength=r.strength, ds_fingerprint=r.ds_fingerprint, csca_subject=r.csca_subject,
+            data_group_hashes=dict(r.data_group_hashes), claims=dict(r.claims),
+            face_match_reported_by_app=r.face_match, level_raised=r.level_raised,
+            status=r.status, status_reason=r.status_reason)
+
+    async def CreateChipChallenge(self, request: pb.CreateChipChallengeRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.ChipChallenge:
+        caller = current_caller()
+        chip = self._chip()
+        account_id = _account_id(request.name)
+        await self.ctx.run(self._visible, caller, account_id)
+        challenge = await self.ctx.run(chip.create_challenge, account_id, self.ctx.clock(),
+                                       actor=caller.audit_name)
+        return pb.ChipChallenge(challenge_id=challenge.challenge_id, nonce=challenge.nonce,
+                                expire_time=_ts(challenge.expires_at))
+
+    async def SubmitChipProofing(self, request: pb.SubmitChipProofingRequest,
+                                 context: grpc.aio.ServicerContext) -> pb.ChipProofingResult:
+        caller = current_caller()
+        chip = self._chip()
+
+        def work() -> pb.ChipProofingResult:
+            # The caller must be allowed to act on the account the challenge was issued for.
+            claims = _peek_challenge(request.statement)
+            with self.store.reader() as tx:
+                challenge = tx.chip_challenge(claims) if claims else None
+            if challenge is None:
+                raise FailedPrecondition("unknown challenge", reason="CHIP_CHALLENGE_UNKNOWN")
+            self._visible(caller, challenge.account_id)
+            account, record = chip.submit(request.statement, self.ctx.clock(),
+                                          actor=caller.audit_name)
+            return pb.ChipProofingResult(account=self._account_pb(account),
+                                         evidence=self._evidence_pb(record))
+
+        return await self.ctx.run(work)
+
+    async def ListChipEvidence(self, request: pb.ListChipEvidenceRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ListChipEvidenceResponse:
+        caller = current_caller()
+        chip = self._chip()
+        account_id = _account_id(request.name)
+        await self.ctx.run(self._visible, caller, account_id)
+        records = await self.ctx.run(chip.evidence, account_id)
+        return pb.ListChipEvidenceResponse(evidence=[self._evidence_pb(r) for r in records])
 
     # ------------------------------------------------------------------ accounts
     async def CreateAccount(self, request: pb.CreateAccountRequest,

@@ -30,6 +30,8 @@ from server.storage.db import Database
 from server.storage.identity import (
     AccountRow,
     ArtifactRow,
+    ChipChallengeRow,
+    ChipEvidenceRow,
     ConsentRow,
     CredentialRow,
     DeviceRow,
@@ -53,7 +55,7 @@ from vnid.assurance import Amr, AssuranceLevel
 from vnid.authn.device import DeviceKey
 from vnid.authn.throttle import ThrottleState
 from vnid.jose.keys import KeyState, SigningKeyRecord
-from vnid.oidc.ports import IdentityEvent, SessionClient
+from vnid.oidc.ports import ChipChallenge, ChipEvidenceRecord, IdentityEvent, SessionClient
 from vnid.oidc.records import (
     Approval,
     ApprovalStatus,
@@ -382,6 +384,63 @@ class SqlTransaction:
             public_jwk=json.dumps(dict(device.public_jwk)), jkt=device.jkt, label=device.label,
             registered_at=device.registered_at, revoked_at=None))
         return list(active)
+
+    # ---------------------------------------------------------------- chip proofing
+    def put_chip_challenge(self, challenge: ChipChallenge) -> None:
+        self.s.execute(insert(ChipChallengeRow).values(
+            challenge_id=challenge.challenge_id, account_id=challenge.account_id,
+            device_id=challenge.device_id, nonce=challenge.nonce.hex(),
+            expires_at=challenge.expires_at, used_at=None))
+
+    def chip_challenge(self, challenge_id: str) -> ChipChallenge | None:
+        row = self.s.execute(select(ChipChallengeRow.__table__).where(
+            ChipChallengeRow.challenge_id == challenge_id)).one_or_none()
+        if row is None:
+            return None
+        return ChipChallenge(challenge_id=row.challenge_id, account_id=row.account_id,
+                             device_id=row.device_id, nonce=bytes.fromhex(row.nonce),
+                             expires_at=row.expires_at, used_at=row.used_at)
+
+    def use_chip_challenge(self, challenge_id: str, now: dt.datetime) -> bool:
+        # A conditional update: of two concurrent submissions, one changes the row.
+        done = self.s.execute(update(ChipChallengeRow).where(
+            ChipChallengeRow.challenge_id == challenge_id,
+            ChipChallengeRow.used_at.is_(None)).values(used_at=now))
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def add_chip_evidence(self, record: ChipEvidenceRecord) -> None:
+        self.s.execute(insert(ChipEvidenceRow).values(
+            evidence_id=record.evidence_id, account_id=record.account_id,
+            verified_at=record.verified_at, genuineness=record.genuineness,
+            strength=record.strength, sod=record.sod, ds_fingerprint=record.ds_fingerprint,
+            csca_subject=record.csca_subject[:400],
+            data_group_hashes=json.dumps(dict(record.data_group_hashes)),
+            claims=json.dumps(dict(record.claims), ensure_ascii=False),
+            document_expires=record.document_expires, face_match=record.face_match[:500],
+            device_id=record.device_id, level_raised=record.level_raised, status=record.status,
+            status_reason=record.status_reason[:40]))
+
+    def chip_evidence(self, account_id: str) -> list[ChipEvidenceRecord]:
+        rows = self.s.execute(select(ChipEvidenceRow.__table__).where(
+            ChipEvidenceRow.account_id == account_id)
+            .order_by(ChipEvidenceRow.verified_at.desc())).all()
+        return [ChipEvidenceRecord(
+            evidence_id=r.evidence_id, account_id=r.account_id, verified_at=r.verified_at,
+            genuineness=r.genuineness, strength=r.strength, sod=bytes(r.sod),
+            ds_fingerprint=r.ds_fingerprint, csca_subject=r.csca_subject,
+            data_group_hashes=json.loads(r.data_group_hashes), claims=json.loads(r.claims),
+            document_expires=r.document_expires, face_match=r.face_match, device_id=r.device_id,
+            level_raised=bool(r.level_raised), status=r.status, status_reason=r.status_reason)
+            for r in rows]
+
+    def set_chip_evidence_status(self, evidence_id: str, status: str, reason: str) -> None:
+        self.s.execute(update(ChipEvidenceRow).where(
+            ChipEvidenceRow.evidence_id == evidence_id).values(status=status,
+                                                               status_reason=reason[:40]))
+
+    def chip_evidence_accounts(self) -> list[str]:
+        return list(self.s.execute(select(ChipEvidenceRow.account_id).distinct()
+                                   .order_by(ChipEvidenceRow.account_id)).scalars())
 
     def revoke_device(self, device_id: str, now: dt.datetime) -> bool:
         done = self.s.execute(update(DeviceRow).where(

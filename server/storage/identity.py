@@ -252,3 +252,37 @@ class BreachedPasswordRow(Base):
     __tablename__ = "identity_breached_passwords"
 
     sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
+
+
+class ChipChallengeRow(Base):
+    __tablename__ = "identity_chip_challenges"
+
+    challenge_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("identity_accounts.account_id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(64))  # hex
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ChipEvidenceRow(Base):
+    __tablename__ = "identity_chip_evidence"
+
+    evidence_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("identity_accounts.account_id"), index=True)
+    verified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    genuineness: Mapped[str] = mapped_column(String(40))
+    strength: Mapped[str] = mapped_column(String(8))
+    sod: Mapped[bytes] = mapped_column(LargeBinary)
+    ds_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    csca_subject: Mapped[str] = mapped_column(String(400))
+    data_group_hashes: Mapped[str] = mapped_column(Text)  # JSON
+    claims: Mapped[str] = mapped_column(Text)  # JSON
+    document_expires: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    face_match: Mapped[str] = mapped_column(String(500))
+    device_id: Mapped[str] = mapped_column(String(32))
+    level_raised: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str] = mapped_column(String(40))

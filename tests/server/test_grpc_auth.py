@@ -256,3 +256,39 @@ async def test_certificate_expiring_while_connected_is_refused(pki: TestPki, tmp
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetCaller(admin_pb2.GetCallerRequest())
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_v1_and_v1alpha_both_describe_the_api(srv: RunningServer, version: str) -> None:
+    """grpcurl and the Java/.NET reflection clients ask for v1 first; older tools for v1alpha. Both
+    list the services and return the file describing a service, themselves included."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    channel = srv.channel(srv.pki.hcm)
+    call = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        yield reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="vnegov.payments.v1.PaymentsService")
+        yield reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol=f"grpc.reflection.{version}.ServerReflection")
+        yield reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Service")
+
+    responses = [r async for r in call(requests())]
+    listed, payments, itself, missing = responses
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+            "vnegov.payments.v1.PaymentsService"} <= {s.name for s in listed.list_services_response.service}
+    files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+             for b in payments.file_descriptor_response.file_descriptor_proto]
+    assert files[0].name == "vnegov/payments/v1/payments.proto"
+    assert files[0].options.java_package == "vn.vnegov.payments.v1"
+    own = descriptor_pb2.FileDescriptorProto.FromString(
+        itself.file_descriptor_response.file_descriptor_proto[0])
+    assert own.package == f"grpc.reflection.{version}"
+    assert own.service[0].method[0].input_type == f".grpc.reflection.{version}.ServerReflectionRequest"
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]

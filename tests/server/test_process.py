@@ -24,7 +24,7 @@ from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
 
 pytestmark = pytest.mark.slow
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 
 
 def vnegov(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

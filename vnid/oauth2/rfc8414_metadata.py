@@ -28,7 +28,7 @@ __all__ = ["provider_metadata"]
 def provider_metadata(settings: ProviderSettings) -> dict[str, Any]:
     claims = sorted({c for p in PROFILES.values() for c in p.claims} |
                     {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
-                     "azp", "sid"})
+                     "azp", "sid", "address", "verified_claims"})
     auth_methods = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
     return {
         "issuer": settings.issuer,
@@ -42,7 +42,7 @@ def provider_metadata(settings: ProviderSettings) -> dict[str, Any]:
         "revocation_endpoint": settings.revocation_endpoint,
         "end_session_endpoint": settings.end_session_endpoint,
         "backchannel_authentication_endpoint": settings.backchannel_authentication_endpoint,
-        "scopes_supported": ["openid", "profile", "national_id", "offline_access"],
+        "scopes_supported": ["openid", "profile", "national_id", "address", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
@@ -67,6 +67,15 @@ def provider_metadata(settings: ProviderSettings) -> dict[str, Any]:
         "acr_values_supported": settings.acr.supported(),
         "claims_supported": claims,
         "claims_parameter_supported": False,
+        # OpenID Connect for Identity Assurance 1.0: claims proven from the chip ID card.
+        "verified_claims_supported": True,
+        "trust_frameworks_supported": ["vn_decree_69_2024"],
+        "evidence_supported": ["document"],
+        "documents_supported": ["idcard"],
+        "documents_check_methods_supported": ["vcrypt"],
+        "claims_in_verified_claims_supported": [
+            c for c in claims if c in ("name", "birthdate", "gender", "vn_personal_id", "address",
+                                       "SoDinhDanh", "HoVaTen", "NgayThangNamSinh")],
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],

@@ -41,7 +41,7 @@ __all__ = [
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 _PROMPTS = frozenset({"none", "login", "consent"})
 _JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_SUPPORTED_SCOPES = frozenset({"openid", "profile", "national_id", "offline_access"})
+_SUPPORTED_SCOPES = frozenset({"openid", "profile", "national_id", "address", "offline_access"})
 
 
 class RedirectableError(Exception):

@@ -14,6 +14,7 @@ foreign residents are not confirmed and are configurable (:class:`AccountTypeCod
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -28,6 +29,7 @@ __all__ = [
     "CLAIM_LABELS",
     "ClaimProfile",
     "PROFILES",
+    "ChipClaims",
     "release_claims",
 ]
 
@@ -102,6 +104,7 @@ PROFILES: Mapping[ClaimProfileName, ClaimProfile] = MappingProxyType({
         MappingProxyType({
             "profile": ("name", "birthdate", "gender"),
             "national_id": ("vn_personal_id", "vn_account_type"),
+            "address": ("address",),
         }),
         MappingProxyType({
             "name": _name, "birthdate": _birthdate, "gender": _gender,
@@ -133,16 +136,61 @@ CLAIM_LABELS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "SoDinhDanh": ("Số định danh cá nhân / mã số thuế", "Personal ID number / tax code"),
     "vn_account_type": ("Loại tài khoản", "Account type"),
     "LoaiTaiKhoan": ("Loại tài khoản", "Account type"),
+    "address": ("Nơi thường trú (từ thẻ căn cước)", "Place of residence (from the ID card)"),
 })
+
+# The trust framework named in verified_claims: level-2 electronic identification under Decree
+# 69/2024/ND-CP, proven from the chip ID card.
+TRUST_FRAMEWORK = "vn_decree_69_2024"
+# Claims whose values the chip confirmed (the account was checked against DG13 when it was
+# proven from the chip), per profile.
+_CHIP_BACKED = frozenset({"name", "birthdate", "gender", "vn_personal_id", "SoDinhDanh", "HoVaTen",
+                          "NgayThangNamSinh", "address"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChipClaims:
+    """What the chip ID card proved about the account (its latest valid chip evidence)."""
+
+    claims: Mapping[str, str]  # as read from DG13 (vnid.icao9303.Dg13.claims)
+    verified_at: dt.datetime
+    document_expires: dt.date | None
+    genuineness: str
 
 
 def release_claims(account: Account, profile: ClaimProfileName, scopes: frozenset[str],
-                   codes: AccountTypeCodes) -> dict[str, Any]:
-    """The claims ``scopes`` release about ``account`` under ``profile`` (absent values omitted)."""
+                   codes: AccountTypeCodes, chip: ChipClaims | None = None) -> dict[str, Any]:
+    """The claims ``scopes`` release about ``account`` under ``profile`` (absent values omitted).
+
+    With ``chip`` (the account's chip evidence), the released claims the chip confirmed are also
+    given in ``verified_claims`` (OpenID Connect for Identity Assurance 1.0: the trust framework,
+    the time, and the evidence: the ID card, checked by its cryptographic features), and the
+    ``address`` scope releases the place of residence read from the chip. Nothing is released
+    that the consented scopes do not cover."""
     chosen = PROFILES[profile]
     out: dict[str, Any] = {}
     for claim in chosen.claims_for(scopes):
+        if claim == "address":
+            residence = chip.claims.get("place_of_residence") if chip else None
+            if residence:
+                out[claim] = {"formatted": residence, "country": "VN"}
+            continue
         value = chosen.claims[claim](account, codes)
         if value is not None:
             out[claim] = value
+    if chip is not None:
+        verified = {k: v for k, v in out.items() if k in _CHIP_BACKED}
+        if verified:
+            document: dict[str, Any] = {"type": "idcard", "issuer": {"country_code": "VNM"}}
+            if chip.document_expires is not None:
+                document["date_of_expiry"] = chip.document_expires.isoformat()
+            when = chip.verified_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out["verified_claims"] = {
+                "verification": {
+                    "trust_framework": TRUST_FRAMEWORK, "time": when,
+                    "evidence": [{"type": "document", "time": when,
+                                  "check_details": [{"check_method": "vcrypt"}],
+                                  "document_details": document}]},
+                "claims": verified,
+            }
     return out

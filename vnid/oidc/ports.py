@@ -48,6 +48,40 @@ class IdentityEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ChipChallenge:
+    """A nonce the chip must sign (active authentication), for one account and its device."""
+
+    challenge_id: str
+    account_id: str
+    device_id: str
+    nonce: bytes
+    expires_at: dt.datetime
+    used_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChipEvidenceRecord:
+    """Level-2 proofing evidence from the chip ID card, kept so that it can be re-checked."""
+
+    evidence_id: str
+    account_id: str
+    verified_at: dt.datetime
+    genuineness: str  # vnid.icao9303.Genuineness value
+    strength: str  # "strong" | "weak"
+    sod: bytes  # the EF.SOD as read (re-verification checks it again)
+    ds_fingerprint: str  # SHA-256 of the document signer's certificate, hex
+    csca_subject: str
+    data_group_hashes: Mapping[str, str]  # data-group number -> hash (hex), what was presented
+    claims: Mapping[str, str]  # the personal data read from DG13
+    document_expires: dt.date | None
+    face_match: str  # the app's attested face-match statement, as sent; never a server check
+    device_id: str
+    level_raised: bool
+    status: str = "valid"  # "valid" | "revoked" (its document signer was revoked)
+    status_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClient:
     client_id: str
     sub: str
@@ -183,6 +217,28 @@ class StoreTransaction(Protocol):
 
     def enqueue_logout(self, client_id: str, uri: str, logout_token: str,
                        now: dt.datetime) -> None: ...
+
+    # ------------------------------------------------------------ chip proofing
+    def put_chip_challenge(self, challenge: ChipChallenge) -> None: ...
+
+    def chip_challenge(self, challenge_id: str) -> ChipChallenge | None: ...
+
+    def use_chip_challenge(self, challenge_id: str, now: dt.datetime) -> bool:
+        """Mark the challenge used; False when it was already used (the one winner of a race
+        gets True)."""
+        ...
+
+    def add_chip_evidence(self, record: ChipEvidenceRecord) -> None: ...
+
+    def chip_evidence(self, account_id: str) -> list[ChipEvidenceRecord]:
+        """The account's chip evidence, newest first."""
+        ...
+
+    def set_chip_evidence_status(self, evidence_id: str, status: str, reason: str) -> None: ...
+
+    def chip_evidence_accounts(self) -> list[str]:
+        """The ids of the accounts that hold chip evidence."""
+        ...
 
     # ------------------------------------------------------------ provider keys
     def signing_keys(self) -> list[SigningKeyRecord]: ...

@@ -16,7 +16,7 @@ from typing import Any
 from vnid.oauth2.errors import InsufficientScope, InvalidDpopProof, InvalidToken, OAuthError
 from vnid.oauth2.http import Request, Response
 from vnid.oauth2.rfc9449_dpop import DpopProof
-from vnid.oidc.claims import release_claims
+from vnid.oidc.claims import ChipClaims, release_claims
 from vnid.oidc.core import ProviderCore, epoch
 from vnid.oidc.id_token import encrypt_for_client, sign_jwt
 from vnid.oidc.ports import StoreTransaction
@@ -68,12 +68,13 @@ def userinfo(core: ProviderCore, request: Request, now: dt.datetime) -> Response
                 if not record.account_id or "openid" not in record.scope:
                     raise InsufficientScope("the token does not grant openid")
                 account = tx.account(record.account_id)
+                chip = chip_claims(tx, record.account_id) if account else None
                 client = core.client(record.client_id)
                 if account is None or client is None:
                     raise InvalidToken("the access token is invalid")
         claims: dict[str, Any] = {"sub": core.subject(client, account.account_id)}
         claims.update(release_claims(account, client.claim_profile, record.claims_scope,
-                                     core.settings.account_type_codes))
+                                     core.settings.account_type_codes, chip))
         if client.userinfo_signed_response_alg or client.userinfo_encrypted_response_alg:
             payload: str
             if client.userinfo_signed_response_alg:
@@ -96,3 +97,13 @@ def userinfo(core: ProviderCore, request: Request, now: dt.datetime) -> Response
             if not any(k == name for k, _ in exc.headers):
                 exc.headers.append((name, value))
         return Response.error(exc, www_authenticate=scheme)
+
+
+def chip_claims(tx: StoreTransaction, account_id: str) -> ChipClaims | None:
+    """The account's latest valid chip evidence, as claims (None without any)."""
+    for record in tx.chip_evidence(account_id):
+        if record.status == "valid":
+            return ChipClaims(claims=record.claims, verified_at=record.verified_at,
+                              document_expires=record.document_expires,
+                              genuineness=record.genuineness)
+    return None

@@ -18,7 +18,7 @@ from cryptography import x509
 
 from tests.support.server import ROOT, free_port
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 
 Example = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -218,7 +218,7 @@ def test_reorg_run_killed_part_way_finishes_on_restart(pki: TestPki, tmp_path: P
     parts.runtime.close()
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(json.dumps(MAPPING, ensure_ascii=False), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
     command = [sys.executable, "-m", "server", "--config", str(config_path), "ca", "reorg",
                "run", str(mapping), "--batch-size", "4"]
 

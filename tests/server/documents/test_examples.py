@@ -28,7 +28,7 @@ from tests.support.pki import TestPki, pem
 from tests.support.server import ROOT, running_server
 from tests.support.softhsm import SoftHsm
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "proto")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
 
 
 def example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

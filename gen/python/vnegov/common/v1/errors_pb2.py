@@ -24,14 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvnegov/common/v1/errors.proto\x12\x10vnegov.common.v1*D\n\x0b\x45rrorDomain\x12\x1c\n\x18\x45RROR_DOMAIN_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_DOMAIN_VNEGOV\x10\x01*\xbf\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x13\n\x0fUNAUTHENTICATED\x10\x01\x12\x11\n\rMISSING_SCOPE\x10\x02\x12\x17\n\x13OUT_OF_JURISDICTION\x10\x03\x12\x14\n\x10INVALID_ARGUMENT\x10\x04\x12\x16\n\x12INVALID_PAGE_TOKEN\x10\x05\x12\x12\n\x0eINVALID_FILTER\x10\x06\x12\r\n\tNOT_FOUND\x10\x07\x12\x0c\n\x08\x43ONFLICT\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x10\n\x0cRATE_LIMITED\x10\n\x12\x0c\n\x08INTERNAL\x10\x0b\x12\x0f\n\x0bUNAVAILABLE\x10\x0c\x12\x15\n\x11REQUEST_ID_REUSED\x10\r\x12\x11\n\rUNIMPLEMENTED\x10\x0e\x42\x17\n\x13vn.vnegov.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvnegov/common/v1/errors.proto\x12\x10vnegov.common.v1*D\n\x0b\x45rrorDomain\x12\x1c\n\x18\x45RROR_DOMAIN_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_DOMAIN_VNEGOV\x10\x01*\xbf\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x13\n\x0fUNAUTHENTICATED\x10\x01\x12\x11\n\rMISSING_SCOPE\x10\x02\x12\x17\n\x13OUT_OF_JURISDICTION\x10\x03\x12\x14\n\x10INVALID_ARGUMENT\x10\x04\x12\x16\n\x12INVALID_PAGE_TOKEN\x10\x05\x12\x12\n\x0eINVALID_FILTER\x10\x06\x12\r\n\tNOT_FOUND\x10\x07\x12\x0c\n\x08\x43ONFLICT\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x10\n\x0cRATE_LIMITED\x10\n\x12\x0c\n\x08INTERNAL\x10\x0b\x12\x0f\n\x0bUNAVAILABLE\x10\x0c\x12\x15\n\x11REQUEST_ID_REUSED\x10\r\x12\x11\n\rUNIMPLEMENTED\x10\x0e\x42^\n\x13vn.vnegov.common.v1P\x01Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\xaa\x02\x10Vnegov.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnegov.common.v1.errors_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\252\002\020Vnegov.Common.V1'
   _globals['_ERRORDOMAIN']._serialized_start=51
   _globals['_ERRORDOMAIN']._serialized_end=119
   _globals['_ERRORREASON']._serialized_start=122

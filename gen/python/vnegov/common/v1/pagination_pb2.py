@@ -24,14 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!vnegov/common/v1/pagination.proto\x12\x10vnegov.common.v1\"8\n\x10PageTokenContent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x0c\x12\x14\n\x0cquery_digest\x18\x02 \x01(\x0c\x42\x17\n\x13vn.vnegov.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!vnegov/common/v1/pagination.proto\x12\x10vnegov.common.v1\"8\n\x10PageTokenContent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x0c\x12\x14\n\x0cquery_digest\x18\x02 \x01(\x0c\x42^\n\x13vn.vnegov.common.v1P\x01Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\xaa\x02\x10Vnegov.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnegov.common.v1.pagination_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\252\002\020Vnegov.Common.V1'
   _globals['_PAGETOKENCONTENT']._serialized_start=55
   _globals['_PAGETOKENCONTENT']._serialized_end=111
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,21 @@ class IdentityServiceStub:
     """Withdraw a consent: the client's tokens for the account are revoked and the next login asks
     again.
     """
+    CreateChipChallenge: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateChipChallengeRequest, _identity_pb2.ChipChallenge]
+    """A challenge for the citizen's chip ID card to sign (ICAO 9303 active authentication), bound
+    to the account and its registered device key; valid five minutes, usable once. Called by the
+    system that serves the citizen app.
+    """
+    SubmitChipProofing: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SubmitChipProofingRequest, _identity_pb2.ChipProofingResult]
+    """The chip as the app read it (data groups, SOD, the chip's answer to the challenge), in a
+    statement signed with the account's device key. Verified against the CSCA trust list; the
+    evidence is recorded and, where the policy allows, the account reaches level 2 with its
+    profile filled from the chip. A failed check answers FAILED_PRECONDITION or
+    INVALID_ARGUMENT with its reason (CHIP_DATA_GROUP_ALTERED, CHIP_DS_UNTRUSTED, CHIP_AA_FAILED,
+    CHIP_DATA_MISMATCH, CHIP_CHALLENGE_USED, DEVICE_SIGNATURE_INVALID, ...) and changes nothing.
+    """
+    ListChipEvidence: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListChipEvidenceRequest, _identity_pb2.ListChipEvidenceResponse]
+    """The chip evidence recorded for an account (officials' tools, audits), newest first."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -113,6 +128,21 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Withdraw a consent: the client's tokens for the account are revoked and the next login asks
     again.
     """
+    CreateChipChallenge: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateChipChallengeRequest, _identity_pb2.ChipChallenge]  # type: ignore[assignment]
+    """A challenge for the citizen's chip ID card to sign (ICAO 9303 active authentication), bound
+    to the account and its registered device key; valid five minutes, usable once. Called by the
+    system that serves the citizen app.
+    """
+    SubmitChipProofing: _aio.UnaryUnaryMultiCallable[_identity_pb2.SubmitChipProofingRequest, _identity_pb2.ChipProofingResult]  # type: ignore[assignment]
+    """The chip as the app read it (data groups, SOD, the chip's answer to the challenge), in a
+    statement signed with the account's device key. Verified against the CSCA trust list; the
+    evidence is recorded and, where the policy allows, the account reaches level 2 with its
+    profile filled from the chip. A failed check answers FAILED_PRECONDITION or
+    INVALID_ARGUMENT with its reason (CHIP_DATA_GROUP_ALTERED, CHIP_DS_UNTRUSTED, CHIP_AA_FAILED,
+    CHIP_DATA_MISMATCH, CHIP_CHALLENGE_USED, DEVICE_SIGNATURE_INVALID, ...) and changes nothing.
+    """
+    ListChipEvidence: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListChipEvidenceRequest, _identity_pb2.ListChipEvidenceResponse]  # type: ignore[assignment]
+    """The chip evidence recorded for an account (officials' tools, audits), newest first."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """The identity provider for portal systems and officials' tools: token introspection, consented
@@ -237,5 +267,38 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Withdraw a consent: the client's tokens for the account are revoked and the next login asks
         again.
         """
+
+    @_abc_1.abstractmethod
+    def CreateChipChallenge(
+        self,
+        request: _identity_pb2.CreateChipChallengeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChipChallenge, _abc.Awaitable[_identity_pb2.ChipChallenge]]:
+        """A challenge for the citizen's chip ID card to sign (ICAO 9303 active authentication), bound
+        to the account and its registered device key; valid five minutes, usable once. Called by the
+        system that serves the citizen app.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitChipProofing(
+        self,
+        request: _identity_pb2.SubmitChipProofingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChipProofingResult, _abc.Awaitable[_identity_pb2.ChipProofingResult]]:
+        """The chip as the app read it (data groups, SOD, the chip's answer to the challenge), in a
+        statement signed with the account's device key. Verified against the CSCA trust list; the
+        evidence is recorded and, where the policy allows, the account reaches level 2 with its
+        profile filled from the chip. A failed check answers FAILED_PRECONDITION or
+        INVALID_ARGUMENT with its reason (CHIP_DATA_GROUP_ALTERED, CHIP_DS_UNTRUSTED, CHIP_AA_FAILED,
+        CHIP_DATA_MISMATCH, CHIP_CHALLENGE_USED, DEVICE_SIGNATURE_INVALID, ...) and changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ListChipEvidence(
+        self,
+        request: _identity_pb2.ListChipEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListChipEvidenceResponse, _abc.Awaitable[_identity_pb2.ListChipEvidenceResponse]]:
+        """The chip evidence recorded for an account (officials' tools, audits), newest first."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

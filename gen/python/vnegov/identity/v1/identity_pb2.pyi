@@ -805,3 +805,241 @@ class WithdrawConsentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WithdrawConsentRequest: _TypeAlias = WithdrawConsentRequest  # noqa: Y015
+
+@_typing.final
+class CreateChipChallengeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """accounts/{account_id}"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateChipChallengeRequest: _TypeAlias = CreateChipChallengeRequest  # noqa: Y015
+
+@_typing.final
+class ChipChallenge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_ID_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    challenge_id: _builtins.str
+    nonce: _builtins.bytes
+    """The bytes the chip signs (8 bytes, as ICAO 9303-11 active authentication expects)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        challenge_id: _builtins.str = ...,
+        nonce: _builtins.bytes = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_id", b"challenge_id", "expire_time", b"expire_time", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChipChallenge: _TypeAlias = ChipChallenge  # noqa: Y015
+
+@_typing.final
+class SubmitChipProofingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    statement: _builtins.str
+    """A compact JWS (ES256, typ "chip-proofing+jwt") signed with the account's device key, whose
+    payload holds: aud (this provider's issuer), iat, challenge (the challenge id), sod and
+    data_groups ({"1": ..., "2": ..., "13": ..., "14": ..., "15": ...}, base64url), aa_signature
+    (the chip's answer, base64url), optionally chip_authentication (true when the app ran chip
+    authentication) and face_match (the app's own statement, stored as such).
+    """
+    def __init__(
+        self,
+        *,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChipProofingRequest: _TypeAlias = SubmitChipProofingRequest  # noqa: Y015
+
+@_typing.final
+class ChipEvidence(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DataGroupHashesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ClaimsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    VERIFY_TIME_FIELD_NUMBER: _builtins.int
+    GENUINENESS_FIELD_NUMBER: _builtins.int
+    STRENGTH_FIELD_NUMBER: _builtins.int
+    DS_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CSCA_SUBJECT_FIELD_NUMBER: _builtins.int
+    DATA_GROUP_HASHES_FIELD_NUMBER: _builtins.int
+    CLAIMS_FIELD_NUMBER: _builtins.int
+    FACE_MATCH_REPORTED_BY_APP_FIELD_NUMBER: _builtins.int
+    LEVEL_RAISED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_REASON_FIELD_NUMBER: _builtins.int
+    evidence_id: _builtins.str
+    genuineness: _builtins.str
+    """"active_authentication", "chip_authentication_reported" or "none"."""
+    strength: _builtins.str
+    """"strong" (passive and active authentication) or "weak"."""
+    ds_fingerprint: _builtins.str
+    """SHA-256 of the document signer's certificate, hex."""
+    csca_subject: _builtins.str
+    face_match_reported_by_app: _builtins.str
+    """What the app reported about its face match: its statement, not a check made here."""
+    level_raised: _builtins.bool
+    status: _builtins.str
+    """"valid" or "revoked" (its document signer was revoked)."""
+    status_reason: _builtins.str
+    @_builtins.property
+    def verify_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def data_group_hashes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def claims(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The personal data read from the chip (DG13)."""
+
+    def __init__(
+        self,
+        *,
+        evidence_id: _builtins.str = ...,
+        verify_time: _timestamp_pb2.Timestamp | None = ...,
+        genuineness: _builtins.str = ...,
+        strength: _builtins.str = ...,
+        ds_fingerprint: _builtins.str = ...,
+        csca_subject: _builtins.str = ...,
+        data_group_hashes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        claims: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        face_match_reported_by_app: _builtins.str = ...,
+        level_raised: _builtins.bool = ...,
+        status: _builtins.str = ...,
+        status_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["verify_time", b"verify_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claims", b"claims", "csca_subject", b"csca_subject", "data_group_hashes", b"data_group_hashes", "ds_fingerprint", b"ds_fingerprint", "evidence_id", b"evidence_id", "face_match_reported_by_app", b"face_match_reported_by_app", "genuineness", b"genuineness", "level_raised", b"level_raised", "status", b"status", "status_reason", b"status_reason", "strength", b"strength", "verify_time", b"verify_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChipEvidence: _TypeAlias = ChipEvidence  # noqa: Y015
+
+@_typing.final
+class ChipProofingResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account: ...
+    @_builtins.property
+    def evidence(self) -> Global___ChipEvidence: ...
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+        evidence: Global___ChipEvidence | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "evidence", b"evidence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "evidence", b"evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChipProofingResult: _TypeAlias = ChipProofingResult  # noqa: Y015
+
+@_typing.final
+class ListChipEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """accounts/{account_id}"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChipEvidenceRequest: _TypeAlias = ListChipEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class ListChipEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChipEvidence]: ...
+    def __init__(
+        self,
+        *,
+        evidence: _abc.Iterable[Global___ChipEvidence] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChipEvidenceResponse: _TypeAlias = ListChipEvidenceResponse  # noqa: Y015

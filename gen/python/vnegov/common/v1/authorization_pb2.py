@@ -25,14 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$vnegov/common/v1/authorization.proto\x12\x10vnegov.common.v1\x1a google/protobuf/descriptor.proto\"E\n\x11\x41uthorizationRule\x12\x0e\n\x06scopes\x18\x01 \x03(\t\x12 \n\x18\x61ny_authenticated_caller\x18\x02 \x01(\x08:\\\n\rauthorization\x12\x1e.google.protobuf.MethodOptions\x18\x91\xc5\x03 \x01(\x0b\x32#.vnegov.common.v1.AuthorizationRuleB\x17\n\x13vn.vnegov.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$vnegov/common/v1/authorization.proto\x12\x10vnegov.common.v1\x1a google/protobuf/descriptor.proto\"E\n\x11\x41uthorizationRule\x12\x0e\n\x06scopes\x18\x01 \x03(\t\x12 \n\x18\x61ny_authenticated_caller\x18\x02 \x01(\x08:\\\n\rauthorization\x12\x1e.google.protobuf.MethodOptions\x18\x91\xc5\x03 \x01(\x0b\x32#.vnegov.common.v1.AuthorizationRuleB^\n\x13vn.vnegov.common.v1P\x01Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\xaa\x02\x10Vnegov.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnegov.common.v1.authorization_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\023vn.vnegov.common.v1P\001Z2vnegov.gov.vn/api/gen/go/vnegov/common/v1;commonv1\252\002\020Vnegov.Common.V1'
   _globals['_AUTHORIZATIONRULE']._serialized_start=92
   _globals['_AUTHORIZATIONRULE']._serialized_end=161
 # @@protoc_insertion_point(module_scope)

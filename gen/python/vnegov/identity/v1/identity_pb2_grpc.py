@@ -110,6 +110,21 @@ class IdentityServiceStub:
                 request_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.WithdrawConsentRequest.SerializeToString,
                 response_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.Consent.FromString,
                 _registered_method=True)
+        self.CreateChipChallenge = channel.unary_unary(
+                '/vnegov.identity.v1.IdentityService/CreateChipChallenge',
+                request_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.CreateChipChallengeRequest.SerializeToString,
+                response_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipChallenge.FromString,
+                _registered_method=True)
+        self.SubmitChipProofing = channel.unary_unary(
+                '/vnegov.identity.v1.IdentityService/SubmitChipProofing',
+                request_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.SubmitChipProofingRequest.SerializeToString,
+                response_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipProofingResult.FromString,
+                _registered_method=True)
+        self.ListChipEvidence = channel.unary_unary(
+                '/vnegov.identity.v1.IdentityService/ListChipEvidence',
+                request_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceRequest.SerializeToString,
+                response_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -218,6 +233,34 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateChipChallenge(self, request, context):
+        """A challenge for the citizen's chip ID card to sign (ICAO 9303 active authentication), bound
+        to the account and its registered device key; valid five minutes, usable once. Called by the
+        system that serves the citizen app.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitChipProofing(self, request, context):
+        """The chip as the app read it (data groups, SOD, the chip's answer to the challenge), in a
+        statement signed with the account's device key. Verified against the CSCA trust list; the
+        evidence is recorded and, where the policy allows, the account reaches level 2 with its
+        profile filled from the chip. A failed check answers FAILED_PRECONDITION or
+        INVALID_ARGUMENT with its reason (CHIP_DATA_GROUP_ALTERED, CHIP_DS_UNTRUSTED, CHIP_AA_FAILED,
+        CHIP_DATA_MISMATCH, CHIP_CHALLENGE_USED, DEVICE_SIGNATURE_INVALID, ...) and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChipEvidence(self, request, context):
+        """The chip evidence recorded for an account (officials' tools, audits), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +333,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WithdrawConsent,
                     request_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.WithdrawConsentRequest.FromString,
                     response_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.Consent.SerializeToString,
+            ),
+            'CreateChipChallenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateChipChallenge,
+                    request_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.CreateChipChallengeRequest.FromString,
+                    response_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipChallenge.SerializeToString,
+            ),
+            'SubmitChipProofing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitChipProofing,
+                    request_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.SubmitChipProofingRequest.FromString,
+                    response_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipProofingResult.SerializeToString,
+            ),
+            'ListChipEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChipEvidence,
+                    request_deserializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceRequest.FromString,
+                    response_serializer=vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -676,6 +734,87 @@ class IdentityService:
             '/vnegov.identity.v1.IdentityService/WithdrawConsent',
             vnegov_dot_identity_dot_v1_dot_identity__pb2.WithdrawConsentRequest.SerializeToString,
             vnegov_dot_identity_dot_v1_dot_identity__pb2.Consent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateChipChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.identity.v1.IdentityService/CreateChipChallenge',
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.CreateChipChallengeRequest.SerializeToString,
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipChallenge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitChipProofing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.identity.v1.IdentityService/SubmitChipProofing',
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.SubmitChipProofingRequest.SerializeToString,
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.ChipProofingResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChipEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnegov.identity.v1.IdentityService/ListChipEvidence',
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceRequest.SerializeToString,
+            vnegov_dot_identity_dot_v1_dot_identity__pb2.ListChipEvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,
