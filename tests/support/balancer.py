@@ -101,8 +101,9 @@ class Balancer:
 
     def start(self, timeout: float = 10.0) -> None:
         self.log = self.log_path.open("ab")
+        # posix_spawn (fds left open): see ServerProcess.start.
         self.proc = subprocess.Popen(self.command(), env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, close_fds=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
