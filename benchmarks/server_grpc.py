@@ -87,8 +87,9 @@ async def drive(make_call, seconds: float, concurrency: int,  # type: ignore[no-
     return len(latencies) / (time.perf_counter() - start)
 
 
-def wait_ready(proc: subprocess.Popen[bytes], check) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 30
+def wait_ready(proc: subprocess.Popen[bytes], check,  # type: ignore[no-untyped-def]
+               timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout  # generous: the machine may be busy
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("server exited")

@@ -12,7 +12,7 @@ one, or ``max`` across them, never the sum).
   payments outbox and how long the oldest item has waited (outbox lag).
 - ``vnegov_crl_age_seconds{issuer,delta}``: time since the newest CRL of each issuer.
 - ``vnegov_certificates_expiring{within}``: valid certificates expiring within 7 and 30 days.
-- ``vnegov_job_leases{state}``: background job leases (held, expired), when the jobs table exists.
+- ``vnegov_job_leases{state}``: running durable jobs whose lease is held or has run out (resumable).
 
 The OCSP cache hit rate is ``vnegov_ocsp_responses_total{result="cache"}`` over the sum of that
 counter (server/ca/http.py).
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, select
 
 from server.metrics import Metrics
 from server.storage.audit import AuditEventRow
@@ -129,18 +129,14 @@ class DomainMetrics:
                 self.logins.labels((reason or outcome or "failed").lower()[:40], "").inc()
 
     def _leases(self, s: object, now: dt.datetime) -> None:
+        from sqlalchemy import func, select
         from sqlalchemy.orm import Session
 
+        from server.storage.jobs import JobRow
+
         assert isinstance(s, Session)
-        bind = s.get_bind()
-        if not inspect(bind).has_table("jobs"):
-            return
-        columns = {c["name"] for c in inspect(bind).get_columns("jobs")}
-        if "lease_expires_at" not in columns:
-            return
-        held = s.execute(text("SELECT count(*) FROM jobs WHERE lease_expires_at > :now"),
-                         {"now": now}).scalar_one()
-        expired = s.execute(text("SELECT count(*) FROM jobs WHERE lease_expires_at <= :now"),
-                            {"now": now}).scalar_one()
+        running = select(func.count()).select_from(JobRow).where(JobRow.state == "running")
+        held = s.execute(running.where(JobRow.lease_until > now)).scalar_one()
+        expired = s.execute(running.where(JobRow.lease_until <= now)).scalar_one()
         self.leases.labels("held").set(held)
         self.leases.labels("expired").set(expired)

@@ -12,7 +12,8 @@ The service config (``service_config.json`` in this package) retries, with expon
 - mutations that carry a ``request_id`` (AIP-155: the server answers a repeat with the first
   result), on UNAVAILABLE and ABORTED -- **only when the caller sets request_id**: without one,
   a repeat is a new request, so give every such call a fresh random request_id;
-- mutations idempotent by nature (SetCollectionAccount, ImportStatement), likewise.
+- mutations safe to repeat as they are (SetCollectionAccount, ImportStatement,
+  CreateChipChallenge), likewise.
 
 Every other method (signing with single-use activation data, approvals, cancellations, ...) is
 not retried by policy; grpc still retries transparently a call that never left the client or was
@@ -42,10 +43,12 @@ __all__ = [
     "service_config",
 ]
 
-# Mutations without a request_id that are safe to repeat as they are.
+# Mutations without a request_id that are safe to repeat as they are. (CreateChipChallenge: a
+# repeat issues another challenge; the one whose answer was lost expires unused.)
 IDEMPOTENT_MUTATIONS = frozenset({
     "vnegov.payments.v1.PaymentsService/SetCollectionAccount",
     "vnegov.payments.v1.PaymentsService/ImportStatement",
+    "vnegov.identity.v1.IdentityService/CreateChipChallenge",
 })
 
 

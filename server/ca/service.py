@@ -43,6 +43,7 @@ from server.notify import CERTIFICATE_STATUS, notify
 from server.storage.ca import CaCertificateRow, CaIssuerRow, CaRequestRow, CaStatusLogRow
 from server.storage.db import Database
 from server.storage.locking import for_update, locked
+from server.storage.rows import insert_missing
 from signing.ca import (
     CertificateProfile,
     CertificateStatus,
@@ -123,11 +124,12 @@ class CaService:
     def ensure_issuer(self) -> None:
         authority = self.rt.authority
         with self.db.write() as s:
-            row = s.get(CaIssuerRow, authority.key_id_hex)
-            if row is None:
-                s.add(CaIssuerRow(key_id=authority.key_id_hex, name=authority.name,
-                                  certificate=authority.certificate_der, crl_number=0,
-                                  last_full_number=0, last_full_seq=0))
+            # Replicas starting together on an empty database each try to create the row: one
+            # statement that does nothing when it exists, so none of them fails.
+            insert_missing(s, CaIssuerRow.__table__, {
+                "key_id": authority.key_id_hex, "name": authority.name,
+                "certificate": authority.certificate_der, "crl_number": 0,
+                "last_full_number": 0, "last_full_seq": 0}, key=["key_id"])
 
     def import_certificate(self, cert: x509.Certificate, profile: CertificateProfile,
                            subject: SubjectData, managing_body: str, actor: Actor) -> bool:

@@ -314,7 +314,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                 verified = verify_receipt(request.xml, trust=roots, at=at)
             except ReceiptNotVerified as exc:
                 return pb.VerifyReceiptResponse(valid=False, reason=exc.reason,
-                                                message=exc.message)
+                                                message=exc.message, validation_time=_ts(at))
             r = verified.receipt
             return pb.VerifyReceiptResponse(
                 valid=True, template=r.template, series=r.series, number=f"{r.number:07d}",
@@ -323,7 +323,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                 collector_tax_code=r.collector.tax_code, collector_name=r.collector.name,
                 payer_name=r.payer.name, payment_id=r.payment_id,
                 signer_subject=verified.signer_subject,
-                document_sha256=verified.document_sha256)
+                document_sha256=verified.document_sha256, validation_time=_ts(at))
 
         return await self.ctx.run(work)
 

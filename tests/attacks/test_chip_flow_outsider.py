@@ -183,3 +183,37 @@ def test_a_deeply_nested_header_for_a_real_challenge_is_a_clear_error(
                 statement=f"{header}.{payload}.{b64(b'x' * 64)}"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert reason(err.value) == "DEVICE_SIGNATURE_INVALID"
+
+
+def test_an_account_changed_while_its_chip_is_checked_is_checked_again(
+        idp: IdentityServer, pki: TestPki, ds: icao.Authority,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An official changes the account's personal ID number while the chip submitted for it is
+    being verified: the evidence must not be attached to the changed account."""
+    from sqlalchemy import update
+
+    import vnid.proofing.chip as chip_module
+    from server.storage.identity import AccountRow
+
+    citizen, phone, person = citizen_with_phone(idp, pki)
+    name = f"accounts/{citizen.account_id}"
+    real_verify = chip_module.verify_chip
+
+    def verify_then_change(**kwargs: object) -> object:
+        evidence = real_verify(**kwargs)  # type: ignore[arg-type]
+        with idp.db.engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(update(AccountRow).where(AccountRow.account_id == citizen.account_id)
+                         .values(identifier="079084888888"))
+        return evidence
+
+    monkeypatch.setattr(chip_module, "verify_chip", verify_then_change)
+    with channel(idp, pki, pki.hcm) as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        challenge = stub.CreateChipChallenge(pb.CreateChipChallengeRequest(name=name))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SubmitChipProofing(pb.SubmitChipProofingRequest(
+                statement=submission(phone, icao.make_chip(ds, person), challenge)))
+        assert reason(err.value) == "CHIP_DATA_MISMATCH"
+        account = stub.GetAccount(pb.GetAccountRequest(name=name))
+        assert account.level == pb.LEVEL_1
+        assert list(stub.ListChipEvidence(pb.ListChipEvidenceRequest(name=name)).evidence) == []

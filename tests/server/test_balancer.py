@@ -157,3 +157,58 @@ async def test_http_is_balanced_with_the_client_address_forwarded(front: Front) 
     async with httpx.AsyncClient() as http:
         admin = await http.get(f"http://127.0.0.1:{front.replicas[0].app.admin_port}/metrics")
         assert admin.status_code == 200 and "http_requests_total" in admin.text
+
+
+async def test_a_revoked_certificate_is_refused_behind_the_balancer(
+        pki: TestPki, tmp_path: Path, pg_url: str) -> None:
+    """Revocation is the replica's check: a client certificate revoked while its connection to
+    the balancer stays open is refused on the next call, and the refusal is audited."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.server.ca.conftest import CALLERS as CA_CALLERS
+    from tests.server.ca.conftest import csr_for, write_ca_files
+    from tests.support.pki import Issued
+    from vnegov.signing.v1 import certificate_authority_pb2 as ca_pb
+    from vnegov.signing.v1 import certificate_authority_pb2_grpc as ca_grpc
+
+    directory = tmp_path / "r1"
+    directory.mkdir()
+    socket_path = directory / "grpc.sock"
+    section = write_ca_files(pki, tmp_path / "ca", "http://127.0.0.1:9")
+    async with running_server(pki, directory, pg_url, extra={
+            "server": {"balancer_listen": f"unix:{socket_path}", "admin_port": 0},
+            "auth": {"callers": CA_CALLERS, "plaintext_caller": "000.00.00.G22"},
+            "ca": section}) as replica:
+        balancer = Balancer(pki, tmp_path / "haproxy", [
+            Replica(f"unix@{socket_path}", replica.app.http_port, replica.app.admin_port)])
+        balancer.start()
+        try:
+            balancer.wait_up(1)
+            authority = ca_grpc.CertificateAuthorityServiceStub(balancer.channel(pki.portal))
+            key = ec.generate_private_key(ec.SECP256R1())
+            request = await authority.CreateCertificateRequest(
+                ca_pb.CreateCertificateRequestRequest(
+                    profile="device", csr=csr_for(key), managing_body="000.00.00.H29",
+                    subject=ca_pb.CertificateSubject(
+                        system_name="dvc-hcm-3", parent_body="UBND Thành phố Hồ Chí Minh",
+                        agency_code="000.00.00.H29", province_code="79")))
+            issued = await authority.GetCertificate(ca_pb.GetCertificateRequest(
+                name=request.result_certificate))
+            client = Issued(x509.load_der_x509_certificate(issued.der), key, [pki.issuing.cert])
+            stub = admin_pb2_grpc.AdminServiceStub(balancer.channel(client))
+            assert (await stub.GetCaller(admin_pb2.GetCallerRequest())).display_name == \
+                "dvc-hcm-3"
+            await authority.RevokeCertificate(ca_pb.RevokeCertificateRequest(
+                name=request.result_certificate, reason=ca_pb.RevocationReason.KEY_COMPROMISE))
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # same connection to the balancer
+                await stub.GetCaller(admin_pb2.GetCallerRequest())
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            audit = admin_pb2_grpc.AdminServiceStub(balancer.channel(pki.portal))
+            events = await audit.ListAuditEvents(admin_pb2.ListAuditEventsRequest(
+                filter='outcome = "UNAUTHENTICATED"', page_size=100))
+            assert any(e.details.get("cause") == "CERTIFICATE_REVOKED"
+                       for e in events.audit_events)
+        finally:
+            await balancer.close_channels()
+            balancer.stop()

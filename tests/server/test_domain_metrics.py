@@ -62,6 +62,20 @@ async def test_domain_metrics_on_the_admin_listener(pki: TestPki, tmp_path: Path
                 await srv.app.audit.record(AuditEvent(
                     at=now, request_id="-", caller="identity", kind="identity", action=action,
                     outcome=outcome, reason=reason, details=details))
+            # A durable job whose owner died (lease run out) and one being worked on.
+            from sqlalchemy import insert
+
+            from server.storage.jobs import JobRow
+
+            with sqlite_db.write() as s:
+                for job_id, lease in (("dead", now - dt.timedelta(minutes=5)),
+                                      ("alive", now + dt.timedelta(minutes=5))):
+                    s.execute(insert(JobRow).values(
+                        id=f"metrics-{job_id}", kind="metrics.test", state="running",
+                        params_json="{}", checkpoint_json="{}", result_json="{}", error="",
+                        progress=0, total=0, attempts=1, lease_owner="elsewhere",
+                        lease_until=lease, heartbeat_at=now, not_before=now, created_at=now,
+                        done_at=None))
             for _ in range(100):
                 text = (await http.get(admin)).text
                 if _value(text, 'vnegov_receipts_issued_total{kind="original"}'):
@@ -73,3 +87,5 @@ async def test_domain_metrics_on_the_admin_listener(pki: TestPki, tmp_path: Path
     assert _value(text, 'vnegov_logins_total{level="urn:vn:level2",result="success"}') == 2
     assert _value(text, 'vnegov_logins_total{level="",result="wrong_password"}') == 1
     assert "grpc_server_handled_total" in text
+    assert _value(text, 'vnegov_job_leases{state="expired"}') == 1
+    assert _value(text, 'vnegov_job_leases{state="held"}') == 1

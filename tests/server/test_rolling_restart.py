@@ -1,22 +1,26 @@
 """Rolling restarts with no failed call: three server processes on one PostgreSQL database behind
 real HAProxy (deploy/haproxy/vnegov.cfg), clients using the published service config
 (vnegov_client), mixed load -- identity reads, certificate issuance, payments and their platform
-callbacks over HTTPS -- while every replica in turn is stopped with SIGTERM and started again, and
-one is killed with SIGKILL. No call fails; nothing is lost or done twice: every payment created is
-paid once with one receipt, receipt numbers have no gaps, certificate requests are not duplicated,
-and the audit chain verifies."""
+callbacks over HTTPS, citizens' logins at the identity provider -- while every replica in turn is
+stopped with SIGTERM and started again, and one is killed with SIGKILL. No call fails; nothing is
+lost or done twice: every payment created is paid once with one receipt, receipt numbers have no
+gaps, certificate requests are not duplicated, and the audit chain verifies."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import signal
 import ssl
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -29,17 +33,19 @@ from server.audit import verify_chain
 from server.storage.db import Database
 from server.storage.payments import PaymentRow, ReceiptRow, TransitionRow
 from tests.server.ca.conftest import SUBJECT_HCM, csr_for, write_ca_files
+from tests.server.identity.harness import CLASSIC_SECRET, PASSWORD, pkce
 from tests.server.payments.test_server import PARTNER, SECRET, payments_section
-from tests.support.balancer import Balancer, Replica
+from tests.support.balancer import Balancer, Replica, listen_port
 from tests.support.databases import PostgresTemplates
 from tests.support.pki import TestPki, pem
-from tests.support.server import ServerProcess, free_port, server_config_dict
+from tests.support.server import ServerProcess, server_config_dict
 from vnegov.admin.v1 import admin_pb2, admin_pb2_grpc
 from vnegov.payments.v1 import payments_pb2 as pay
 from vnegov.payments.v1 import payments_pb2_grpc as pay_grpc
 from vnegov.signing.v1 import certificate_authority_pb2 as ca
 from vnegov.signing.v1 import certificate_authority_pb2_grpc as ca_grpc
 from vnegov_client import channel_options
+from vnid.oauth2.clients import hash_secret
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,6 +56,23 @@ CALLERS = [
      "scopes": ["identity.read", "audit.read", "signing.issue", "signing.admin"],
      "provinces": ["*"]},
 ]
+
+
+CLASSIC_CLIENT = {"client_id": "classic", "profile": "oidc",
+                  "redirect_uris": ["http://127.0.0.1:9/cb"],
+                  "token_endpoint_auth_method": "client_secret_basic",
+                  "client_secret_sha256": hash_secret(CLASSIC_SECRET), "subject_type": "public"}
+CITIZEN = "079084000321"
+
+
+def _create_citizen(process: ServerProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--config", str(process.config_path), "identity",
+         "account", "create", "--kind", "citizen", "--identifier", CITIZEN,
+         "--name", "Nguyễn Văn An", "--born", "1984-05-17", "--sex", "male",
+         "--province", "79", "--password-stdin"],
+        input=PASSWORD + "\n", capture_output=True, text=True, timeout=120, close_fds=False)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 class Load:
@@ -81,8 +104,8 @@ async def test_rolling_restart_under_mixed_load_fails_no_call(
     replicas: list[Replica] = []
     for i in range(3):
         (tmp_path / f"r{i}").mkdir()
-        replicas.append(Replica(f"unix@{tmp_path / f'r{i}' / 'grpc.sock'}", free_port(),
-                                free_port()))
+        replicas.append(Replica(f"unix@{tmp_path / f'r{i}' / 'grpc.sock'}", listen_port(),
+                                listen_port()))
     balancer = Balancer(pki, tmp_path / "haproxy", replicas)
     public = f"https://localhost:{balancer.http_port}"
     ca_section = write_ca_files(pki, tmp_path / "ca", public)
@@ -90,19 +113,23 @@ async def test_rolling_restart_under_mixed_load_fails_no_call(
     processes: list[ServerProcess] = []
     for i, replica in enumerate(replicas):
         config = server_config_dict(
-            pki, tmp_path / f"r{i}", url, grpc_port=free_port(), http_port=replica.http_port,
+            pki, tmp_path / f"r{i}", url, grpc_port=listen_port(), http_port=replica.http_port,
             grace=10, extra={
                 "server": {"balancer_listen": f"unix:{tmp_path / f'r{i}' / 'grpc.sock'}",
                            "admin_port": replica.admin_port, "public_url": public,
                            "trusted_proxies": ["127.0.0.1"]},
                 "auth": {"callers": CALLERS, "plaintext_caller": "000.00.00.G22"},
-                "ca": ca_section, "payments": pay_section})
+                "ca": ca_section, "payments": pay_section, "identity": {
+                    "issuer": public + "/id", "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+                    "argon2_parallelism": 1, "worker_interval_seconds": 0.2,
+                    "clients": [CLASSIC_CLIENT]}})
         processes.append(ServerProcess(config, tmp_path / f"r{i}"))
     load = Load()
     try:
         # The first replica alone: it creates the CA's first-use rows (replicas starting at once
         # on an empty database race for them until those are created race-free, issue 14 item 1).
         await asyncio.to_thread(processes[0].start, 60)
+        await asyncio.to_thread(_create_citizen, processes[0])
         await asyncio.gather(*(asyncio.to_thread(p.start, 60) for p in processes[1:]))
         balancer.start()
         balancer.wait_up(3)
@@ -115,7 +142,7 @@ async def test_rolling_restart_under_mixed_load_fails_no_call(
             process.kill()
     print(f"rolling restart: {dict(load.ok)} calls and steps OK, {len(load.failed)} failed")
     assert load.failed == [], load.failed[:10]
-    assert min(load.ok[k] for k in ("read", "payment", "certificate")) >= 10, load.ok
+    assert min(load.ok[k] for k in ("read", "payment", "certificate", "login")) >= 10, load.ok
     _check_database(url, load)
     postgres_templates.drop(url)
 
@@ -159,6 +186,40 @@ async def _run(balancer: Balancer, processes: list[ServerProcess], load: Load) -
             await asyncio.sleep(0.2)
         raise AssertionError(f"callback for {created.name} never answered")
 
+    issuer = f"https://localhost:{balancer.http_port}/id"
+
+    async def login() -> None:
+        """A citizen signs in at the provider (authorization code with PKCE): the pages, the
+        password check and the code, through the balancer, on whichever replicas."""
+        verifier, challenge = pkce()
+        state = uuid.uuid4().hex
+        async with httpx.AsyncClient(verify=context, follow_redirects=False,
+                                     timeout=30) as browser:
+            async def follow(response: httpx.Response) -> httpx.Response:
+                while response.status_code in (302, 303) and \
+                        response.headers["location"].startswith(issuer):
+                    response = await browser.get(response.headers["location"])
+                return response
+
+            async def post(path: str, data: dict[str, str], page: str) -> httpx.Response:
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+                assert csrf, page[:300]
+                return await follow(await browser.post(issuer + path,
+                                                       data={"csrf": csrf.group(1), **data}))
+
+            page = await follow(await browser.get(issuer + "/authorize", params={
+                "client_id": "classic", "response_type": "code", "scope": "openid",
+                "redirect_uri": "http://127.0.0.1:9/cb", "state": state,
+                "code_challenge": challenge, "code_challenge_method": "S256"}))
+            page = await post("/login", {"identifier": CITIZEN, "password": PASSWORD},
+                              page.text)
+            if 'id="consent-allow"' in page.text:
+                page = await post("/consent", {"decision": "allow"}, page.text)
+        assert page.status_code in (302, 303), (page.status_code, page.text[:300])
+        params = dict(parse_qsl(urlsplit(page.headers["location"]).query))
+        assert params.get("state") == state and params.get("code"), params
+        del verifier
+
     async def certificate() -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         request = await authority.CreateCertificateRequest(ca.CreateCertificateRequestRequest(
@@ -169,7 +230,7 @@ async def _run(balancer: Balancer, processes: list[ServerProcess], load: Load) -
 
     workers = [asyncio.create_task(load.loop(kind, step)) for kind, step in (
         ("read", read), ("read", read), ("payment", payment), ("payment", payment),
-        ("certificate", certificate))]
+        ("certificate", certificate), ("login", login))]
     try:
         await asyncio.sleep(2)
         for i, process in enumerate(processes):  # every replica in turn, gracefully

@@ -5,6 +5,7 @@ deploy/haproxy/backends.cfg does."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,28 @@ from tests.support.server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy" / "vnegov.cfg"
 PASSTHROUGH_CONFIG = ROOT / "deploy" / "haproxy" / "passthrough.cfg"
+
+
+def listen_port() -> int:
+    """A free port outside the kernel's ephemeral range, for a server that is restarted during a
+    test: a port from that range (``free_port``) may be taken meanwhile by some outgoing
+    connection, and the restarted server could not listen on it again."""
+    try:
+        low, high = (int(x) for x in
+                     Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = [p for p in range(20000, 32000) if not low <= p <= high] or \
+        list(range(1025, low))
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def haproxy_binary() -> str:
@@ -48,7 +71,7 @@ def backends_file(replicas: Sequence[Replica]) -> str:
     http_lines = [f"    server r{i} 127.0.0.1:{r.http_port} check port {r.admin_port}"
                   for i, r in enumerate(replicas, 1)]
     return "\n".join(["backend vnegov_grpc", *grpc_lines, "", "backend vnegov_http",
-                      "    http-reuse safe", *http_lines, ""])
+                      "    http-reuse never", *http_lines, ""])
 
 
 def passthrough_backends_file(replicas: Sequence[Replica]) -> str:
@@ -101,8 +124,9 @@ class Balancer:
 
     def start(self, timeout: float = 10.0) -> None:
         self.log = self.log_path.open("ab")
+        # posix_spawn (fds left open): see ServerProcess.start.
         self.proc = subprocess.Popen(self.command(), env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, close_fds=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -53,19 +53,19 @@ class PgPair:
     def _run(self, program: str, *args: str,
              check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin / program), *args]
-        # user/group switch in the child without running Python there (no preexec_fn: the
-        # test process runs gRPC threads, and Python code between fork and exec may crash).
-        who: dict[str, object] = {}
         if self._user is not None:
-            who = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
-        # Output to a file, not a pipe: the server pg_ctl starts would inherit the pipe and
-        # keep it open, and reading it to the end would wait for that server to exit.
+            command = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--",
+                       *command]
+        # Started with posix_spawn (absolute program, no cwd, no user switch in the child, fds
+        # left open): fork() would run gRPC's fork handlers in the child while the test's gRPC
+        # threads are busy, which can crash it. Output to a file, not a pipe: the server pg_ctl
+        # starts would inherit a pipe and keep it open.
         with (self.root / "commands.log").open("a", encoding="utf-8") as out:
             out.write(" ".join(command) + "\n")
             out.flush()
-            return subprocess.run(command, cwd=self.root, check=check,  # type: ignore[call-overload]
+            return subprocess.run(command, check=check, close_fds=False,
                                   stdin=subprocess.DEVNULL, stdout=out,
-                                  stderr=subprocess.STDOUT, text=True, timeout=120, **who)
+                                  stderr=subprocess.STDOUT, text=True, timeout=120)
 
     def _configure(self, data: Path, port: int, extra: Sequence[str]) -> None:
         with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:

@@ -126,9 +126,13 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")])}
         self.log = self.log_path.open("ab")
+        # posix_spawn where possible (no cwd change, fds left open): fork() would run gRPC's
+        # fork handlers in the child while the test's own gRPC threads are busy (a server
+        # restarted under load), which can crash the child before it starts.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, "--config", str(self.config_path), "serve"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=None if Path.cwd() == ROOT else ROOT, env=env, stdout=self.log,
+            stderr=subprocess.STDOUT, close_fds=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

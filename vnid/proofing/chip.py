@@ -200,36 +200,47 @@ class ChipProofing:
             claims=evidence.personal_data.claims(),
             document_expires=evidence.personal_data.date_of_expiry, face_match=face_text,
             device_id=challenge.device_id, level_raised=raise_level)
-        with self.store.transaction(actor=actor) as tx:
-            current = tx.account(account.account_id)
-            if current is None:
-                raise NotFound("no such account")
-            # "Declare once": the verified profile takes the chip's data (the name as the card
-            # spells it, with its diacritics; the date of birth and sex), which agreed with the
-            # account above.
-            data = evidence.personal_data
-            sex = {"M": Sex.MALE, "F": Sex.FEMALE}.get(evidence.mrz.sex, current.sex)
-            current = dataclasses.replace(
-                current, full_name=data.full_name or current.full_name,
-                date_of_birth=data.date_of_birth or current.date_of_birth, sex=sex)
-            tx.save_account(current)
-            if raise_level and current.level < AssuranceLevel.LOA2:
-                proofing = ProofingRecord(
-                    evidence_type=EvidenceType.CHIP_ID_CARD, method=ProofingMethod.REMOTE_CHIP_NFC,
-                    place="citizen app (chip read over NFC)",
-                    officer=f"device:{challenge.device_id}", proofed_at=now,
-                    evidence_valid_until=evidence.personal_data.date_of_expiry)
-                current = raise_to_level2(current, proofing, now=now)
+        try:
+            with self.store.transaction(actor=actor) as tx:
+                current = tx.account(account.account_id)
+                if current is None:
+                    raise NotFound("no such account")
+                if (current.identifier, current.full_name, current.date_of_birth) != (
+                        account.identifier, account.full_name, account.date_of_birth):
+                    # The account changed while the chip was being checked: check it again against
+                    # what the account says now, inside the transaction that records the evidence.
+                    check_consistency(evidence, personal_id=current.identifier,
+                                      full_name=current.full_name,
+                                      date_of_birth=current.date_of_birth)
+                # "Declare once": the verified profile takes the chip's data (the name as the card
+                # spells it, with its diacritics; the date of birth and sex), which agreed with the
+                # account above.
+                data = evidence.personal_data
+                sex = {"M": Sex.MALE, "F": Sex.FEMALE}.get(evidence.mrz.sex, current.sex)
+                current = dataclasses.replace(
+                    current, full_name=data.full_name or current.full_name,
+                    date_of_birth=data.date_of_birth or current.date_of_birth, sex=sex)
                 tx.save_account(current)
-                tx.add_proofing(current.account_id, proofing)
-            tx.add_chip_evidence(record)
-            tx.record(IdentityEvent(action="chip.proofing", account_id=account.account_id,
-                                    details={"evidence": record.evidence_id,
-                                             "genuineness": record.genuineness,
-                                             "strength": record.strength,
-                                             "ds": record.ds_fingerprint[:16],
-                                             "level_raised": raise_level,
-                                             "face_match_reported_by_app": bool(face_text)}))
+                if raise_level and current.level < AssuranceLevel.LOA2:
+                    proofing = ProofingRecord(
+                        evidence_type=EvidenceType.CHIP_ID_CARD, method=ProofingMethod.REMOTE_CHIP_NFC,
+                        place="citizen app (chip read over NFC)",
+                        officer=f"device:{challenge.device_id}", proofed_at=now,
+                        evidence_valid_until=evidence.personal_data.date_of_expiry)
+                    current = raise_to_level2(current, proofing, now=now)
+                    tx.save_account(current)
+                    tx.add_proofing(current.account_id, proofing)
+                tx.add_chip_evidence(record)
+                tx.record(IdentityEvent(action="chip.proofing", account_id=account.account_id,
+                                        details={"evidence": record.evidence_id,
+                                                 "genuineness": record.genuineness,
+                                                 "strength": record.strength,
+                                                 "ds": record.ds_fingerprint[:16],
+                                                 "level_raised": raise_level,
+                                                 "face_match_reported_by_app": bool(face_text)}))
+        except VnidError as exc:
+            self._audit_failure(challenge, exc.reason, actor)
+            raise
         return current, record
 
     def _audit_failure(self, challenge: ChipChallenge, reason: str, actor: str) -> None:

@@ -62,6 +62,7 @@ async def test_verify_receipt_reads_the_signed_data_and_names_the_failure(
                                                                  100000)
         assert ok.collector_agency_code == HCM and ok.payer_name == "Nguyễn Văn A"
         assert ok.signer_subject and len(ok.document_sha256) == 64
+        assert ok.HasField("validation_time")  # says when the path was judged
         # A comment inside the signed amount: the signature holds, the amount read is the signed
         # one (the text a naive reader would see is "100").
         commented_answer = await stub.VerifyReceipt(pb.VerifyReceiptRequest(xml=commented))

@@ -1028,6 +1028,7 @@ class VerifyReceiptResponse(_message.Message):
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
     SIGNER_SUBJECT_FIELD_NUMBER: _builtins.int
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    VALIDATION_TIME_FIELD_NUMBER: _builtins.int
     valid: _builtins.bool
     reason: _builtins.str
     """When not valid: NOT_A_RECEIPT, SIGNATURE_INVALID, SIGNATURE_WRAPPING, SIGNER_NOT_EXPECTED
@@ -1050,6 +1051,12 @@ class VerifyReceiptResponse(_message.Message):
     """Hex SHA-256 of the XML verified (the QR's "h")."""
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def validation_time(self) -> _timestamp_pb2.Timestamp:
+        """The time the seal's certificate path was judged at (the request's, or now); revocation is
+        not checked (the answer rests on the published roots alone).
+        """
+
     def __init__(
         self,
         *,
@@ -1068,10 +1075,11 @@ class VerifyReceiptResponse(_message.Message):
         payment_id: _builtins.str = ...,
         signer_subject: _builtins.str = ...,
         document_sha256: _builtins.str = ...,
+        validation_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time", "validation_time", b"validation_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_agency_code", b"collector_agency_code", "collector_name", b"collector_name", "collector_tax_code", b"collector_tax_code", "document_sha256", b"document_sha256", "issue_time", b"issue_time", "message", b"message", "number", b"number", "payer_name", b"payer_name", "payment_id", b"payment_id", "reason", b"reason", "series", b"series", "signer_subject", b"signer_subject", "template", b"template", "total", b"total", "valid", b"valid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_agency_code", b"collector_agency_code", "collector_name", b"collector_name", "collector_tax_code", b"collector_tax_code", "document_sha256", b"document_sha256", "issue_time", b"issue_time", "message", b"message", "number", b"number", "payer_name", b"payer_name", "payment_id", b"payment_id", "reason", b"reason", "series", b"series", "signer_subject", b"signer_subject", "template", b"template", "total", b"total", "valid", b"valid", "validation_time", b"validation_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
