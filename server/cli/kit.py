@@ -35,6 +35,8 @@ __all__ = [
     "CliError",
     "Handler",
     "Progress",
+    "State",
+    "VnegovCommand",
     "classify",
     "emit",
     "handler",
