@@ -119,11 +119,21 @@ def cmd_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Issue everything the outbox holds, in batches of 100, with a progress bar."""
     module, db = _stores(args, environ)
     now = dt.datetime.now(dt.UTC)
-    issued = module.receipts.issue_batch(module.receipts.pending_issues(now=now), now=now)
+    issued: list[str] = []
+    try:
+        with progress("issuing") as bar:
+            while batch := module.receipts.pending_issues(now=now):
+                done = module.receipts.issue_batch(batch, now=now)
+                if not done:  # taken by a running server's worker, or failing: leave them
+                    break
+                issued += done
+                bar.update(advance=len(done))
+    finally:
+        db.dispose()
     emit(args, {"issued": len(issued)}, f"issued {len(issued)} receipts")
-    db.dispose()
     return 0
 
 
@@ -291,7 +301,7 @@ def cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 @json_option
 @handler
 def issue_pending(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Issue the receipts still queued in the outbox."""
+    """Issue the receipts still queued in the outbox (all of them, in batches, progress bar)."""
     return cmd_issue_pending(args, environ)
 
 

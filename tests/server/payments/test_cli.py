@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,26 @@ def test_refusals_end_with_a_message_not_a_trace(
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"<Document>")
     assert main(["--config", str(config), "reconcile", str(broken)], {}) == 2  # malformed input
+
+
+def test_issue_pending_issues_what_the_outbox_holds(
+        sqlite_world: World, sqlite_db: Database, tmp_path: Path, pki: TestPki,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    paid = [sqlite_world.paid_payment(request_id=f"cli-pending-{n}") for n in range(3)]
+    config = tmp_path / "vnegov.toml"
+    config.write_text(tomli_w.dumps({
+        "data_dir": str(tmp_path),
+        "storage": {"url": sqlite_db.url.render_as_string(hide_password=False)},
+        "payments": payments_section(pki, tmp_path),
+    }))
+    base = ["--config", str(config), "receipts"]
+    capsys.readouterr()
+    assert main([*base, "issue-pending", "--json"], {}) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["issued"] >= len(paid)
+    assert out.err.startswith("issuing: ")  # the progress bar's line off a terminal
+    for pid in paid:
+        assert main([*base, "list", "--payment", pid, "--json"], {}) == 0
+        assert json.loads(capsys.readouterr().out), pid
+    assert main([*base, "issue-pending", "--json"], {}) == 0  # nothing left
+    assert json.loads(capsys.readouterr().out)["issued"] == 0
