@@ -55,7 +55,10 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     base = tmp_path_factory.mktemp("demo")
     grpc_port, http_port = free_port(), free_port()
-    env = {**os.environ, "VNEGOV_DATA_DIR": str(base / "data"),
+    # As a newcomer's shell: no SoftHSM configuration of another test's tokens (the session's
+    # SoftHSM fixture sets SOFTHSM2_CONF in this process), so init's own token is the one used.
+    inherited = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    env = {**inherited, "VNEGOV_DATA_DIR": str(base / "data"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
            "VNEGOV__SERVER__HTTP_PORT": str(http_port)}
     done = subprocess.run([VNEGOV, "init", "--grpc-port", str(grpc_port)], capture_output=True,
