@@ -55,8 +55,8 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     base = tmp_path_factory.mktemp("demo")
     grpc_port, http_port = free_port(), free_port()
-    # Not the SOFTHSM2_CONF of the test session's own token (tests/support/softhsm.py): a set
-    # one wins over the data directory's, and the demo's token is in the data directory.
+    # As a newcomer's shell: no SoftHSM configuration of another test's tokens (the session's
+    # SoftHSM fixture sets SOFTHSM2_CONF in this process), so init's own token is the one used.
     inherited = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     env = {**inherited, "VNEGOV_DATA_DIR": str(base / "data"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),

@@ -10,6 +10,14 @@ import inspect
 import pytest
 
 PUBLIC_API = {
+    "vnid.icao9303": [
+        "ChipError", "ChipEvidence", "CscaTrustList", "Dg13", "Genuineness", "InvalidMrz",
+        "SodVerification", "Td1", "check_consistency", "check_digit", "parse_dg1", "parse_dg13",
+        "parse_dg15", "parse_td1", "verify_active_authentication", "verify_chip", "verify_sod",
+    ],
+    "vnid.proofing": [
+        "ChipPolicy", "ChipProofing", "Reverification", "STATEMENT_TYPE",
+    ],
     "vnid": [
         "Account", "AccountKind", "AccountStatus", "AcrNames", "AgencyCodeForm", "Amr",
         "AssuranceLevel", "FORMER_PROVINCES", "PROVINCES", "PersonalId", "PersonalIdRules",
@@ -45,11 +53,11 @@ PUBLIC_API = {
         "renewal_validity", "require_managing_body", "working_days_between",
     ],
     "signing.sign": [
-        "CadesLevel", "DocMdp", "KeySigner", "PadesLevel", "PadesOptions", "RemoteSigner",
-        "RemoteSigningService", "SecondFactor", "SignedPdf", "Signer", "SigningCredential",
-        "TimeStampTransport", "TokenSigner", "TotpAuthoriser", "TrustSettings",
-        "VerifiedXmlSignature", "VisibleSignature", "XmlDsigSigner", "parse_signing_time",
-        "sign_detached", "sign_digest", "sign_pdf", "verify_xml",
+        "CadesLevel", "DocMdp", "ExpectedSigner", "KeySigner", "PadesLevel", "PadesOptions",
+        "RemoteSigner", "RemoteSigningService", "SecondFactor", "SignedElement", "SignedPdf",
+        "Signer", "SigningCredential", "TimeStampTransport", "TokenSigner", "TotpAuthoriser",
+        "TrustSettings", "VerifiedXmlSignature", "VisibleSignature", "XmlDsigSigner",
+        "parse_signing_time", "sign_detached", "sign_digest", "sign_pdf", "verify_xml",
     ],
     "signing.validate": [
         "Indication", "SignatureResult", "SignerIdentity", "TimeSource", "TrustSettings",
@@ -60,8 +68,9 @@ PUBLIC_API = {
         "TimeStampAuthority", "TsaSettings",
     ],
     "signing.stamp": [
-        "MM", "EmbeddedFont", "PersonLayout", "agency_seal", "electronic_copy",
-        "electronic_copy_box", "page_box", "person_layout", "person_signature", "seal_box",
+        "AUTHORITY_PREFIXES", "EmbeddedFont", "MM", "PersonLayout", "agency_seal",
+        "authority_title", "electronic_copy", "electronic_copy_box", "page_box", "person_layout",
+        "person_signature", "seal_box", "title_lines",
     ],
     "signing.pkcs11": [
         "Token", "TokenConfig", "TokenEcKey", "TokenError", "TokenKeySource", "TokenRsaKey",
@@ -98,12 +107,13 @@ PUBLIC_API = {
         "request_hash",
     ],
     "payments.receipts": [
-        "MAX_NUMBER", "Acknowledgement", "Organisation", "ReceiptData", "ReceiptKind",
-        "ReceiptLine", "RelatedReceipt", "TaxAuthoritySimulator", "TaxAuthorityTransport",
-        "UsageLine", "UsageReport", "XmlSigner", "build_cancellation_xml", "build_envelope",
-        "build_receipt_xml", "check_gapless", "document_digest", "format_number", "group_lines",
-        "new_message_id", "next_number", "parse_acknowledgement", "parse_receipt_xml",
-        "series_for", "sign_document", "usage_report", "validate_template",
+        "Acknowledgement", "MAX_NUMBER", "Organisation", "QR_FORMAT", "QrClaims", "QrSeal",
+        "ReceiptData", "ReceiptKind", "ReceiptLine", "RelatedReceipt", "TaxAuthoritySimulator",
+        "TaxAuthorityTransport", "UsageLine", "UsageReport", "VerifiedQr", "XmlSigner",
+        "build_cancellation_xml", "build_envelope", "build_receipt_xml", "check_gapless",
+        "claims_for", "document_digest", "format_number", "group_lines", "new_message_id",
+        "next_number", "parse_acknowledgement", "parse_receipt_xml", "qr_text", "series_for",
+        "sign_document", "token_from_text", "usage_report", "validate_template", "verify_qr",
     ],
     "payments.reconcile": [
         "CAMT053_NAMESPACE", "BankCsvProfile", "ChannelComparison", "ChannelRecord",

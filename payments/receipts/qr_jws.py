@@ -213,6 +213,8 @@ def token_from_text(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedQr:
+    """A receipt QR that verified: its signed fields, the algorithm, the seal and its chain."""
+
     claims: QrClaims
     algorithm: str
     seal: x509.Certificate  # the collecting body's seal certificate

@@ -1,7 +1,6 @@
 """Verification of PDF, CMS and XML signatures with ETSI EN 319 102-1 indications and reports
 (JSON, text, and the ETSI TS 119 102-2 XML report where pyHanko produces it)."""
 
-from signing.sign.expected import ExpectedSigner
 from signing.sign.revocation import TrustSettings
 from signing.validate.cms import validate_cms
 from signing.validate.pdf import validate_pdf
@@ -15,7 +14,6 @@ from signing.validate.report import (
 from signing.validate.xml import validate_xml
 
 __all__ = [
-    "ExpectedSigner",
     "Indication",
     "SignatureResult",
     "SignerIdentity",

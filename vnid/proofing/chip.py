@@ -54,6 +54,8 @@ _GROUPS = {1, 2, 11, 12, 13, 14, 15}
 
 
 class ChipPolicy(StrEnum):
+    """When chip evidence raises an account to level 2 (see the module's notes)."""
+
     CHIP_AND_DEVICE = "chip_and_device"
     CHIP_AND_IN_PERSON = "chip_and_in_person"
 
