@@ -91,9 +91,26 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
                 # proofs of existence, revocation judged against the time it must cover.
                 long_term = await validate_long_term(sig, later_ts, lt_spec, at, known)
                 result = _long_term_result(sig, long_term, timestamped, len(later_ts))
+                basic = long_term.basic
+                if (result.indication is Indication.INDETERMINATE
+                        and result.sub_indication in _NO_REVOCATION_DATA and timestamped
+                        and not later_ts and trust.allow_fetching
+                        and not _has_own_validation_data(reader, sig)):
+                    # A B-T signature in a document whose DSS holds only other signers'
+                    # validation data (made after a B-LT one): the long-term process finds
+                    # nothing for this signer; it is a B-T signature, validated with time
+                    # (§5.5), fetching what it needs where fetching is allowed.
+                    with_time = await ades_with_time_validation(
+                        sig.signed_data, _with_dss(spec.signature_validation_spec, reader),
+                        timing_info=timing(at), raw_digest=sig.compute_digest(),
+                        extra_status_kwargs=sig.summarise_integrity_info(),
+                        status_cls=PdfSignatureStatus)
+                    fetched = _result(sig, with_time, has_dss, bool(later_ts))
+                    if fetched.indication is not Indication.INDETERMINATE:
+                        result, basic = fetched, with_time
                 results.append(dataclasses.replace(result, changes=changes_after(sig)))
-                if etsi_report and long_term.basic is not None:
-                    report = _etsi(sig, long_term.basic)
+                if etsi_report and basic is not None:
+                    report = _etsi(sig, basic)
                     if report is not None:
                         reports.append(report)
                 continue
@@ -125,6 +142,23 @@ async def _validate(source: IO[bytes], trust: TrustSettings, at: dt.datetime,
                 reports.append(report)
     results.extend(malformed)
     return ValidationReport("pdf", digest, at, tuple(results), tuple(reports))
+
+
+# What the long-term process answers when the DSS holds no revocation data for the signer.
+_NO_REVOCATION_DATA = frozenset({AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE.name,
+                                 AdESIndeterminate.TRY_LATER.name})
+
+
+def _has_own_validation_data(reader: PdfFileReader, sig: EmbeddedPdfSignature) -> bool:
+    """Whether the DSS has a VRI entry for this signature (validation data added for it)."""
+    try:
+        vri = reader.root["/DSS"].get("/VRI")
+        if vri is None:
+            return False
+        key = "/" + hashlib.sha1(sig.pkcs7_content).hexdigest().upper()  # noqa: S324 - PDF's key
+        return key in vri
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def _collect(reader: PdfFileReader) -> tuple[list[EmbeddedPdfSignature], list[SignatureResult]]:
