@@ -26,6 +26,7 @@ from asn1crypto import algos, keys
 from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.utils import Buffer
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
@@ -288,25 +289,28 @@ class TokenRsaKey(rsa.RSAPrivateKey):
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
 
-    def sign(self, data: Buffer, padding_: padding.AsymmetricPadding,
+    def sign(self, data: Buffer, padding: padding.AsymmetricPadding,
              algorithm: hashes.HashAlgorithm | utils.Prehashed | utils.NoDigestInfo) -> bytes:
+        # The parameters are named as in cryptography's RSAPrivateKey (callers such as signxml
+        # pass them by keyword).
+        padding_ = padding
         data = bytes(data)
         if isinstance(algorithm, utils.NoDigestInfo):
             # The caller built the DigestInfo (or wants a raw PKCS#1 v1.5 block) itself.
-            if not isinstance(padding_, padding.PKCS1v15):
+            if not isinstance(padding_, asym_padding.PKCS1v15):
                 raise InvalidInput("NoDigestInfo needs PKCS#1 v1.5 padding", reason="UNSUPPORTED")
             return self.token._sign(self.label, data, Mechanism.RSA_PKCS)
         name = algorithm._algorithm.name if isinstance(algorithm, utils.Prehashed) \
             else algorithm.name
         prehashed = isinstance(algorithm, utils.Prehashed)
-        if isinstance(padding_, padding.PKCS1v15):
+        if isinstance(padding_, asym_padding.PKCS1v15):
             mech = _RSA_HASH_MECHS.get(name)
             if mech is not None and mech in self.token.mechanisms and not prehashed:
                 return self.token._sign(self.label, data, Mechanism[mech])
             digest, _ = _digest(data, algorithm)
             info = algos.DigestInfo({"digest_algorithm": {"algorithm": name}, "digest": digest})
             return self.token._sign(self.label, info.dump(), Mechanism.RSA_PKCS)
-        if isinstance(padding_, padding.PSS):
+        if isinstance(padding_, asym_padding.PSS):
             salt = padding_._salt_length
             if not isinstance(salt, int):  # DIGEST_LENGTH, AUTO, MAX_LENGTH: use the digest length
                 salt = _DIGEST_SIZES[name]

@@ -46,6 +46,7 @@ The key may be any cryptography private key, including a PKCS#11 token key
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import hashlib
 import re
@@ -160,12 +161,25 @@ class _EnvelopedSigner(XMLSigner):
     as the XMLDSig schema orders a signature's children.
     """
 
-    def __init__(self, method: SignatureMethod, signature_id: str, properties_uri: str) -> None:
+    def __init__(self, method: SignatureMethod, signature_id: str, properties_uri: str,
+                 document: etree._Element) -> None:
         super().__init__(method=SignatureConstructionMethod.enveloped, signature_algorithm=method,
                          digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=_C14N)
         self._signature_id = signature_id
         self._properties_uri = properties_uri
+        self._document = document
         self.signature_annotators.append(self._finish)
+
+    def get_root(self, data: etree._Element) -> etree._Element:
+        # signxml copies the document it is given (serialised and parsed again) before putting
+        # the signature into the copy, and copies it once more for a default reference list
+        # that a signer with references never uses. The document here is the signer's own
+        # parse, signed in place; what a reference covers is still isolated (copied) as
+        # signxml does, so the digests and the signature are the same as before.
+        if data is self._document:
+            return data
+        copied: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
+        return copied
 
     def _build_transforms_for_reference(self, *, transforms_node: etree._Element,
                                         reference: SignatureReference,
@@ -186,7 +200,10 @@ class _EnvelopedSigner(XMLSigner):
         refs: list[SignatureReference] = []
         for reference in references:
             if reference.URI == "":  # the whole document (signxml would look for an Id "")
-                inputs.append(self.get_root(doc_root))  # type: ignore[no-untyped-call]
+                # A copy (the placeholder is removed from it, not from the document): of the
+                # root element, which inherits no namespace declarations, lxml's deep copy is
+                # exact and costs a fraction of signxml's serialise-and-parse.
+                inputs.append(copy.deepcopy(doc_root))
                 refs.append(reference)
             else:
                 more, more_refs = super()._get_c14n_inputs_from_references(doc_root, [reference])
@@ -240,6 +257,7 @@ class XmlDsigSigner:
         self._key = key
         self._chain = tuple(certificate_chain)
         self._method = _algorithm(key)
+        self._key_info = _key_info(self._chain)  # built once, a copy goes into each signature
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -256,18 +274,33 @@ class XmlDsigSigner:
         the root element. The document is otherwise left byte-for-byte as parsed: callers that
         strip whitespace between tags (as the tax authority requires) do so before signing.
         """
+        signed = self.sign_tree(_parse(document), signing_time=signing_time,
+                                reference_id=reference_id, signature_id=signature_id,
+                                signature_parent=signature_parent)
+        out: bytes = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        return out
+
+    def sign_tree(self, root: etree._Element, *, signing_time: dt.datetime,
+                  reference_id: str | None = None, signature_id: str = "signature",
+                  signature_parent: str = "") -> etree._Element:
+        """:meth:`sign_xml` on a document already parsed (entities unresolved, no network, as
+        :meth:`sign_xml` parses), for callers that look into the document before signing it
+        without parsing it twice: the signature is added to ``root`` in place, and ``root``
+        returned."""
         for value, what in ((signature_id, "signature_id"), (reference_id, "reference_id")):
             if value is not None and not _ID.fullmatch(value):
                 raise InvalidInput(f"{what} must be an XML name of at most 64 characters",
                                    reason="INVALID_ID")
         when = format_signing_time(signing_time)
-        root = _parse(document)
+        if root.getroottree().docinfo.doctype:
+            raise DocumentInvalid("documents with a DTD (DOCTYPE) are not accepted")
         properties_id = f"{signature_id}-SigningTime"
+        ids = [str(v) for v in root.xpath("//@Id")]  # one pass over the document
         for taken in (signature_id, properties_id):
-            if root.xpath("//*[@Id=$v]", v=taken):
+            if taken in ids:
                 raise InvalidInput(f"the document already has an element with Id {taken!r}",
                                    reason="ID_TAKEN")
-        if reference_id is not None and len(root.xpath("//*[@Id=$v]", v=reference_id)) != 1:
+        if reference_id is not None and ids.count(reference_id) != 1:
             raise InvalidInput(f"the document has no single element with Id {reference_id!r}",
                                reason="REFERENCE_NOT_FOUND")
 
@@ -281,16 +314,16 @@ class XmlDsigSigner:
         etree.SubElement(prop, _ds("SigningTime")).text = when
 
         properties_uri = f"#{properties_id}"
-        signer = _EnvelopedSigner(self._method, signature_id, properties_uri)
+        signer = _EnvelopedSigner(self._method, signature_id, properties_uri, root)
         references = [SignatureReference(URI=f"#{reference_id}" if reference_id else ""),
                       SignatureReference(URI=properties_uri)]
         try:
-            signed = signer.sign(root, key=self._key, reference_uri=references,
-                                 key_info=_key_info(self._chain), id_attribute="Id")
+            signed: etree._Element = signer.sign(
+                root, key=self._key, reference_uri=references,
+                key_info=copy.deepcopy(self._key_info), id_attribute="Id")
         except SignxmlInvalidInput as exc:
             raise DocumentInvalid(f"the document cannot be signed: {exc}") from exc
-        out: bytes = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-        return out
+        return signed
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,3 +243,33 @@ def test_numbering_starts_at_1_on_1_january_vietnam_time(world: World) -> None:
     assert {k: sorted(v) for k, v in world.receipts.numbers().items()} == {
         ("EBL01", "25T", 2025): [1, 2],
         ("EBL01", "26T", 2026): [1, 2]}
+
+
+def test_a_batch_signed_on_two_threads(world: World, pki: TestPki) -> None:
+    """With ``signing_threads``, the batch is numbered in order first and only the signing runs
+    side by side: every receipt's XML verifies, its QR is its own, the numbers have no gap."""
+    from payments.receipts import verify_qr
+    from payments.receipts.verification import verify_receipt
+    from server.payments.receipts_store import ReceiptsStore
+    from tests.payments.support import ORGANISATIONS, signers
+
+    with pytest.raises(ValueError):
+        ReceiptsStore(world.db, organisations=ORGANISATIONS, signer_for=signers(pki).signer_for,
+                      signing_threads=0)
+    store = ReceiptsStore(world.db, organisations=ORGANISATIONS,
+                          signer_for=signers(pki).signer_for, seal_for=world.seals.get,
+                          signing_threads=2)
+    paid = [world.paid_payment(request_id=f"threads-{i}") for i in range(5)]
+    issued = store.issue_batch(paid, now=T0)
+    assert len(issued) == 10 and store.issue_batch(paid, now=T0) == []
+    receipts = [store.get(i) for i in issued]
+    numbers = [r.data.number for r in receipts]
+    assert numbers == list(range(1, 11))
+    bundle = [pki.issuing.cert, *(s.certificate for s in world.seals.values())]
+    for r in receipts:
+        verified = verify_receipt(r.xml, trust=[pki.root.cert], at=pki.now)
+        assert (verified.receipt.number, verified.total) == (r.data.number, r.data.total)
+        assert verified.signer_agency_code == r.data.collector.agency_code
+        claims = verify_qr(r.qr_token, roots=[pki.root.cert], certificates=bundle,
+                           at=pki.now).claims
+        assert (claims.number, claims.xml_sha256_hex) == (r.data.number, document_digest(r.xml))

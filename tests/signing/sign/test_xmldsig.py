@@ -133,10 +133,13 @@ def test_untrusted_root_and_foreign_certificate_are_refused(pki: TestPki) -> Non
         verify_xml(swapped, trust_roots=[pki.root.cert], at=pki.now)
 
 
-def test_signer_from_a_softhsm_token(pki: TestPki, softhsm: SoftHsm, tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.EC_P256, KeyAlgorithm.RSA_2048])
+def test_signer_from_a_softhsm_token(pki: TestPki, softhsm: SoftHsm, tmp_path: Path,
+                                     algorithm: KeyAlgorithm) -> None:
+    """Token keys sign through cryptography's key interface (ECDSA and RSA PKCS#1 v1.5)."""
     token = Token(TokenConfig(softhsm.module, softhsm.token_label, USER_PIN))
-    key = token.generate_key(softhsm.unique_label("xml"), KeyAlgorithm.EC_P256)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    key = token.generate_key(softhsm.unique_label("xml"), algorithm)
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     from signing.ca import CertificateSpec, KeyUsages, issue_certificate
     cert = issue_certificate(CertificateSpec(
         subject=signer_cert(pki).cert.subject, not_before=pki.now - dt.timedelta(hours=1),
