@@ -231,6 +231,7 @@ class Target:
     flows: int = 0
     seconds: float = 0.0
     cpu: float = 0.0
+    client_cpu: float = 0.0
 
 
 async def run_round(target: Target, seconds: float, concurrency: int) -> None:
@@ -249,10 +250,12 @@ async def run_round(target: Target, seconds: float, concurrency: int) -> None:
                 await flow(conn, target.client, d, target.scope)
                 done += 1
         cpu = cpu_seconds(target.proc.pid)
+        mine = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker(c, d) for c, d in zip(conns, dpops, strict=True)))
         target.seconds += time.perf_counter() - started
         target.cpu += cpu_seconds(target.proc.pid) - cpu
+        target.client_cpu += time.process_time() - mine
         target.flows += done
     finally:
         for conn in conns:
@@ -448,7 +451,8 @@ def main() -> None:
     cpu = {t.name: t.cpu / t.flows * 1000 for t in targets}
     for t in targets:
         print(f"{t.name:>14}: {rate[t.name]:8.1f} flows/s   {cpu[t.name]:6.2f} ms server CPU per "
-              f"flow   ({t.flows} flows in {t.seconds:.1f} s, concurrency {args.concurrency})")
+              f"flow   {t.client_cpu / t.flows * 1000:5.2f} ms client CPU per flow   "
+              f"({t.flows} flows in {t.seconds:.1f} s, concurrency {args.concurrency})")
     cpu_ratio = cpu["oidc-provider"] / cpu["ours"]
     favour = f"{cpu_ratio:.2f}x in our favour" if cpu_ratio >= 1 else \
         f"{1 / cpu_ratio:.2f}x in oidc-provider's favour"

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -77,6 +78,33 @@ __all__ = ["SqlStore", "SqlTransaction", "TotpSealer", "WouldBlock"]
 
 R = TypeVar("R")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# How long a non-blocking attempt may wait for a write lock held by a transaction that is
+# already running (another thread here, or another worker process on the same SQLite file)
+# before it gives up and runs again on a thread. Write transactions of the store take a fraction
+# of a millisecond, so waiting for one is far cheaper than repeating the step's signature checks
+# on a thread (with two worker processes, giving up at once sent half of all steps to a thread
+# and doubled the CPU per login); a longer holder (a stalled process, a big batch of another
+# module) still sends the step to a thread instead of holding up the event loop.
+ATTEMPT_WAIT = 0.005
+
+
+def _begin_immediate(raw: sqlite3.Connection, wait: float | None) -> None:
+    """``BEGIN IMMEDIATE``. With ``wait`` (seconds; the connection's busy timeout set to 0), the
+    lock is tried again at short intervals (SQLite's own busy handler first sleeps a whole
+    millisecond) until ``wait`` has passed, then :class:`WouldBlock`."""
+    deadline = time.monotonic() + wait if wait is not None else 0.0
+    pause = 0.0001
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if wait is None or exc.sqlite_errorcode not in _BUSY:
+                raise
+            if time.monotonic() + pause > deadline:
+                raise WouldBlock() from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.001)
 
 A = cast(Table, ArtifactRow.__table__)
 T = cast(Table, TokenRow.__table__)
@@ -704,8 +732,10 @@ class SqlStore:
     """Implements :class:`vnid.oidc.ports.ProviderStore`."""
 
     def __init__(self, db: Database, sealer: TotpSealer,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), *,
+                 attempt_wait: float = ATTEMPT_WAIT) -> None:
         self.db = db
+        self.attempt_wait = attempt_wait  # see ATTEMPT_WAIT
         self._sealer = sealer
         self._clock = clock
         # Core connections, not ORM sessions: nothing here uses the identity map, and a
@@ -748,11 +778,13 @@ class SqlStore:
                 connection.rollback()
 
     def attempt(self, fn: Callable[..., R], *args: Any) -> R:
-        """``fn(*args)`` on this thread, without ever waiting for the write lock (SQLite only).
+        """``fn(*args)`` on this thread, waiting for the write lock only briefly (SQLite only).
 
         Until one of them commits, the attempt's write transactions take the store's lock and
-        SQLite's write lock only if both are free (``BEGIN IMMEDIATE`` with no busy timeout). If
-        either is held, :class:`WouldBlock` is raised before anything was written (a transaction
+        SQLite's write lock only if each comes free within :attr:`attempt_wait` (the lock held by
+        a running transaction of another thread or worker process; ``BEGIN IMMEDIATE`` retried at
+        short intervals instead of SQLite's busy handler). If either stays held,
+        :class:`WouldBlock` is raised before anything was written (a transaction
         that failed was rolled back, and the one that would record its failures and spend its
         one-time values gives up too), and so does every later transaction of the abandoned
         attempt, so that the caller can run all of ``fn`` again where waiting harms nobody. After
@@ -775,7 +807,7 @@ class SqlStore:
     def _acquire(self, nonblocking: bool) -> bool:
         if isinstance(self._lock, contextlib.nullcontext):
             return False
-        if self._lock.acquire(blocking=not nonblocking):
+        if self._lock.acquire(timeout=self.attempt_wait if nonblocking else -1):
             return True
         raise WouldBlock()
 
@@ -802,7 +834,8 @@ class SqlStore:
     @contextmanager
     def _begin(self, nonblocking: bool) -> Iterator[Connection]:
         """A write transaction: BEGIN IMMEDIATE, committed at the end, rolled back on error.
-        ``nonblocking`` (SQLite): :class:`WouldBlock` instead of waiting for the write lock."""
+        ``nonblocking`` (SQLite): :class:`WouldBlock` instead of waiting longer than
+        :attr:`attempt_wait` for the write lock."""
         if not self.db.is_sqlite:
             with self._writer.begin() as connection:
                 yield connection
@@ -817,11 +850,7 @@ class SqlStore:
                 self._busy_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
             raw.execute("PRAGMA busy_timeout=0")
         try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if nonblocking and exc.sqlite_errorcode in _BUSY:
-                raise WouldBlock() from None
-            raise
+            _begin_immediate(raw, self.attempt_wait if nonblocking else None)
         finally:
             if nonblocking:
                 raw.execute(f"PRAGMA busy_timeout={self._busy_ms}")

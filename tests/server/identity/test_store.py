@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,6 +220,43 @@ def test_an_attempt_that_would_wait_gives_up_before_writing(sqlite_db: Database)
     assert ran == []
     assert store.attempt(work) == "done"
     assert ran == ["first"]
+
+
+def test_an_attempt_waits_for_a_transaction_that_ends_soon(sqlite_db: Database) -> None:
+    # Another worker process (here: another connection to the file) or another thread holds the
+    # write lock for a moment: the attempt waits for it on its own thread instead of giving up
+    # and running the whole step again elsewhere. Waiting stays bounded (attempt_wait).
+    store = SqlStore(sqlite_db, TotpSealer(os.urandom(32)), clock=lambda: NOW, attempt_wait=5.0)
+    jti = iter(f"k\x00jti-{i}" for i in range(10))
+
+    def work() -> bool:
+        with store.transaction() as tx:
+            return tx.first_use("dpop", next(jti), NOW + dt.timedelta(minutes=2))
+
+    other = _hold_write_lock(sqlite_db)
+    released = threading.Timer(0.2, other.rollback)
+    released.start()
+    began = time.monotonic()
+    assert store.attempt(work)  # no WouldBlock: it waited for the other transaction
+    assert time.monotonic() - began >= 0.15
+    released.join()
+
+    assert store._lock.acquire()  # type: ignore[attr-defined,union-attr]
+    threading.Timer(0.2, store._lock.release).start()  # type: ignore[attr-defined,union-attr]
+    assert store.attempt(work)
+
+    # A holder that keeps the lock past attempt_wait still sends the step elsewhere, unwritten.
+    store.attempt_wait = 0.05
+    other = _hold_write_lock(sqlite_db)
+    began = time.monotonic()
+    with pytest.raises(WouldBlock):
+        store.attempt(work)
+    assert time.monotonic() - began < 4.0
+    other.rollback()
+    with store.transaction() as tx:  # the first two were spent, the abandoned one was not
+        assert not tx.first_use("dpop", "k\x00jti-0", NOW)
+        assert not tx.first_use("dpop", "k\x00jti-1", NOW)
+        assert tx.first_use("dpop", "k\x00jti-2", NOW + dt.timedelta(minutes=2))
 
 
 def test_an_attempt_whose_failure_record_would_wait_gives_up_too(
