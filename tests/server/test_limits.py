@@ -104,6 +104,37 @@ async def test_a_normal_request_still_works(srv: RunningServer) -> None:
     assert status_of(answer) == 200
 
 
+async def test_a_small_response_leaves_in_one_send(srv: RunningServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn writes a response's head and body separately; the server joins what is written in
+    # one turn of the event loop, so a small answer is one send and one TCP segment, not two.
+    import asyncio.selector_events as selector_events
+
+    sent: list[bytes] = []
+    real = selector_events._SelectorSocketTransport.write
+
+    def recording(self: Any, data: Any) -> None:
+        sent.append(bytes(data))
+        real(self, data)
+
+    monkeypatch.setattr(selector_events._SelectorSocketTransport, "write", recording)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.app.http_port)
+    try:
+        for _ in range(2):  # and again on the kept-alive connection
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert length > 0 and status_of(head) == 200
+            await asyncio.wait_for(reader.readexactly(length), 30)
+    finally:
+        writer.close()
+    answers = [data for data in sent if data != request]
+    assert len(answers) == 2, [a[:40] for a in answers]
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+    assert all(len(a) > a.index(b"\r\n\r\n") + 4 for a in answers)  # head and body together
+
+
 # ------------------------------------------------------------------ bodies
 async def test_a_declared_oversized_body_is_refused_413_without_reading_it(
         srv: RunningServer) -> None:
@@ -345,3 +376,67 @@ async def test_an_out_of_range_receipt_number_is_400_not_500(srv: RunningServer)
                             b"&n=0000001&h=" + b"0" * 64
                             + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(answer) == 404  # well formed, no such receipt
+
+
+async def test_joined_writes_keep_their_order_and_reach_the_socket_before_it_closes() -> None:
+    """The transport wrapper's joining, alone: writes of one turn leave once and in order, a
+    1 MiB body included; close() sends what is pending before shutting the sending side;
+    abort() drops it."""
+    from server.http.protocol import _LingeringTransport
+
+    class Recording:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, bytes]] = []
+            self.closing = False
+
+        def write(self, data: bytes) -> None:
+            self.calls.append(("write", bytes(data)))
+
+        def is_closing(self) -> bool:
+            return self.closing
+
+        def can_write_eof(self) -> bool:
+            return True
+
+        def write_eof(self) -> None:
+            self.calls.append(("eof", b""))
+
+        def resume_reading(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closing = True
+
+        def abort(self) -> None:
+            self.calls.append(("abort", b""))
+            self.closing = True
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    class Protocol:
+        loop = asyncio.get_running_loop()
+        _refused = False
+
+    body = bytes(range(256)) * 4096  # 1 MiB
+    real = Recording()
+    transport = _LingeringTransport(real, Protocol())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(bytearray(body))
+    assert real.calls == [] and transport.get_write_buffer_size() == len(body) + 19
+    await asyncio.sleep(0)
+    assert real.calls == [("write", b"HTTP/1.1 200 OK\r\n\r\n" + body)]
+
+    real.calls.clear()
+    transport.write(b"last")
+    transport.close()  # before the loop's turn ends: the pending bytes go first
+    assert real.calls == [("write", b"last"), ("eof", b"")]
+    await asyncio.sleep(0)
+    assert real.calls == [("write", b"last"), ("eof", b"")]  # nothing sent twice
+
+    real = Recording()
+    transport = _LingeringTransport(real, Protocol())  # type: ignore[arg-type]
+    transport.write(b"never")
+    transport.abort()
+    await asyncio.sleep(0)
+    assert real.calls == [("abort", b"")]
