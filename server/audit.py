@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -112,6 +113,14 @@ def append_events(session: Session | Connection, events: Sequence[AuditEvent]) -
     # Core statements on the tables (not ORM entities): this runs for every audited call.
     connection = session.connection() if isinstance(session, Session) else session
     seq, prev = connection.execute(_SELECT_HEAD).one()
+    rows = _chained(events, seq, prev)
+    connection.execute(_INSERT_EVENT, rows)
+    connection.execute(_UPDATE_HEAD, {"new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
+    return [r["seq"] for r in rows]
+
+
+def _chained(events: Sequence[AuditEvent], seq: int, prev: str) -> list[dict[str, Any]]:
+    """The rows of ``events`` after the chain's head ``(seq, prev)``."""
     rows: list[dict[str, Any]] = []
     for event in events:
         seq += 1
@@ -127,9 +136,83 @@ def append_events(session: Session | Connection, events: Sequence[AuditEvent]) -
             "reason": event.reason, "details": details, "prev_hash": prev, "hash": digest,
         })
         prev = digest
-    connection.execute(_INSERT_EVENT, rows)
-    connection.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": prev})
+    return rows
+
+
+_COLUMNS = ("seq", "at", "request_id", "caller", "kind", "action", "outcome", "reason",
+            "details", "prev_hash", "hash")
+# The whole batch in one statement with one parameter, whatever its size (so that the statement
+# is prepared once): the rows as a JSON array that PostgreSQL turns back into rows.
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
+    "FROM json_populate_recordset(NULL::audit_events, %s::json)")
+_PG_HEAD: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def _pg_head(kind: str, dialect: Any) -> tuple[str, dict[str, Any]]:
+    """The SQL text and fixed parameters of the head's lock (``"lock"``) or update, compiled
+    once from the statements :func:`append_events` runs."""
+    found = _PG_HEAD.get(kind)
+    if found is None:
+        compiled = (_SELECT_HEAD if kind == "lock" else _UPDATE_HEAD).compile(dialect=dialect)
+        found = _PG_HEAD[kind] = (str(compiled), dict(compiled.params))
+    return found
+
+
+def commit_events(connection: Connection, events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` in a write transaction of their own on ``connection`` (just begun by
+    :meth:`Database.write_connection`, which ends it); returns their sequence numbers. What
+    :class:`AuditWriter` commits for each batch.
+
+    On PostgreSQL the transaction takes two round trips instead of six, and is committed here:
+    the head is locked and read (BEGIN goes in the same pipeline), then the events (one INSERT
+    for the whole batch), the new head and COMMIT go together; the block's own COMMIT then
+    finds no transaction open and sends nothing."""
+    if connection.dialect.name != "postgresql" or not events:
+        return append_events(connection, events)
+    raw = connection.connection.driver_connection
+    sent = False  # whether any of the batch has gone to the server
+    try:
+        with raw.pipeline(), raw.cursor() as cursor:  # type: ignore[union-attr]
+            lock, fixed = _pg_head("lock", connection.dialect)
+            cursor.execute(lock, fixed)
+            head = cursor.fetchone()
+            if head is None:
+                raise RuntimeError("the audit chain has no head row (the database is not "
+                                   "migrated)")
+            rows = _chained(events, int(head[0]), str(head[1]))
+            sent = True
+            # Times as text that keeps the microseconds: what was hashed is what is stored.
+            cursor.execute(_PG_INSERT_EVENTS, [json.dumps(
+                [{**r, "at": _format_at(r["at"])} for r in rows], ensure_ascii=False)])
+            update, fixed = _pg_head("update", connection.dialect)
+            cursor.execute(update, {**fixed, "new_seq": rows[-1]["seq"],
+                                    "new_hash": rows[-1]["hash"]})
+            raw.commit()  # type: ignore[union-attr]
+    except Exception as exc:
+        if not sent and (raw.closed or getattr(raw, "broken", False)):  # type: ignore[union-attr]
+            raise NothingWritten("the connection was lost before the batch was sent") from exc
+        raise
     return [r["seq"] for r in rows]
+
+
+def _nothing_written(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or came while handling, :class:`NothingWritten` (the rollback on the
+    dead connection raises an error of its own)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, NothingWritten):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class NothingWritten(Exception):
+    """The connection was found dead before any of a batch was sent: the batch may be tried
+    again on another connection (once it may have reached the server, it may not: a lost
+    COMMIT acknowledgement must not append the events twice)."""
 
 
 _EVENTS = cast(Table, AuditEventRow.__table__)
@@ -233,6 +316,9 @@ def to_stored(row: AuditEventRow) -> StoredAuditEvent:
 
 
 _Pending = tuple[AuditEvent, "asyncio.Future[int]"]
+# Seconds after which the writer's idle connection goes back to the pool, whose liveness check
+# then catches a connection the database or the network dropped while it was idle.
+_IDLE_CONNECTION = 30.0
 
 
 class AuditWriter:
@@ -260,6 +346,9 @@ class AuditWriter:
         self._last_gap = float("inf")
         self._in_flight = 0  # calls started and not yet recorded
         self._last_batch = 1
+        # The writer's own connection (used by one commit at a time), and when it was last used.
+        self._connection: Connection | None = None
+        self._connection_used = 0.0
 
     def call_started(self) -> None:
         """A call has begun that will end with ``record(event, ends_call=True)``."""
@@ -302,10 +391,42 @@ class AuditWriter:
             self._last_batch = len(batch)
             await self._commit(batch)
 
+    def _write(self, events: list[AuditEvent]) -> list[int]:
+        """Commit ``events`` in one transaction on the writer's own connection (in a worker
+        thread, one batch at a time). A connection left idle for a while, or one whose
+        transaction failed, is given back and a fresh one taken from the pool (which checks
+        it); a batch that found the connection dead before sending anything is written on the
+        fresh one, so a connection dropped between batches costs no call anything."""
+        now = time.monotonic()
+        if self._connection is not None and now - self._connection_used > _IDLE_CONNECTION:
+            self._release()
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = self._db.connect_for_writes()
+            self._connection_used = now
+            try:
+                with self._connection.begin():
+                    return commit_events(self._connection, events)
+            except Exception as exc:
+                self._release()
+                if attempt == 2 or not _nothing_written(exc):
+                    raise
+                # Dropped while idle (a database restart, an administrator): nothing of the
+                # batch reached the server, so it goes again on a fresh, checked connection.
+                log.warning("the audit writer's connection was lost; writing on a new one")
+        raise AssertionError("unreachable")
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - already broken: the pool discards it
+                log.warning("closing the audit writer's connection failed")
+
     async def _commit(self, batch: list[_Pending]) -> None:
         def write() -> list[int]:
-            with self._db.write_connection() as connection:
-                return append_events(connection, [e for e, _ in batch])
+            return self._write([e for e, _ in batch])
 
         try:
             seqs = await asyncio.to_thread(write)
@@ -326,3 +447,4 @@ class AuditWriter:
             self._queue.put_nowait(None)
             await self._task
             self._task = None
+        await asyncio.to_thread(self._release)

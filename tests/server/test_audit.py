@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import threading
 from pathlib import Path
 
@@ -149,6 +150,82 @@ async def test_group_commit_writer_records_every_event(db: Database) -> None:
     await writer.close()
     assert sorted(seqs) == list(range(1, 201))
     assert verify_chain(db).checked == 200
+
+
+async def test_writer_stores_what_append_events_stores(db: Database) -> None:
+    """The writer's batches (on PostgreSQL: one INSERT of the batch as JSON, in a pipeline) store
+    each event exactly as the transactional path does: same columns, same hashes, one chain,
+    also when two writers (two replicas) append at once."""
+    awkward = [event(i, details={"quote": 'a "b" \\ c\n', "vi": "Ủy ban nhân dân", "none": None,
+                                 "yes": True, "n": -i, "long": "x" * 600},
+                     reason="ĐÃ THU", at=T0 + dt.timedelta(microseconds=123457 * i))
+               for i in range(40)]
+    with db.write() as s:
+        append_events(s, awkward[:2])
+    writers = [AuditWriter(db), AuditWriter(db)]
+    for writer in writers:
+        writer.start()
+    seqs = await asyncio.gather(*(writers[i % 2].record(e) for i, e in enumerate(awkward[2:])))
+    for writer in writers:
+        await writer.close()
+    assert sorted(seqs) == list(range(3, 41))
+    assert verify_chain(db).ok
+    with db.read() as s:
+        rows = s.execute(select(AuditEventRow).order_by(AuditEventRow.seq)).scalars().all()
+    by_request = {r.request_id: r for r in rows}
+    for e in awkward:
+        row = by_request[e.request_id]
+        assert (row.at, row.caller, row.kind, row.action, row.outcome, row.reason) == \
+            (e.at, e.caller, e.kind, e.action, e.outcome, e.reason)
+        details = json.loads(row.details)
+        assert details["vi"] == "Ủy ban nhân dân" and details["quote"] == 'a "b" \\ c\n'
+        assert details["none"] is None and details["yes"] is True and details["n"] <= 0
+        assert details["long"] == "x" * 500 + "…"
+
+
+async def test_writer_reports_a_failed_batch_to_its_waiters_and_goes_on(db: Database) -> None:
+    """A batch the database refuses fails every call in it (nothing of it is stored); the next
+    batch is committed."""
+    writer = AuditWriter(db)
+    writer.start()
+    assert await writer.record(event(0)) == 1
+    with db.write() as s:
+        s.execute(update(AuditHeadRow).values(seq=0))  # the next seq (1) is taken
+    failed = await asyncio.gather(*(writer.record(event(i)) for i in range(4, 7)),
+                                  return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in failed)
+    with db.write() as s:
+        s.execute(update(AuditHeadRow).values(seq=1))
+    assert await writer.record(event(7)) == 2
+    await writer.close()
+    with db.read() as s:
+        stored = s.execute(select(AuditEventRow.request_id)).scalars().all()
+    assert not {f"req-{i:08d}" for i in range(4, 7)} & set(stored)
+
+
+async def test_writer_takes_a_fresh_connection_after_losing_its_own(db: Database) -> None:
+    """The writer keeps its connection between batches; when the database drops it (a restart,
+    an administrator), the batch that finds it dead before sending anything is written on a fresh
+    connection: no call fails, nothing is written twice."""
+    writer = AuditWriter(db)
+    writer.start()
+    assert await writer.record(event(0)) == 1
+    if db.dialect == "postgresql":
+        with db.engine.connect() as c:
+            killed = c.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND pid <> pg_backend_pid()")).scalars().all()
+        assert killed and all(killed)
+        assert await writer.record(event(1)) == 2
+        expected = 3
+    else:
+        assert writer._connection is not None
+        writer._connection.invalidate()  # what SQLAlchemy does on a disconnect error
+        expected = 2
+    assert await writer.record(event(2)) == expected
+    await writer.close()
+    assert writer._connection is None
+    assert verify_chain(db).checked == expected
 
 
 async def test_writer_lingers_only_while_other_calls_are_running(db: Database) -> None:
