@@ -2,9 +2,10 @@
 
 Start-up: open the database (refusing to run on an unmigrated schema), start the audit writer and
 the modules, then listen. Shutdown (SIGTERM/SIGINT or :meth:`Application.stop`): health turns
-NOT_SERVING, the mutual-TLS front stops accepting connections, the gRPC server refuses new calls and
-lets in-flight calls finish within the grace period, the HTTP server drains, modules stop, the audit
-writer commits what it holds, and the process exits 0.
+NOT_SERVING (behind a balancer: the replica keeps serving through the drain period, then until its
+calls in flight have ended), the mutual-TLS front stops accepting connections, the gRPC server
+refuses new calls and lets in-flight calls finish within the grace period, the HTTP server drains,
+modules stop, the audit writer commits what it holds, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from server.metrics import Metrics
 from server.modules import MODULES, AppContext, GrpcService, Module
 from server.notify import ChangeListener
 from server.rpc import reflection
-from server.rpc.interceptors import CallInterceptor
+from server.rpc.interceptors import CallInterceptor, CallsInFlight
 from server.rpc.limits import grpc_server_options
 from server.rpc.rules import MethodRule, load_rules
 from server.sealing import secret_box
@@ -131,6 +132,7 @@ class Application:
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._health: health.aio.HealthServicer | None = None
+        self._calls = CallsInFlight()  # of both gRPC servers, waited for at shutdown
         self._runtime_dir: tempfile.TemporaryDirectory[str] | None = None
         self._registry = PeerRegistry()
         # Several worker processes share the public ports (server/workers.py).
@@ -207,7 +209,7 @@ class Application:
             interceptors=[CallInterceptor(authenticator=authenticator, rules=rules,
                                           metrics=self.metrics, audit=self.audit,
                                           clock=self.clock, limits=self.config.limits.grpc,
-                                          telemetry=self.telemetry)],
+                                          telemetry=self.telemetry, in_flight=self._calls)],
             options=[*grpc_server_options(self.config.limits.grpc),
                      ("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
@@ -376,17 +378,31 @@ class Application:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         drain = self.config.server.shutdown_drain_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._balancer_grpc is not None and drain > 0 and grace > 0:
             # Behind a balancer: /readyz already answers 503; keep serving normally until the
             # balancer's checks have taken this replica out, so no new call races the GOAWAY
             # the gRPC servers send when they stop (a call the balancer sent just before it
             # arrived would be cut short).
             await asyncio.sleep(min(drain, grace))
+            deadline = loop.time() + grace  # the grace period runs from here, as before
+            # Then let the calls in flight end, within half the grace period (the other half
+            # is the servers' own), before the servers stop: once the last stream of a
+            # connection closes after the final GOAWAY, grpc closes the connection, and an
+            # answer whose trailers were still being written loses them (the balancer sees the
+            # stream cut short, the caller an UNKNOWN error that no retry policy repeats).
+            # Calls that ended before leave nothing to cut.
+            waited = loop.time() + grace / 2
+            while self._calls.count > 0 and loop.time() < waited:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(min(0.1, grace / 2))  # their answers, sent once recorded
         if self._front is not None:
             self._front.stop_accepting()
         if self._http is not None:
             self._http.should_exit = True
-        stopping = [server.stop(grace) for server in (self._grpc, self._balancer_grpc)
+        remaining = max(deadline - loop.time(), 0.0) if grace > 0 else grace  # of the grace
+        stopping = [server.stop(remaining) for server in (self._grpc, self._balancer_grpc)
                     if server is not None]
         await asyncio.gather(*stopping)
         if self._front is not None:

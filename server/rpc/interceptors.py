@@ -63,7 +63,7 @@ from server.rpc.state import CallState, reset_current, set_current
 from server.rpc.validation import RequestValidator
 from server.telemetry import Telemetry
 
-__all__ = ["CallInterceptor"]
+__all__ = ["CallInterceptor", "CallsInFlight"]
 
 log = logging.getLogger("server.rpc")
 
@@ -72,6 +72,21 @@ _UNKNOWN_METHOD_RULE = MethodRule(any_authenticated_caller=True)
 
 Behavior = Callable[..., Any]
 _END: Any = object()  # the end of a response stream
+# Streams that stay open as long as their client wants: not waited for at shutdown.
+_OPEN_ENDED = frozenset({
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+})
+
+
+class CallsInFlight:
+    """How many calls the servers sharing it are serving (from their start until they are
+    recorded, just before the answer goes out), open-ended streams aside: a stopping server waits
+    for them to end before its gRPC servers stop (:meth:`server.app.Application.stop`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 class _Failure(Exception):
@@ -124,8 +139,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                  metrics: Metrics, audit: AuditWriter,
                  clock: Callable[[], dt.datetime] | None = None,
                  limits: GrpcLimits | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None,
+                 in_flight: CallsInFlight | None = None) -> None:
         self._telemetry = telemetry
+        self._in_flight = in_flight or CallsInFlight()
         self._limits = limits or GrpcLimits()
         self._validator = RequestValidator() if self._limits.validate_requests else None
         self._authenticator = authenticator
@@ -256,6 +273,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     "vnegov.request_id": request_id})
         self._metrics.grpc_started.labels(*labels).inc()
         self._audit.call_started()
+        if method not in _OPEN_ENDED:
+            self._in_flight.count += 1
         # Sent with the status (no extra write per call); a failure re-adds it to its trailers.
         context.set_trailing_metadata((("x-request-id", request_id),))
         return state
@@ -310,6 +329,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                       failed: BaseException | None) -> _Failure | None:
         """Record the call; when its audit event cannot be committed, the failure to answer
         with instead (UNAVAILABLE, AUDIT_UNAVAILABLE): no answer goes out unrecorded."""
+        if state.method not in _OPEN_ENDED:
+            self._in_flight.count -= 1
         if failed is not None and state.code == grpc.StatusCode.OK:
             # Cancelled by the client, or aborted by code that bypassed the error table.
             code = context.code()

@@ -89,6 +89,38 @@ async def test_sigterm_lets_inflight_calls_finish_refuses_new_ones_and_exits_zer
     assert outcomes.count(("/vnegov_probe.v1.ProbeService/Sleep", "OK")) == 2
 
 
+async def test_sigterm_behind_a_balancer_waits_for_calls_in_flight_before_stopping(
+        pki: TestPki, tmp_path: Path, sqlite_db: Database) -> None:
+    """With a balancer listener: after the drain, the gRPC servers keep serving until the calls
+    in flight have ended (so that their answers are not cut by the connections' closing), and
+    only then stop: new calls are refused, the process exits 0."""
+    config = server_config_dict(pki, tmp_path, sqlite_db.url.render_as_string(False),
+                                grpc_port=free_port(), http_port=free_port(), grace=20, extra={
+                                    "server": {"balancer_listen": f"unix:{tmp_path / 'b.sock'}",
+                                               "admin_port": free_port()}})
+    proc = ServerProcess(config, tmp_path, module="tests.support.probe")
+    proc.start()
+    try:
+        async with channel(pki, proc.grpc_port) as ch:
+            probe = probe_pb2_grpc.ProbeServiceStub(ch)
+            await probe.Sleep(probe_pb2.SleepRequest(seconds=0))  # connection is up
+            slow = asyncio.ensure_future(probe.Sleep(probe_pb2.SleepRequest(seconds=5)))
+            await asyncio.sleep(0.5)
+            proc.signal(signal.SIGTERM)
+            await asyncio.sleep(2.5)  # past the drain (1.5 s): the slow call is still running
+            assert not slow.done()
+            served = await probe.Sleep(probe_pb2.SleepRequest(seconds=0), timeout=5)
+            assert served.slept == 0  # the servers have not stopped yet
+            assert (await slow).slept == 5
+            await asyncio.sleep(1)  # the servers stop once it has ended
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await probe.Sleep(probe_pb2.SleepRequest(seconds=0), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert await proc.wait(30) == 0
+    finally:
+        proc.kill()
+
+
 async def test_audit_verify_names_the_edited_record(pki: TestPki, tmp_path: Path,
                                                     db: Database) -> None:
     """On SQLite and on PostgreSQL (the db fixture runs both)."""

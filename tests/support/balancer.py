@@ -160,6 +160,20 @@ class Balancer:
         raise RuntimeError(f"only {up} of {count} replicas came up behind haproxy:\n"
                            f"{self.logs()}")
 
+    def in_flight(self, server: str, *, backend: str = "vnegov_grpc") -> int:
+        """Requests ``server`` (r1, r2...) of ``backend`` is serving now (HAProxy's scur)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv",
+                                    timeout=1) as response:
+            rows = response.read().decode().splitlines()
+        header = rows[0].lstrip("# ").split(",")
+        for row in rows[1:]:
+            fields = dict(zip(header, row.split(","), strict=False))
+            if fields.get("pxname") == backend and fields.get("svname") == server:
+                return int(fields.get("scur") or 0)
+        raise KeyError(f"{backend}/{server}")
+
     def logs(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 

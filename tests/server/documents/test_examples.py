@@ -84,15 +84,17 @@ async def test_sign_remote_over_grpc(pki: TestPki, tmp_path: Path, sqlite_db: Da
                               extra=extra) as srv:
         args = [str(document), "--signer-id", OWNER, "--data-dir", str(data),
                 "--target", srv.target, "--tsa", doc_pki.tsa_url]
-        done = await asyncio.to_thread(example, "sign_remote.py", *args, "--code",
-                                       pyotp.TOTP(SECRET).now(), cwd=tmp_path)
+        code = pyotp.TOTP(SECRET).now()  # one code for both runs (a second now() may be the
+        # next period's code when the first run crosses a 30-second boundary)
+        done = await asyncio.to_thread(example, "sign_remote.py", *args, "--code", code,
+                                       cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"credential {credential_id}: CN=Nguyễn Văn An" in done.stdout
         assert "SCAL2" in done.stdout and "(B-T, field Signature1)" in done.stdout
         signed = tmp_path / "decision-remote-signed.pdf"
         # The same code again is refused: each code authorises one signature.
-        again = await asyncio.to_thread(example, "sign_remote.py", *args, "--code",
-                                        pyotp.TOTP(SECRET).now(), cwd=tmp_path)
+        again = await asyncio.to_thread(example, "sign_remote.py", *args, "--code", code,
+                                        cwd=tmp_path)
         assert again.returncode != 0
         assert "refused: UNAUTHENTICATED" in again.stderr and "Traceback" not in again.stderr
     checked = subprocess.run(["pdfsig", str(signed)], capture_output=True, text=True).stdout

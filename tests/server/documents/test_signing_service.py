@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -104,7 +105,9 @@ def chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 
 async def sign(s: documents_pb2_grpc.SigningServiceStub, header: pb.SignDocumentHeader,
-               data: bytes, *, header_alone: bool = False) -> tuple[bytes, pb.SignDocumentResult]:
+               data: bytes, *, header_alone: bool = False,
+               metadata: tuple[tuple[str, str], ...] | None = None
+               ) -> tuple[bytes, pb.SignDocumentResult]:
     """Sign ``data``: the header travels with the first chunk, or alone when ``header_alone``."""
     async def requests() -> AsyncIterator[pb.SignDocumentRequest]:
         parts = chunks(data)
@@ -117,7 +120,7 @@ async def sign(s: documents_pb2_grpc.SigningServiceStub, header: pb.SignDocument
 
     out = bytearray()
     result = None
-    async for response in s.SignDocument(requests()):
+    async for response in s.SignDocument(requests(), metadata=metadata):
         assert result is None, "the result comes in the last message"
         out += response.chunk
         if response.HasField("result"):
@@ -156,6 +159,12 @@ async def test_sign_pdf_as_agency_and_verify_streamed(srv: RunningServer,
     assert sig.signer.agency_code == AGENCY_CODE
     assert sig.signing_time_source == "signature-timestamp"
     assert report.etsi_reports and '"indication": "TOTAL-PASSED"' in report.report_json
+    # The call's audit event names the document returned: of a call repeated after its answer
+    # was lost (two events, one request id), it shows which one the caller got.
+    with srv.app.context.db.read() as session:
+        [event] = session.execute(select(AuditEventRow).where(
+            AuditEventRow.action == "/vnegov.signing.v1.SigningService/SignDocument")).scalars()
+    assert (event.outcome, json.loads(event.details)["result_sha256"]) == ("OK", result.sha256)
 
 
 async def extend(s: documents_pb2_grpc.SigningServiceStub,
@@ -340,6 +349,14 @@ async def test_remote_signing_on_both_databases(pki: TestPki, tmp_path: Path, db
         path.write_bytes(data)
         out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
         assert "Signature is Valid." in out and "Nguyễn Văn An" in out
+        # The same call again, as a retry sends it (the published service config repeats
+        # SignDocument): the code was used, so the official's key signs nothing more.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await sign(s, pb.SignDocumentHeader(
+                format=pb.PDF, appearance=person, credential=pb.RemoteCredential(
+                    credential_id=credential_id, signer_id=OWNER,
+                    second_factor=pb.SecondFactor(totp=code))), decision_pdf())
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     with db.read() as session:
         actions = list(session.execute(select(AuditEventRow.action).where(
