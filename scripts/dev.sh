@@ -20,7 +20,9 @@ APT_PACKAGES=("${APT_RUNTIME[@]}" python3-dev build-essential opensc haproxy
               # The API contract: Debian's protoc and the Java client built without Maven.
               protobuf-compiler libprotobuf-dev openjdk-17-jdk-headless libgrpc-java
               protobuf-compiler-grpc-java-plugin libprotobuf-java libnetty-java libperfmark-java
-              libguava-java libgeronimo-annotation-1.3-spec-java)
+              libguava-java libgeronimo-annotation-1.3-spec-java
+              # benchmarks/server_grpc.py's load generator, on gRPC's C core.
+              libgrpc++-dev pkg-config)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
