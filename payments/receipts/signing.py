@@ -32,24 +32,26 @@ class XmlSigner(Protocol):
     def sign_xml(self, document: bytes, *, signing_time: dt.datetime) -> bytes: ...
 
 
-def sign_document(signer: XmlSigner, document: bytes, *, signing_time: dt.datetime) -> bytes:
-    """Sign ``document`` and place the signature under ``DSCKS/TCThu``."""
+def sign_document(signer: XmlSigner, document: bytes | etree._Element, *,
+                  signing_time: dt.datetime) -> bytes:
+    """Sign ``document`` and place the signature under ``DSCKS/TCThu``. ``document`` is the
+    unsigned document's bytes or its tree (as :func:`payments.receipts.xml1271.receipt_tree`
+    builds it; the tree is signed in place and not to be used again)."""
     sign_tree = getattr(signer, "sign_tree", None)
     if callable(sign_tree):
         # A signer that signs a parsed document where it is told to (the project's
         # signing.sign.xmldsig.XmlDsigSigner): the same bytes as below, without parsing the
-        # signed output again.
-        try:
-            root = etree.fromstring(document, parser=_parser())
-        except etree.XMLSyntaxError:
-            root = None  # the signer says what is wrong with it
+        # signed output again (nor the document, when given as a tree).
+        root = document if isinstance(document, etree._Element) else _parsed(document)
         if root is not None and not root.getroottree().docinfo.doctype:
             if root.find(f".//{{{DS_NS}}}Signature") is not None:
                 raise InvalidInput("the signer must produce exactly one signature")
             if root.find("DSCKS/TCThu") is None:
                 raise InvalidInput("the document has no DSCKS/TCThu for the signature")
             signed = sign_tree(root, signing_time=signing_time, signature_parent="DSCKS/TCThu")
-            return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+            return _serialized(signed)
+    if isinstance(document, etree._Element):
+        document = _serialized(document)
     signed = signer.sign_xml(document, signing_time=signing_time)
     root = etree.fromstring(signed, parser=_parser())
     signatures = root.findall(f".//{{{DS_NS}}}Signature")
@@ -68,11 +70,22 @@ def sign_document(signer: XmlSigner, document: bytes, *, signing_time: dt.dateti
         if tail and tail.strip():
             raise InvalidInput("unexpected text after the signature")
         slot.append(signature)
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    return _serialized(root)
 
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+def _parsed(document: bytes) -> etree._Element | None:
+    try:
+        return etree.fromstring(document, parser=_parser())
+    except etree.XMLSyntaxError:
+        return None  # the signer says what is wrong with it
+
+
+def _serialized(root: etree._Element) -> bytes:
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def document_digest(document: bytes) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "build_cancellation_xml",
     "build_receipt_xml",
     "parse_receipt_xml",
+    "receipt_tree",
 ]
 
 FORMAT_VERSION = "2.1.0"
@@ -81,6 +82,12 @@ def _serialize(root: etree._Element) -> bytes:
 
 def build_receipt_xml(receipt: ReceiptData) -> bytes:
     """The unsigned receipt document (with an empty ``DSCKS/TCThu`` for the signature)."""
+    return _serialize(receipt_tree(receipt))
+
+
+def receipt_tree(receipt: ReceiptData) -> etree._Element:
+    """:func:`build_receipt_xml` as a tree, for signing it without parsing it again
+    (:func:`payments.receipts.signing.sign_document` accepts it)."""
     root = etree.Element("BLai")
     data = _sub(root, "DLBLai")
     data.set("Id", DATA_ID)
@@ -132,7 +139,7 @@ def build_receipt_xml(receipt: ReceiptData) -> bytes:
     _sub(total, "TgTien", receipt.total)
     _sub(total, "TgTienBChu", amount_in_words(receipt.total))
     _sub(_sub(root, "DSCKS"), "TCThu")
-    return _serialize(root)
+    return root
 
 
 def build_cancellation_xml(receipt: ReceiptData, *, notice_id: str, at: dt.datetime,

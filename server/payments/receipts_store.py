@@ -45,8 +45,8 @@ from payments.receipts.transmission import (
 )
 from payments.receipts.xml1271 import (
     build_cancellation_xml,
-    build_receipt_xml,
     parse_receipt_xml,
+    receipt_tree,
 )
 from server.audit import AuditEvent, append_events
 from server.payments.common import (
@@ -169,8 +169,8 @@ class ReceiptsStore:
         return series, year, number
 
     def _signed(self, data: ReceiptData) -> bytes:
-        return sign_document(self.signer_for(data.collector.agency_code),
-                             build_receipt_xml(data), signing_time=data.issued_at)
+        return sign_document(self.signer_for(data.collector.agency_code), receipt_tree(data),
+                             signing_time=data.issued_at)
 
     def _qr(self, data: ReceiptData, xml: bytes) -> str | None:
         seal = self.seal_for(data.collector.agency_code) if self.seal_for else None

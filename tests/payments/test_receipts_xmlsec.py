@@ -93,3 +93,23 @@ def test_corrections_are_new_signed_documents(tmp_path: Path, pki: TestPki) -> N
                            "--untrusted-pem", str(tmp_path / "issuing.pem"),
                            str(tmp_path / "n.xml")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_receipt_signed_as_a_tree_is_the_receipt_signed_as_bytes(tmp_path: Path,
+                                                                   pki: TestPki) -> None:
+    """The store signs the tree it built (no serialise-and-parse in between): the signed bytes
+    are those of signing the serialised document (RSA PKCS#1 v1.5 signs deterministically), for
+    a signer that signs trees and for one that only signs bytes, and xmlsec1 verifies them."""
+    from payments.receipts.xml1271 import receipt_tree
+
+    signer = rsa_signer(pki)
+    as_bytes = sign_document(signer, build_receipt_xml(RECEIPT), signing_time=T0)
+    assert sign_document(signer, receipt_tree(RECEIPT), signing_time=T0) == as_bytes
+
+    class BytesOnly:  # a signer without sign_tree (an HSM service's client, say)
+        def sign_xml(self, document: bytes, *, signing_time: object) -> bytes:
+            return signer.sign_xml(document, signing_time=T0)
+
+    assert sign_document(BytesOnly(), receipt_tree(RECEIPT), signing_time=T0) == as_bytes
+    done = xmlsec_verify(tmp_path, pki, as_bytes)
+    assert done.returncode == 0, done.stderr
