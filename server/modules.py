@@ -46,6 +46,8 @@ class AppContext:
     secret_box: SecretBox | None = None
     # Objects modules publish for the server and each other, set in their factory or start():
     #   "revocation_checker"   server.auth.certificates.RevocationChecker (the CA module)
+    #   "certificate_status"   signing.ca.status.StatusIndex: revocation and hold, with their
+    #                          dates, of the certificates this server's CA issued (the CA module)
     #   "bearer_authenticator" server.auth.authenticator.BearerAuthenticator (the identity module)
     registry: dict[str, Any] = field(default_factory=dict)
     # Durable jobs shared by every replica (server/jobs): modules register their kinds in their

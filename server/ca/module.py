@@ -142,6 +142,7 @@ class CaModule(Module):
         parts.service.writer.observe = batches.observe
         self.renewer = ServiceCertificateRenewer(ctx.db, parts.runtime, parts.service)
         ctx.registry["revocation_checker"] = parts.runtime.index
+        ctx.registry["certificate_status"] = parts.runtime.index
         if ctx.jobs is not None:
             ctx.jobs.register(REORGANISATION_JOB, self._reorganisation_job)
         if ctx.changes is not None:  # a replica revoked, held or released a certificate

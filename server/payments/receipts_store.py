@@ -317,6 +317,22 @@ class ReceiptsStore:
                 ReceiptRow.number == number).order_by(ReceiptRow.year.desc())).scalars().first()
             return self._stored(s, row) if row is not None else None
 
+    def registered(self, document: bytes) -> tuple[StoredReceipt, dt.datetime] | None:
+        """The receipt of this register whose signed XML is ``document`` byte for byte, with the
+        time it was registered (proof that it existed then), or None. Found by the number the
+        document states (unverified: only the comparison of the stored bytes counts)."""
+        try:
+            stated = parse_receipt_xml(document)
+        except (pe.InvalidInput, ValueError):
+            return None
+        with self.db.read() as s:
+            row = s.execute(select(ReceiptRow).where(
+                ReceiptRow.template == stated.template, ReceiptRow.series == stated.series,
+                ReceiptRow.number == stated.number)).scalars().first()
+            if row is None or row.xml != document:
+                return None
+            return self._stored(s, row), row.issued_at
+
     def cancellation_xml(self, receipt_id: str) -> bytes | None:
         with self.db.read() as s:
             row = s.execute(select(ReceiptCancellationRow).where(

@@ -31,11 +31,13 @@ from server.modules import GrpcService
 from server.payments.receipts_store import StoredReceipt
 from server.rpc.paging import decode_page_token, encode_page_token, page_size, query_digest
 from server.rpc.state import current_call, current_caller
+from signing.ca.revocation import RevocationReason
 from vnegov.payments.v1 import payments_pb2 as pb
 from vnegov.payments.v1 import payments_pb2_grpc
 
 if TYPE_CHECKING:
     from server.payments.module import PaymentsModule
+    from signing.ca.status import StatusIndex
 
 __all__ = ["PaymentsServicer", "service"]
 
@@ -296,10 +298,11 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                             context: grpc.aio.ServicerContext) -> pb.VerifyReceiptResponse:
         from payments.receipts.verification import ReceiptNotVerified, verify_receipt
 
-        at = self.ctx.clock()
+        now = self.ctx.clock()
+        asked: dt.datetime | None = None
         if request.HasField("validation_time"):
             try:
-                at = request.validation_time.ToDatetime(dt.UTC)
+                asked = request.validation_time.ToDatetime(dt.UTC)
             except (ValueError, OverflowError, OSError):
                 raise InvalidArgument("validation_time is not a valid time",
                                       metadata={"field": "validation_time"}) from None
@@ -308,22 +311,54 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             raise pe.FailedPrecondition("no national root is configured for receipts "
                                      "(payments.receipt_qr_roots_file)",
                                      reason="NO_TRUST_ANCHORS")
+        statuses: StatusIndex | None = self.ctx.registry.get("certificate_status")
 
         def work() -> pb.VerifyReceiptResponse:
+            # This register's copy of these exact bytes proves when the receipt existed: judged
+            # then, it stays valid after its seal expired, was replaced, or was revoked later.
+            held = self.m.receipts.registered(request.xml)
+            at = asked or (held[1] if held is not None else now)
+
+            def refused(reason: str, message: str) -> pb.VerifyReceiptResponse:
+                return pb.VerifyReceiptResponse(valid=False, reason=reason, message=message,
+                                                validation_time=_ts(at))
+
             try:
                 verified = verify_receipt(request.xml, trust=roots, at=at)
             except ReceiptNotVerified as exc:
-                return pb.VerifyReceiptResponse(valid=False, reason=exc.reason,
-                                                message=exc.message, validation_time=_ts(at))
+                return refused(exc.reason, exc.message)
+            seal = verified.signer
+            state = statuses.state_of(seal.issuer, seal.serial_number) if statuses else None
+            entry = state.revocation if state is not None else None
+            seal_status = "UNKNOWN" if state is None else "GOOD" if entry is None else \
+                "ON_HOLD" if entry.reason is RevocationReason.CERTIFICATE_HOLD else "REVOKED"
+            if entry is not None:
+                # Since when the key may not be trusted: the revocation, or the earlier time the
+                # key is known to have been compromised.
+                since = min(entry.revoked_at, entry.invalidity_date or entry.revoked_at)
+                if held is None or held[1] >= since:
+                    what = "on hold" if seal_status == "ON_HOLD" else "revoked"
+                    return refused(f"SEAL_{seal_status}",
+                                   f"the seal's certificate was {what} on {since:%Y-%m-%d %H:%M} "
+                                   f"UTC ({entry.reason.value}), and nothing proves that the "
+                                   "receipt existed before")
+            register_status = held[0].status.upper() if held is not None else ""
+            if register_status == "CANCELLED":
+                return refused("RECEIPT_CANCELLED",
+                               "the receipt was cancelled: its cancellation notice is registered")
             r = verified.receipt
-            return pb.VerifyReceiptResponse(
+            answer = pb.VerifyReceiptResponse(
                 valid=True, template=r.template, series=r.series, number=f"{r.number:07d}",
                 issue_time=_ts(r.issued_at), total=r.total,
                 collector_agency_code=r.collector.agency_code,
                 collector_tax_code=r.collector.tax_code, collector_name=r.collector.name,
                 payer_name=r.payer.name, payment_id=r.payment_id,
                 signer_subject=verified.signer_subject,
-                document_sha256=verified.document_sha256, validation_time=_ts(at))
+                document_sha256=verified.document_sha256, validation_time=_ts(at),
+                seal_status=seal_status, register_status=register_status)
+            if entry is not None:
+                answer.seal_revoked_at.CopyFrom(_ts(entry.revoked_at))
+            return answer
 
         return await self.ctx.run(work)
 

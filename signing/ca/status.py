@@ -75,5 +75,11 @@ class StatusIndex:
         state = self._serials[key_id].get(serial_number)
         return state is not None and state.revocation is not None
 
+    def state_of(self, issuer: x509.Name, serial_number: int) -> CertificateState | None:
+        """The state of a certificate named by its issuer's name and serial, or None if none
+        of this CA's issuers issued it (then it says nothing about the certificate)."""
+        key_id = self._by_name.get(issuer)
+        return None if key_id is None else self.lookup(key_id, serial_number)
+
     def __len__(self) -> int:
         return sum(len(s) for s in self._serials.values())

@@ -68,7 +68,8 @@ def owner_data(db: Database, pki: TestPki) -> dict[str, Any]:
     reconciled statement with exceptions, and a finished reconciliation operation."""
     world = make_world(db, pki)
     pid = world.paid_payment(request_id="isolation-paid")
-    world.receipts.issue_for_payment(pid, now=T0)
+    # Issued while the seals are valid (VerifyReceipt judges a registered receipt then).
+    world.receipts.issue_for_payment(pid, now=pki.now)
     receipt = world.receipts.for_payment(pid)[0]
     p = world.payments.create_payment(
         caller="000.00.00.H29/dvc-hcm", request_id="isolation-open", agency_code=HCM,

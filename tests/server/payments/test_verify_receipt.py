@@ -78,3 +78,115 @@ async def test_verify_receipt_reads_the_signed_data_and_names_the_failure(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.VerifyReceipt(pb.VerifyReceiptRequest())
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path: Path,
+                                                          sqlite_db: Database) -> None:
+    """Years later, and after the seal was revoked: a receipt this server's register holds byte
+    for byte is judged at the time it was registered, so it stays valid after its seal expired
+    and after the seal was revoked later; the same seal's signature on anything the register
+    does not hold is judged now (expired: UNTRUSTED_SIGNER) or refused once the seal is revoked
+    (SEAL_REVOKED, nothing proves it existed before); a cancelled receipt is refused
+    (RECEIPT_CANCELLED). Callers of another province verify what they hold, nothing more."""
+    import dataclasses
+    import datetime as dt
+
+    from google.protobuf import timestamp_pb2
+
+    from signing.ca.authority import key_identifier
+    from signing.ca.revocation import RevocationEntry, RevocationReason
+    from tests.server.ca.conftest import CaServerFactory
+    from tests.server.payments.conftest import make_world
+
+    world = make_world(sqlite_db, pki)
+    issued_at = pki.now
+    [kept, cancelled] = [world.receipts.issue_for_payment(
+        world.paid_payment(request_id=f"register-{i}", at=issued_at), now=issued_at)[0]
+        for i in range(2)]
+    world.receipts.cancel(cancelled, reason="nhầm người nộp", actor="test", request_id="c1",
+                          now=issued_at)
+    registered = world.receipts.get(kept).xml
+    # The same seal's signature on a receipt the register never held (a forgery with the key,
+    # or a copy from elsewhere): number 99, made "on the day".
+    unregistered = sign_document(world.receipts.signer_for(HCM), build_receipt_xml(
+        dataclasses.replace(RECEIPT, number=99, issued_at=issued_at)), signing_time=issued_at)
+    # A receipt whose stated number is registered but whose bytes differ is not the register's.
+    altered = registered.replace(b"<DSCKS>", b"<DSCKS >", 1)
+
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(pem(pki.root.cert))
+    port, extra = CaServerFactory(pki, tmp_path, db_url(sqlite_db)).config()
+    extra["auth"]["callers"] = [
+        {"agency_code": "000.00.00.H26", "scopes": ["payments.receipts"], "provinces": ["01"]}]
+    extra["payments"] = {**payments_section(pki, tmp_path), "workers_enabled": False,
+                         "receipt_qr_roots_file": str(roots)}
+    async with running_server(pki, tmp_path, db_url(sqlite_db), http_port=port,
+                              extra=extra) as server:
+        stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hanoi))
+
+        async def verify(xml: bytes) -> pb.VerifyReceiptResponse:
+            answer: pb.VerifyReceiptResponse = await stub.VerifyReceipt(
+                pb.VerifyReceiptRequest(xml=xml))
+            return answer
+
+        today = await verify(registered)
+        assert today.valid and today.register_status == "VALID", today
+        assert today.validation_time.ToDatetime(dt.UTC) == issued_at.replace(microsecond=0)
+        # The seal was issued outside the server's CA database: the CA knows its issuer, not it.
+        assert today.seal_status == "UNKNOWN"
+        refused = await verify(cancelled_xml := world.receipts.get(cancelled).xml)
+        assert (refused.valid, refused.reason) == (False, "RECEIPT_CANCELLED")
+        assert (await verify(unregistered)).valid
+        assert (await verify(altered)).register_status == ""
+
+        # Three years on, the seals have expired.
+        later = issued_at + dt.timedelta(days=3 * 365)
+        server.app.context.clock = lambda: later
+        years_later = await verify(registered)
+        assert years_later.valid and years_later.total == today.total, years_later
+        assert years_later.validation_time.ToDatetime(dt.UTC) == \
+            issued_at.replace(microsecond=0)
+        for xml in (unregistered, altered):
+            answer = await verify(xml)
+            assert (answer.valid, answer.reason) == (False, "UNTRUSTED_SIGNER"), answer
+            assert answer.validation_time.ToDatetime(dt.UTC) == later
+        # The caller may still ask for another time: its answer is judged then.
+        asked = timestamp_pb2.Timestamp()
+        asked.FromDatetime(issued_at)
+        assert (await stub.VerifyReceipt(pb.VerifyReceiptRequest(
+            xml=unregistered, validation_time=asked))).valid
+
+        # The seal is revoked (key compromise) a day after the receipts were issued, as the
+        # CA's commit hook records it in the status index every replica keeps.
+        server.app.context.clock = lambda: issued_at + dt.timedelta(days=2)
+        seal = world.receipts.signer_for(HCM).certificate
+        index = server.app.context.registry["certificate_status"]
+        index.set_revoked(key_identifier(pki.issuing.cert.public_key()), RevocationEntry(
+            seal.serial_number, issued_at + dt.timedelta(days=1),
+            RevocationReason.KEY_COMPROMISE))
+        kept_answer = await verify(registered)
+        assert kept_answer.valid and kept_answer.seal_status == "REVOKED", kept_answer
+        assert kept_answer.seal_revoked_at.ToDatetime(dt.UTC) == \
+            (issued_at + dt.timedelta(days=1)).replace(microsecond=0)
+        for xml in (unregistered, altered):
+            answer = await verify(xml)
+            assert (answer.valid, answer.reason) == (False, "SEAL_REVOKED"), answer
+            assert "keyCompromise" in answer.message and answer.total == 0
+        # Asking for a time before the revocation proves nothing either.
+        answer = await stub.VerifyReceipt(pb.VerifyReceiptRequest(
+            xml=unregistered, validation_time=asked))
+        assert (answer.valid, answer.reason) == (False, "SEAL_REVOKED")
+        # Revoked with a known compromise date before the registration: no proof holds.
+        index.set_revoked(key_identifier(pki.issuing.cert.public_key()), RevocationEntry(
+            seal.serial_number, issued_at + dt.timedelta(days=1),
+            RevocationReason.KEY_COMPROMISE,
+            invalidity_date=issued_at - dt.timedelta(days=1)))
+        assert (await verify(registered)).reason == "SEAL_REVOKED"
+        # On hold: the same rule, its own reason.
+        index.set_revoked(key_identifier(pki.issuing.cert.public_key()), RevocationEntry(
+            seal.serial_number, issued_at + dt.timedelta(days=1),
+            RevocationReason.CERTIFICATE_HOLD))
+        assert (await verify(unregistered)).reason == "SEAL_ON_HOLD"
+        held = await verify(registered)
+        assert held.valid and held.seal_status == "ON_HOLD"
+        assert (await verify(cancelled_xml)).reason == "RECEIPT_CANCELLED"

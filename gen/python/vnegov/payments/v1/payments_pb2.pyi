@@ -1029,10 +1029,15 @@ class VerifyReceiptResponse(_message.Message):
     SIGNER_SUBJECT_FIELD_NUMBER: _builtins.int
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     VALIDATION_TIME_FIELD_NUMBER: _builtins.int
+    SEAL_STATUS_FIELD_NUMBER: _builtins.int
+    SEAL_REVOKED_AT_FIELD_NUMBER: _builtins.int
+    REGISTER_STATUS_FIELD_NUMBER: _builtins.int
     valid: _builtins.bool
     reason: _builtins.str
     """When not valid: NOT_A_RECEIPT, SIGNATURE_INVALID, SIGNATURE_WRAPPING, SIGNER_NOT_EXPECTED
-    (sealed by another body than the one it names), UNTRUSTED_SIGNER, RECEIPT_INCONSISTENT.
+    (sealed by another body than the one it names), UNTRUSTED_SIGNER, RECEIPT_INCONSISTENT,
+    SEAL_REVOKED or SEAL_ON_HOLD (and nothing proves the receipt existed before),
+    RECEIPT_CANCELLED (the register holds its cancellation notice).
     """
     message: _builtins.str
     template: _builtins.str
@@ -1049,14 +1054,24 @@ class VerifyReceiptResponse(_message.Message):
     """The seal's certificate subject (RFC 4514)."""
     document_sha256: _builtins.str
     """Hex SHA-256 of the XML verified (the QR's "h")."""
+    seal_status: _builtins.str
+    """The seal's status at this server's CA: GOOD, REVOKED or ON_HOLD (then seal_revoked_at);
+    UNKNOWN when another CA issued it (its revocation is not checked here).
+    """
+    register_status: _builtins.str
+    """The receipt in this server's register, when it holds these exact bytes: VALID, REPLACED or
+    ADJUSTED (a later receipt replaces or adjusts it), CANCELLED; empty when not held here.
+    """
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def validation_time(self) -> _timestamp_pb2.Timestamp:
-        """The time the seal's certificate path was judged at (the request's, or now); revocation is
-        not checked (the answer rests on the published roots alone).
+        """The time the seal's certificate path was judged at (the request's, the registration's, or
+        now).
         """
 
+    @_builtins.property
+    def seal_revoked_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -1076,10 +1091,13 @@ class VerifyReceiptResponse(_message.Message):
         signer_subject: _builtins.str = ...,
         document_sha256: _builtins.str = ...,
         validation_time: _timestamp_pb2.Timestamp | None = ...,
+        seal_status: _builtins.str = ...,
+        seal_revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        register_status: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time", "validation_time", b"validation_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_time", b"issue_time", "seal_revoked_at", b"seal_revoked_at", "validation_time", b"validation_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_agency_code", b"collector_agency_code", "collector_name", b"collector_name", "collector_tax_code", b"collector_tax_code", "document_sha256", b"document_sha256", "issue_time", b"issue_time", "message", b"message", "number", b"number", "payer_name", b"payer_name", "payment_id", b"payment_id", "reason", b"reason", "series", b"series", "signer_subject", b"signer_subject", "template", b"template", "total", b"total", "valid", b"valid", "validation_time", b"validation_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_agency_code", b"collector_agency_code", "collector_name", b"collector_name", "collector_tax_code", b"collector_tax_code", "document_sha256", b"document_sha256", "issue_time", b"issue_time", "message", b"message", "number", b"number", "payer_name", b"payer_name", "payment_id", b"payment_id", "reason", b"reason", "register_status", b"register_status", "seal_revoked_at", b"seal_revoked_at", "seal_status", b"seal_status", "series", b"series", "signer_subject", b"signer_subject", "template", b"template", "total", b"total", "valid", b"valid", "validation_time", b"validation_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
