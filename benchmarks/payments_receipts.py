@@ -18,6 +18,8 @@ Every figure is measured in rounds: each round issues a share of the receipts wi
 the same share without it, then times the XML signer, the QR seal and signxml alone, and the
 medians of the rounds are printed with their ranges. On a shared machine the load moves within a
 run; measured in turn, a burst slows one round of every line rather than one line's whole figure.
+Each timed phase starts after a full garbage collection: otherwise the phase that follows the
+signers' loops pays for their garbage (whichever line ran first measured 15-30% slower).
 
 The default key is EC P-256 because that is what collecting bodies have here: the development
 PKI (server/devpki.py) issues EC P-256 keys to every organisation, and the receipt QR format is
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import statistics
 import sys
 import tempfile
@@ -116,6 +119,7 @@ class Issuer:
         """Issue the receipts of the next ``count`` payments: receipts per second."""
         todo = self.ids[self.next:self.next + count]
         self.next += len(todo)
+        gc.collect()  # no line pays for the garbage the line before left
         t0 = time.perf_counter()
         issued = 0
         for start in range(0, len(todo), self.batch):
@@ -135,6 +139,7 @@ class Issuer:
 
 
 def rate(count: int, action: Any) -> float:
+    gc.collect()
     t0 = time.perf_counter()
     for _ in range(count):
         action()
