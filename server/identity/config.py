@@ -52,13 +52,16 @@ class ChipConfig:
     """``[identity.chip]``: level-2 proofing from the chip ID card read by the citizen app.
 
     ``csca_file`` is a PEM bundle of the trusted country signing CAs, or ``master_list_file`` an
-    ICAO master list; ``crl_files`` their CRLs (PEM or DER); ``policy`` is ``chip_and_device``
+    ICAO master list with ``master_list_signer_ca_file``, the PEM of the CSCA(s) trusted out of
+    band to issue the list's signer (the publishing country's: a list cannot vouch for itself);
+    ``crl_files`` their CRLs (PEM or DER); ``policy`` is ``chip_and_device``
     (the default: a genuine chip plus the registered device key reaches level 2) or
     ``chip_and_in_person`` (the chip fills the verified profile; the level comes from an in-person
     record). Without a trust list the chip methods answer FAILED_PRECONDITION."""
 
     csca_file: str = ""
     master_list_file: str = ""
+    master_list_signer_ca_file: str = ""
     crl_files: tuple[str, ...] = ()
     policy: str = "chip_and_device"
 
@@ -66,7 +69,8 @@ class ChipConfig:
     def from_config(cls, data: Any) -> ChipConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("identity.chip must be a table")
-        unknown = set(data) - {"csca_file", "master_list_file", "crl_files", "policy"}
+        unknown = set(data) - {"csca_file", "master_list_file", "master_list_signer_ca_file",
+                               "crl_files", "policy"}
         if unknown:
             raise ConfigError(f"identity.chip: unknown key {sorted(unknown)[0]!r}")
         crls = data.get("crl_files", ())
@@ -75,8 +79,13 @@ class ChipConfig:
         policy = str(data.get("policy", "chip_and_device"))
         if policy not in ("chip_and_device", "chip_and_in_person"):
             raise ConfigError("identity.chip.policy must be chip_and_device or chip_and_in_person")
-        return cls(csca_file=str(data.get("csca_file", "")),
-                   master_list_file=str(data.get("master_list_file", "")),
+        master_list = str(data.get("master_list_file", ""))
+        signer_ca = str(data.get("master_list_signer_ca_file", ""))
+        if master_list and not signer_ca:
+            raise ConfigError("identity.chip.master_list_file needs master_list_signer_ca_file: "
+                              "the CSCA trusted to issue the master list's signer")
+        return cls(csca_file=str(data.get("csca_file", "")), master_list_file=master_list,
+                   master_list_signer_ca_file=signer_ca,
                    crl_files=tuple(str(c) for c in crls), policy=policy)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from starlette.routing import BaseRoute
 
 from server.config import Config, ConfigError
@@ -83,7 +84,10 @@ def chip_proofing(identity: IdentityConfig, store: SqlStore) -> ChipProofing | N
     try:
         crls = [Path(p).read_bytes() for p in chip.crl_files]
         if chip.master_list_file:
-            trust = CscaTrustList.from_master_list(Path(chip.master_list_file).read_bytes(), crls)
+            anchors = x509.load_pem_x509_certificates(
+                Path(chip.master_list_signer_ca_file).read_bytes())
+            trust = CscaTrustList.from_master_list(Path(chip.master_list_file).read_bytes(), crls,
+                                                   signer_issuers=anchors)
         else:
             trust = CscaTrustList.from_pem(Path(chip.csca_file).read_bytes(), crls)
     except (OSError, ValueError, VnidError) as exc:

@@ -226,17 +226,35 @@ def test_malformed_sods_are_refused_cleanly(chip: icao.Chip, trust: CscaTrustLis
         assert reason_of(lambda b=bad: verify(b, trust)) == "CHIP_MALFORMED"
 
 
-def test_a_master_list_loads_only_when_signed_by_a_listed_csca(csca: icao.Authority) -> None:
+def test_a_master_list_loads_only_when_its_signer_is_anchored_out_of_band(
+        csca: icao.Authority) -> None:
+    """A master list is trusted through the CSCA that issued its signer, which the relying
+    party trusts out of band (the publishing country's), never through what the list holds."""
     other = icao.make_csca("Neighbour CSCA")
     signer = icao.make_ds(csca, "Master List Signer")
-    trust = CscaTrustList.from_master_list(icao.make_master_list(signer, [csca, other]))
+    trust = CscaTrustList.from_master_list(icao.make_master_list(signer, [csca, other]),
+                                           signer_issuers=[csca.cert])
     assert {c.subject for c in trust.certificates} == {csca.cert.subject, other.cert.subject}
     stranger = icao.make_ds(icao.make_csca("Unlisted CSCA"), "Stranger")
     with pytest.raises(ChipError) as err:
-        CscaTrustList.from_master_list(icao.make_master_list(stranger, [csca, other]))
+        CscaTrustList.from_master_list(icao.make_master_list(stranger, [csca, other]),
+                                       signer_issuers=[csca.cert])
     assert err.value.reason == "CHIP_DS_UNTRUSTED"
+    # The attack the list's own contents cannot stop: a forger's CSCA put into the list, and a
+    # signer it issued signing the list. It vouches for itself; the anchor refuses it.
+    forger = icao.make_csca("Forged CSCA")
+    forged = icao.make_master_list(icao.make_ds(forger, "Forged Signer"), [csca, forger])
+    with pytest.raises(ChipError) as err:
+        CscaTrustList.from_master_list(forged, signer_issuers=[csca.cert])
+    assert err.value.reason == "CHIP_DS_UNTRUSTED"
+    # A listed CSCA is not an anchor because it is listed: only the ones given are.
     with pytest.raises(ChipError):
-        CscaTrustList.from_master_list(b"\x30\x03\x02\x01\x00")
+        CscaTrustList.from_master_list(icao.make_master_list(signer, [csca, other]),
+                                       signer_issuers=[other.cert])
+    with pytest.raises(ValueError):
+        CscaTrustList.from_master_list(forged, signer_issuers=[])
+    with pytest.raises(ChipError):
+        CscaTrustList.from_master_list(b"\x30\x03\x02\x01\x00", signer_issuers=[csca.cert])
 
 
 # ------------------------------------------------------------------ independent check

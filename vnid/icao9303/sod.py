@@ -96,11 +96,17 @@ class CscaTrustList:
         return cls(certs, tuple(_load_crl(c) for c in crls))
 
     @classmethod
-    def from_master_list(cls, data: bytes, crls: Iterable[bytes] = ()) -> CscaTrustList:
+    def from_master_list(cls, data: bytes, crls: Iterable[bytes] = (), *,
+                         signer_issuers: Sequence[x509.Certificate]) -> CscaTrustList:
         """The CSCA certificates of an ICAO master list (a CMS SignedData of a CscaMasterList),
         after checking the list's signature by its signer, whose certificate must have been issued
-        by one of the CSCAs the list holds (a master list signer is issued by its country's
-        CSCA)."""
+        by one of ``signer_issuers``: CSCA certificates trusted out of band, those of the country
+        that publishes the list (ICAO Doc 9303 part 12: a master list signer is issued by its
+        country's CSCA). What a list holds cannot vouch for the list itself: anyone can put a
+        CSCA of their own in a list and sign it with a signer that CSCA issued."""
+        if not signer_issuers:
+            raise ValueError("a master list is trusted only through the CSCA that issued its "
+                             "signer, trusted out of band (signer_issuers)")
         check_nesting(data)
         try:
             info = cms.ContentInfo.load(data)
@@ -116,9 +122,9 @@ class CscaTrustList:
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise ChipError("the master list cannot be decoded") from exc
         signer = _verify_signed_data(signed, raw)
-        if not any(_issued_by(signer, ca) for ca in certs):
-            raise ChipError("the master list's signer was not issued by a listed CSCA",
-                            reason="CHIP_DS_UNTRUSTED")
+        if not any(_issued_by(signer, ca) for ca in signer_issuers):
+            raise ChipError("the master list's signer was not issued by a CSCA trusted to "
+                            "publish master lists", reason="CHIP_DS_UNTRUSTED")
         return cls(certs, tuple(_load_crl(c) for c in crls))
 
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:

@@ -296,3 +296,38 @@ def test_a_revoked_ds_lowers_the_accounts_it_proved(idp: IdentityServer, pki: Te
     assert code == 1 and citizen.account_id in out
     bad = main(["--config", str(config), "identity", "evidence", "verify"], environ={})
     assert bad == 2
+
+
+def test_a_configured_master_list_is_trusted_only_through_its_signers_csca(
+        tmp_path: Path) -> None:
+    """``identity.chip.master_list_file`` needs the CSCA trusted out of band to issue the list's
+    signer; a list signed by a signer of a CSCA it holds itself (a forger's) does not load."""
+    from types import SimpleNamespace
+
+    from server.config import ConfigError
+    from server.identity.config import ChipConfig
+    from server.identity.module import chip_proofing
+
+    vietnam, neighbour, forger = (icao.make_csca(cn) for cn in (
+        "CSCA Viet Nam", "Neighbour CSCA", "Forged CSCA"))
+    (tmp_path / "ml.cms").write_bytes(icao.make_master_list(
+        icao.make_ds(vietnam, "Master List Signer"), [vietnam, neighbour]))
+    (tmp_path / "forged.cms").write_bytes(icao.make_master_list(
+        icao.make_ds(forger, "Forged Signer"), [vietnam, forger]))
+    (tmp_path / "anchor.pem").write_bytes(vietnam.pem)
+    with pytest.raises(ConfigError) as err:
+        ChipConfig.from_config({"master_list_file": str(tmp_path / "ml.cms")})
+    assert "master_list_signer_ca_file" in str(err.value)
+
+    def load(name: str) -> Any:
+        chip = ChipConfig.from_config({"master_list_file": str(tmp_path / name),
+                                       "master_list_signer_ca_file": str(tmp_path / "anchor.pem")})
+        identity = SimpleNamespace(chip=chip, provider=SimpleNamespace(issuer="https://idp"))
+        return chip_proofing(identity, None)  # type: ignore[arg-type]
+
+    proofing = load("ml.cms")
+    assert {c.subject for c in proofing.trust.certificates} == {vietnam.cert.subject,
+                                                                neighbour.cert.subject}
+    with pytest.raises(ConfigError) as err:
+        load("forged.cms")
+    assert "not issued by a CSCA trusted to publish master lists" in str(err.value)
