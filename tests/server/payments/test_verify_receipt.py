@@ -81,7 +81,7 @@ async def test_verify_receipt_reads_the_signed_data_and_names_the_failure(
 
 
 async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path: Path,
-                                                          sqlite_db: Database) -> None:
+                                                          db: Database) -> None:
     """Years later, and after the seal was revoked: a receipt this server's register holds byte
     for byte is judged at the time it was registered, so it stays valid after its seal expired
     and after the seal was revoked later; the same seal's signature on anything the register
@@ -98,7 +98,7 @@ async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path
     from tests.server.ca.conftest import CaServerFactory
     from tests.server.payments.conftest import make_world
 
-    world = make_world(sqlite_db, pki)
+    world = make_world(db, pki)
     issued_at = pki.now
     [kept, cancelled] = [world.receipts.issue_for_payment(
         world.paid_payment(request_id=f"register-{i}", at=issued_at), now=issued_at)[0]
@@ -115,12 +115,12 @@ async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path
 
     roots = tmp_path / "roots.pem"
     roots.write_bytes(pem(pki.root.cert))
-    port, extra = CaServerFactory(pki, tmp_path, db_url(sqlite_db)).config()
+    port, extra = CaServerFactory(pki, tmp_path, db_url(db)).config()
     extra["auth"]["callers"] = [
         {"agency_code": "000.00.00.H26", "scopes": ["payments.receipts"], "provinces": ["01"]}]
     extra["payments"] = {**payments_section(pki, tmp_path), "workers_enabled": False,
                          "receipt_qr_roots_file": str(roots)}
-    async with running_server(pki, tmp_path, db_url(sqlite_db), http_port=port,
+    async with running_server(pki, tmp_path, db_url(db), http_port=port,
                               extra=extra) as server:
         stub = payments_pb2_grpc.PaymentsServiceStub(server.channel(pki.hanoi))
 
