@@ -40,9 +40,11 @@ from payments.receipts.model import Organisation, ReceiptData
 from payments.receipts.xml1271 import DATA_ID, parse_receipt_xml
 
 if TYPE_CHECKING:
+    from signing.sign.expected import ExpectedSigner
     from signing.sign.revocation import TrustSettings
 
-__all__ = ["SIGNED_PATH", "ReceiptNotVerified", "VerifiedReceipt", "verify_receipt"]
+__all__ = ["SIGNED_PATH", "ReceiptNotVerified", "SignedReceipt", "VerifiedReceipt",
+           "read_signed_receipt", "verify_receipt"]
 
 SIGNED_PATH = f"/BLai/{DATA_ID}"
 _SIGNED_PATHS = ("/", SIGNED_PATH)  # the whole document (as this project signs), or DLBLai
@@ -103,32 +105,41 @@ def _receipt_from(signed_root: etree._Element) -> ReceiptData:
         raise _fail("NOT_A_RECEIPT", "the signed element is not a receipt")
     try:
         receipt = parse_receipt_xml(etree.tostring(document))
-    except (InvalidInput, ValueError, KeyError) as exc:
+    except (InvalidInput, ValueError, KeyError, OverflowError) as exc:
         raise _fail("NOT_A_RECEIPT", "the signed data is not a readable receipt") from exc
     stated = data.findtext("NDBLai/TToan/TgTien")
-    if stated is None or not stated.strip().isdigit() or int(stated) != receipt.total:
+    if stated is None or not stated.strip().isdigit() or len(stated.strip()) > 18 \
+            or int(stated) != receipt.total:
         raise _fail("RECEIPT_INCONSISTENT", "the stated total is not the sum of the lines")
     return receipt
 
 
-def verify_receipt(xml: bytes, *, trust: TrustSettings | Sequence[x509.Certificate],
-                   at: dt.datetime | None = None) -> VerifiedReceipt:
-    """Verify a signed receipt (see the module documentation) and return what it says.
+@dataclass(frozen=True, slots=True)
+class SignedReceipt:
+    """A receipt whose signature verifies with the certificate it carries, covers the receipt
+    alone, and is the seal of the collecting body it names (steps 1 to 3 of the module
+    documentation): the certificate's path to a trust anchor is *not* yet judged. What
+    :func:`read_signed_receipt` returns, to find the receipt (in a register, say) before
+    choosing the time to judge it at with :func:`verify_receipt`."""
 
-    ``trust``: a :class:`~signing.sign.revocation.TrustSettings` (path and revocation, fetched as
-    those settings allow), or a sequence of trusted root certificates (offline: path and validity
-    at ``at`` only). ``at``: the validation time (default: now; the signing time a receipt
-    states is the signer's claim, not a proof of existence).
-    """
+    receipt: ReceiptData
+    signed_data: bytes
+    signed_sha256: str
+    document_sha256: str
+    signed_path: str
+    signer: x509.Certificate
+    signing_time: dt.datetime | None
+
+
+def read_signed_receipt(xml: bytes) -> SignedReceipt:
+    """Steps 1 to 3 of :func:`verify_receipt`: the signature, what it covers, the receipt read
+    from the signed data, and the seal bound to the collecting body it names; raises
+    :class:`ReceiptNotVerified` as :func:`verify_receipt` does. The seal is not trusted yet."""
     from signing.errors import SigningError
     from signing.sign.errors import SignatureInvalid
-    from signing.sign.expected import ExpectedSigner, certificate_tax_codes, check_signer
-    from signing.sign.revocation import TrustSettings  # noqa: F811 - at run time
-    from signing.sign.xmldsig import inspect_xml, verify_xml
-    from signing.validate.identity import signer_identity
+    from signing.sign.expected import check_signer
+    from signing.sign.xmldsig import inspect_xml
 
-    if at is not None and at.tzinfo is None:
-        raise InvalidInput("the validation time must be timezone-aware")
     try:
         signatures = inspect_xml(xml)
     except SignatureInvalid as exc:
@@ -144,23 +155,60 @@ def verify_receipt(xml: bytes, *, trust: TrustSettings | Sequence[x509.Certifica
                     f"the signature does not cover the receipt ({SIGNED_PATH}) alone: data "
                     "outside what is signed imitates it")
     receipt = _receipt_from(signed.signed_tree())
-    collector = receipt.collector
-    try:
-        expected = ExpectedSigner(agency_code=collector.agency_code or None,
-                                  tax_code=collector.tax_code or None, require_all=False)
-    except SigningError as exc:
-        raise _fail("NOT_A_RECEIPT", "the receipt names no valid collecting body") from exc
+    expected = _expected(receipt)
     check = check_signer(signed.signer, expected)
     if not check.ok:
         raise _fail("SIGNER_NOT_EXPECTED",
                     f"the receipt is not sealed by the collecting body it names "
-                    f"({collector.name}, {expected.describe()}): " + "; ".join(check.reasons))
+                    f"({receipt.collector.name}, {expected.describe()}): "
+                    + "; ".join(check.reasons))
+    return SignedReceipt(receipt=receipt, signed_data=signed.signed_data,
+                         signed_sha256=hashlib.sha256(signed.signed_data).hexdigest(),
+                         document_sha256=hashlib.sha256(xml).hexdigest(),
+                         signed_path=element.path, signer=signed.signer,
+                         signing_time=signed.signing_time)
 
+
+def _expected(receipt: ReceiptData) -> ExpectedSigner:
+    from signing.errors import SigningError
+    from signing.sign.expected import ExpectedSigner  # noqa: F811 - at run time
+
+    collector = receipt.collector
+    try:
+        return ExpectedSigner(agency_code=collector.agency_code or None,
+                              tax_code=collector.tax_code or None, require_all=False)
+    except SigningError as exc:
+        raise _fail("NOT_A_RECEIPT", "the receipt names no valid collecting body") from exc
+
+
+def verify_receipt(xml: bytes, *, trust: TrustSettings | Sequence[x509.Certificate],
+                   at: dt.datetime | None = None) -> VerifiedReceipt:
+    """Verify a signed receipt (see the module documentation) and return what it says.
+
+    ``trust``: a :class:`~signing.sign.revocation.TrustSettings` (path and revocation, fetched as
+    those settings allow), or a sequence of trusted root certificates (offline: path and validity
+    at ``at`` only). ``at``: the validation time (default: now; the signing time a receipt
+    states is the signer's claim, not a proof of existence).
+    """
+    from signing.sign.errors import SignatureInvalid
+    from signing.sign.expected import certificate_tax_codes
+    from signing.sign.revocation import TrustSettings  # noqa: F811 - at run time
+    from signing.sign.xmldsig import verify_xml
+    from signing.validate.identity import signer_identity
+
+    if at is not None and at.tzinfo is None:
+        raise InvalidInput("the validation time must be timezone-aware")
+    signed = read_signed_receipt(xml)
+    moment = at or dt.datetime.now(dt.UTC)
     if isinstance(trust, TrustSettings):
         from signing.validate import Indication, validate_xml
 
-        moment = at or dt.datetime.now(dt.UTC)
-        [result] = validate_xml(xml, trust=trust, at=moment, expected_signer=expected).signatures
+        try:
+            [result] = validate_xml(xml, trust=trust, at=moment,
+                                    expected_signer=_expected(signed.receipt)).signatures
+        except OverflowError as exc:
+            raise _fail("UNTRUSTED_SIGNER", "the seal's certificate cannot be judged at "
+                        "that time") from exc
         if result.indication is not Indication.TOTAL_PASSED:
             raise _fail("UNTRUSTED_SIGNER", "the seal's certificate is not valid: "
                         + (result.messages[0] if result.messages else result.indication.value),
@@ -170,19 +218,17 @@ def verify_receipt(xml: bytes, *, trust: TrustSettings | Sequence[x509.Certifica
         roots = list(trust) if isinstance(trust, Sequence) else None
         if not roots or not all(isinstance(r, x509.Certificate) for r in roots):
             raise InvalidInput("trust must be TrustSettings or a list of root certificates")
-        moment = at or dt.datetime.now(dt.UTC)
         try:
             verify_xml(xml, trust_roots=roots, at=moment)
-        except SignatureInvalid as exc:
+        except (SignatureInvalid, OverflowError) as exc:
             raise _fail("UNTRUSTED_SIGNER", "the seal's certificate does not chain to a trusted "
                         "root, or was not valid at the validation time") from exc
 
     identity = signer_identity(signed.signer)
     return VerifiedReceipt(
-        receipt=receipt, signed_data=signed.signed_data,
-        signed_sha256=hashlib.sha256(signed.signed_data).hexdigest(),
-        document_sha256=hashlib.sha256(xml).hexdigest(), signed_path=element.path,
-        signer=signed.signer, signer_subject=identity.subject,
+        receipt=signed.receipt, signed_data=signed.signed_data,
+        signed_sha256=signed.signed_sha256, document_sha256=signed.document_sha256,
+        signed_path=signed.signed_path, signer=signed.signer, signer_subject=identity.subject,
         signer_agency_code=identity.agency_code,
         signer_tax_codes=certificate_tax_codes(signed.signer),
         signing_time=signed.signing_time, validation_time=moment)

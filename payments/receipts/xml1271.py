@@ -28,6 +28,7 @@ from payments.fees.catalogue import FeeKind
 from payments.money import VN_TZ, amount_in_words
 from payments.payments.model import Payer
 from payments.receipts.model import (
+    MAX_NUMBER,
     Organisation,
     ReceiptData,
     ReceiptKind,
@@ -178,7 +179,23 @@ def _text(el: etree._Element, path: str, default: str | None = None) -> str:
 
 
 def parse_receipt_xml(data: bytes, *, receipt_id: str = "") -> ReceiptData:
-    """Read a receipt back (signed or not) into :class:`ReceiptData`."""
+    """Read a receipt back (signed or not) into :class:`ReceiptData`. Anything it cannot read as
+    a receipt (malformed, missing parts, unknown line kinds, numbers or times out of range)
+    raises :class:`InvalidInput`."""
+    try:
+        return _parse_receipt(data, receipt_id)
+    except (ValueError, KeyError, OverflowError) as exc:
+        raise InvalidInput(f"not a readable receipt: {type(exc).__name__}") from None
+
+
+def _number(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= MAX_NUMBER:  # as printed: 0000001 to 9999999
+        raise ValueError("a receipt number has seven digits")
+    return number
+
+
+def _parse_receipt(data: bytes, receipt_id: str) -> ReceiptData:
     try:
         root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False,
                                                              no_network=True))
@@ -197,7 +214,7 @@ def parse_receipt_xml(data: bytes, *, receipt_id: str = "") -> ReceiptData:
     if rel is not None:
         kind = ReceiptKind.REPLACEMENT if _text(rel, "TCBLai") == "1" else ReceiptKind.ADJUSTMENT
         related = RelatedReceipt(_text(rel, "KHMSBLLQuan"), _text(rel, "KHBLLQuan"),
-                                 int(_text(rel, "SBLLQuan")),
+                                 _number(_text(rel, "SBLLQuan")),
                                  dt.date.fromisoformat(_text(rel, "NLBLLQuan")),
                                  _text(rel, "LDo", ""))
     col = body.find("TCThu")
@@ -212,6 +229,6 @@ def parse_receipt_xml(data: bytes, *, receipt_id: str = "") -> ReceiptData:
                               _LABEL_KIND[_text(k, "LKhoan")], int(_text(k, "STien")))
                   for k in body.iterfind("DSKhoan/Khoan"))
     return ReceiptData(receipt_id, kind, _text(head, "KHMSBLai"), _text(head, "KHBLai"),
-                       int(_text(head, "SBLai")), tgl.astimezone(dt.UTC), collector, payer,
+                       _number(_text(head, "SBLai")), tgl.astimezone(dt.UTC), collector, payer,
                        lines, _text(head, "HTTToan"), _text(head, "MTToan", ""),
                        _text(head, "MTTHC", ""), _text(head, "MHSo", ""), related)

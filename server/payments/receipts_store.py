@@ -43,6 +43,7 @@ from payments.receipts.transmission import (
     new_message_id,
     parse_acknowledgement,
 )
+from payments.receipts.verification import SignedReceipt, read_signed_receipt
 from payments.receipts.xml1271 import (
     build_cancellation_xml,
     parse_receipt_xml,
@@ -69,7 +70,7 @@ from server.storage.payments import (
 )
 from server.storage.rows import insert_missing
 
-__all__ = ["ReceiptsStore", "StoredReceipt"]
+__all__ = ["ReceiptsStore", "RegisterEntry", "StoredReceipt"]
 
 # Core statements on the tables for the rows written in bulk (no ORM objects are made or kept
 # in step with them: none is read back in the same transaction).
@@ -118,6 +119,14 @@ class _Numbering:
                 ReceiptCounterRow.year == year).values(last_number=last))
 
 
+def _signed_sha256(xml: bytes) -> str | None:
+    """SHA-256 of a stored receipt's canonical signed data (None if it no longer reads)."""
+    try:
+        return read_signed_receipt(xml).signed_sha256
+    except pe.InvalidInput:
+        return None
+
+
 @dataclass(frozen=True)
 class StoredReceipt:
     id: str
@@ -130,6 +139,15 @@ class StoredReceipt:
     @property
     def name(self) -> str:
         return f"payments/{self.payment_id}/receipts/{self.id}"
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """A receipt of the register found for a signed receipt (:meth:`ReceiptsStore.registered`)."""
+
+    receipt: StoredReceipt
+    registered_at: dt.datetime
+    same: bool  # the same signed data: the receipt presented is this one
 
 
 class ReceiptsStore:
@@ -317,21 +335,25 @@ class ReceiptsStore:
                 ReceiptRow.number == number).order_by(ReceiptRow.year.desc())).scalars().first()
             return self._stored(s, row) if row is not None else None
 
-    def registered(self, document: bytes) -> tuple[StoredReceipt, dt.datetime] | None:
-        """The receipt of this register whose signed XML is ``document`` byte for byte, with the
-        time it was registered (proof that it existed then), or None. Found by the number the
-        document states (unverified: only the comparison of the stored bytes counts)."""
-        try:
-            stated = parse_receipt_xml(document)
-        except (pe.InvalidInput, ValueError):
-            return None
+    def registered(self, signed: SignedReceipt) -> RegisterEntry | None:
+        """This register's receipt with the number, year and collecting body that ``signed``
+        states (its signature already checked), or None. ``same`` says whether it holds the same
+        signed data (the same receipt, however it was serialised since): then ``registered_at``
+        proves that the receipt existed at that time. A register entry with other signed data
+        under that number is another receipt."""
+        r = signed.receipt
+        year = local_date(r.issued_at).year  # as series_for numbers it
         with self.db.read() as s:
             row = s.execute(select(ReceiptRow).where(
-                ReceiptRow.template == stated.template, ReceiptRow.series == stated.series,
-                ReceiptRow.number == stated.number)).scalars().first()
-            if row is None or row.xml != document:
+                ReceiptRow.template == r.template, ReceiptRow.series == r.series,
+                ReceiptRow.year == year, ReceiptRow.number == r.number,
+                ReceiptRow.collector == r.collector.agency_code)).scalar_one_or_none()
+            if row is None:
                 return None
-            return self._stored(s, row), row.issued_at
+            stored = self._stored(s, row)
+        same = document_digest(row.xml) == signed.document_sha256 or \
+            _signed_sha256(row.xml) == signed.signed_sha256
+        return RegisterEntry(stored, row.issued_at, same)
 
     def cancellation_xml(self, receipt_id: str) -> bytes | None:
         with self.db.read() as s:

@@ -296,7 +296,11 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
 
     async def VerifyReceipt(self, request: pb.VerifyReceiptRequest,
                             context: grpc.aio.ServicerContext) -> pb.VerifyReceiptResponse:
-        from payments.receipts.verification import ReceiptNotVerified, verify_receipt
+        from payments.receipts.verification import (
+            ReceiptNotVerified,
+            read_signed_receipt,
+            verify_receipt,
+        )
 
         now = self.ctx.clock()
         asked: dt.datetime | None = None
@@ -314,38 +318,50 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         statuses: StatusIndex | None = self.ctx.registry.get("certificate_status")
 
         def work() -> pb.VerifyReceiptResponse:
-            # This register's copy of these exact bytes proves when the receipt existed: judged
-            # then, it stays valid after its seal expired, was replaced, or was revoked later.
-            held = self.m.receipts.registered(request.xml)
-            at = asked or (held[1] if held is not None else now)
-
-            def refused(reason: str, message: str) -> pb.VerifyReceiptResponse:
+            def refused(reason: str, message: str, at: dt.datetime) -> pb.VerifyReceiptResponse:
                 return pb.VerifyReceiptResponse(valid=False, reason=reason, message=message,
                                                 validation_time=_ts(at))
 
+            try:  # the signature and the seal's binding first: what the receipt is
+                signed = read_signed_receipt(request.xml)
+            except ReceiptNotVerified as exc:
+                return refused(exc.reason, exc.message, asked or now)
+            # This register's copy of the same signed data proves when the receipt existed:
+            # judged then, it stays valid after its seal expired, was replaced, or was revoked
+            # later. Another receipt registered under its number and collecting body means
+            # that this one is not the receipt issued.
+            entry = self.m.receipts.registered(signed)
+            if entry is not None and not entry.same:
+                return refused("REGISTER_MISMATCH", "this server's register holds another "
+                               "receipt under this number for this collecting body",
+                               asked or now)
+            proven = entry.registered_at if entry is not None else None
+            at = asked or proven or now
             try:
                 verified = verify_receipt(request.xml, trust=roots, at=at)
             except ReceiptNotVerified as exc:
-                return refused(exc.reason, exc.message)
+                return refused(exc.reason, exc.message, at)
             seal = verified.signer
             state = statuses.state_of(seal.issuer, seal.serial_number) if statuses else None
-            entry = state.revocation if state is not None else None
-            seal_status = "UNKNOWN" if state is None else "GOOD" if entry is None else \
-                "ON_HOLD" if entry.reason is RevocationReason.CERTIFICATE_HOLD else "REVOKED"
-            if entry is not None:
+            revocation = state.revocation if state is not None else None
+            seal_status = "UNKNOWN" if state is None else "GOOD" if revocation is None else \
+                "ON_HOLD" if revocation.reason is RevocationReason.CERTIFICATE_HOLD else "REVOKED"
+            if revocation is not None:
                 # Since when the key may not be trusted: the revocation, or the earlier time the
                 # key is known to have been compromised.
-                since = min(entry.revoked_at, entry.invalidity_date or entry.revoked_at)
-                if held is None or held[1] >= since:
+                since = min(revocation.revoked_at, revocation.invalidity_date
+                            or revocation.revoked_at)
+                if proven is None or proven >= since:
                     what = "on hold" if seal_status == "ON_HOLD" else "revoked"
                     return refused(f"SEAL_{seal_status}",
                                    f"the seal's certificate was {what} on {since:%Y-%m-%d %H:%M} "
-                                   f"UTC ({entry.reason.value}), and nothing proves that the "
-                                   "receipt existed before")
-            register_status = held[0].status.upper() if held is not None else ""
+                                   f"UTC ({revocation.reason.value}), and nothing proves that "
+                                   "the receipt existed before", at)
+            register_status = entry.receipt.status.upper() if entry is not None else ""
             if register_status == "CANCELLED":
                 return refused("RECEIPT_CANCELLED",
-                               "the receipt was cancelled: its cancellation notice is registered")
+                               "the receipt was cancelled: its cancellation notice is registered",
+                               at)
             r = verified.receipt
             answer = pb.VerifyReceiptResponse(
                 valid=True, template=r.template, series=r.series, number=f"{r.number:07d}",
@@ -356,8 +372,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                 signer_subject=verified.signer_subject,
                 document_sha256=verified.document_sha256, validation_time=_ts(at),
                 seal_status=seal_status, register_status=register_status)
-            if entry is not None:
-                answer.seal_revoked_at.CopyFrom(_ts(entry.revoked_at))
+            if revocation is not None:
+                answer.seal_revoked_at.CopyFrom(_ts(revocation.revoked_at))
             return answer
 
         return await self.ctx.run(work)

@@ -83,11 +83,13 @@ async def test_verify_receipt_reads_the_signed_data_and_names_the_failure(
 async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path: Path,
                                                           db: Database) -> None:
     """Years later, and after the seal was revoked: a receipt this server's register holds byte
-    for byte is judged at the time it was registered, so it stays valid after its seal expired
-    and after the seal was revoked later; the same seal's signature on anything the register
-    does not hold is judged now (expired: UNTRUSTED_SIGNER) or refused once the seal is revoked
-    (SEAL_REVOKED, nothing proves it existed before); a cancelled receipt is refused
-    (RECEIPT_CANCELLED). Callers of another province verify what they hold, nothing more."""
+    for byte, or with the same signed data serialised otherwise, is judged at the time it was
+    registered, so it stays valid after its seal expired and after the seal was revoked later;
+    the same seal's signature on anything the register does not hold is judged now (expired:
+    UNTRUSTED_SIGNER) or refused once the seal is revoked (SEAL_REVOKED, nothing proves it
+    existed before); another receipt under a registered number is REGISTER_MISMATCH; a cancelled
+    receipt is refused (RECEIPT_CANCELLED) however it was re-serialised. Callers of another
+    province verify what they hold, nothing more."""
     import dataclasses
     import datetime as dt
 
@@ -110,8 +112,17 @@ async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path
     # or a copy from elsewhere): number 99, made "on the day".
     unregistered = sign_document(world.receipts.signer_for(HCM), build_receipt_xml(
         dataclasses.replace(RECEIPT, number=99, issued_at=issued_at)), signing_time=issued_at)
-    # A receipt whose stated number is registered but whose bytes differ is not the register's.
-    altered = registered.replace(b"<DSCKS>", b"<DSCKS >", 1)
+    # The registered receipt serialised otherwise: the same signed data, the same receipt.
+    reserialised = registered.replace(b"<DSCKS>", b"<DSCKS >", 1) + b"\n"
+    # Another receipt sealed with the same key under the registered number: not the one issued.
+    stored = world.receipts.get(kept).data
+    impostor = sign_document(world.receipts.signer_for(HCM), build_receipt_xml(
+        dataclasses.replace(stored, payer=dataclasses.replace(stored.payer, name="Kẻ Mạo Danh"))),
+        signing_time=issued_at)
+    cancelled_xml = world.receipts.get(cancelled).xml
+    # A cancelled receipt with a comment added inside its signed data: still the cancelled one.
+    cancelled_commented = cancelled_xml.replace(b"<TToan>", b"<TToan><!-- x -->", 1)
+    assert cancelled_commented != cancelled_xml
 
     roots = tmp_path / "roots.pem"
     roots.write_bytes(pem(pki.root.cert))
@@ -134,19 +145,23 @@ async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path
         assert today.validation_time.ToDatetime(dt.UTC) == issued_at.replace(microsecond=0)
         # The seal was issued outside the server's CA database: the CA knows its issuer, not it.
         assert today.seal_status == "UNKNOWN"
-        refused = await verify(cancelled_xml := world.receipts.get(cancelled).xml)
-        assert (refused.valid, refused.reason) == (False, "RECEIPT_CANCELLED")
+        for xml in (cancelled_xml, cancelled_commented):
+            refused = await verify(xml)
+            assert (refused.valid, refused.reason) == (False, "RECEIPT_CANCELLED"), refused
         assert (await verify(unregistered)).valid
-        assert (await verify(altered)).register_status == ""
+        assert (await verify(reserialised)).register_status == "VALID"
+        mismatch = await verify(impostor)
+        assert (mismatch.valid, mismatch.reason) == (False, "REGISTER_MISMATCH"), mismatch
 
         # Three years on, the seals have expired.
         later = issued_at + dt.timedelta(days=3 * 365)
         server.app.context.clock = lambda: later
-        years_later = await verify(registered)
-        assert years_later.valid and years_later.total == today.total, years_later
-        assert years_later.validation_time.ToDatetime(dt.UTC) == \
-            issued_at.replace(microsecond=0)
-        for xml in (unregistered, altered):
+        for xml in (registered, reserialised):
+            years_later = await verify(xml)
+            assert years_later.valid and years_later.total == today.total, years_later
+            assert years_later.validation_time.ToDatetime(dt.UTC) == \
+                issued_at.replace(microsecond=0)
+        for xml in (unregistered,):
             answer = await verify(xml)
             assert (answer.valid, answer.reason) == (False, "UNTRUSTED_SIGNER"), answer
             assert answer.validation_time.ToDatetime(dt.UTC) == later
@@ -168,7 +183,8 @@ async def test_the_register_proves_when_a_receipt_existed(pki: TestPki, tmp_path
         assert kept_answer.valid and kept_answer.seal_status == "REVOKED", kept_answer
         assert kept_answer.seal_revoked_at.ToDatetime(dt.UTC) == \
             (issued_at + dt.timedelta(days=1)).replace(microsecond=0)
-        for xml in (unregistered, altered):
+        assert (await verify(reserialised)).valid
+        for xml in (unregistered,):
             answer = await verify(xml)
             assert (answer.valid, answer.reason) == (False, "SEAL_REVOKED"), answer
             assert "keyCompromise" in answer.message and answer.total == 0

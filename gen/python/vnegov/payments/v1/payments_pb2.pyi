@@ -1037,7 +1037,8 @@ class VerifyReceiptResponse(_message.Message):
     """When not valid: NOT_A_RECEIPT, SIGNATURE_INVALID, SIGNATURE_WRAPPING, SIGNER_NOT_EXPECTED
     (sealed by another body than the one it names), UNTRUSTED_SIGNER, RECEIPT_INCONSISTENT,
     SEAL_REVOKED or SEAL_ON_HOLD (and nothing proves the receipt existed before),
-    RECEIPT_CANCELLED (the register holds its cancellation notice).
+    RECEIPT_CANCELLED (the register holds its cancellation notice), REGISTER_MISMATCH (the
+    register holds another receipt under its number for its collecting body).
     """
     message: _builtins.str
     template: _builtins.str
@@ -1059,8 +1060,8 @@ class VerifyReceiptResponse(_message.Message):
     UNKNOWN when another CA issued it (its revocation is not checked here).
     """
     register_status: _builtins.str
-    """The receipt in this server's register, when it holds these exact bytes: VALID, REPLACED or
-    ADJUSTED (a later receipt replaces or adjusts it), CANCELLED; empty when not held here.
+    """The receipt in this server's register, when it holds it (the same signed data): VALID,
+    REPLACED or ADJUSTED (a later receipt replaces or adjusts it); empty when not held here.
     """
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...

@@ -60,13 +60,15 @@ class PaymentsServiceStub:
     nothing outside the signed data imitates it, that the seal belongs to the collecting body the
     receipt names (agency code or tax code), and the seal's certificate path to the national
     roots this server publishes for receipts. The time it is judged at: the request's; else, for
-    a receipt this server's register holds byte for byte, the time it was registered (proof that
-    it existed then: a receipt stays valid after its seal expired or was replaced); else now.
+    a receipt this server's register holds (the same signed data, however serialised), the time
+    it was registered (proof that it existed then: a receipt stays valid after its seal expired
+    or was replaced); else now.
     When this server's CA issued the seal, its revocation or hold is checked too: a receipt
     stays valid only if the register proves it existed before. Every field of the answer is
     read from the signed data. A receipt that does not verify is an answer (valid = false, with
-    the reason), not an error. The register is consulted only for the exact document the caller
-    holds: any caller with the scope may verify any receipt it holds.
+    the reason), not an error. The register is consulted only for the receipt the caller holds
+    (its number, year and collecting body, once its seal's signature verified): any caller with
+    the scope may verify any receipt it holds.
     """
     ImportStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
@@ -113,13 +115,15 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     nothing outside the signed data imitates it, that the seal belongs to the collecting body the
     receipt names (agency code or tax code), and the seal's certificate path to the national
     roots this server publishes for receipts. The time it is judged at: the request's; else, for
-    a receipt this server's register holds byte for byte, the time it was registered (proof that
-    it existed then: a receipt stays valid after its seal expired or was replaced); else now.
+    a receipt this server's register holds (the same signed data, however serialised), the time
+    it was registered (proof that it existed then: a receipt stays valid after its seal expired
+    or was replaced); else now.
     When this server's CA issued the seal, its revocation or hold is checked too: a receipt
     stays valid only if the register proves it existed before. Every field of the answer is
     read from the signed data. A receipt that does not verify is an answer (valid = false, with
-    the reason), not an error. The register is consulted only for the exact document the caller
-    holds: any caller with the scope may verify any receipt it holds.
+    the reason), not an error. The register is consulted only for the receipt the caller holds
+    (its number, year and collecting body, once its seal's signature verified): any caller with
+    the scope may verify any receipt it holds.
     """
     ImportStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.ImportStatementRequest, _payments_pb2.ImportStatementResponse]  # type: ignore[assignment]
     """Import a bank statement (camt.053 or bank CSV). Importing the same lines again adds nothing."""
@@ -229,13 +233,15 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         nothing outside the signed data imitates it, that the seal belongs to the collecting body the
         receipt names (agency code or tax code), and the seal's certificate path to the national
         roots this server publishes for receipts. The time it is judged at: the request's; else, for
-        a receipt this server's register holds byte for byte, the time it was registered (proof that
-        it existed then: a receipt stays valid after its seal expired or was replaced); else now.
+        a receipt this server's register holds (the same signed data, however serialised), the time
+        it was registered (proof that it existed then: a receipt stays valid after its seal expired
+        or was replaced); else now.
         When this server's CA issued the seal, its revocation or hold is checked too: a receipt
         stays valid only if the register proves it existed before. Every field of the answer is
         read from the signed data. A receipt that does not verify is an answer (valid = false, with
-        the reason), not an error. The register is consulted only for the exact document the caller
-        holds: any caller with the scope may verify any receipt it holds.
+        the reason), not an error. The register is consulted only for the receipt the caller holds
+        (its number, year and collecting body, once its seal's signature verified): any caller with
+        the scope may verify any receipt it holds.
         """
 
     @_abc_1.abstractmethod
