@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -104,29 +105,38 @@ class _Flaky(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(answer)
 
 
-async def test_grpc_applies_the_retry_policy() -> None:
-    flaky = _Flaky(failures=2)
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((flaky,))
+@asynccontextmanager
+async def _published_channel(handler: grpc.GenericRpcHandler,
+                             options: list[tuple[str, int]] | None = None
+                             ) -> AsyncIterator[grpc.aio.Channel]:
+    """A loopback server with ``handler``, and a channel to it with the published options."""
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}",
                                              options=vnegov_client.channel_options()) as channel:
-            get_caller = channel.unary_unary(
-                "/vnegov.admin.v1.AdminService/GetCaller",
-                request_serializer=admin_pb2.GetCallerRequest.SerializeToString,
-                response_deserializer=admin_pb2.Caller.FromString)
-            await get_caller(admin_pb2.GetCallerRequest(), timeout=10)
-            sign_hash = channel.unary_unary(
-                "/vnegov.signing.v1.SigningService/SignHash",
-                request_serializer=documents_pb2.SignHashRequest.SerializeToString,
-                response_deserializer=documents_pb2.SignHashResponse.FromString)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await sign_hash(documents_pb2.SignHashRequest(), timeout=10)
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            yield channel
     finally:
         await server.stop(0)
+
+
+async def test_grpc_applies_the_retry_policy() -> None:
+    flaky = _Flaky(failures=2)
+    async with _published_channel(flaky) as channel:
+        get_caller = channel.unary_unary(
+            "/vnegov.admin.v1.AdminService/GetCaller",
+            request_serializer=admin_pb2.GetCallerRequest.SerializeToString,
+            response_deserializer=admin_pb2.Caller.FromString)
+        await get_caller(admin_pb2.GetCallerRequest(), timeout=10)
+        sign_hash = channel.unary_unary(
+            "/vnegov.signing.v1.SigningService/SignHash",
+            request_serializer=documents_pb2.SignHashRequest.SerializeToString,
+            response_deserializer=documents_pb2.SignHashResponse.FromString)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sign_hash(documents_pb2.SignHashRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert flaky.calls["/vnegov.admin.v1.AdminService/GetCaller"] == 3  # two failures, then OK
     assert flaky.calls["/vnegov.signing.v1.SigningService/SignHash"] == 1  # never repeated
 
@@ -159,27 +169,20 @@ class _FlakySigner(grpc.GenericRpcHandler):
 
 
 async def _sign_through(flaky: _FlakySigner, document: bytes) -> list[bytes]:
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 8 << 20)])
-    server.add_generic_rpc_handlers((flaky,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}",
-                                             options=vnegov_client.channel_options()) as channel:
-            sign_document = channel.stream_stream(
-                "/vnegov.signing.v1.SigningService/SignDocument",
-                request_serializer=documents_pb2.SignDocumentRequest.SerializeToString,
-                response_deserializer=documents_pb2.SignDocumentResponse.FromString)
+    async with _published_channel(
+            flaky, options=[("grpc.max_receive_message_length", 8 << 20)]) as channel:
+        sign_document = channel.stream_stream(
+            "/vnegov.signing.v1.SigningService/SignDocument",
+            request_serializer=documents_pb2.SignDocumentRequest.SerializeToString,
+            response_deserializer=documents_pb2.SignDocumentResponse.FromString)
 
-            async def requests() -> AsyncIterator[documents_pb2.SignDocumentRequest]:
-                yield documents_pb2.SignDocumentRequest(header=documents_pb2.SignDocumentHeader(
-                    format=documents_pb2.PDF, agency_signer="ubnd-hcm"))
-                for i in range(0, len(document), 64 << 10):
-                    yield documents_pb2.SignDocumentRequest(chunk=document[i:i + (64 << 10)])
+        async def requests() -> AsyncIterator[documents_pb2.SignDocumentRequest]:
+            yield documents_pb2.SignDocumentRequest(header=documents_pb2.SignDocumentHeader(
+                format=documents_pb2.PDF, agency_signer="ubnd-hcm"))
+            for i in range(0, len(document), 64 << 10):
+                yield documents_pb2.SignDocumentRequest(chunk=document[i:i + (64 << 10)])
 
-            return [response.chunk async for response in sign_document(requests(), timeout=10)]
-    finally:
-        await server.stop(0)
+        return [response.chunk async for response in sign_document(requests(), timeout=10)]
 
 
 async def test_grpc_repeats_a_streamed_signing_call_from_its_buffer() -> None:
